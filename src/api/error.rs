@@ -1,0 +1,173 @@
+//! The one error type of the HTTP API, answered as RFC 9457
+//! `application/problem+json`.
+
+use std::time::Duration;
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::{domain::ValidationError, store::StoreError};
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Everything a request can fail with. Client mistakes carry a message meant
+/// for the caller; [`ApiError::Internal`] carries a cause that is logged and
+/// never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON (or a header is malformed).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no authenticated principal.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the principal asked for another user's data.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such session for this user, or no such route.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the route exists, the method does not.
+    #[error("this method is not allowed on this resource")]
+    MethodNotAllowed,
+    /// 409: the id is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// 412: `If-Match` did not match.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 413: the body is over the configured limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415: the body is declared as something other than JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed JSON or parameters with invalid values.
+    #[error("{0}")]
+    Validation(String),
+    /// 503: the store is throttled or unreachable; retry later.
+    #[error("the service is temporarily unavailable")]
+    Unavailable {
+        /// Sent as `Retry-After`.
+        retry_after: Duration,
+    },
+    /// 500: a fault of ours; the cause is logged only.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind.
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong with this request.
+    pub detail: String,
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn slug_and_title(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::BadRequest(_) => ("malformed-request", "Malformed request"),
+            Self::Unauthorized(_) => ("unauthenticated", "Authentication required"),
+            Self::Forbidden(_) => ("forbidden", "Forbidden"),
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::MethodNotAllowed => ("method-not-allowed", "Method not allowed"),
+            Self::Conflict(_) => ("conflict", "Conflict"),
+            Self::PreconditionFailed(_) => ("precondition-failed", "Precondition failed"),
+            Self::PayloadTooLarge(_) => ("payload-too-large", "Payload too large"),
+            Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
+            Self::Validation(_) => ("validation-error", "Invalid request"),
+            Self::Unavailable { .. } => ("unavailable", "Service unavailable"),
+            Self::Internal(_) => ("internal-error", "Internal server error"),
+        }
+    }
+
+    /// The body this error is answered with.
+    pub fn problem(&self) -> Problem {
+        let (slug, title) = self.slug_and_title();
+        Problem {
+            kind: format!("urn:chat-sessions:problem:{slug}"),
+            title,
+            status: self.status().as_u16(),
+            detail: self.to_string(),
+        }
+    }
+
+    /// A 404 for a session that does not exist for this user.
+    pub fn session_not_found() -> Self {
+        Self::NotFound("no chat session with this id exists for this user".into())
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self::Validation(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::session_not_found(),
+            StoreError::Conflict(detail) => Self::Conflict(detail),
+            StoreError::PreconditionFailed => Self::PreconditionFailed(
+                "the session changed since the ETag in If-Match was issued; fetch it again".into(),
+            ),
+            StoreError::Invalid(v) => v.into(),
+            StoreError::Unavailable { retry_after } => Self::Unavailable {
+                retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
+            },
+            StoreError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "request failed")
+            }
+            Self::Unavailable { .. } => tracing::warn!("store unavailable; answering 503"),
+            _ => {}
+        }
+        let problem = self.problem();
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (self.status(), body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Self::Unavailable { retry_after } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,107 @@
+//! Extractors whose rejections are our problem responses.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request, rejection::QueryRejection},
+    http::{header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// A JSON body. Malformed JSON is a 400, JSON of the wrong shape a 422, a body
+/// over the limit a 413. An empty body reads as `{}` so that endpoints whose
+/// fields are all optional accept a bare POST. A missing or `text/plain`
+/// content type is accepted, since `fetch` with a string body sends
+/// `text/plain`; other declared types (forms, multipart) are a 415.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(value) = req.headers().get(header::CONTENT_TYPE) {
+            let essence = value
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            let json_like = essence == "application/json"
+                || essence.ends_with("+json")
+                || essence == "text/plain"
+                || essence.is_empty();
+            if !json_like {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "the body must be JSON (Content-Type: application/json), not {essence}"
+                )));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge("the request body is larger than the limit".into())
+            } else {
+                ApiError::BadRequest(format!("could not read the request body: {rejection}"))
+            }
+        })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text).map(ApiJson).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Data => ApiError::Validation(format!("invalid body: {e}")),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    ApiError::BadRequest(format!("the body is not valid JSON: {e}"))
+                }
+            }
+        })
+    }
+}
+
+/// Query parameters; a value of the wrong type is a 422.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e: QueryRejection| ApiError::Validation(e.body_text()))
+    }
+}
+
+/// A path parameter; an undecodable one is a 422.
+#[derive(Debug, Clone, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| ApiError::Validation(e.body_text()))
+    }
+}

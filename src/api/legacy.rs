@@ -1,0 +1,166 @@
+//! The endpoints of the old per-message API, kept for old frontends and
+//! served from the session structure.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ApiError, AppState,
+    extract::{ApiJson, ApiQuery},
+    json_with_etag,
+};
+use crate::{
+    domain::{
+        ChatMessage, JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId,
+        Timestamp, UserId,
+    },
+    store::{Appended, StoreError},
+};
+
+/// A message in the old shape: one object per message, naming its session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegacyMessage {
+    /// The message id.
+    pub id: MessageId,
+    /// The session it belongs to.
+    pub session_id: SessionId,
+    /// The user.
+    pub user_id: Option<UserId>,
+    /// The text.
+    pub content: String,
+    /// Who wrote it.
+    pub message_type: MessageType,
+    /// Free-form data.
+    pub metadata: JsonObject,
+    /// When it was stored.
+    pub created_at: Timestamp,
+}
+
+impl LegacyMessage {
+    /// `message` of session `session_id` in the old shape.
+    pub fn from_message(session_id: &SessionId, message: ChatMessage) -> Self {
+        Self {
+            id: message.id,
+            session_id: session_id.clone(),
+            user_id: message.user_id,
+            content: message.content,
+            message_type: message.message_type,
+            metadata: message.metadata,
+            created_at: message.created_at,
+        }
+    }
+}
+
+/// Query of `GET /api/chat/history`.
+#[derive(Debug, Default, Deserialize)]
+pub struct HistoryParams {
+    /// Required.
+    pub session_id: Option<String>,
+    /// The user.
+    pub user_id: Option<String>,
+}
+
+/// Body of `POST /api/chat/message`. Unknown members are ignored: old
+/// frontends sent more than this.
+#[derive(Debug, Deserialize)]
+pub struct LegacyPostBody {
+    /// The text.
+    pub content: String,
+    /// Defaults to `user`.
+    pub message_type: Option<String>,
+    /// The session; a new one is created when absent or unknown.
+    pub session_id: Option<String>,
+    /// The user.
+    pub user_id: Option<String>,
+    /// Free-form data.
+    pub metadata: Option<JsonObject>,
+    /// A client id that makes retries safe.
+    pub id: Option<String>,
+}
+
+/// `GET /api/chat/history?session_id=&user_id=`
+pub async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<HistoryParams>,
+) -> Result<Response, ApiError> {
+    let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
+    let raw = params
+        .session_id
+        .ok_or_else(|| ApiError::Validation("session_id: is required".into()))?;
+    let id = SessionId::parse(raw)?;
+    let messages = match state.store.get_session(&owner, &id).await {
+        Ok(stored) => stored
+            .value
+            .messages
+            .into_iter()
+            .map(|m| LegacyMessage::from_message(&id, m))
+            .collect(),
+        // The old API answered an unknown session with an empty history.
+        Err(StoreError::NotFound) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(json_with_etag(StatusCode::OK, &messages, None))
+}
+
+/// `POST /api/chat/message`
+pub async fn post_message(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<super::sessions::UserParam>,
+    ApiJson(body): ApiJson<LegacyPostBody>,
+) -> Result<Response, ApiError> {
+    let owner = state.owner(&headers, params.user_id.as_deref(), body.user_id.as_deref())?;
+    let message_type = MessageType::parse(body.message_type.as_deref().unwrap_or("user"))?;
+    let message = NewMessage::new(
+        body.id.map(MessageId::parse).transpose()?,
+        body.content,
+        message_type,
+        owner.user_id().cloned(),
+        body.metadata.unwrap_or_default(),
+    )?;
+    let now = Timestamp::now();
+    let session_id = match body.session_id {
+        Some(raw) => SessionId::parse(raw)?,
+        None => SessionId::generate(now),
+    };
+    let appended = match state
+        .store
+        .append_message(&owner, &session_id, message.clone())
+        .await
+    {
+        Err(StoreError::NotFound) => {
+            let new = NewSession::new(
+                Some(session_id.clone()),
+                owner.user_id().cloned(),
+                None,
+                JsonObject::new(),
+                now,
+            )?;
+            match state.store.create_session(new).await {
+                // A concurrent post created it first: append to that one.
+                Ok(_) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            state
+                .store
+                .append_message(&owner, &session_id, message)
+                .await?
+        }
+        other => other?,
+    };
+    let Appended {
+        message, created, ..
+    } = appended;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = LegacyMessage::from_message(&session_id, message);
+    Ok(json_with_etag(status, &body, None))
+}

@@ -1,0 +1,28 @@
+//! Service endpoints: the host's probe, health, and the answers for unknown
+//! routes and methods.
+
+use axum::{Json, extract::State, response::IntoResponse};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+
+/// `GET /`: the Functions host polls it until the handler is up, so it does
+/// no work at all.
+pub async fn probe() -> &'static str {
+    "ok"
+}
+
+/// `GET /api/health`
+pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    Json(json!({ "status": "ok", "store": state.store.kind() }))
+}
+
+/// Any unknown path.
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+/// A known path with a method it does not accept.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

@@ -1,0 +1,199 @@
+//! The HTTP API: `app(state)` builds the whole router.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Serialize;
+use tower_http::trace::TraceLayer;
+
+use crate::{
+    auth::{self, AuthError, AuthMode},
+    domain::SessionId,
+    store::{DynStore, ETag, Owner},
+};
+
+pub mod bench;
+pub mod error;
+pub mod extract;
+pub mod legacy;
+pub mod meta;
+pub mod routes;
+pub mod sessions;
+
+pub use error::ApiError;
+
+/// Settings the API itself needs.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Where the user of a request comes from.
+    pub auth_mode: AuthMode,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Serve `/_bench/*` routes used by the benchmark (never in production).
+    pub bench_routes: bool,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self {
+            auth_mode: AuthMode::None,
+            max_body_bytes: 1024 * 1024,
+            bench_routes: false,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The session store.
+    pub store: DynStore,
+    /// API settings.
+    pub settings: Arc<ApiSettings>,
+    bench: Arc<bench::Ceiling>,
+}
+
+impl AppState {
+    /// State over `store` with `settings`.
+    pub fn new(store: DynStore, settings: ApiSettings) -> Self {
+        Self {
+            store,
+            settings: Arc::new(settings),
+            bench: Arc::default(),
+        }
+    }
+
+    /// The owner of a request, from the auth mode, the headers and the
+    /// `user_id` given in the query and/or the body (which must agree).
+    pub fn owner(
+        &self,
+        headers: &HeaderMap,
+        query_user: Option<&str>,
+        body_user: Option<&str>,
+    ) -> Result<Owner, ApiError> {
+        let requested = match (query_user, body_user) {
+            (Some(q), Some(b)) if q != b => {
+                return Err(ApiError::Validation(
+                    "user_id: the query parameter and the body field differ".into(),
+                ));
+            }
+            (q, b) => q.or(b),
+        };
+        auth::resolve_owner(self.settings.auth_mode, headers, requested).map_err(|e| match e {
+            AuthError::Unauthenticated => ApiError::Unauthorized(e.to_string()),
+            AuthError::Forbidden => ApiError::Forbidden(e.to_string()),
+            AuthError::Invalid(msg) => ApiError::Validation(msg),
+        })
+    }
+}
+
+/// The whole HTTP service.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new().route("/", get(meta::probe));
+    for route in routes::ROUTES {
+        router = router.route(&route.path(), route.method_router());
+    }
+    if state.settings.bench_routes {
+        router = router.route("/_bench/ceiling", get(bench::ceiling));
+    }
+    router
+        .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A JSON response with an optional `ETag`.
+pub(crate) fn json_with_etag<T: Serialize>(
+    status: StatusCode,
+    body: &T,
+    etag: Option<&ETag>,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Some(value) = etag.and_then(|e| HeaderValue::from_str(e.as_str()).ok()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// An `If-Match` header, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IfMatch {
+    Any,
+    Tags(Vec<ETag>),
+}
+
+fn parse_if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
+    let mut tags = Vec::new();
+    for value in headers.get_all(header::IF_MATCH) {
+        let text = value
+            .to_str()
+            .map_err(|_| ApiError::BadRequest("If-Match is not valid text".into()))?;
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            if item == "*" {
+                return Ok(Some(IfMatch::Any));
+            }
+            // If-Match compares strongly: a weak tag can never match.
+            if item.starts_with("W/\"") {
+                continue;
+            }
+            if !(item.len() >= 2 && item.starts_with('"') && item.ends_with('"')) {
+                return Err(ApiError::BadRequest(
+                    "If-Match must hold quoted entity-tags, as sent in ETag".into(),
+                ));
+            }
+            tags.push(ETag::new(item));
+        }
+    }
+    if tags.is_empty() && headers.get(header::IF_MATCH).is_none() {
+        return Ok(None);
+    }
+    Ok(Some(IfMatch::Tags(tags)))
+}
+
+/// The version a write must match, from `If-Match`: `None` to write
+/// unconditionally. With several tags, the current one is looked up once and
+/// used if listed.
+pub(crate) async fn write_precondition(
+    state: &AppState,
+    owner: &Owner,
+    id: &SessionId,
+    headers: &HeaderMap,
+) -> Result<Option<ETag>, ApiError> {
+    let stale =
+        || ApiError::PreconditionFailed("If-Match does not match the session's ETag".into());
+    match parse_if_match(headers)? {
+        None | Some(IfMatch::Any) => Ok(None),
+        Some(IfMatch::Tags(tags)) => match tags.as_slice() {
+            [] => Err(stale()),
+            [one] => Ok(Some(one.clone())),
+            many => {
+                let current = state.store.get_session(owner, id).await?.etag;
+                if many.contains(&current) {
+                    Ok(Some(current))
+                } else {
+                    Err(stale())
+                }
+            }
+        },
+    }
+}
+
+/// Whether `If-None-Match` names `etag` (weak comparison), for a 304.
+pub(crate) fn none_match_hits(headers: &HeaderMap, etag: &ETag) -> bool {
+    let bare = etag.as_str();
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|item| item == "*" || item.trim_start_matches("W/") == bare)
+}

@@ -1,0 +1,112 @@
+//! The command line: one binary, several subcommands.
+
+use std::{net::IpAddr, path::PathBuf, sync::Arc};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::{
+    api::{AppState, app},
+    config::{Config, Overrides},
+    store::{DynStore, sqlite::SqliteStore},
+};
+
+/// Chat-session history service and its tools.
+#[derive(Debug, Parser)]
+#[command(name = "chat-sessions", version, about)]
+pub struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (what the Azure Functions host runs).
+    Serve(ServeArgs),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Port to listen on (ignored when the Functions host sets
+    /// FUNCTIONS_CUSTOMHANDLER_PORT) [env: PORT] [default: 7071]
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Address to listen on [env: HOST] [default: 127.0.0.1]
+    #[arg(long)]
+    pub host: Option<IpAddr>,
+    /// Directory of the embedded store [env: DATA_DIR] [default: ./data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => runtime.block_on(serve(args)),
+    }
+}
+
+fn init_logging() {
+    use std::io::IsTerminal as _;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal())
+        .init();
+}
+
+/// Opens the configured store.
+pub fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    let store = SqliteStore::open(&config.data_dir, config.durability)?;
+    tracing::info!(path = %store.path().display(), "using the embedded store");
+    Ok(Arc::new(store))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::from_env(Overrides {
+        port: args.port,
+        host: args.host,
+        data_dir: args.data_dir,
+    })?;
+    // Bind before opening the store so the host's first probe of `/` is
+    // answered as soon as possible; the store opens in milliseconds anyway.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let store = open_store(&config)?;
+    let state = AppState::new(store, config.api_settings());
+    tracing::info!(address = %listener.local_addr()?, auth_mode = ?config.auth_mode, "serving");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

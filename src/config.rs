@@ -1,0 +1,197 @@
+//! Settings, read once from the environment into one typed value.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+};
+
+use anyhow::{Context as _, bail};
+
+use crate::{api::ApiSettings, auth::AuthMode, store::sqlite::Durability};
+
+/// Port of a Functions app run locally, so frontend URLs don't change.
+pub const DEFAULT_PORT: u16 = 7071;
+/// Default request body limit: 1 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Everything `serve` needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the user of a request comes from (`AUTH_MODE`).
+    pub auth_mode: AuthMode,
+    /// The embedded store's directory (`DATA_DIR`, default `./data`).
+    pub data_dir: PathBuf,
+    /// The embedded store's durability (`SQLITE_SYNCHRONOUS`).
+    pub durability: Durability,
+    /// Largest request body (`MAX_BODY_BYTES`).
+    pub max_body_bytes: usize,
+    /// Serve the benchmark's ceiling route (`BENCH_ROUTES=1`).
+    pub bench_routes: bool,
+}
+
+/// Overrides given on the command line; they beat the environment, except
+/// that the Functions host's port always wins.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--port`.
+    pub port: Option<u16>,
+    /// `--host`.
+    pub host: Option<IpAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env(overrides: Overrides) -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok(), overrides)
+    }
+
+    /// Reads settings through `lookup` (testable without touching the
+    /// process environment). Empty values count as unset.
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+        overrides: Overrides,
+    ) -> anyhow::Result<Self> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let parse_port = |name: &str| -> anyhow::Result<Option<u16>> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u16>()
+                        .with_context(|| format!("{name}={v:?} is not a port"))
+                })
+                .transpose()
+        };
+        // The Functions host picks the port and talks to us on loopback.
+        let listen = if let Some(port) = parse_port("FUNCTIONS_CUSTOMHANDLER_PORT")? {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+        } else {
+            let port = match overrides.port {
+                Some(port) => port,
+                None => parse_port("PORT")?.unwrap_or(DEFAULT_PORT),
+            };
+            let host = match overrides.host {
+                Some(host) => host,
+                None => get("HOST")
+                    .map(|h| {
+                        h.trim()
+                            .parse::<IpAddr>()
+                            .with_context(|| format!("HOST={h:?} is not an IP address"))
+                    })
+                    .transpose()?
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            };
+            SocketAddr::new(host, port)
+        };
+        let auth_mode = get("AUTH_MODE")
+            .map(|v| v.parse::<AuthMode>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or_default();
+        let durability = match get("SQLITE_SYNCHRONOUS").map(|v| v.trim().to_ascii_lowercase()) {
+            None => Durability::Full,
+            Some(v) if v == "full" => Durability::Full,
+            Some(v) if v == "normal" => Durability::Normal,
+            Some(v) => bail!("SQLITE_SYNCHRONOUS must be full or normal, not {v:?}"),
+        };
+        let max_body_bytes = get("MAX_BODY_BYTES")
+            .map(|v| {
+                v.trim()
+                    .parse::<usize>()
+                    .with_context(|| format!("MAX_BODY_BYTES={v:?} is not a number of bytes"))
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 {
+            bail!("MAX_BODY_BYTES must be positive");
+        }
+        let data_dir = overrides
+            .data_dir
+            .or_else(|| get("DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let bench_routes = matches!(get("BENCH_ROUTES").as_deref(), Some("1" | "true"));
+        Ok(Self {
+            listen,
+            auth_mode,
+            data_dir,
+            durability,
+            max_body_bytes,
+            bench_routes,
+        })
+    }
+
+    /// The part the API needs.
+    pub fn api_settings(&self) -> ApiSettings {
+        ApiSettings {
+            auth_mode: self.auth_mode,
+            max_body_bytes: self.max_body_bytes,
+            bench_routes: self.bench_routes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)], overrides: Overrides) -> anyhow::Result<Config> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned(), overrides)
+    }
+
+    #[test]
+    fn defaults_are_local() {
+        let c = config(&[], Overrides::default()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:7071".parse().unwrap());
+        assert_eq!(c.auth_mode, AuthMode::None);
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.durability, Durability::Full);
+        assert_eq!(c.max_body_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn the_functions_port_beats_flags_and_port() {
+        let c = config(
+            &[("FUNCTIONS_CUSTOMHANDLER_PORT", "40001"), ("PORT", "9")],
+            Overrides {
+                port: Some(8),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:40001".parse().unwrap());
+        let c = config(
+            &[("PORT", "9000")],
+            Overrides {
+                port: Some(8000),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 8000);
+        let c = config(&[("PORT", "9000")], Overrides::default()).unwrap();
+        assert_eq!(c.listen.port(), 9000);
+    }
+
+    #[test]
+    fn bad_values_are_errors_that_name_the_setting() {
+        for (k, v) in [
+            ("AUTH_MODE", "magic"),
+            ("PORT", "http"),
+            ("MAX_BODY_BYTES", "1MB"),
+            ("SQLITE_SYNCHRONOUS", "off"),
+        ] {
+            let err = config(&[(k, v)], Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(k), "{k}: {err:#}");
+        }
+        let c = config(&[("AUTH_MODE", "EasyAuth")], Overrides::default()).unwrap();
+        assert_eq!(c.auth_mode, AuthMode::EasyAuth);
+    }
+}

@@ -1,0 +1,556 @@
+//! The chat domain: sessions, messages and the validated identifiers they
+//! carry. Nothing here knows about HTTP, SQLite or Cosmos; the JSON shapes are
+//! exactly the public contract of the seed document.
+
+use std::fmt;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// Longest accepted id (session or message), in characters.
+pub const MAX_ID_LEN: usize = 128;
+/// Longest accepted user id, in characters.
+pub const MAX_USER_ID_LEN: usize = 256;
+/// Longest accepted session name, in characters.
+pub const MAX_SESSION_NAME_LEN: usize = 256;
+
+/// A rule a value broke; the message is meant for the API caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The field (JSON member or query parameter) that was wrong.
+    pub field: &'static str,
+    /// What is wrong with it, in words a frontend developer can act on.
+    pub message: String,
+}
+
+impl ValidationError {
+    /// A validation error for `field`.
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+fn check_id(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    let len = value.chars().count();
+    if len == 0 || len > MAX_ID_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!("must be 1 to {MAX_ID_LEN} characters long"),
+        ));
+    }
+    // Cosmos ids may not contain '/', '\\', '?' or '#'; this charset keeps ids
+    // safe in URLs, document ids and log lines alike.
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+    {
+        return Err(ValidationError::new(
+            field,
+            "may contain only letters, digits and _ . : -",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $field:literal, $check:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `value` and wraps it.
+            pub fn parse(value: impl Into<String>) -> Result<Self, ValidationError> {
+                let value = value.into();
+                $check($field, &value)?;
+                Ok(Self(value))
+            }
+
+            /// The id as a string slice.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = String::deserialize(d)?;
+                Self::parse(raw).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// A chat session id: 1–128 characters of `[A-Za-z0-9_.:-]`.
+    SessionId,
+    "session_id",
+    check_id
+);
+string_id!(
+    /// A chat message id: 1–128 characters of `[A-Za-z0-9_.:-]`.
+    MessageId,
+    "id",
+    check_id
+);
+string_id!(
+    /// A user id: 1–256 characters, no control characters. Easy Auth principal
+    /// ids are GUIDs, but older data may hold any string, so the charset is
+    /// deliberately wider than that of session ids.
+    UserId,
+    "user_id",
+    check_user_id
+);
+
+fn check_user_id(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    let len = value.chars().count();
+    if len == 0 || len > MAX_USER_ID_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!("must be 1 to {MAX_USER_ID_LEN} characters long"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ValidationError::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+impl SessionId {
+    /// A new id in the seed's shape `session_<random>_<YYYYMMDD_HHMMSS>`.
+    pub fn generate(now: Timestamp) -> Self {
+        let random = uuid::Uuid::new_v4().simple().to_string();
+        Self(format!(
+            "session_{}_{}",
+            &random[..12],
+            now.0.format("%Y%m%d_%H%M%S")
+        ))
+    }
+}
+
+impl MessageId {
+    /// A new time-ordered id `msg_<uuid v7>`.
+    pub fn generate() -> Self {
+        Self(format!("msg_{}", uuid::Uuid::now_v7()))
+    }
+}
+
+/// An instant in UTC with microsecond precision, written as RFC 3339 with a
+/// fixed six-digit fraction and `Z` (`2024-01-01T12:00:00.000000Z`). The fixed
+/// width makes string order equal time order, which Cosmos queries rely on;
+/// microseconds keep the precision of the legacy Python data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    /// The current time, truncated to microseconds.
+    pub fn now() -> Self {
+        Self::from_datetime(Utc::now())
+    }
+
+    /// Wraps `value`, truncated to microseconds.
+    pub fn from_datetime(value: DateTime<Utc>) -> Self {
+        Self(value.trunc_subsecs(6))
+    }
+
+    /// Parses RFC 3339; a value without offset (as older Python writers
+    /// produced) is taken as UTC.
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+            return Ok(Self::from_datetime(t.with_timezone(&Utc)));
+        }
+        chrono::NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%S%.f")
+            .map(|t| Self::from_datetime(t.and_utc()))
+            .map_err(|_| ValidationError::new("created_at", "must be an RFC 3339 timestamp"))
+    }
+
+    /// The underlying chrono value.
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageType {
+    /// The person chatting.
+    User,
+    /// The assistant answering.
+    Assistant,
+    /// Instructions or notices from the application.
+    System,
+}
+
+impl MessageType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Assistant => "assistant",
+            Self::System => "system",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        match value {
+            "user" => Ok(Self::User),
+            "assistant" => Ok(Self::Assistant),
+            "system" => Ok(Self::System),
+            _ => Err(ValidationError::new(
+                "message_type",
+                "must be one of user, assistant, system",
+            )),
+        }
+    }
+}
+
+/// A JSON object (`context`, `metadata`): always an object, never null.
+pub type JsonObject = Map<String, Value>;
+
+/// One message of a session, as stored and served.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Unique within its session; retrying a post with the same id is harmless.
+    pub id: MessageId,
+    /// The text; never blank.
+    pub content: String,
+    /// Who wrote it.
+    pub message_type: MessageType,
+    /// The user the message belongs to, if known.
+    pub user_id: Option<UserId>,
+    /// Free-form data the frontend attaches.
+    #[serde(default)]
+    pub metadata: JsonObject,
+    /// When the service stored it (or the legacy store did).
+    pub created_at: Timestamp,
+}
+
+impl ChatMessage {
+    /// True when `other` carries the same payload (what a retry would send):
+    /// content, type and metadata. Ids and timestamps are not compared.
+    pub fn same_payload(&self, other: &NewMessage) -> bool {
+        self.content == other.content
+            && self.message_type == other.message_type
+            && self.metadata == other.metadata
+    }
+}
+
+/// A chat session with its whole message history, oldest message first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatSession {
+    /// The session id.
+    pub id: SessionId,
+    /// The owner; `None` only for sessions created anonymously in local mode.
+    pub user_id: Option<UserId>,
+    /// A display name.
+    pub session_name: Option<String>,
+    /// False once the user archived the session.
+    pub is_active: bool,
+    /// Free-form data the frontend keeps with the session.
+    pub context: JsonObject,
+    /// Every message, in chronological order.
+    pub messages: Vec<ChatMessage>,
+    /// Number of messages in the session.
+    pub message_count: u64,
+    /// Time of the newest message.
+    pub last_message_at: Option<Timestamp>,
+    /// When the session was created.
+    pub created_at: Timestamp,
+    /// Last change to the session or its messages.
+    pub updated_at: Timestamp,
+}
+
+/// A session without its messages, as listed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// The session id.
+    pub id: SessionId,
+    /// The owner.
+    pub user_id: Option<UserId>,
+    /// A display name.
+    pub session_name: Option<String>,
+    /// False once archived.
+    pub is_active: bool,
+    /// Free-form data the frontend keeps with the session.
+    pub context: JsonObject,
+    /// Number of messages in the session.
+    pub message_count: u64,
+    /// Time of the newest message.
+    pub last_message_at: Option<Timestamp>,
+    /// When the session was created.
+    pub created_at: Timestamp,
+    /// Last change to the session or its messages.
+    pub updated_at: Timestamp,
+}
+
+impl ChatSession {
+    /// The session without its messages.
+    pub fn summary(&self) -> SessionSummary {
+        SessionSummary {
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            session_name: self.session_name.clone(),
+            is_active: self.is_active,
+            context: self.context.clone(),
+            message_count: self.message_count,
+            last_message_at: self.last_message_at,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// A validated session name: at most 256 characters, no control characters
+/// except tab.
+pub fn check_session_name(name: &str) -> Result<(), ValidationError> {
+    if name.chars().count() > MAX_SESSION_NAME_LEN {
+        return Err(ValidationError::new(
+            "session_name",
+            format!("must be at most {MAX_SESSION_NAME_LEN} characters long"),
+        ));
+    }
+    if name.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ValidationError::new(
+            "session_name",
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// A message to append, validated; the store assigns `created_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// The id (client-supplied for retry safety, or generated).
+    pub id: MessageId,
+    /// Never blank.
+    pub content: String,
+    /// Who wrote it.
+    pub message_type: MessageType,
+    /// The writer's user id; the store falls back to the session's owner.
+    pub user_id: Option<UserId>,
+    /// Free-form data.
+    pub metadata: JsonObject,
+}
+
+impl NewMessage {
+    /// Validates the parts of a message a client sends.
+    pub fn new(
+        id: Option<MessageId>,
+        content: String,
+        message_type: MessageType,
+        user_id: Option<UserId>,
+        metadata: JsonObject,
+    ) -> Result<Self, ValidationError> {
+        if content.trim().is_empty() {
+            return Err(ValidationError::new("content", "must not be empty"));
+        }
+        Ok(Self {
+            id: id.unwrap_or_else(MessageId::generate),
+            content,
+            message_type,
+            user_id,
+            metadata,
+        })
+    }
+}
+
+/// A session to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSession {
+    /// The id (client-supplied or generated).
+    pub id: SessionId,
+    /// The owner.
+    pub user_id: Option<UserId>,
+    /// A display name.
+    pub session_name: Option<String>,
+    /// Free-form data.
+    pub context: JsonObject,
+}
+
+impl NewSession {
+    /// Validates a session to create; generates an id when none is given.
+    pub fn new(
+        id: Option<SessionId>,
+        user_id: Option<UserId>,
+        session_name: Option<String>,
+        context: JsonObject,
+        now: Timestamp,
+    ) -> Result<Self, ValidationError> {
+        if let Some(name) = &session_name {
+            check_session_name(name)?;
+        }
+        Ok(Self {
+            id: id.unwrap_or_else(|| SessionId::generate(now)),
+            user_id,
+            session_name,
+            context,
+        })
+    }
+}
+
+/// Changes to a session's own fields; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionPatch {
+    /// `Some(None)` clears the name.
+    pub session_name: Option<Option<String>>,
+    /// Archive or reactivate.
+    pub is_active: Option<bool>,
+    /// Replaces the whole context object.
+    pub context: Option<JsonObject>,
+}
+
+impl SessionPatch {
+    /// Validates the patch.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        if let Some(Some(name)) = &self.session_name {
+            check_session_name(name)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the patch to `session`, bumping `updated_at` to `now`.
+    pub fn apply_to(&self, session: &mut ChatSession, now: Timestamp) {
+        if let Some(name) = &self.session_name {
+            session.session_name = name.clone();
+        }
+        if let Some(active) = self.is_active {
+            session.is_active = active;
+        }
+        if let Some(context) = &self.context {
+            session.context = context.clone();
+        }
+        session.updated_at = now.max(session.updated_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_accept_the_documented_charset_only() {
+        assert!(SessionId::parse("session_12345_20240101_120000").is_ok());
+        assert!(SessionId::parse("a.b:c-d_e").is_ok());
+        assert!(SessionId::parse("").is_err());
+        assert!(SessionId::parse("a/b").is_err());
+        assert!(SessionId::parse("a b").is_err());
+        assert!(SessionId::parse("x".repeat(128)).is_ok());
+        assert!(SessionId::parse("x".repeat(129)).is_err());
+        assert!(MessageId::parse("msg_1").is_ok());
+        assert!(MessageId::parse("msg#1").is_err());
+    }
+
+    #[test]
+    fn generated_ids_have_the_seed_shape() {
+        let now = Timestamp::parse("2024-01-01T12:00:00Z").unwrap();
+        let id = SessionId::generate(now);
+        let parts: Vec<&str> = id.as_str().split('_').collect();
+        assert_eq!(parts[0], "session");
+        assert_eq!(parts[1].len(), 12);
+        assert_eq!(&parts[2..], ["20240101", "120000"]);
+        assert!(SessionId::parse(id.as_str()).is_ok());
+        let m = MessageId::generate();
+        assert!(m.as_str().starts_with("msg_"));
+        assert!(MessageId::parse(m.as_str()).is_ok());
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_utc_with_z() {
+        let t = Timestamp::parse("2024-01-01T13:00:00+01:00").unwrap();
+        assert_eq!(t.to_string(), "2024-01-01T12:00:00.000000Z");
+        let naive = Timestamp::parse("2024-01-01T12:00:00.123456789").unwrap();
+        assert_eq!(naive.to_string(), "2024-01-01T12:00:00.123456Z");
+        assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn blank_content_is_rejected() {
+        let err = NewMessage::new(
+            None,
+            "  \n".into(),
+            MessageType::User,
+            None,
+            JsonObject::new(),
+        )
+        .unwrap_err();
+        assert_eq!(err.field, "content");
+    }
+
+    #[test]
+    fn session_json_has_exactly_the_seed_fields() {
+        let now = Timestamp::parse("2024-01-01T12:00:00Z").unwrap();
+        let session = ChatSession {
+            id: SessionId::parse("session_12345_20240101_120000").unwrap(),
+            user_id: Some(UserId::parse("user_123").unwrap()),
+            session_name: None,
+            is_active: true,
+            context: JsonObject::new(),
+            messages: vec![],
+            message_count: 0,
+            last_message_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let json = serde_json::to_value(&session).unwrap();
+        let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "context",
+                "created_at",
+                "id",
+                "is_active",
+                "last_message_at",
+                "message_count",
+                "messages",
+                "session_name",
+                "updated_at",
+                "user_id"
+            ]
+        );
+        assert_eq!(json["last_message_at"], Value::Null);
+    }
+}

@@ -1,0 +1,9 @@
+//! chat-sessions: chat history as one document per session, served over HTTP
+//! by a single binary that runs as an Azure Functions custom handler.
+
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod store;

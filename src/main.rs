@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    chat_sessions::cli::main()
+}

@@ -1,0 +1,193 @@
+//! Where sessions live. [`SessionStore`] is the whole contract a backend
+//! fulfils; every backend runs the same conformance suite
+//! (`tests/conformance/`).
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, SessionSummary,
+    UserId, ValidationError,
+};
+
+pub mod sqlite;
+
+/// Who is asking, which decides the sessions they can reach.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    /// A known user: reaches only sessions whose `user_id` is theirs.
+    User(UserId),
+    /// No user (local mode only): reaches any session by its id, lists and
+    /// creates sessions without an owner.
+    Anonymous,
+}
+
+impl Owner {
+    /// The `user_id` a session created by this owner carries.
+    pub fn user_id(&self) -> Option<&UserId> {
+        match self {
+            Self::User(user) => Some(user),
+            Self::Anonymous => None,
+        }
+    }
+
+    /// Whether a session owned by `session_user` is visible to this owner.
+    pub fn can_see(&self, session_user: Option<&UserId>) -> bool {
+        match self {
+            Self::User(user) => session_user == Some(user),
+            Self::Anonymous => true,
+        }
+    }
+}
+
+/// An opaque version of a stored session, as an HTTP entity-tag including its
+/// quotes (`"…"`). It changes on every write to the session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ETag(String);
+
+impl ETag {
+    /// Wraps a stored version; adds the quotes of an entity-tag when missing.
+    pub fn new(raw: impl Into<String>) -> Self {
+        let raw = raw.into();
+        if raw.starts_with('"') && raw.ends_with('"') && raw.len() >= 2 {
+            Self(raw)
+        } else {
+            Self(format!("\"{raw}\""))
+        }
+    }
+
+    /// The entity-tag, quotes included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A value read from or written to the store with its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Its version.
+    pub etag: ETag,
+}
+
+/// Filters and paging for listing sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Page size, 1–200.
+    pub limit: u32,
+    /// Only active (or only archived) sessions.
+    pub is_active: Option<bool>,
+    /// Where the previous page ended, as the store returned it.
+    pub continuation: Option<String>,
+}
+
+/// One page of a session listing, newest activity first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionPage {
+    /// The sessions, without messages.
+    pub sessions: Vec<SessionSummary>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub continuation: Option<String>,
+}
+
+/// The result of appending a message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Appended {
+    /// The message as stored (for a retry: as stored the first time).
+    pub message: ChatMessage,
+    /// False when the message id was already in the session (a retry).
+    pub created: bool,
+    /// The session's version after the append.
+    pub etag: ETag,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// No such session for this owner.
+    #[error("session not found")]
+    NotFound,
+    /// The session (or the message id with other content) already exists.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// `If-Match` did not match the stored version.
+    #[error("the session was changed since the given ETag")]
+    PreconditionFailed,
+    /// A caller-supplied value the store cannot use (e.g. a bad continuation).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The backend is throttled or unreachable; worth retrying later.
+    #[error("store unavailable")]
+    Unavailable {
+        /// When to retry, if the backend said.
+        retry_after: Option<Duration>,
+    },
+    /// Anything else; the cause is logged, never shown to callers.
+    #[error("internal store error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The storage contract. Small enough to be used as `dyn SessionStore`.
+///
+/// Every operation that names a session takes the [`Owner`] asking: a session
+/// the owner cannot see behaves exactly like a missing one.
+#[async_trait]
+pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+    /// A short name of the backend, for health answers and logs.
+    fn kind(&self) -> &'static str;
+
+    /// Creates a session; [`StoreError::Conflict`] if the id is taken.
+    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>>;
+
+    /// The session with all its messages, oldest first.
+    async fn get_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+    ) -> StoreResult<Versioned<ChatSession>>;
+
+    /// A page of the owner's sessions, most recently updated first.
+    async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage>;
+
+    /// Applies `patch`; with `if_match`, only if the version still matches.
+    async fn update_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        patch: &SessionPatch,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>>;
+
+    /// Deletes the session and its messages; with `if_match`, only if the
+    /// version still matches.
+    async fn delete_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()>;
+
+    /// Appends a message atomically. If a message with the same id is already
+    /// in the session, returns it unchanged (`created: false`) when the
+    /// payload matches, and [`StoreError::Conflict`] when it does not.
+    async fn append_message(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: NewMessage,
+    ) -> StoreResult<Appended>;
+}
+
+/// A shared store handle.
+pub type DynStore = Arc<dyn SessionStore>;

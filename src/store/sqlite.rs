@@ -1,0 +1,601 @@
+//! The embedded store: SQLite in WAL mode, one file under the data directory.
+//!
+//! Sessions and messages are separate tables so that an append is one small
+//! insert and one update in a single transaction, whatever the session's size.
+//! One writer connection (SQLite allows one writer anyway) and a small pool of
+//! readers, which WAL lets run beside the writer. All SQLite calls run on
+//! Tokio's blocking pool.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{
+    Appended, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError, StoreResult, Versioned,
+};
+use crate::domain::{
+    ChatMessage, ChatSession, JsonObject, MessageId, MessageType, NewMessage, NewSession,
+    SessionId, SessionPatch, SessionSummary, Timestamp, UserId, ValidationError,
+};
+
+/// How hard SQLite works to keep a commit on power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged write survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash, may lose the last
+    /// commits on power loss. Faster; for throwaway local data.
+    Normal,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS sessions (
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT,
+    session_name    TEXT,
+    is_active       INTEGER NOT NULL,
+    context         TEXT NOT NULL,
+    message_count   INTEGER NOT NULL,
+    last_message_at TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    etag            TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS sessions_by_owner
+    ON sessions (user_id, updated_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS messages (
+    session_id   TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    seq          INTEGER NOT NULL,
+    id           TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    user_id      TEXT,
+    metadata     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq),
+    UNIQUE (session_id, id)
+) STRICT, WITHOUT ROWID;
+"#;
+
+const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, message_count, \
+                               last_message_at, created_at, updated_at, etag";
+
+/// The embedded SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    durability: Durability,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "chat-sessions.sqlite3";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let path = data_dir.join(DB_FILE);
+        let writer = open_connection(&path, durability, true)?;
+        writer
+            .execute_batch(SCHEMA)
+            .context("creating the SQLite schema")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                durability,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs `f` on the writer connection inside an immediate transaction.
+    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
+            // IMMEDIATE takes the write lock up front, so another process
+            // (a migration next to the server) waits instead of failing midway.
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(internal)?;
+            let out = f(&tx)?;
+            tx.commit().map_err(internal)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Runs `f` on a pooled reader connection inside one read transaction, so
+    /// a session and its messages come from the same snapshot.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let pooled = inner
+                .readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop();
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => open_connection(&inner.path, inner.durability, false)
+                    .map_err(StoreError::Internal)?,
+            };
+            let out = (|| {
+                let tx = conn.transaction().map_err(internal)?;
+                let out = f(&tx)?;
+                tx.finish().map_err(internal)?;
+                Ok(out)
+            })();
+            let mut readers = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
+            if readers.len() < 8 {
+                readers.push(conn);
+            }
+            out
+        })
+        .await
+    }
+}
+
+async fn blocking<T, F>(f: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> StoreResult<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Internal(anyhow::anyhow!("store task failed: {e}")))?
+}
+
+fn open_connection(
+    path: &Path,
+    durability: Durability,
+    create: bool,
+) -> anyhow::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))
+    .context("configuring SQLite")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn internal(e: rusqlite::Error) -> StoreError {
+    StoreError::Internal(anyhow::Error::new(e).context("SQLite"))
+}
+
+fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Maps a stored text back to a domain value; a failure means the file was
+/// changed outside this program.
+fn decode<T, E: std::fmt::Display>(column: &str, value: Result<T, E>) -> rusqlite::Result<T> {
+    value.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("column {column}: {e}").into(),
+        )
+    })
+}
+
+fn json_object(column: &str, text: String) -> rusqlite::Result<JsonObject> {
+    decode(column, serde_json::from_str::<JsonObject>(&text))
+}
+
+fn timestamp(column: &str, text: String) -> rusqlite::Result<Timestamp> {
+    decode(column, Timestamp::parse(&text))
+}
+
+fn optional_user(column: &str, text: Option<String>) -> rusqlite::Result<Option<UserId>> {
+    text.map(|t| decode(column, UserId::parse(t))).transpose()
+}
+
+/// A session row: the session without messages, plus its etag.
+fn session_row(row: &Row<'_>) -> rusqlite::Result<(SessionSummary, String)> {
+    let summary = SessionSummary {
+        id: decode("id", SessionId::parse(row.get::<_, String>(0)?))?,
+        user_id: optional_user("user_id", row.get(1)?)?,
+        session_name: row.get(2)?,
+        is_active: row.get(3)?,
+        context: json_object("context", row.get(4)?)?,
+        message_count: row.get(5)?,
+        last_message_at: row
+            .get::<_, Option<String>>(6)?
+            .map(|t| timestamp("last_message_at", t))
+            .transpose()?,
+        created_at: timestamp("created_at", row.get(7)?)?,
+        updated_at: timestamp("updated_at", row.get(8)?)?,
+    };
+    Ok((summary, row.get(9)?))
+}
+
+fn message_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
+    Ok(ChatMessage {
+        id: decode("id", MessageId::parse(row.get::<_, String>(0)?))?,
+        content: row.get(1)?,
+        message_type: decode(
+            "message_type",
+            MessageType::parse(&row.get::<_, String>(2)?),
+        )?,
+        user_id: optional_user("user_id", row.get(3)?)?,
+        metadata: json_object("metadata", row.get(4)?)?,
+        created_at: timestamp("created_at", row.get(5)?)?,
+    })
+}
+
+/// The session row if it exists and `owner` may see it.
+fn find_session(
+    conn: &Connection,
+    owner: &Owner,
+    id: &SessionId,
+) -> StoreResult<(SessionSummary, String)> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
+        ))
+        .and_then(|mut stmt| stmt.query_row([id.as_str()], session_row).optional())
+        .map_err(internal)?;
+    match found {
+        Some((summary, etag)) if owner.can_see(summary.user_id.as_ref()) => Ok((summary, etag)),
+        _ => Err(StoreError::NotFound),
+    }
+}
+
+fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, content, message_type, user_id, metadata, created_at \
+             FROM messages WHERE session_id = ?1 ORDER BY seq",
+        )
+        .map_err(internal)?;
+    stmt.query_map([id.as_str()], message_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(internal)
+}
+
+fn with_messages(summary: SessionSummary, messages: Vec<ChatMessage>) -> ChatSession {
+    ChatSession {
+        id: summary.id,
+        user_id: summary.user_id,
+        session_name: summary.session_name,
+        is_active: summary.is_active,
+        context: summary.context,
+        messages,
+        message_count: summary.message_count,
+        last_message_at: summary.last_message_at,
+        created_at: summary.created_at,
+        updated_at: summary.updated_at,
+    }
+}
+
+fn load_session(
+    conn: &Connection,
+    owner: &Owner,
+    id: &SessionId,
+) -> StoreResult<Versioned<ChatSession>> {
+    let (summary, etag) = find_session(conn, owner, id)?;
+    let messages = load_messages(conn, id)?;
+    Ok(Versioned {
+        value: with_messages(summary, messages),
+        etag: ETag::new(etag),
+    })
+}
+
+fn check_etag(stored: &str, if_match: Option<&ETag>) -> StoreResult<()> {
+    match if_match {
+        Some(expected) if ETag::new(stored) != *expected => Err(StoreError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+fn to_json(value: &JsonObject) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(e.into()))
+}
+
+/// Continuation tokens are the keyset of the last row of a page.
+fn encode_cursor(last: &SessionSummary) -> String {
+    URL_SAFE_NO_PAD.encode(format!("v1\n{}\n{}", last.updated_at, last.id))
+}
+
+fn decode_cursor(token: &str) -> StoreResult<(String, String)> {
+    let invalid = || {
+        StoreError::Invalid(ValidationError::new(
+            "continuation_token",
+            "is not a token this service returned",
+        ))
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let mut parts = text.split('\n');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some("v1"), Some(updated), Some(id), None)
+            if Timestamp::parse(updated).is_ok() && SessionId::parse(id).is_ok() =>
+        {
+            Ok((updated.to_owned(), id.to_owned()))
+        }
+        _ => Err(invalid()),
+    }
+}
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
+        self.write(move |tx| {
+            let now = Timestamp::now();
+            let etag = new_etag();
+            let inserted = tx
+                .execute(
+                    "INSERT INTO sessions (id, user_id, session_name, is_active, context, \
+                     message_count, last_message_at, created_at, updated_at, etag) \
+                     VALUES (?1, ?2, ?3, 1, ?4, 0, NULL, ?5, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                    params![
+                        new.id.as_str(),
+                        new.user_id.as_ref().map(UserId::as_str),
+                        new.session_name,
+                        to_json(&new.context)?,
+                        now.to_string(),
+                        etag,
+                    ],
+                )
+                .map_err(internal)?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "a session with id {} already exists",
+                    new.id
+                )));
+            }
+            Ok(Versioned {
+                value: ChatSession {
+                    id: new.id,
+                    user_id: new.user_id,
+                    session_name: new.session_name,
+                    is_active: true,
+                    context: new.context,
+                    messages: Vec::new(),
+                    message_count: 0,
+                    last_message_at: None,
+                    created_at: now,
+                    updated_at: now,
+                },
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+
+    async fn get_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.read(move |tx| load_session(tx, &owner, &id)).await
+    }
+
+    async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
+        let after = query
+            .continuation
+            .as_deref()
+            .map(decode_cursor)
+            .transpose()?;
+        let owner = owner.clone();
+        let query = query.clone();
+        self.read(move |tx| {
+            let limit = query.limit.clamp(1, 200);
+            let (after_updated, after_id) = after.unzip();
+            let sql = format!(
+                "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id IS ?1 \
+                 AND (?2 IS NULL OR is_active = ?2) \
+                 AND (?3 IS NULL OR (updated_at, id) < (?3, ?4)) \
+                 ORDER BY updated_at DESC, id DESC LIMIT ?5"
+            );
+            let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
+            let mut sessions = stmt
+                .query_map(
+                    params![
+                        owner.user_id().map(UserId::as_str),
+                        query.is_active,
+                        after_updated,
+                        after_id,
+                        i64::from(limit) + 1,
+                    ],
+                    |row| session_row(row).map(|(summary, _)| summary),
+                )
+                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                .map_err(internal)?;
+            let continuation = if sessions.len() > limit as usize {
+                sessions.truncate(limit as usize);
+                sessions.last().map(encode_cursor)
+            } else {
+                None
+            };
+            Ok(SessionPage {
+                sessions,
+                continuation,
+            })
+        })
+        .await
+    }
+
+    async fn update_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        patch: &SessionPatch,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let (owner, id, patch, if_match) =
+            (owner.clone(), id.clone(), patch.clone(), if_match.cloned());
+        self.write(move |tx| {
+            let Versioned { mut value, etag } = load_session(tx, &owner, &id)?;
+            check_etag(etag.as_str(), if_match.as_ref())?;
+            patch.apply_to(&mut value, Timestamp::now());
+            let etag = new_etag();
+            tx.execute(
+                "UPDATE sessions SET session_name = ?2, is_active = ?3, context = ?4, \
+                 updated_at = ?5, etag = ?6 WHERE id = ?1",
+                params![
+                    id.as_str(),
+                    value.session_name,
+                    value.is_active,
+                    to_json(&value.context)?,
+                    value.updated_at.to_string(),
+                    etag,
+                ],
+            )
+            .map_err(internal)?;
+            Ok(Versioned {
+                value,
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+
+    async fn delete_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()> {
+        let (owner, id, if_match) = (owner.clone(), id.clone(), if_match.cloned());
+        self.write(move |tx| {
+            let (_, etag) = find_session(tx, &owner, &id)?;
+            check_etag(&etag, if_match.as_ref())?;
+            tx.execute("DELETE FROM sessions WHERE id = ?1", [id.as_str()])
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn append_message(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.write(move |tx| {
+            let (session, etag) = find_session(tx, &owner, &id)?;
+            let existing = tx
+                .prepare_cached(
+                    "SELECT id, content, message_type, user_id, metadata, created_at \
+                     FROM messages WHERE session_id = ?1 AND id = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row([id.as_str(), message.id.as_str()], message_row)
+                        .optional()
+                })
+                .map_err(internal)?;
+            if let Some(stored) = existing {
+                if !stored.same_payload(&message) {
+                    return Err(StoreError::Conflict(format!(
+                        "message id {} is already used in this session by a different message",
+                        message.id
+                    )));
+                }
+                return Ok(Appended {
+                    message: stored,
+                    created: false,
+                    etag: ETag::new(etag),
+                });
+            }
+            // Never let the clock run backwards inside a session: the array
+            // order and the timestamps must agree.
+            let now = session
+                .last_message_at
+                .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
+            let stored = ChatMessage {
+                id: message.id,
+                content: message.content,
+                message_type: message.message_type,
+                user_id: message.user_id.or(session.user_id),
+                metadata: message.metadata,
+                created_at: now,
+            };
+            let metadata = to_json(&stored.metadata)?;
+            let etag = new_etag();
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1",
+                    [id.as_str()],
+                    |row| row.get(0),
+                )
+                .map_err(internal)?;
+            tx.prepare_cached(
+                "INSERT INTO messages (session_id, seq, id, content, message_type, user_id, \
+                 metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    id.as_str(),
+                    seq,
+                    stored.id.as_str(),
+                    stored.content,
+                    stored.message_type.as_str(),
+                    stored.user_id.as_ref().map(UserId::as_str),
+                    metadata,
+                    now.to_string(),
+                ])
+            })
+            .map_err(internal)?;
+            tx.prepare_cached(
+                "UPDATE sessions SET message_count = message_count + 1, last_message_at = ?2, \
+                 updated_at = MAX(updated_at, ?2), etag = ?3 WHERE id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id.as_str(), now.to_string(), etag]))
+            .map_err(internal)?;
+            Ok(Appended {
+                message: stored,
+                created: true,
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+}

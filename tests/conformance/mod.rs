@@ -1,0 +1,670 @@
+//! The `SessionStore` conformance suite: one function per behaviour. Every
+//! backend runs all of them through `conformance_suite!`.
+
+#![allow(dead_code)]
+
+use std::{collections::HashSet, sync::Arc};
+
+use chat_sessions::{
+    domain::{
+        JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
+        Timestamp, UserId,
+    },
+    store::{DynStore, ETag, ListQuery, Owner, StoreError},
+};
+use serde_json::json;
+
+/// Generates one `#[tokio::test]` per behaviour for a backend. `$factory` is
+/// an async expression yielding `(DynStore, guard)`; the guard lives as long
+/// as the test (a temp directory, a server handle).
+#[macro_export]
+macro_rules! conformance_suite {
+    ($factory:expr) => {
+        $crate::conformance_suite!(@tests $factory;
+            create_then_get_returns_the_same_session,
+            create_with_a_taken_id_conflicts_and_changes_nothing,
+            get_of_a_missing_session_is_not_found,
+            other_users_can_neither_see_nor_change_a_session,
+            anonymous_reaches_any_session_by_id_and_lists_unowned_ones,
+            append_keeps_order_and_counters,
+            append_to_a_missing_session_is_not_found,
+            append_of_the_same_id_is_stored_once,
+            append_of_a_used_id_with_other_content_conflicts,
+            append_falls_back_to_the_session_owner,
+            update_applies_the_patch_and_bumps_updated_at,
+            update_with_a_stale_etag_fails_and_changes_nothing,
+            update_with_the_current_etag_succeeds,
+            delete_removes_the_session_and_its_messages,
+            delete_with_a_stale_etag_fails_and_keeps_the_session,
+            list_orders_by_recent_activity_and_pages_without_gaps,
+            list_filters_by_is_active,
+            list_rejects_a_forged_continuation,
+            concurrent_appends_are_all_kept,
+            concurrent_retries_of_one_message_store_it_once,
+            json_values_round_trip_exactly,
+        );
+    };
+    (@tests $factory:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let (store, _guard) = $factory.await;
+                conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+pub fn user(name: &str) -> UserId {
+    UserId::parse(name).unwrap()
+}
+
+pub fn sid(name: &str) -> SessionId {
+    SessionId::parse(name).unwrap()
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+pub fn new_session(id: &SessionId, owner: Option<&UserId>) -> NewSession {
+    NewSession::new(
+        Some(id.clone()),
+        owner.cloned(),
+        Some("Shopping Chat".into()),
+        JsonObject::new(),
+        Timestamp::now(),
+    )
+    .unwrap()
+}
+
+pub fn message(id: Option<&str>, content: &str) -> NewMessage {
+    NewMessage::new(
+        id.map(|i| MessageId::parse(i).unwrap()),
+        content.into(),
+        MessageType::User,
+        None,
+        JsonObject::new(),
+    )
+    .unwrap()
+}
+
+async fn created(store: &DynStore, owner: Option<&UserId>) -> SessionId {
+    let id = sid(&unique("s"));
+    store.create_session(new_session(&id, owner)).await.unwrap();
+    id
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+pub async fn create_then_get_returns_the_same_session(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let id = sid(&unique("s"));
+    let created = store
+        .create_session(new_session(&id, Some(&alice)))
+        .await
+        .unwrap();
+    assert_eq!(created.value.id, id);
+    assert_eq!(created.value.user_id.as_ref(), Some(&alice));
+    assert!(created.value.is_active);
+    assert_eq!(created.value.message_count, 0);
+    assert_eq!(created.value.last_message_at, None);
+    assert_eq!(created.value.created_at, created.value.updated_at);
+    let read = store.get_session(&Owner::User(alice), &id).await.unwrap();
+    assert_eq!(read.value, created.value);
+    assert_eq!(read.etag, created.etag);
+}
+
+pub async fn create_with_a_taken_id_conflicts_and_changes_nothing(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let id = created(&store, Some(&alice)).await;
+    let before = store
+        .get_session(&Owner::User(alice.clone()), &id)
+        .await
+        .unwrap();
+    let mut again = new_session(&id, Some(&alice));
+    again.session_name = Some("other".into());
+    let result = store.create_session(again).await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    let after = store.get_session(&Owner::User(alice), &id).await.unwrap();
+    assert_eq!(before, after);
+}
+
+pub async fn get_of_a_missing_session_is_not_found(store: DynStore) {
+    let alice = user(&unique("alice"));
+    assert_not_found(
+        store
+            .get_session(&Owner::User(alice), &sid(&unique("nope")))
+            .await,
+    );
+    assert_not_found(
+        store
+            .get_session(&Owner::Anonymous, &sid(&unique("nope")))
+            .await,
+    );
+}
+
+pub async fn other_users_can_neither_see_nor_change_a_session(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let mallory = Owner::User(user(&unique("mallory")));
+    let id = created(&store, Some(&alice)).await;
+    assert_not_found(store.get_session(&mallory, &id).await);
+    assert_not_found(
+        store
+            .update_session(
+                &mallory,
+                &id,
+                &SessionPatch {
+                    is_active: Some(false),
+                    ..Default::default()
+                },
+                None,
+            )
+            .await,
+    );
+    assert_not_found(
+        store
+            .append_message(&mallory, &id, message(None, "hi"))
+            .await,
+    );
+    assert_not_found(store.delete_session(&mallory, &id, None).await);
+    let page = store
+        .list_sessions(
+            &mallory,
+            &ListQuery {
+                limit: 50,
+                is_active: None,
+                continuation: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.sessions.iter().all(|s| s.id != id));
+    let intact = store
+        .get_session(&Owner::User(alice), &id)
+        .await
+        .unwrap()
+        .value;
+    assert!(intact.is_active);
+    assert_eq!(intact.message_count, 0);
+}
+
+pub async fn anonymous_reaches_any_session_by_id_and_lists_unowned_ones(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owned = created(&store, Some(&alice)).await;
+    let unowned = created(&store, None).await;
+    assert_eq!(
+        store
+            .get_session(&Owner::Anonymous, &owned)
+            .await
+            .unwrap()
+            .value
+            .id,
+        owned
+    );
+    let appended = store
+        .append_message(&Owner::Anonymous, &owned, message(None, "hi"))
+        .await
+        .unwrap();
+    assert_eq!(
+        appended.message.user_id.as_ref(),
+        Some(&alice),
+        "message takes the session's owner"
+    );
+    // A named user does not reach sessions without an owner.
+    assert_not_found(
+        store
+            .get_session(&Owner::User(alice.clone()), &unowned)
+            .await,
+    );
+    let mut seen = Vec::new();
+    let mut continuation = None;
+    loop {
+        let page = store
+            .list_sessions(
+                &Owner::Anonymous,
+                &ListQuery {
+                    limit: 200,
+                    is_active: None,
+                    continuation,
+                },
+            )
+            .await
+            .unwrap();
+        seen.extend(page.sessions.into_iter().map(|s| (s.id, s.user_id)));
+        continuation = page.continuation;
+        if continuation.is_none() {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|(id, _)| *id == unowned));
+    assert!(
+        seen.iter().all(|(_, owner)| owner.is_none()),
+        "only unowned sessions are listed"
+    );
+}
+
+pub async fn append_keeps_order_and_counters(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let before = store.get_session(&owner, &id).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let mut m = message(None, &format!("message {i}"));
+        m.message_type = if i % 2 == 0 {
+            MessageType::User
+        } else {
+            MessageType::Assistant
+        };
+        m.metadata = json!({ "n": i }).as_object().unwrap().clone();
+        let appended = store.append_message(&owner, &id, m).await.unwrap();
+        assert!(appended.created);
+        ids.push(appended.message.id.clone());
+    }
+    let after = store.get_session(&owner, &id).await.unwrap();
+    let s = after.value;
+    assert_eq!(s.message_count, 5);
+    assert_eq!(s.messages.len(), 5);
+    assert_eq!(
+        s.messages.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        ids
+    );
+    assert_eq!(s.messages[1].message_type, MessageType::Assistant);
+    assert_eq!(s.messages[3].metadata["n"], json!(3));
+    assert!(
+        s.messages
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at)
+    );
+    assert_eq!(s.last_message_at, Some(s.messages[4].created_at));
+    assert!(s.updated_at >= s.messages[4].created_at);
+    assert!(s.updated_at >= before.value.updated_at);
+    assert_ne!(after.etag, before.etag);
+}
+
+pub async fn append_to_a_missing_session_is_not_found(store: DynStore) {
+    let owner = Owner::User(user(&unique("alice")));
+    assert_not_found(
+        store
+            .append_message(&owner, &sid(&unique("nope")), message(None, "x"))
+            .await,
+    );
+}
+
+pub async fn append_of_the_same_id_is_stored_once(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let first = store
+        .append_message(&owner, &id, message(Some("msg_retry"), "hello"))
+        .await
+        .unwrap();
+    assert!(first.created);
+    let second = store
+        .append_message(&owner, &id, message(Some("msg_retry"), "hello"))
+        .await
+        .unwrap();
+    assert!(!second.created);
+    assert_eq!(second.message, first.message);
+    let s = store.get_session(&owner, &id).await.unwrap().value;
+    assert_eq!(s.message_count, 1);
+    assert_eq!(s.messages.len(), 1);
+}
+
+pub async fn append_of_a_used_id_with_other_content_conflicts(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    store
+        .append_message(&owner, &id, message(Some("msg_1"), "hello"))
+        .await
+        .unwrap();
+    let result = store
+        .append_message(&owner, &id, message(Some("msg_1"), "bye"))
+        .await;
+    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+    let s = store.get_session(&owner, &id).await.unwrap().value;
+    assert_eq!(s.message_count, 1);
+    assert_eq!(s.messages[0].content, "hello");
+}
+
+pub async fn append_falls_back_to_the_session_owner(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let appended = store
+        .append_message(&owner, &id, message(None, "hi"))
+        .await
+        .unwrap();
+    assert_eq!(appended.message.user_id.as_ref(), Some(&alice));
+}
+
+pub async fn update_applies_the_patch_and_bumps_updated_at(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let before = store.get_session(&owner, &id).await.unwrap();
+    let context = json!({ "topic": "shoes", "nested": { "a": [1, 2] } })
+        .as_object()
+        .unwrap()
+        .clone();
+    let patch = SessionPatch {
+        session_name: Some(Some("Renamed".into())),
+        is_active: Some(false),
+        context: Some(context.clone()),
+    };
+    let updated = store
+        .update_session(&owner, &id, &patch, None)
+        .await
+        .unwrap();
+    assert_eq!(updated.value.session_name.as_deref(), Some("Renamed"));
+    assert!(!updated.value.is_active);
+    assert_eq!(updated.value.context, context);
+    assert!(updated.value.updated_at >= before.value.updated_at);
+    assert_eq!(updated.value.created_at, before.value.created_at);
+    assert_ne!(updated.etag, before.etag);
+    let read = store.get_session(&owner, &id).await.unwrap();
+    assert_eq!(read, updated);
+    // `Some(None)` clears the name; an empty patch leaves the rest alone.
+    let cleared = store
+        .update_session(
+            &owner,
+            &id,
+            &SessionPatch {
+                session_name: Some(None),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.value.session_name, None);
+    assert!(!cleared.value.is_active);
+    assert_eq!(cleared.value.context, context);
+}
+
+pub async fn update_with_a_stale_etag_fails_and_changes_nothing(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let first = store.get_session(&owner, &id).await.unwrap();
+    store
+        .append_message(&owner, &id, message(None, "moves the etag"))
+        .await
+        .unwrap();
+    let current = store.get_session(&owner, &id).await.unwrap();
+    let patch = SessionPatch {
+        session_name: Some(Some("late".into())),
+        ..Default::default()
+    };
+    let result = store
+        .update_session(&owner, &id, &patch, Some(&first.etag))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::PreconditionFailed)),
+        "{result:?}"
+    );
+    let bogus = ETag::new("\"not-a-version\"");
+    let result = store
+        .update_session(&owner, &id, &patch, Some(&bogus))
+        .await;
+    assert!(
+        matches!(result, Err(StoreError::PreconditionFailed)),
+        "{result:?}"
+    );
+    assert_eq!(store.get_session(&owner, &id).await.unwrap(), current);
+}
+
+pub async fn update_with_the_current_etag_succeeds(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let current = store.get_session(&owner, &id).await.unwrap();
+    let patch = SessionPatch {
+        is_active: Some(false),
+        ..Default::default()
+    };
+    let updated = store
+        .update_session(&owner, &id, &patch, Some(&current.etag))
+        .await
+        .unwrap();
+    assert!(!updated.value.is_active);
+}
+
+pub async fn delete_removes_the_session_and_its_messages(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    store
+        .append_message(&owner, &id, message(Some("msg_old"), "old"))
+        .await
+        .unwrap();
+    store.delete_session(&owner, &id, None).await.unwrap();
+    assert_not_found(store.get_session(&owner, &id).await);
+    assert_not_found(store.delete_session(&owner, &id, None).await);
+    // A new session with the same id starts empty.
+    store
+        .create_session(new_session(&id, Some(&alice)))
+        .await
+        .unwrap();
+    let fresh = store.get_session(&owner, &id).await.unwrap().value;
+    assert_eq!(fresh.message_count, 0);
+    assert!(fresh.messages.is_empty());
+    let again = store
+        .append_message(&owner, &id, message(Some("msg_old"), "new"))
+        .await
+        .unwrap();
+    assert!(again.created);
+}
+
+pub async fn delete_with_a_stale_etag_fails_and_keeps_the_session(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let stale = store.get_session(&owner, &id).await.unwrap().etag;
+    store
+        .append_message(&owner, &id, message(None, "x"))
+        .await
+        .unwrap();
+    let result = store.delete_session(&owner, &id, Some(&stale)).await;
+    assert!(
+        matches!(result, Err(StoreError::PreconditionFailed)),
+        "{result:?}"
+    );
+    let current = store.get_session(&owner, &id).await.unwrap();
+    assert_eq!(current.value.message_count, 1);
+    store
+        .delete_session(&owner, &id, Some(&current.etag))
+        .await
+        .unwrap();
+    assert_not_found(store.get_session(&owner, &id).await);
+}
+
+pub async fn list_orders_by_recent_activity_and_pages_without_gaps(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let bob = user(&unique("bob"));
+    created(&store, Some(&bob)).await;
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        ids.push(created(&store, Some(&alice)).await);
+    }
+    // Activity on the oldest session moves it to the front.
+    store
+        .append_message(&owner, &ids[0], message(None, "bump"))
+        .await
+        .unwrap();
+    let mut listed = Vec::new();
+    let mut continuation = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_sessions(
+                &owner,
+                &ListQuery {
+                    limit: 3,
+                    is_active: None,
+                    continuation,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(page.sessions.len() <= 3);
+        pages += 1;
+        listed.extend(page.sessions);
+        continuation = page.continuation;
+        if continuation.is_none() {
+            break;
+        }
+    }
+    assert!(pages >= 3, "7 sessions in pages of 3");
+    assert_eq!(listed.len(), 7, "every session once, no other user's");
+    let listed_ids: HashSet<_> = listed.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(listed_ids, ids.iter().cloned().collect());
+    assert_eq!(listed[0].id, ids[0]);
+    assert_eq!(listed[0].message_count, 1);
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| w[0].updated_at >= w[1].updated_at)
+    );
+}
+
+pub async fn list_filters_by_is_active(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let active = created(&store, Some(&alice)).await;
+    let archived = created(&store, Some(&alice)).await;
+    store
+        .update_session(
+            &owner,
+            &archived,
+            &SessionPatch {
+                is_active: Some(false),
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let only = |is_active| {
+        let store = store.clone();
+        let owner = owner.clone();
+        async move {
+            store
+                .list_sessions(
+                    &owner,
+                    &ListQuery {
+                        limit: 50,
+                        is_active: Some(is_active),
+                        continuation: None,
+                    },
+                )
+                .await
+                .unwrap()
+                .sessions
+                .into_iter()
+                .map(|s| s.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(only(true).await, vec![active]);
+    assert_eq!(only(false).await, vec![archived]);
+}
+
+pub async fn list_rejects_a_forged_continuation(store: DynStore) {
+    let owner = Owner::User(user(&unique("alice")));
+    let result = store
+        .list_sessions(
+            &owner,
+            &ListQuery {
+                limit: 5,
+                is_active: None,
+                continuation: Some("not a token".into()),
+            },
+        )
+        .await;
+    assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
+}
+
+pub async fn concurrent_appends_are_all_kept(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (store, owner, id) = (store.clone(), owner.clone(), id.clone());
+            tokio::spawn(async move {
+                store
+                    .append_message(&owner, &id, message(None, &format!("m{i}")))
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(task.await.unwrap().unwrap().created);
+    }
+    let s = store.get_session(&owner, &id).await.unwrap().value;
+    assert_eq!(s.message_count, 200);
+    assert_eq!(s.messages.len(), 200);
+    let contents: HashSet<_> = s.messages.iter().map(|m| m.content.clone()).collect();
+    assert_eq!(contents.len(), 200);
+    assert!(
+        s.messages
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at)
+    );
+}
+
+pub async fn concurrent_retries_of_one_message_store_it_once(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let store = Arc::new(store);
+    let tasks: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, owner, id) = (store.clone(), owner.clone(), id.clone());
+            tokio::spawn(async move {
+                store
+                    .append_message(&owner, &id, message(Some("msg_same"), "once"))
+                    .await
+            })
+        })
+        .collect();
+    let mut created_count = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap().created {
+            created_count += 1;
+        }
+    }
+    assert_eq!(created_count, 1);
+    let s = store.get_session(&owner, &id).await.unwrap().value;
+    assert_eq!(s.message_count, 1);
+}
+
+pub async fn json_values_round_trip_exactly(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = sid(&unique("s"));
+    let context = json!({ "emoji": "💬", "n": 1.5, "deep": { "list": [null, true, "x"] } });
+    let mut new = new_session(&id, Some(&alice));
+    new.context = context.as_object().unwrap().clone();
+    new.session_name = Some("Ünïcode \"quoted\" name".into());
+    store.create_session(new).await.unwrap();
+    let mut m = message(None, "line one\nline two — ✓");
+    m.metadata = json!({ "type": "ai_response", "tokens": [1, 2, 3] })
+        .as_object()
+        .unwrap()
+        .clone();
+    m.message_type = MessageType::System;
+    store.append_message(&owner, &id, m.clone()).await.unwrap();
+    let s = store.get_session(&owner, &id).await.unwrap().value;
+    assert_eq!(serde_json::Value::Object(s.context), context);
+    assert_eq!(s.session_name.as_deref(), Some("Ünïcode \"quoted\" name"));
+    assert_eq!(s.messages[0].content, m.content);
+    assert_eq!(s.messages[0].metadata, m.metadata);
+    assert_eq!(s.messages[0].message_type, MessageType::System);
+}
