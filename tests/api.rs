@@ -1,0 +1,160 @@
+//! The HTTP API on the embedded store: the shared suite, plus what only this
+//! file can set up (a failing store, a real socket, many clients).
+
+mod common;
+mod http_suite;
+
+use std::{collections::HashSet, sync::Arc};
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use chat_sessions::{
+    api::ApiSettings,
+    domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
+    store::{
+        Appended, DynStore, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError,
+        StoreResult, Versioned,
+    },
+};
+use common::{TestApp, spawn_app, sqlite_store};
+use serde_json::{Value, json};
+
+async fn sqlite() -> (DynStore, tempfile::TempDir) {
+    sqlite_store()
+}
+
+http_suite!(sqlite());
+
+/// A store whose every call fails the way `make` says: to see what callers
+/// get when the backend breaks.
+#[derive(Debug)]
+struct BrokenStore(fn() -> StoreError);
+
+#[async_trait]
+impl SessionStore for BrokenStore {
+    fn kind(&self) -> &'static str {
+        "broken"
+    }
+    async fn create_session(&self, _: NewSession) -> StoreResult<Versioned<ChatSession>> {
+        Err((self.0)())
+    }
+    async fn get_session(&self, _: &Owner, _: &SessionId) -> StoreResult<Versioned<ChatSession>> {
+        Err((self.0)())
+    }
+    async fn list_sessions(&self, _: &Owner, _: &ListQuery) -> StoreResult<SessionPage> {
+        Err((self.0)())
+    }
+    async fn update_session(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: &SessionPatch,
+        _: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        Err((self.0)())
+    }
+    async fn delete_session(&self, _: &Owner, _: &SessionId, _: Option<&ETag>) -> StoreResult<()> {
+        Err((self.0)())
+    }
+    async fn append_message(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: NewMessage,
+    ) -> StoreResult<Appended> {
+        Err((self.0)())
+    }
+}
+
+#[tokio::test]
+async fn internal_errors_are_500_without_internals() {
+    let store = Arc::new(BrokenStore(|| {
+        StoreError::Internal(anyhow::anyhow!(
+            "disk I/O error at /secret/path AccountKey=abc"
+        ))
+    }));
+    let app = TestApp::over(store, ApiSettings::default(), Box::new(()));
+    for r in [
+        app.get("/api/chat/sessions/s1").await,
+        app.get("/api/chat/sessions").await,
+        app.post(
+            "/api/chat/sessions/s1/messages",
+            json!({ "content": "x", "message_type": "user" }),
+        )
+        .await,
+    ] {
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        let problem = r.expect_problem(StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem["detail"], "internal error");
+        assert!(
+            !text.contains("secret") && !text.contains("AccountKey"),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_store_is_503_with_retry_after() {
+    let store = Arc::new(BrokenStore(|| StoreError::Unavailable {
+        retry_after: Some(std::time::Duration::from_millis(2500)),
+    }));
+    let app = TestApp::over(store, ApiSettings::default(), Box::new(()));
+    let r = app.get("/api/chat/sessions/s1").await;
+    assert_eq!(r.header("retry-after"), Some("3"));
+    r.expect_problem(StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// 200 clients posting at once to one session over real sockets: every
+/// message stored once, the count exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_posts_over_http_lose_nothing() {
+    let (store, dir) = sqlite_store();
+    let server = spawn_app(store, Box::new(dir)).await;
+    let created: Value = server
+        .client
+        .post(server.url("/api/chat/sessions"))
+        .json(&json!({ "user_id": "u1" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let url = server.url(&format!("/api/chat/sessions/{id}/messages?user_id=u1"));
+    let posts: Vec<_> = (0..200)
+        .map(|i| {
+            let (client, url) = (server.client.clone(), url.clone());
+            tokio::spawn(async move {
+                // Every third message is sent twice, as a client retry would.
+                let body = json!({ "id": format!("msg_{i}"), "content": format!("message {i}"), "message_type": "user" });
+                let first = client.post(&url).json(&body).send().await.unwrap().status();
+                if i % 3 == 0 {
+                    let again = client.post(&url).json(&body).send().await.unwrap().status();
+                    assert_eq!(again, reqwest::StatusCode::OK);
+                }
+                first
+            })
+        })
+        .collect();
+    for post in posts {
+        assert_eq!(post.await.unwrap(), reqwest::StatusCode::CREATED);
+    }
+    let session: Value = server
+        .client
+        .get(server.url(&format!("/api/chat/sessions/{id}?user_id=u1")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["message_count"], 200);
+    let ids: HashSet<&str> = session["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 200);
+}
