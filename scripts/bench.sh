@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# HTTP benchmark of the release binary on the embedded store, loaded by wrk
+# from a second process on loopback. Prints req/s and p99 per scenario, the
+# ratio to an in-memory ceiling route of the same server, the time from
+# process start to the first 200 on `/`, and the binary's size.
+#
+#   scripts/bench.sh            # 10 s per scenario, 2 threads, 32 connections
+#   DURATION=30s CONNS=64 scripts/bench.sh
+#   SQLITE_SYNCHRONOUS=normal scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-32}
+THREADS=${THREADS:-2}
+PORT=${PORT:-7391}
+export SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-full}
+
+command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
+cargo build --release --locked --quiet
+BIN=target/release/chat-sessions
+DATA=$(mktemp -d)
+WORK=$(mktemp -d)
+trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA" "$WORK"' EXIT
+
+start_ns=$(date +%s%N)
+BENCH_ROUTES=1 DATA_DIR=$DATA PORT=$PORT RUST_LOG=warn "$BIN" serve &
+PID=$!
+until curl -fs "http://127.0.0.1:$PORT/" >/dev/null; do sleep 0.001; done
+ready_ns=$(date +%s%N)
+BASE="http://127.0.0.1:$PORT"
+
+json() { curl -fs -H 'content-type: application/json' "$@"; }
+# A 50-message session like a real chat: alternating turns, ~200-byte answers.
+SID=$(json -X POST "$BASE/api/chat/sessions" -d '{"user_id":"bench","session_name":"Bench"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+for i in $(seq 1 50); do
+  type=$([ $((i % 2)) -eq 1 ] && echo user || echo assistant)
+  json -X POST "$BASE/api/chat/sessions/$SID/messages?user_id=bench" \
+    -d "{\"content\":\"message $i: Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua. Ut enim ad minim veniam, quis nostrud exercitation.\",\"message_type\":\"$type\",\"metadata\":{\"n\":$i}}" >/dev/null
+done
+# 100 sessions for the listing.
+for i in $(seq 1 100); do
+  json -X POST "$BASE/api/chat/sessions" -d "{\"user_id\":\"lister\",\"session_name\":\"Session $i\",\"context\":{\"i\":$i}}" >/dev/null
+done
+POST_SID=$(json -X POST "$BASE/api/chat/sessions" -d '{"user_id":"poster"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+
+cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"content":"Hello! How are you doing today? This is a typical chat message.","message_type":"user"}'
+LUA
+
+run() { # name url [script]
+  local name=$1 url=$2 script=${3:-}
+  local out
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency ${script:+-s "$script"} "$url")
+  local rps p99 non2xx
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
+  printf '%-28s %12s req/s   p99 %8s   non-2xx %s\n' "$name" "$rps" "$p99" "${non2xx:-0}"
+  echo "$rps" > "$WORK/$name.rps"
+}
+
+echo "wrk: $THREADS threads, $CONNS connections, $DURATION per scenario; SQLITE_SYNCHRONOUS=$SQLITE_SYNCHRONOUS"
+curl -fs "$BASE/_bench/ceiling?session_id=$SID&user_id=bench" >/dev/null  # warm the cache
+run ceiling "$BASE/_bench/ceiling?session_id=$SID&user_id=bench"
+run get_session_50 "$BASE/api/chat/sessions/$SID?user_id=bench"
+run list_100 "$BASE/api/chat/sessions?user_id=lister&limit=100"
+run post_message "$BASE/api/chat/sessions/$POST_SID/messages?user_id=poster" "$WORK/post.lua"
+
+ceil=$(cat "$WORK/ceiling.rps")
+for name in get_session_50 list_100 post_message; do
+  awk -v a="$(cat "$WORK/$name.rps")" -v c="$ceil" -v n="$name" 'BEGIN {printf "%-28s %.2fx ceiling\n", n, a / c}'
+done
+echo "start to first 200 on /: $(( (ready_ns - start_ns) / 1000000 )) ms"
+echo "release binary: $(stat -c %s "$BIN") bytes"
