@@ -38,7 +38,12 @@ impl SessionStore for BrokenStore {
     async fn create_session(&self, _: NewSession) -> StoreResult<Versioned<ChatSession>> {
         Err((self.0)())
     }
-    async fn get_session(&self, _: &Owner, _: &SessionId) -> StoreResult<Versioned<ChatSession>> {
+    async fn get_session_if_changed(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: Option<&ETag>,
+    ) -> StoreResult<Option<Versioned<ChatSession>>> {
         Err((self.0)())
     }
     async fn list_sessions(&self, _: &Owner, _: &ListQuery) -> StoreResult<SessionPage> {

@@ -19,6 +19,7 @@ use crate::{
 };
 
 pub mod bench;
+pub mod cache;
 pub mod error;
 pub mod extract;
 pub mod legacy;
@@ -56,6 +57,7 @@ pub struct AppState {
     pub store: DynStore,
     /// API settings.
     pub settings: Arc<ApiSettings>,
+    renders: Arc<cache::RenderCache>,
     bench: Arc<bench::Ceiling>,
 }
 
@@ -65,6 +67,7 @@ impl AppState {
         Self {
             store,
             settings: Arc::new(settings),
+            renders: Arc::default(),
             bench: Arc::default(),
         }
     }
@@ -186,14 +189,15 @@ pub(crate) async fn write_precondition(
     }
 }
 
-/// Whether `If-None-Match` names `etag` (weak comparison), for a 304.
-pub(crate) fn none_match_hits(headers: &HeaderMap, etag: &ETag) -> bool {
-    let bare = etag.as_str();
+/// The entity-tags of `If-None-Match` (weak ones stripped of `W/`, as
+/// If-None-Match compares weakly); `*` is kept as is.
+pub(crate) fn none_match_tags(headers: &HeaderMap) -> Vec<String> {
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|item| item == "*" || item.trim_start_matches("W/") == bare)
+        .map(|item| item.trim().trim_start_matches("W/").to_owned())
+        .filter(|item| !item.is_empty())
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! The session endpoints: `/api/chat/sessions…`.
 
 use axum::{
+    body::Bytes,
     extract::State,
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
@@ -10,14 +11,14 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::{
     ApiError, AppState,
     extract::{ApiJson, ApiPath, ApiQuery},
-    json_with_etag, none_match_hits, write_precondition,
+    json_with_etag, none_match_tags, write_precondition,
 };
 use crate::{
     domain::{
         JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
         SessionSummary, Timestamp,
     },
-    store::ListQuery,
+    store::{ETag, ListQuery, StoreError},
 };
 
 /// Default page size of a session listing.
@@ -164,6 +165,10 @@ pub async fn create(
 }
 
 /// `GET /api/chat/sessions/{session_id}`
+///
+/// The rendered body is cached per session and revalidated by version on
+/// every request: a session that did not change is one small store read and
+/// no serialisation. `If-None-Match` with the current `ETag` is a 304.
 pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -172,19 +177,56 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     let id = session_id(raw_id)?;
-    let stored = state.store.get_session(&owner, &id).await?;
-    if none_match_hits(&headers, &stored.etag) {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(value) = HeaderValue::from_str(stored.etag.as_str()) {
-            response.headers_mut().insert(header::ETAG, value);
+    let client_tags = none_match_tags(&headers);
+    let cached = state.renders.get(&id);
+    // Without a cached copy, the client's own tag still spares the read.
+    let known = match &cached {
+        Some((etag, _)) => Some(etag.clone()),
+        None => client_tags
+            .iter()
+            .find(|t| t.as_str() != "*")
+            .map(|t| ETag::new(t.as_str())),
+    };
+    let fresh = match state
+        .store
+        .get_session_if_changed(&owner, &id, known.as_ref())
+        .await
+    {
+        Err(StoreError::NotFound) => {
+            state.renders.remove(&id);
+            return Err(ApiError::session_not_found());
         }
-        return Ok(response);
+        other => other?,
+    };
+    let (etag, body) = match (fresh, cached) {
+        (Some(stored), _) => {
+            let body = Bytes::from(
+                serde_json::to_vec(&stored.value).map_err(|e| ApiError::Internal(e.into()))?,
+            );
+            state.renders.put(&id, stored.etag.clone(), body.clone());
+            (stored.etag, Some(body))
+        }
+        (None, Some((etag, body))) => (etag, Some(body)),
+        // Unchanged since the client's tag, and nothing cached.
+        (None, None) => (known.expect("a conditional read had a tag"), None),
+    };
+    let etag_value = HeaderValue::from_str(etag.as_str()).ok();
+    let not_modified = client_tags.iter().any(|t| t == "*" || t == etag.as_str());
+    let mut response = match body {
+        Some(body) if !not_modified => {
+            let mut r = body.into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        _ => StatusCode::NOT_MODIFIED.into_response(),
+    };
+    if let Some(value) = etag_value {
+        response.headers_mut().insert(header::ETAG, value);
     }
-    Ok(json_with_etag(
-        StatusCode::OK,
-        &stored.value,
-        Some(&stored.etag),
-    ))
+    Ok(response)
 }
 
 /// `PUT /api/chat/sessions/{session_id}`

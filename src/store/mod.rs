@@ -150,12 +150,28 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
     /// Creates a session; [`StoreError::Conflict`] if the id is taken.
     async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>>;
 
+    /// The session with all its messages, oldest first; `Ok(None)` when its
+    /// version is still `known`, so a cached copy can be revalidated without
+    /// transferring the messages.
+    async fn get_session_if_changed(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<Versioned<ChatSession>>>;
+
     /// The session with all its messages, oldest first.
     async fn get_session(
         &self,
         owner: &Owner,
         id: &SessionId,
-    ) -> StoreResult<Versioned<ChatSession>>;
+    ) -> StoreResult<Versioned<ChatSession>> {
+        self.get_session_if_changed(owner, id, None)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("an unconditional read returned no session"))
+            })
+    }
 
     /// A page of the owner's sessions, most recently updated first.
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage>;

@@ -2,19 +2,20 @@
 //!
 //! Sessions and messages are separate tables so that an append is one small
 //! insert and one update in a single transaction, whatever the session's size.
-//! One writer connection (SQLite allows one writer anyway) and a small pool of
-//! readers, which WAL lets run beside the writer. All SQLite calls run on
-//! Tokio's blocking pool.
+//! Writes go to one writer thread (SQLite has one writer anyway) that commits
+//! them in groups; reads use a small pool of connections on Tokio's blocking
+//! pool, which WAL lets run beside the writer.
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, mpsc},
 };
 
 use anyhow::Context as _;
 use async_trait::async_trait;
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params};
+use tokio::sync::oneshot;
 
 use super::{
     Appended, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError, StoreResult, Versioned,
@@ -77,12 +78,22 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     durability: Durability,
-    writer: Mutex<Connection>,
+    jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
 }
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "chat-sessions.sqlite3";
+
+/// Most writes committed together in one transaction.
+const MAX_GROUP: usize = 256;
+
+/// A write to run on the writer thread. It returns whether it succeeded (a
+/// failed one is rolled back to its savepoint) and how to answer its caller
+/// once the group's commit outcome is known.
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
+/// Answers a caller; gets the commit error, if the commit failed.
+type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`.
@@ -94,11 +105,16 @@ impl SqliteStore {
         writer
             .execute_batch(SCHEMA)
             .context("creating the SQLite schema")?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(writer, queue))
+            .context("starting the SQLite writer thread")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 durability,
-                writer: Mutex::new(writer),
+                jobs,
                 readers: Mutex::new(Vec::new()),
             }),
         })
@@ -109,25 +125,29 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Runs `f` on the writer connection inside an immediate transaction.
+    /// Runs `f` on the writer thread inside a transaction, and answers once
+    /// that transaction is committed (durably, with `Durability::Full`).
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        blocking(move || {
-            let mut conn = inner.writer.lock().unwrap_or_else(|e| e.into_inner());
-            // IMMEDIATE takes the write lock up front, so another process
-            // (a migration next to the server) waits instead of failing midway.
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(internal)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(internal)?;
-            Ok(out)
-        })
-        .await
+        let (answer, answered) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn| {
+            let result = f(conn);
+            let ok = result.is_ok();
+            let reply: Reply = Box::new(move |commit_error| {
+                let result = match commit_error {
+                    None => result,
+                    Some(e) => Err(StoreError::Internal(anyhow::anyhow!("SQLite commit: {e}"))),
+                };
+                let _ = answer.send(result);
+            });
+            (ok, reply)
+        });
+        let gone = || StoreError::Internal(anyhow::anyhow!("the SQLite writer thread stopped"));
+        self.inner.jobs.send(job).map_err(|_| gone())?;
+        answered.await.map_err(|_| gone())?
     }
 
     /// Runs `f` on a pooled reader connection inside one read transaction, so
@@ -135,7 +155,7 @@ impl SqliteStore {
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let inner = self.inner.clone();
         blocking(move || {
@@ -162,6 +182,59 @@ impl SqliteStore {
             out
         })
         .await
+    }
+}
+
+/// The writer thread: group commit. It takes every write waiting (up to
+/// [`MAX_GROUP`]), runs each in its own savepoint inside one transaction,
+/// commits once, and only then answers the callers. Under load one fsync
+/// covers many writes; alone, a write commits at once.
+fn write_loop(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut replies = Vec::with_capacity(group.len());
+        let outcome = (|| -> rusqlite::Result<()> {
+            // IMMEDIATE takes the write lock up front, so another process (a
+            // migration beside the server) waits instead of failing midway.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for job in group.drain(..) {
+                tx.execute_batch("SAVEPOINT job")?;
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx)));
+                match run {
+                    Ok((true, reply)) => {
+                        tx.execute_batch("RELEASE job")?;
+                        replies.push(reply);
+                    }
+                    Ok((false, reply)) => {
+                        tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                        replies.push(reply);
+                    }
+                    Err(_) => {
+                        // The caller's answer channel was dropped with the
+                        // job; it sees the writer as gone for this call only.
+                        tracing::error!("a store write panicked; rolled back");
+                        tx.execute_batch("ROLLBACK TO job; RELEASE job")?;
+                    }
+                }
+            }
+            tx.commit()
+        })();
+        let error = outcome.err().map(|e| e.to_string());
+        if let Some(e) = &error {
+            tracing::error!(error = %e, writes = replies.len(), "SQLite group commit failed");
+        }
+        // Jobs never run (the transaction failed to start) drop their
+        // answer channel: the caller gets an error, nothing was written.
+        drop(group);
+        for reply in replies {
+            reply(error.as_deref());
+        }
     }
 }
 
@@ -407,13 +480,26 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn get_session(
+    async fn get_session_if_changed(
         &self,
         owner: &Owner,
         id: &SessionId,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.read(move |tx| load_session(tx, &owner, &id)).await
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<Versioned<ChatSession>>> {
+        let (owner, id, known) = (owner.clone(), id.clone(), known.cloned());
+        self.read(move |tx| {
+            let (summary, etag) = find_session(tx, &owner, &id)?;
+            let etag = ETag::new(etag);
+            if known.as_ref() == Some(&etag) {
+                return Ok(None);
+            }
+            let messages = load_messages(tx, &id)?;
+            Ok(Some(Versioned {
+                value: with_messages(summary, messages),
+                etag,
+            }))
+        })
+        .await
     }
 
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
@@ -560,13 +646,10 @@ impl SessionStore for SqliteStore {
             };
             let metadata = to_json(&stored.metadata)?;
             let etag = new_etag();
-            let seq: i64 = tx
-                .query_row(
-                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1",
-                    [id.as_str()],
-                    |row| row.get(0),
-                )
-                .map_err(internal)?;
+            // Messages are never removed one by one, so the count is the
+            // last position; a diverged count fails on the primary key
+            // rather than overwrite anything.
+            let seq = session.message_count + 1;
             tx.prepare_cached(
                 "INSERT INTO messages (session_id, seq, id, content, message_type, user_id, \
                  metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",

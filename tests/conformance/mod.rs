@@ -42,6 +42,7 @@ macro_rules! conformance_suite {
             concurrent_appends_are_all_kept,
             concurrent_retries_of_one_message_store_it_once,
             json_values_round_trip_exactly,
+            conditional_read_skips_an_unchanged_session_only,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -667,4 +668,40 @@ pub async fn json_values_round_trip_exactly(store: DynStore) {
     assert_eq!(s.messages[0].content, m.content);
     assert_eq!(s.messages[0].metadata, m.metadata);
     assert_eq!(s.messages[0].message_type, MessageType::System);
+}
+
+pub async fn conditional_read_skips_an_unchanged_session_only(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(&store, Some(&alice)).await;
+    let first = store.get_session(&owner, &id).await.unwrap();
+    let unchanged = store
+        .get_session_if_changed(&owner, &id, Some(&first.etag))
+        .await
+        .unwrap();
+    assert_eq!(unchanged, None);
+    store
+        .append_message(&owner, &id, message(None, "changes it"))
+        .await
+        .unwrap();
+    let changed = store
+        .get_session_if_changed(&owner, &id, Some(&first.etag))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.value.message_count, 1);
+    assert_ne!(changed.etag, first.etag);
+    // Knowing the version grants nothing: another user still gets NotFound.
+    let mallory = Owner::User(user(&unique("mallory")));
+    assert_not_found(
+        store
+            .get_session_if_changed(&mallory, &id, Some(&changed.etag))
+            .await,
+    );
+    store.delete_session(&owner, &id, None).await.unwrap();
+    assert_not_found(
+        store
+            .get_session_if_changed(&owner, &id, Some(&changed.etag))
+            .await,
+    );
 }

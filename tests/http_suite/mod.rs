@@ -44,6 +44,7 @@ macro_rules! http_suite {
             easy_auth_takes_the_user_from_the_principal,
             local_mode_reaches_sessions_by_id_alone,
             conflicting_user_ids_in_query_and_body_are_422,
+            repeated_gets_always_show_the_latest_version,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -874,4 +875,62 @@ pub async fn conflicting_user_ids_in_query_and_body_are_422(store: DynStore, gua
     )
     .await
     .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+pub async fn repeated_gets_always_show_the_latest_version(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
+    let (alice, bob) = (user(), user());
+    let id = app.create_session(&alice).await;
+    let mut etags = HashSet::new();
+    for i in 0..3 {
+        let r = app
+            .get(&session_uri(&id, &alice))
+            .await
+            .expect_status(StatusCode::OK);
+        assert_eq!(r.json()["message_count"], i);
+        assert_eq!(r.json()["messages"].as_array().unwrap().len(), i as usize);
+        assert!(
+            etags.insert(r.header("etag").unwrap().to_owned()),
+            "a new version has a new ETag"
+        );
+        post_message(
+            &app,
+            &id,
+            &alice,
+            json!({ "content": format!("m{i}"), "message_type": "user" }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    }
+    app.put(
+        &session_uri(&id, &alice),
+        json!({ "session_name": "renamed" }),
+    )
+    .await
+    .expect_status(StatusCode::OK);
+    assert_eq!(
+        app.get(&session_uri(&id, &alice)).await.json()["session_name"],
+        "renamed"
+    );
+    // A cached rendering is never shown to another user.
+    app.get(&session_uri(&id, &bob))
+        .await
+        .expect_problem(StatusCode::NOT_FOUND);
+    let etag = app
+        .get(&session_uri(&id, &alice))
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    app.request(Method::GET, &session_uri(&id, &bob))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect_problem(StatusCode::NOT_FOUND);
+    app.delete(&session_uri(&id, &alice))
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
+    app.get(&session_uri(&id, &alice))
+        .await
+        .expect_problem(StatusCode::NOT_FOUND);
 }
