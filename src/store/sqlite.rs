@@ -80,6 +80,8 @@ struct Inner {
     durability: Durability,
     jobs: mpsc::Sender<Job>,
     readers: Mutex<Vec<Connection>>,
+    /// Connections with no busy timeout, for reads on async threads.
+    inline_readers: Mutex<Vec<Connection>>,
 }
 
 /// The file name of the database inside the data directory.
@@ -105,6 +107,13 @@ impl SqliteStore {
         writer
             .execute_batch(SCHEMA)
             .context("creating the SQLite schema")?;
+        let inline_readers = (0..4)
+            .map(|_| {
+                let conn = open_connection(&path, durability, false)?;
+                conn.busy_timeout(std::time::Duration::ZERO)?;
+                Ok(conn)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -116,6 +125,7 @@ impl SqliteStore {
                 durability,
                 jobs,
                 readers: Mutex::new(Vec::new()),
+                inline_readers: Mutex::new(inline_readers),
             }),
         })
     }
@@ -150,12 +160,12 @@ impl SqliteStore {
         answered.await.map_err(|_| gone())?
     }
 
-    /// Runs `f` on a pooled reader connection inside one read transaction, so
-    /// a session and its messages come from the same snapshot.
+    /// Runs `f` on a pooled reader connection. Reads that need several
+    /// statements to agree open a transaction on it themselves.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
         let inner = self.inner.clone();
         blocking(move || {
@@ -169,12 +179,7 @@ impl SqliteStore {
                 None => open_connection(&inner.path, inner.durability, false)
                     .map_err(StoreError::Internal)?,
             };
-            let out = (|| {
-                let tx = conn.transaction().map_err(internal)?;
-                let out = f(&tx)?;
-                tx.finish().map_err(internal)?;
-                Ok(out)
-            })();
+            let out = f(&mut conn);
             let mut readers = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
             if readers.len() < 8 {
                 readers.push(conn);
@@ -182,6 +187,37 @@ impl SqliteStore {
             out
         })
         .await
+    }
+}
+
+impl SqliteStore {
+    /// Revalidates a known version on the calling thread: one indexed row
+    /// read on a connection that never waits for a lock. `None` when that is
+    /// not possible right now (no idle connection, or SQLite busy), so the
+    /// caller takes the ordinary path.
+    fn revalidate_inline(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: &ETag,
+    ) -> Option<StoreResult<Option<Versioned<ChatSession>>>> {
+        let conn = self
+            .inner
+            .inline_readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()?;
+        let result = find_session(&conn, owner, id);
+        self.inner
+            .inline_readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+        match result {
+            Ok((_, etag)) if ETag::new(etag.as_str()) == *known => Some(Ok(None)),
+            Err(StoreError::NotFound) => Some(Err(StoreError::NotFound)),
+            _ => None,
+        }
     }
 }
 
@@ -486,17 +522,28 @@ impl SessionStore for SqliteStore {
         id: &SessionId,
         known: Option<&ETag>,
     ) -> StoreResult<Option<Versioned<ChatSession>>> {
+        if let Some(known) = known
+            && let Some(unchanged) = self.revalidate_inline(owner, id, known)
+        {
+            return unchanged;
+        }
         let (owner, id, known) = (owner.clone(), id.clone(), known.cloned());
-        self.read(move |tx| {
-            let (summary, etag) = find_session(tx, &owner, &id)?;
-            let etag = ETag::new(etag);
-            if known.as_ref() == Some(&etag) {
-                return Ok(None);
+        self.read(move |conn| {
+            // Revalidation is one indexed row read, without a transaction.
+            if let Some(known) = &known {
+                let (_, etag) = find_session(conn, &owner, &id)?;
+                if ETag::new(etag) == *known {
+                    return Ok(None);
+                }
             }
-            let messages = load_messages(tx, &id)?;
+            // The session row and its messages from one snapshot.
+            let tx = conn.transaction().map_err(internal)?;
+            let (summary, etag) = find_session(&tx, &owner, &id)?;
+            let messages = load_messages(&tx, &id)?;
+            tx.finish().map_err(internal)?;
             Ok(Some(Versioned {
                 value: with_messages(summary, messages),
-                etag,
+                etag: ETag::new(etag),
             }))
         })
         .await
