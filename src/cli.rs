@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API (what the Azure Functions host runs).
     Serve(ServeArgs),
+    /// Print the OpenAPI document (the source of `openapi.json`).
+    Openapi,
 }
 
 /// Flags of `serve`.
@@ -46,10 +48,15 @@ pub struct ServeArgs {
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        print!("{}", crate::api::openapi::document_json());
+        return Ok(());
+    }
     init_logging();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Openapi => Ok(()),
     }
 }
 

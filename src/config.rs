@@ -29,6 +29,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Serve the benchmark's ceiling route (`BENCH_ROUTES=1`).
     pub bench_routes: bool,
+    /// Let the `MigrationSweep` timer enqueue runs (`MIGRATION_SWEEP_ENABLED`).
+    pub migration_sweep_enabled: bool,
 }
 
 /// Overrides given on the command line; they beat the environment, except
@@ -112,7 +114,15 @@ impl Config {
             .data_dir
             .or_else(|| get("DATA_DIR").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("data"));
-        let bench_routes = matches!(get("BENCH_ROUTES").as_deref(), Some("1" | "true"));
+        let flag = |name: &str| -> anyhow::Result<bool> {
+            match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+                None | Some("0" | "false" | "no" | "off") => Ok(false),
+                Some("1" | "true" | "yes" | "on") => Ok(true),
+                Some(other) => bail!("{name} must be true or false, not {other:?}"),
+            }
+        };
+        let bench_routes = flag("BENCH_ROUTES")?;
+        let migration_sweep_enabled = flag("MIGRATION_SWEEP_ENABLED")?;
         Ok(Self {
             listen,
             auth_mode,
@@ -120,6 +130,7 @@ impl Config {
             durability,
             max_body_bytes,
             bench_routes,
+            migration_sweep_enabled,
         })
     }
 
@@ -129,6 +140,7 @@ impl Config {
             auth_mode: self.auth_mode,
             max_body_bytes: self.max_body_bytes,
             bench_routes: self.bench_routes,
+            migration_sweep_enabled: self.migration_sweep_enabled,
         }
     }
 }
@@ -187,6 +199,7 @@ mod tests {
             ("PORT", "http"),
             ("MAX_BODY_BYTES", "1MB"),
             ("SQLITE_SYNCHRONOUS", "off"),
+            ("MIGRATION_SWEEP_ENABLED", "maybe"),
         ] {
             let err = config(&[(k, v)], Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");

@@ -210,7 +210,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MessageType {
     /// The person chatting.
@@ -249,7 +249,7 @@ impl MessageType {
 pub type JsonObject = Map<String, Value>;
 
 /// One message of a session, as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     /// Unique within its session; retrying a post with the same id is harmless.
     pub id: MessageId,
@@ -258,9 +258,11 @@ pub struct ChatMessage {
     /// Who wrote it.
     pub message_type: MessageType,
     /// The user the message belongs to, if known.
+    #[schema(required = true)]
     pub user_id: Option<UserId>,
     /// Free-form data the frontend attaches.
     #[serde(default)]
+    #[schema(value_type = Object, required = true)]
     pub metadata: JsonObject,
     /// When the service stored it (or the legacy store did).
     pub created_at: Timestamp,
@@ -277,23 +279,27 @@ impl ChatMessage {
 }
 
 /// A chat session with its whole message history, oldest message first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatSession {
     /// The session id.
     pub id: SessionId,
-    /// The owner; `None` only for sessions created anonymously in local mode.
+    /// The owner; null only for sessions created without a user in local mode.
+    #[schema(required = true)]
     pub user_id: Option<UserId>,
     /// A display name.
+    #[schema(max_length = 256, required = true)]
     pub session_name: Option<String>,
     /// False once the user archived the session.
     pub is_active: bool,
     /// Free-form data the frontend keeps with the session.
+    #[schema(value_type = Object)]
     pub context: JsonObject,
     /// Every message, in chronological order.
     pub messages: Vec<ChatMessage>,
     /// Number of messages in the session.
     pub message_count: u64,
     /// Time of the newest message.
+    #[schema(required = true)]
     pub last_message_at: Option<Timestamp>,
     /// When the session was created.
     pub created_at: Timestamp,
@@ -302,21 +308,25 @@ pub struct ChatSession {
 }
 
 /// A session without its messages, as listed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionSummary {
     /// The session id.
     pub id: SessionId,
-    /// The owner.
+    /// The owner; null only for sessions created without a user in local mode.
+    #[schema(required = true)]
     pub user_id: Option<UserId>,
     /// A display name.
+    #[schema(max_length = 256, required = true)]
     pub session_name: Option<String>,
     /// False once archived.
     pub is_active: bool,
     /// Free-form data the frontend keeps with the session.
+    #[schema(value_type = Object)]
     pub context: JsonObject,
     /// Number of messages in the session.
     pub message_count: u64,
     /// Time of the newest message.
+    #[schema(required = true)]
     pub last_message_at: Option<Timestamp>,
     /// When the session was created.
     pub created_at: Timestamp,

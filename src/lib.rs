@@ -6,4 +6,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod functions;
+pub mod jobs;
 pub mod store;

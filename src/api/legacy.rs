@@ -7,6 +7,7 @@ use axum::{
     response::Response,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ApiError, AppState,
@@ -22,19 +23,21 @@ use crate::{
 };
 
 /// A message in the old shape: one object per message, naming its session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LegacyMessage {
     /// The message id.
     pub id: MessageId,
     /// The session it belongs to.
     pub session_id: SessionId,
     /// The user.
+    #[schema(required = true)]
     pub user_id: Option<UserId>,
     /// The text.
     pub content: String,
     /// Who wrote it.
     pub message_type: MessageType,
     /// Free-form data.
+    #[schema(value_type = Object)]
     pub metadata: JsonObject,
     /// When it was stored.
     pub created_at: Timestamp,
@@ -56,33 +59,51 @@ impl LegacyMessage {
 }
 
 /// Query of `GET /api/chat/history`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    /// Required.
+    /// The session (required; 422 without it).
+    #[param(required = true, value_type = SessionId)]
     pub session_id: Option<String>,
     /// The user.
+    #[param(value_type = Option<UserId>)]
     pub user_id: Option<String>,
 }
 
 /// Body of `POST /api/chat/message`. Unknown members are ignored: old
 /// frontends sent more than this.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct LegacyPostBody {
-    /// The text.
+    /// The text; not blank.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub content: String,
     /// Defaults to `user`.
+    #[schema(value_type = Option<MessageType>)]
     pub message_type: Option<String>,
     /// The session; a new one is created when absent or unknown.
+    #[schema(value_type = Option<SessionId>)]
     pub session_id: Option<String>,
     /// The user.
+    #[schema(value_type = Option<UserId>)]
     pub user_id: Option<String>,
     /// Free-form data.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<JsonObject>,
     /// A client id that makes retries safe.
+    #[schema(value_type = Option<MessageId>)]
     pub id: Option<String>,
 }
 
 /// `GET /api/chat/history?session_id=&user_id=`
+#[utoipa::path(
+    get,
+    path = "/api/chat/history",
+    tag = "legacy",
+    summary = "Legacy: a session's messages in the old per-message shape",
+    description = "Oldest first; an empty array for an unknown session.",
+    params(HistoryParams),
+    responses((status = 200, description = "The messages.", body = Vec<LegacyMessage>))
+)]
 pub async fn history(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -108,6 +129,18 @@ pub async fn history(
 }
 
 /// `POST /api/chat/message`
+#[utoipa::path(
+    post,
+    path = "/api/chat/message",
+    tag = "legacy",
+    summary = "Legacy: post a message, creating its session when needed",
+    params(super::sessions::UserParam),
+    request_body = LegacyPostBody,
+    responses(
+        (status = 201, description = "Stored.", body = LegacyMessage),
+        (status = 200, description = "Already stored under this id (a retry).", body = LegacyMessage),
+    )
+)]
 pub async fn post_message(
     State(state): State<AppState>,
     headers: HeaderMap,

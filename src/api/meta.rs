@@ -2,7 +2,6 @@
 //! routes and methods.
 
 use axum::{Json, extract::State, response::IntoResponse};
-use serde_json::json;
 
 use super::{ApiError, AppState};
 
@@ -13,8 +12,27 @@ pub async fn probe() -> &'static str {
 }
 
 /// `GET /api/health`
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "meta",
+    summary = "Liveness",
+    responses((status = 200, description = "The service is up.", body = Health))
+)]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    Json(json!({ "status": "ok", "store": state.store.kind() }))
+    Json(Health {
+        status: "ok",
+        store: state.store.kind(),
+    })
+}
+
+/// Body of `GET /api/health`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok`.
+    pub status: &'static str,
+    /// The store backend (`sqlite`, `cosmos`).
+    pub store: &'static str,
 }
 
 /// Any unknown path.

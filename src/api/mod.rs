@@ -24,6 +24,7 @@ pub mod error;
 pub mod extract;
 pub mod legacy;
 pub mod meta;
+pub mod openapi;
 pub mod routes;
 pub mod sessions;
 
@@ -38,6 +39,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Serve `/_bench/*` routes used by the benchmark (never in production).
     pub bench_routes: bool,
+    /// Whether the `MigrationSweep` timer enqueues a migration run.
+    pub migration_sweep_enabled: bool,
 }
 
 impl Default for ApiSettings {
@@ -46,6 +49,7 @@ impl Default for ApiSettings {
             auth_mode: AuthMode::None,
             max_body_bytes: 1024 * 1024,
             bench_routes: false,
+            migration_sweep_enabled: false,
         }
     }
 }
@@ -96,8 +100,14 @@ impl AppState {
     }
 }
 
-/// The whole HTTP service.
+/// The whole service: the HTTP API as the Functions host forwards it, plus
+/// the `POST /<FunctionName>` invocations of the host's other triggers.
 pub fn app(state: AppState) -> Router {
+    let api = api_router(state.clone());
+    api.clone().merge(crate::functions::router(api, state))
+}
+
+fn api_router(state: AppState) -> Router {
     let mut router = Router::new().route("/", get(meta::probe));
     for route in routes::ROUTES {
         router = router.route(&route.path(), route.method_router());

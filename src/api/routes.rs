@@ -7,7 +7,7 @@ use axum::{
     routing::{MethodFilter, MethodRouter, on},
 };
 
-use super::{AppState, legacy, meta, sessions};
+use super::{AppState, legacy, meta, openapi, sessions};
 
 /// What an endpoint does; each has exactly one handler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +30,26 @@ pub enum Endpoint {
     GetChatHistory,
     /// Legacy: post a message, creating its session if needed.
     PostChatMessage,
+    /// The OpenAPI document of this API.
+    OpenApi,
+}
+
+impl Endpoint {
+    /// The error statuses this endpoint can answer (all as
+    /// `application/problem+json`); the OpenAPI document lists exactly these.
+    pub fn problem_statuses(self) -> &'static [u16] {
+        match self {
+            Self::Health | Self::OpenApi => &[500],
+            Self::ListSessions => &[401, 403, 422, 500, 503],
+            Self::CreateSession => &[400, 401, 403, 409, 413, 415, 422, 500, 503],
+            Self::GetSession => &[401, 403, 404, 422, 500, 503],
+            Self::UpdateSession => &[400, 401, 403, 404, 412, 413, 415, 422, 500, 503],
+            Self::DeleteSession => &[400, 401, 403, 404, 412, 422, 500, 503],
+            Self::SendMessage => &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],
+            Self::GetChatHistory => &[401, 403, 422, 500, 503],
+            Self::PostChatMessage => &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],
+        }
+    }
 }
 
 /// One HTTP function: its Azure Functions name, method and route.
@@ -58,6 +78,7 @@ pub const ROUTES: &[Route] = &[
     Route { function: "SendMessage", method: Method::POST, route: "chat/sessions/{session_id}/messages", endpoint: Endpoint::SendMessage },
     Route { function: "GetChatHistory", method: Method::GET, route: "chat/history", endpoint: Endpoint::GetChatHistory },
     Route { function: "PostChatMessage", method: Method::POST, route: "chat/message", endpoint: Endpoint::PostChatMessage },
+    Route { function: "OpenApi", method: Method::GET, route: "openapi.json", endpoint: Endpoint::OpenApi },
 ];
 
 /// The prefix the Functions host puts before every HTTP route.
@@ -83,6 +104,7 @@ impl Route {
             Endpoint::SendMessage => on(filter, sessions::send_message),
             Endpoint::GetChatHistory => on(filter, legacy::history),
             Endpoint::PostChatMessage => on(filter, legacy::post_message),
+            Endpoint::OpenApi => on(filter, openapi::serve),
         }
     }
 }

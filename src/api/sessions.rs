@@ -7,6 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ApiError, AppState,
@@ -15,8 +16,8 @@ use super::{
 };
 use crate::{
     domain::{
-        JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
-        SessionSummary, Timestamp,
+        ChatMessage, ChatSession, JsonObject, MessageId, MessageType, NewMessage, NewSession,
+        SessionId, SessionPatch, SessionSummary, Timestamp, UserId,
     },
     store::{ETag, ListQuery, StoreError},
 };
@@ -27,18 +28,23 @@ pub const DEFAULT_LIST_LIMIT: u32 = 50;
 pub const MAX_LIST_LIMIT: u32 = 200;
 
 /// `?user_id=` on endpoints that name one session.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserParam {
     /// The user (local mode), or a check against the principal (Easy Auth).
+    #[param(value_type = Option<UserId>)]
     pub user_id: Option<String>,
 }
 
 /// Query of `GET /api/chat/sessions`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Whose sessions.
+    #[param(value_type = Option<UserId>)]
     pub user_id: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
     /// From the previous page.
     pub continuation_token: Option<String>,
@@ -47,40 +53,51 @@ pub struct ListParams {
 }
 
 /// Body of `GET /api/chat/sessions`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionList {
     /// The page, without messages.
     pub sessions: Vec<SessionSummary>,
     /// Pass as `continuation_token` for the next page; null on the last.
+    #[schema(required = true)]
     pub continuation_token: Option<String>,
 }
 
 /// Body of `POST /api/chat/sessions`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSessionBody {
     /// The session id; generated when absent.
+    #[schema(value_type = Option<SessionId>)]
     pub id: Option<String>,
     /// The owner (local mode) or a check against the principal.
+    #[schema(value_type = Option<UserId>)]
     pub user_id: Option<String>,
     /// A display name.
+    #[schema(
+        max_length = 256,
+        pattern = r"^[^\u0000-\u0008\u000A-\u001F\u007F-\u009F]*$"
+    )]
     pub session_name: Option<String>,
     /// Free-form data.
+    #[schema(value_type = Option<Object>)]
     pub context: Option<JsonObject>,
 }
 
 /// Body of `PUT /api/chat/sessions/{session_id}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateSessionBody {
     /// A new name; `null` clears it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, max_length = 256, pattern = r"^[^\u0000-\u0008\u000A-\u001F\u007F-\u009F]*$")]
     pub session_name: Option<Option<String>>,
-    /// Archive (`false`) or reactivate (`true`).
+    /// Archive (`false`) or reactivate (`true`); `null` leaves it.
     pub is_active: Option<bool>,
-    /// Replaces the context.
+    /// Replaces the context; `null` leaves it.
+    #[schema(value_type = Option<Object>)]
     pub context: Option<JsonObject>,
     /// The user (local mode) or a check against the principal.
+    #[schema(value_type = Option<UserId>)]
     pub user_id: Option<String>,
 }
 
@@ -94,18 +111,23 @@ where
 }
 
 /// Body of `POST /api/chat/sessions/{session_id}/messages`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageBody {
-    /// The text.
+    /// The text; not blank.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub content: String,
     /// `user`, `assistant` or `system`.
+    #[schema(value_type = MessageType)]
     pub message_type: String,
     /// Free-form data.
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<JsonObject>,
     /// A client id that makes retries safe; generated when absent.
+    #[schema(value_type = Option<MessageId>)]
     pub id: Option<String>,
     /// The user (local mode) or a check against the principal.
+    #[schema(value_type = Option<UserId>)]
     pub user_id: Option<String>,
 }
 
@@ -114,6 +136,15 @@ fn session_id(raw: String) -> Result<SessionId, ApiError> {
 }
 
 /// `GET /api/chat/sessions`
+#[utoipa::path(
+    get,
+    path = "/api/chat/sessions",
+    tag = "sessions",
+    summary = "List the user's sessions",
+    description = "Newest activity (updated_at) first, without messages, paged by an opaque continuation_token.",
+    params(ListParams),
+    responses((status = 200, description = "A page of sessions.", body = SessionList))
+)]
 pub async fn list(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -140,6 +171,18 @@ pub async fn list(
 }
 
 /// `POST /api/chat/sessions`
+#[utoipa::path(
+    post,
+    path = "/api/chat/sessions",
+    tag = "sessions",
+    summary = "Create a session",
+    params(UserParam),
+    request_body(content = CreateSessionBody, description = "All members optional; an empty body is allowed."),
+    responses((status = 201, description = "Created.", body = ChatSession, headers(
+        ("ETag" = String, description = "Version of the session, for If-Match."),
+        ("Location" = String, description = "URL of the session."),
+    )))
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -165,6 +208,25 @@ pub async fn create(
 }
 
 /// `GET /api/chat/sessions/{session_id}`
+#[utoipa::path(
+    get,
+    path = "/api/chat/sessions/{session_id}",
+    tag = "sessions",
+    summary = "Get a session with all its messages",
+    params(
+        ("session_id" = SessionId, Path, description = "The session."),
+        UserParam,
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "An ETag from an earlier answer: 304 while unchanged."),
+    ),
+    responses(
+        (status = 200, description = "The session, messages oldest first.", body = ChatSession, headers(
+            ("ETag" = String, description = "Version of the session."),
+        )),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match.", headers(
+            ("ETag" = String, description = "Version of the session."),
+        )),
+    )
+)]
 ///
 /// The rendered body is cached per session and revalidated by version on
 /// every request: a session that did not change is one small store read and
@@ -230,6 +292,21 @@ pub async fn get(
 }
 
 /// `PUT /api/chat/sessions/{session_id}`
+#[utoipa::path(
+    put,
+    path = "/api/chat/sessions/{session_id}",
+    tag = "sessions",
+    summary = "Rename, archive or change the context of a session",
+    params(
+        ("session_id" = SessionId, Path, description = "The session."),
+        UserParam,
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Update only if the session still has this ETag (412 otherwise)."),
+    ),
+    request_body(content = UpdateSessionBody, description = "Members left out stay as they are; unknown members are a 422."),
+    responses((status = 200, description = "The updated session.", body = ChatSession, headers(
+        ("ETag" = String, description = "New version of the session."),
+    )))
+)]
 pub async fn update(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -258,6 +335,18 @@ pub async fn update(
 }
 
 /// `DELETE /api/chat/sessions/{session_id}`
+#[utoipa::path(
+    delete,
+    path = "/api/chat/sessions/{session_id}",
+    tag = "sessions",
+    summary = "Delete a session and its messages",
+    params(
+        ("session_id" = SessionId, Path, description = "The session."),
+        UserParam,
+        ("If-Match" = Option<String>, Header, nullable = false, description = "Delete only if the session still has this ETag (412 otherwise)."),
+    ),
+    responses((status = 204, description = "Deleted."))
+)]
 pub async fn delete(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -275,6 +364,26 @@ pub async fn delete(
 }
 
 /// `POST /api/chat/sessions/{session_id}/messages`
+#[utoipa::path(
+    post,
+    path = "/api/chat/sessions/{session_id}/messages",
+    tag = "sessions",
+    summary = "Append a message to a session",
+    description = "Atomic; updates message_count, last_message_at and updated_at. Posting the same id again returns the stored message (200) and stores nothing; the same id with other content is a 409.",
+    params(
+        ("session_id" = SessionId, Path, description = "The session."),
+        UserParam,
+    ),
+    request_body = SendMessageBody,
+    responses(
+        (status = 201, description = "Stored.", body = ChatMessage, headers(
+            ("ETag" = String, description = "New version of the session."),
+        )),
+        (status = 200, description = "Already stored under this id (a retry); nothing changed.", body = ChatMessage, headers(
+            ("ETag" = String, description = "Version of the session."),
+        )),
+    )
+)]
 pub async fn send_message(
     State(state): State<AppState>,
     headers: HeaderMap,

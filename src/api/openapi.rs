@@ -1,0 +1,212 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and
+//! completed from the route table (operation ids, error responses), so the
+//! code is its only source. `openapi.json` at the repo root is a checked-in
+//! copy that a test keeps equal to this.
+
+use std::{borrow::Cow, sync::OnceLock};
+
+use axum::{
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
+use utoipa::{
+    OpenApi, PartialSchema, ToSchema,
+    openapi::{
+        ContentBuilder, ObjectBuilder, RefOr, ResponseBuilder, Type,
+        header::HeaderBuilder,
+        schema::{KnownFormat, Schema, SchemaFormat},
+    },
+};
+
+use super::{error::PROBLEM_JSON, legacy, meta, routes::ROUTES, sessions};
+use crate::domain::{MAX_ID_LEN, MAX_USER_ID_LEN, MessageId, SessionId, Timestamp, UserId};
+
+/// Pattern of session and message ids.
+pub const ID_PATTERN: &str = "^[A-Za-z0-9_.:-]{1,128}$";
+/// Pattern of user ids: no control characters.
+pub const USER_ID_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]{1,256}$";
+
+fn id_schema(description: &str, example: &str) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(MAX_ID_LEN))
+        .pattern(Some(ID_PATTERN))
+        .description(Some(description))
+        .examples([serde_json::json!(example)])
+        .into()
+}
+
+impl PartialSchema for SessionId {
+    fn schema() -> RefOr<Schema> {
+        id_schema(
+            "A session id: generated as session_<random>_<YYYYMMDD_HHMMSS>, or the client's own.",
+            "session_3f9a1c0b7d2e_20240101_120000",
+        )
+    }
+}
+impl ToSchema for SessionId {}
+
+impl PartialSchema for MessageId {
+    fn schema() -> RefOr<Schema> {
+        id_schema(
+            "A message id: generated as msg_<uuid v7>, or the client's own (makes retries safe).",
+            "msg_0193e3c4-7b1a-7c2e-9f00-1a2b3c4d5e6f",
+        )
+    }
+}
+impl ToSchema for MessageId {}
+
+impl PartialSchema for UserId {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(MAX_USER_ID_LEN))
+            .pattern(Some(USER_ID_PATTERN))
+            .description(Some("A user id (the Easy Auth principal id in Azure)."))
+            .examples([serde_json::json!("user_123")])
+            .into()
+    }
+}
+impl ToSchema for UserId {}
+
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some(
+                "RFC 3339 in UTC with a six-digit fraction and Z; string order is time order.",
+            ))
+            .examples([serde_json::json!("2024-01-01T12:00:00.000000Z")])
+            .into()
+    }
+}
+impl ToSchema for Timestamp {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("Timestamp")
+    }
+}
+
+/// The generated part of the document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "chat-sessions",
+        description = "Chat history as one document per session. Every error is RFC 9457 application/problem+json.",
+        license(name = "MIT")
+    ),
+    paths(
+        meta::health,
+        sessions::list,
+        sessions::create,
+        sessions::get,
+        sessions::update,
+        sessions::delete,
+        sessions::send_message,
+        legacy::history,
+        legacy::post_message,
+        serve,
+    ),
+    components(schemas(super::error::Problem))
+)]
+struct ApiDoc;
+
+fn problem_response(status: u16) -> utoipa::openapi::Response {
+    let description = match status {
+        400 => "The body is not JSON, or a header is malformed.",
+        401 => "No authenticated user (AUTH_MODE=easyauth).",
+        403 => "user_id names another user than the authenticated one.",
+        404 => "No such session for this user.",
+        409 => "The id is already taken.",
+        412 => "If-Match does not match the session's ETag.",
+        413 => "The body is larger than MAX_BODY_BYTES.",
+        415 => "The body is declared as something other than JSON.",
+        422 => "Valid JSON or parameters with invalid values.",
+        500 => "A fault of the service; the body says no more.",
+        503 => "The store is throttled or unavailable; retry after Retry-After seconds.",
+        _ => "An error.",
+    };
+    let mut response = ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        ContentBuilder::new()
+            .schema(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                "Problem",
+            ))))
+            .build(),
+    );
+    if status == 503 {
+        response = response.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(1)),
+                )
+                .description(Some("Seconds to wait before retrying."))
+                .build(),
+        );
+    }
+    response.build()
+}
+
+/// The whole document: generated paths, with operation ids and the error
+/// responses of each operation taken from the route table.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    for route in ROUTES {
+        let Some(item) = doc.paths.paths.get_mut(&route.path()) else {
+            panic!(
+                "{} {} has no OpenAPI annotation",
+                route.method,
+                route.path()
+            );
+        };
+        let operation = match route.method.as_str() {
+            "GET" => item.get.as_mut(),
+            "POST" => item.post.as_mut(),
+            "PUT" => item.put.as_mut(),
+            "DELETE" => item.delete.as_mut(),
+            _ => None,
+        }
+        .unwrap_or_else(|| panic!("{} {} has no OpenAPI operation", route.method, route.path()));
+        operation.operation_id = Some(route.function.to_owned());
+        for status in route.endpoint.problem_statuses() {
+            operation
+                .responses
+                .responses
+                .insert(status.to_string(), RefOr::T(problem_response(*status)));
+        }
+    }
+    doc
+}
+
+/// The document as pretty JSON, as served and checked in.
+pub fn document_json() -> &'static str {
+    static JSON: OnceLock<String> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut text = document()
+            .to_pretty_json()
+            .expect("the document serialises");
+        text.push('\n');
+        text
+    })
+}
+
+/// `GET /api/openapi.json`
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "This document.", content_type = "application/json", body = Object))
+)]
+pub async fn serve() -> Response {
+    let mut response = document_json().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
