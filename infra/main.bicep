@@ -1,0 +1,234 @@
+// chat-sessions: one Azure Functions custom-handler app (Flex Consumption, Linux) in front of
+// Azure Cosmos DB for NoSQL, reached with a user-assigned managed identity. No keys, no secrets:
+// storage has shared-key access off, Cosmos has local auth off, Application Insights takes
+// Entra-authenticated telemetry, callers are authenticated by App Service Authentication.
+// Deploy with `azd provision` or `az deployment sub create` (see docs/deploy.md).
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment (azd: AZURE_ENV_NAME). Seeds the resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region for every resource. Must offer the Flex Consumption plan (az functionapp list-flexconsumption-locations).')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the person or pipeline running the deployment (azd: AZURE_PRINCIPAL_ID). Gets data-plane access to Cosmos DB and to the migration queue so they can run and watch migrations. Empty = none.')
+param principalId string = ''
+
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+@description('Kind of principal in principalId.')
+param principalType string = 'User'
+
+@description('Resource group to create; empty = rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@minLength(1)
+@description('Application (client) id of the Microsoft Entra app registration that represents this API for App Service Authentication. Required: the app trusts the identity headers that App Service Authentication sets, so it must never run without it.')
+param authClientId string
+
+@description('OpenID issuer for App Service Authentication; empty = https://login.microsoftonline.com/<this tenant>/v2.0.')
+param authOpenIdIssuer string = ''
+
+@description('Accepted token audiences; empty = [ api://<authClientId>, <authClientId> ].')
+param authAllowedAudiences array = []
+
+@description('Client application ids allowed to call the API (e.g. the frontend SPA registration); empty = any client application of the tenant that obtains a token for the audience.')
+param authAllowedClientApplications array = []
+
+@description('Let /api/health through without a token. It returns only {"status","store"}, so platform probes and uptime checks can use it.')
+param healthAnonymous bool = true
+
+@allowed([
+  'serverless'
+  'autoscale'
+])
+@description('Cosmos DB capacity mode: serverless (pay per request, single region) or provisioned autoscale throughput shared by the database.')
+param cosmosCapacityMode string = 'serverless'
+
+@minValue(1000)
+@description('Autoscale maximum RU/s of the database when cosmosCapacityMode is autoscale (scales between 10% and 100% of it).')
+param cosmosAutoscaleMaxThroughput int = 1000
+
+@description('Cosmos DB continuous backup (7-day point-in-time restore); false = periodic backups.')
+param cosmosContinuousBackup bool = true
+
+@description('Existing or new Cosmos DB account name; empty = cosmos-<token>. Point it at the account that holds the legacy container to migrate in place.')
+param cosmosAccountName string = ''
+
+@allowed([
+  'create'
+  'existing'
+])
+@description('The legacy per-message container: create an empty one, or reference one that already exists in the account.')
+param legacyContainerMode string = 'create'
+
+@description('Partition key path of the legacy container (COSMOS_LEGACY_PARTITION_KEY).')
+param legacyPartitionKeyPath string = '/session_id'
+
+@description('Whether the MigrationSweep timer runs (sets AzureWebJobs.MigrationSweep.Disabled and MIGRATION_SWEEP_ENABLED).')
+param migrationSweepEnabled bool = false
+
+@description('NCRONTAB schedule of the MigrationSweep timer (6 fields, UTC).')
+param migrationSweepSchedule string = '0 0 3 * * *'
+
+@description('Time budget in seconds of one migration invocation (below functionTimeout, 600 s).')
+param migrationInvocationSeconds int = 240
+
+@description('RUST_LOG filter of the handler.')
+param rustLog string = 'info'
+
+@minValue(40)
+@maxValue(1000)
+@description('Flex Consumption scale-out limit.')
+param maximumInstanceCount int = 100
+
+@allowed([
+  512
+  2048
+  4096
+])
+@description('Flex Consumption instance memory in MB.')
+param instanceMemoryMB int = 2048
+
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var functionAppName = 'func-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : 'rg-${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    publisherPrincipalId: identity.outputs.principalId
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    queueNames: [
+      'chat-migration'
+      'chat-migration-poison'
+    ]
+    appPrincipalId: identity.outputs.principalId
+    operatorPrincipalId: principalId
+    operatorPrincipalType: principalType
+  }
+}
+
+module cosmos 'modules/cosmos.bicep' = {
+  name: 'cosmos'
+  scope: rg
+  params: {
+    accountName: !empty(cosmosAccountName) ? cosmosAccountName : 'cosmos-${resourceToken}'
+    location: location
+    tags: tags
+    capacityMode: cosmosCapacityMode
+    autoscaleMaxThroughput: cosmosAutoscaleMaxThroughput
+    continuousBackup: cosmosContinuousBackup
+    databaseName: 'chat'
+    sessionsContainerName: 'chat_sessions'
+    legacyContainerName: 'chat_messages'
+    legacyContainerMode: legacyContainerMode
+    legacyPartitionKeyPath: legacyPartitionKeyPath
+    appPrincipalId: identity.outputs.principalId
+    operatorPrincipalId: principalId
+  }
+}
+
+module functionApp 'modules/function-app.bicep' = {
+  name: 'function-app'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: '${storage.outputs.blobEndpoint}${deploymentContainerName}'
+    blobEndpoint: storage.outputs.blobEndpoint
+    queueEndpoint: storage.outputs.queueEndpoint
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    appSettings: {
+      AUTH_MODE: 'easyauth'
+      RUST_LOG: rustLog
+      MAX_BODY_BYTES: '1048576'
+      COSMOS_ENDPOINT: cosmos.outputs.endpoint
+      COSMOS_DATABASE: cosmos.outputs.databaseName
+      COSMOS_SESSIONS_CONTAINER: cosmos.outputs.sessionsContainerName
+      COSMOS_LEGACY_CONTAINER: cosmos.outputs.legacyContainerName
+      COSMOS_LEGACY_PARTITION_KEY: legacyPartitionKeyPath
+      MIGRATION_SWEEP_SCHEDULE: migrationSweepSchedule
+      MIGRATION_SWEEP_ENABLED: migrationSweepEnabled ? 'true' : 'false'
+      'AzureWebJobs.MigrationSweep.Disabled': migrationSweepEnabled ? 'false' : 'true'
+      MIGRATION_INVOCATION_SECONDS: string(migrationInvocationSeconds)
+    }
+    authClientId: authClientId
+    authOpenIdIssuer: !empty(authOpenIdIssuer) ? authOpenIdIssuer : '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+    authAllowedAudiences: !empty(authAllowedAudiences) ? authAllowedAudiences : [
+      'api://${authClientId}'
+      authClientId
+    ]
+    authAllowedClientApplications: authAllowedClientApplications
+    authExcludedPaths: healthAnonymous ? [
+      '/api/health'
+    ] : []
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_APP_URL string = functionApp.outputs.url
+output AZURE_CLIENT_ID string = identity.outputs.clientId
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output MIGRATION_QUEUE_NAME string = 'chat-migration'
+output COSMOS_ENDPOINT string = cosmos.outputs.endpoint
+output COSMOS_ACCOUNT_NAME string = cosmos.outputs.accountName
+output COSMOS_DATABASE string = cosmos.outputs.databaseName
+output COSMOS_SESSIONS_CONTAINER string = cosmos.outputs.sessionsContainerName
+output COSMOS_LEGACY_CONTAINER string = cosmos.outputs.legacyContainerName
+output APPLICATIONINSIGHTS_CONNECTION_STRING string = monitoring.outputs.connectionString
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.name
