@@ -19,7 +19,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 /// never sent.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400: the body is not JSON (or a header is malformed).
+    /// 400: the body is not JSON.
     #[error("{0}")]
     BadRequest(String),
     /// 401: no authenticated principal.

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 
 /// A JSON body. Malformed JSON is a 400, JSON of the wrong shape a 422, a body
-/// over the limit a 413. An empty body reads as `{}` so that endpoints whose
+/// over the limit a 413. An empty (or `null`) body reads as `{}` so endpoints whose
 /// fields are all optional accept a bare POST. A missing or `text/plain`
 /// content type is accepted, since `fetch` with a string body sends
 /// `text/plain`; other declared types (forms, multipart) are a 415.
@@ -51,7 +51,9 @@ where
                 ApiError::BadRequest(format!("could not read the request body: {rejection}"))
             }
         })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body, or a JSON null, reads as an empty object.
+        let trimmed = bytes.trim_ascii();
+        let text: &[u8] = if trimmed.is_empty() || trimmed == b"null" {
             b"{}"
         } else {
             &bytes

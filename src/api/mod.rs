@@ -85,9 +85,10 @@ impl AppState {
         body_user: Option<&str>,
     ) -> Result<Owner, ApiError> {
         let requested = match (query_user, body_user) {
+            // Asking as two users at once is asking for someone else's data.
             (Some(q), Some(b)) if q != b => {
-                return Err(ApiError::Validation(
-                    "user_id: the query parameter and the body field differ".into(),
+                return Err(ApiError::Forbidden(
+                    "user_id in the query and in the body name different users".into(),
                 ));
             }
             (q, b) => q.or(b),
@@ -143,32 +144,27 @@ enum IfMatch {
     Tags(Vec<ETag>),
 }
 
-fn parse_if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
+/// Reads `If-Match`. Lenient on purpose: a tag without quotes is taken as
+/// that tag, and anything that names no current version (an empty or garbled
+/// header, weak tags, which never match under strong comparison) simply fails
+/// the condition with a 412. A write never proceeds on a header it could not
+/// read.
+fn parse_if_match(headers: &HeaderMap) -> Option<IfMatch> {
+    let mut values = headers.get_all(header::IF_MATCH).iter().peekable();
+    values.peek()?;
     let mut tags = Vec::new();
-    for value in headers.get_all(header::IF_MATCH) {
-        let text = value
-            .to_str()
-            .map_err(|_| ApiError::BadRequest("If-Match is not valid text".into()))?;
+    for value in values {
+        let text = String::from_utf8_lossy(value.as_bytes());
         for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if item == "*" {
-                return Ok(Some(IfMatch::Any));
+                return Some(IfMatch::Any);
             }
-            // If-Match compares strongly: a weak tag can never match.
-            if item.starts_with("W/\"") {
-                continue;
+            if !item.starts_with("W/") {
+                tags.push(ETag::new(item));
             }
-            if !(item.len() >= 2 && item.starts_with('"') && item.ends_with('"')) {
-                return Err(ApiError::BadRequest(
-                    "If-Match must hold quoted entity-tags, as sent in ETag".into(),
-                ));
-            }
-            tags.push(ETag::new(item));
         }
     }
-    if tags.is_empty() && headers.get(header::IF_MATCH).is_none() {
-        return Ok(None);
-    }
-    Ok(Some(IfMatch::Tags(tags)))
+    Some(IfMatch::Tags(tags))
 }
 
 /// The version a write must match, from `If-Match`: `None` to write
@@ -182,7 +178,7 @@ pub(crate) async fn write_precondition(
 ) -> Result<Option<ETag>, ApiError> {
     let stale =
         || ApiError::PreconditionFailed("If-Match does not match the session's ETag".into());
-    match parse_if_match(headers)? {
+    match parse_if_match(headers) {
         None | Some(IfMatch::Any) => Ok(None),
         Some(IfMatch::Tags(tags)) => match tags.as_slice() {
             [] => Err(stale()),

@@ -115,7 +115,7 @@ struct ApiDoc;
 
 fn problem_response(status: u16) -> utoipa::openapi::Response {
     let description = match status {
-        400 => "The body is not JSON, or a header is malformed.",
+        400 => "The body is not JSON.",
         401 => "No authenticated user (AUTH_MODE=easyauth).",
         403 => "user_id names another user than the authenticated one.",
         404 => "No such session for this user.",
@@ -183,13 +183,47 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// OpenAPI links from a created resource to what can be done with it next,
+/// for clients and for stateful fuzzing (create, read, post, delete). Written
+/// into the JSON directly: utoipa 5 serialises `Link` with snake_case keys.
+fn add_links(doc: &mut serde_json::Value) {
+    let links: [(&str, &str, &str, &[&str]); 2] = [
+        (
+            "/api/chat/sessions",
+            "post",
+            "$response.body#/id",
+            &[
+                "GetSession",
+                "UpdateSession",
+                "DeleteSession",
+                "SendMessage",
+            ],
+        ),
+        (
+            "/api/chat/message",
+            "post",
+            "$response.body#/session_id",
+            &["GetChatHistory", "GetSession"],
+        ),
+    ];
+    for (path, method, id_pointer, targets) in links {
+        let response = &mut doc["paths"][path][method]["responses"]["201"];
+        for target in targets {
+            response["links"][*target] = serde_json::json!({
+                "operationId": target,
+                "parameters": { "session_id": id_pointer, "user_id": "$response.body#/user_id" },
+            });
+        }
+    }
+}
+
 /// The document as pretty JSON, as served and checked in.
 pub fn document_json() -> &'static str {
     static JSON: OnceLock<String> = OnceLock::new();
     JSON.get_or_init(|| {
-        let mut text = document()
-            .to_pretty_json()
-            .expect("the document serialises");
+        let mut doc = serde_json::to_value(document()).expect("the document serialises");
+        add_links(&mut doc);
+        let mut text = serde_json::to_string_pretty(&doc).expect("the document serialises");
         text.push('\n');
         text
     })

@@ -44,7 +44,7 @@ impl Endpoint {
             Self::CreateSession => &[400, 401, 403, 409, 413, 415, 422, 500, 503],
             Self::GetSession => &[401, 403, 404, 422, 500, 503],
             Self::UpdateSession => &[400, 401, 403, 404, 412, 413, 415, 422, 500, 503],
-            Self::DeleteSession => &[400, 401, 403, 404, 412, 422, 500, 503],
+            Self::DeleteSession => &[401, 403, 404, 412, 422, 500, 503],
             Self::SendMessage => &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],
             Self::GetChatHistory => &[401, 403, 422, 500, 503],
             Self::PostChatMessage => &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],

@@ -177,7 +177,7 @@ pub async fn list(
     tag = "sessions",
     summary = "Create a session",
     params(UserParam),
-    request_body(content = CreateSessionBody, description = "All members optional; an empty body is allowed."),
+    request_body(content = Option<CreateSessionBody>, description = "All members optional; the body may be left out."),
     responses((status = 201, description = "Created.", body = ChatSession, headers(
         ("ETag" = String, description = "Version of the session, for If-Match."),
         ("Location" = String, description = "URL of the session."),
@@ -302,7 +302,7 @@ pub async fn get(
         UserParam,
         ("If-Match" = Option<String>, Header, nullable = false, description = "Update only if the session still has this ETag (412 otherwise)."),
     ),
-    request_body(content = UpdateSessionBody, description = "Members left out stay as they are; unknown members are a 422."),
+    request_body(content = Option<UpdateSessionBody>, description = "Members left out stay as they are (no body changes nothing but updated_at); unknown members are a 422."),
     responses((status = 200, description = "The updated session.", body = ChatSession, headers(
         ("ETag" = String, description = "New version of the session."),
     )))

@@ -43,8 +43,9 @@ macro_rules! http_suite {
             unknown_route_is_404_and_wrong_method_405,
             easy_auth_takes_the_user_from_the_principal,
             local_mode_reaches_sessions_by_id_alone,
-            conflicting_user_ids_in_query_and_body_are_422,
+            conflicting_user_ids_in_query_and_body_are_403,
             repeated_gets_always_show_the_latest_version,
+            optional_bodies_may_be_absent_or_null,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -528,12 +529,35 @@ pub async fn put_honours_if_match(store: DynStore, guard: Guard) {
         .send()
         .await
         .expect_status(StatusCode::OK);
+    // Garbled or empty conditions never let a write through.
+    for garbled in ["garbled", "", " , "] {
+        app.request(Method::PUT, &session_uri(&id, &u))
+            .header("if-match", garbled)
+            .json(&json!({ "session_name": "x" }))
+            .send()
+            .await
+            .expect_problem(StatusCode::PRECONDITION_FAILED);
+    }
+    // A tag sent without its quotes is still that tag.
+    let current = app
+        .get(&session_uri(&id, &u))
+        .await
+        .header("etag")
+        .unwrap()
+        .to_owned();
     app.request(Method::PUT, &session_uri(&id, &u))
-        .header("if-match", "unquoted")
+        .header("if-match", current.trim_matches('"'))
+        .json(&json!({ "session_name": "unquoted" }))
+        .send()
+        .await
+        .expect_status(StatusCode::OK);
+    // A weak tag is well-formed but never matches (strong comparison).
+    app.request(Method::PUT, &session_uri(&id, &u))
+        .header("if-match", "W/\"whatever\"")
         .json(&json!({ "session_name": "x" }))
         .send()
         .await
-        .expect_problem(StatusCode::BAD_REQUEST);
+        .expect_problem(StatusCode::PRECONDITION_FAILED);
 }
 
 pub async fn put_rejects_unknown_fields_and_bad_values(store: DynStore, guard: Guard) {
@@ -867,14 +891,14 @@ pub async fn local_mode_reaches_sessions_by_id_alone(store: DynStore, guard: Gua
         .expect_problem(StatusCode::NOT_FOUND);
 }
 
-pub async fn conflicting_user_ids_in_query_and_body_are_422(store: DynStore, guard: Guard) {
+pub async fn conflicting_user_ids_in_query_and_body_are_403(store: DynStore, guard: Guard) {
     let app = app(store, guard);
     app.post(
         &format!("/api/chat/sessions?user_id={}", user()),
         json!({ "user_id": user() }),
     )
     .await
-    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    .expect_problem(StatusCode::FORBIDDEN);
 }
 
 pub async fn repeated_gets_always_show_the_latest_version(store: DynStore, guard: Guard) {
@@ -933,4 +957,33 @@ pub async fn repeated_gets_always_show_the_latest_version(store: DynStore, guard
     app.get(&session_uri(&id, &alice))
         .await
         .expect_problem(StatusCode::NOT_FOUND);
+}
+
+/// Found by schemathesis: the document allows these bodies to be left out or
+/// null, and the service agrees.
+pub async fn optional_bodies_may_be_absent_or_null(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
+    let u = user();
+    let created = app
+        .request(Method::POST, &format!("/api/chat/sessions?user_id={u}"))
+        .raw(Some("application/json"), "null")
+        .send()
+        .await
+        .expect_status(StatusCode::CREATED)
+        .json();
+    let id = created["id"].as_str().unwrap();
+    let touched = app
+        .request(Method::PUT, &session_uri(id, &u))
+        .send()
+        .await
+        .expect_status(StatusCode::OK)
+        .json();
+    assert_eq!(touched["session_name"], created["session_name"]);
+    assert!(touched["updated_at"].as_str() >= created["updated_at"].as_str());
+    // A body that is JSON but not an object is still refused.
+    app.request(Method::PUT, &session_uri(id, &u))
+        .raw(Some("application/json"), "[]")
+        .send()
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
 }
