@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the static Linux binary and stages dist/, the folder that
-# `func azure functionapp publish <app> --custom` runs from:
+# `func azure functionapp publish <app>` runs from:
 #
 #   dist/host.json
 #   dist/<FunctionName>/function.json   (one per folder of functions/)
@@ -100,4 +100,4 @@ log "staged host.json, $count functions, $BIN ($(du -h "$DIST/$BIN" | cut -f1))"
 
 # --- check -------------------------------------------------------------------------------
 "$root/scripts/check-dist.sh" "$DIST"
-log "done: cd dist && func azure functionapp publish <app-name> --custom"
+log "done: cd dist && func azure functionapp publish <app-name>"
