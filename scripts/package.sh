@@ -96,6 +96,9 @@ __azurite_db*__.json
 __blobstorage__
 __queuestorage__
 IGNORE
+# Core Tools reads the worker runtime from local.settings.json; this one holds
+# nothing else (no secrets) and .funcignore keeps it out of the upload.
+printf '{"IsEncrypted": false, "Values": {"FUNCTIONS_WORKER_RUNTIME": "custom"}}\n' > "$DIST/local.settings.json"
 log "staged host.json, $count functions, $BIN ($(du -h "$DIST/$BIN" | cut -f1))"
 
 # --- check -------------------------------------------------------------------------------
