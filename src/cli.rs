@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 use crate::{
     api::{AppState, app},
     config::{Config, Overrides},
-    store::{DynStore, sqlite::SqliteStore},
+    store::{self, DynStore, sqlite::SqliteStore},
 };
 
 /// Chat-session history service and its tools.
@@ -28,6 +28,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI document (the source of `openapi.json`).
     Openapi,
+    /// Create the Cosmos DB database and containers (local emulators, key
+    /// auth; in Azure the infra provisions them).
+    InitCosmos,
 }
 
 /// Flags of `serve`.
@@ -57,6 +60,7 @@ pub fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Openapi => Ok(()),
+        Command::InitCosmos => runtime.block_on(init_cosmos()),
     }
 }
 
@@ -69,11 +73,41 @@ fn init_logging() {
         .init();
 }
 
-/// Opens the configured store.
-pub fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+/// Opens the configured store: Cosmos DB when `COSMOS_ENDPOINT` is set, else
+/// the embedded store.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    if let Some(cosmos) = &config.cosmos {
+        tracing::info!(
+            endpoint = %cosmos.endpoint,
+            database = %cosmos.database,
+            container = %cosmos.sessions_container,
+            auth = cosmos.auth_kind(),
+            "using Cosmos DB"
+        );
+        let client = store::cosmos::connect(cosmos).await?;
+        let store =
+            store::cosmos::CosmosStore::open(&client, &cosmos.database, &cosmos.sessions_container)
+                .await?;
+        return Ok(Arc::new(store));
+    }
     let store = SqliteStore::open(&config.data_dir, config.durability)?;
     tracing::info!(path = %store.path().display(), "using the embedded store");
     Ok(Arc::new(store))
+}
+
+async fn init_cosmos() -> anyhow::Result<()> {
+    let config = Config::from_env(Overrides::default())?;
+    let cosmos = config
+        .cosmos
+        .context("COSMOS_ENDPOINT is not set: there is no Cosmos DB to initialise")?;
+    if cosmos.key.is_none() {
+        anyhow::bail!(
+            "init-cosmos needs COSMOS_KEY (an emulator's key): with Entra ID the data plane cannot \
+             create containers; in Azure, infra/ provisions them"
+        );
+    }
+    let client = store::cosmos::connect(&cosmos).await?;
+    store::cosmos::init_containers(&client, &cosmos).await
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -87,7 +121,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    let store = open_store(&config)?;
+    let store = open_store(&config).await?;
     let state = AppState::new(store, config.api_settings());
     tracing::info!(address = %listener.local_addr()?, auth_mode = ?config.auth_mode, "serving");
     axum::serve(listener, app(state))

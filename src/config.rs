@@ -7,7 +7,11 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
-use crate::{api::ApiSettings, auth::AuthMode, store::sqlite::Durability};
+use crate::{
+    api::ApiSettings,
+    auth::AuthMode,
+    store::{cosmos::CosmosConfig, sqlite::Durability},
+};
 
 /// Port of a Functions app run locally, so frontend URLs don't change.
 pub const DEFAULT_PORT: u16 = 7071;
@@ -15,7 +19,7 @@ pub const DEFAULT_PORT: u16 = 7071;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Everything `serve` needs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Where to listen.
     pub listen: SocketAddr,
@@ -31,6 +35,8 @@ pub struct Config {
     pub bench_routes: bool,
     /// Let the `MigrationSweep` timer enqueue runs (`MIGRATION_SWEEP_ENABLED`).
     pub migration_sweep_enabled: bool,
+    /// Cosmos DB, when `COSMOS_ENDPOINT` is set; else the embedded store.
+    pub cosmos: Option<CosmosConfig>,
 }
 
 /// Overrides given on the command line; they beat the environment, except
@@ -123,6 +129,22 @@ impl Config {
         };
         let bench_routes = flag("BENCH_ROUTES")?;
         let migration_sweep_enabled = flag("MIGRATION_SWEEP_ENABLED")?;
+        let or = |name: &str, default: &str| {
+            get(name).map_or_else(|| default.to_owned(), |v| v.trim().to_owned())
+        };
+        let cosmos = get("COSMOS_ENDPOINT").map(|endpoint| CosmosConfig {
+            endpoint: endpoint.trim().to_owned(),
+            database: or("COSMOS_DATABASE", "chat"),
+            sessions_container: or("COSMOS_SESSIONS_CONTAINER", "chat_sessions"),
+            legacy_container: or("COSMOS_LEGACY_CONTAINER", "chat_messages"),
+            legacy_partition_key: or("COSMOS_LEGACY_PARTITION_KEY", "/session_id"),
+            key: get("COSMOS_KEY")
+                .map(|k| azure_core::credentials::Secret::new(k.trim().to_owned())),
+            client_id: get("AZURE_CLIENT_ID").map(|v| v.trim().to_owned()),
+            region: get("COSMOS_REGION")
+                .or_else(|| get("REGION_NAME"))
+                .map_or_else(|| "East US".to_owned(), |v| v.trim().to_owned()),
+        });
         Ok(Self {
             listen,
             auth_mode,
@@ -131,6 +153,7 @@ impl Config {
             max_body_bytes,
             bench_routes,
             migration_sweep_enabled,
+            cosmos,
         })
     }
 
@@ -166,6 +189,26 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("data"));
         assert_eq!(c.durability, Durability::Full);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
+        assert!(c.cosmos.is_none(), "no endpoint: the embedded store");
+    }
+
+    #[test]
+    fn an_endpoint_selects_cosmos_and_the_key_is_never_printed() {
+        let c = config(
+            &[
+                ("COSMOS_ENDPOINT", "https://acct.documents.azure.com:443/"),
+                ("COSMOS_KEY", "c2VjcmV0LWtleQ=="),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        let cosmos = c.cosmos.as_ref().unwrap();
+        assert_eq!(cosmos.database, "chat");
+        assert_eq!(cosmos.sessions_container, "chat_sessions");
+        assert_eq!(cosmos.legacy_container, "chat_messages");
+        assert_eq!(cosmos.auth_kind(), "account key (emulator)");
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("c2VjcmV0LWtleQ"), "{printed}");
     }
 
     #[test]

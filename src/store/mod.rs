@@ -11,6 +11,7 @@ use crate::domain::{
     UserId, ValidationError,
 };
 
+pub mod cosmos;
 pub mod sqlite;
 
 /// Who is asking, which decides the sessions they can reach.

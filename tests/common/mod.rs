@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod cosmos;
+
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{

@@ -1,0 +1,750 @@
+//! The production store: Azure Cosmos DB for NoSQL through the official SDK.
+//!
+//! One document per session, exactly the seed's JSON plus a `doc_type`
+//! discriminator, in a container partitioned by `/user_id` (sessions without
+//! an owner live in the `null` partition).
+//!
+//! Request budget: a read is one point read (with `If-None-Match` when the
+//! caller knows a version: a 304 costs no transfer); a listing page is one
+//! single-partition query that leaves `messages` out; an update is one
+//! server-side patch; an append is a read plus a server-side patch guarded by
+//! the read's ETag, repeated with jittered backoff only when another writer got
+//! in between. Only local mode without a user (`Owner::Anonymous`) needs one
+//! extra cross-partition query to find a session's partition.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use azure_core::http::Etag;
+use azure_data_cosmos::{
+    ContainerClient, CosmosClient, CosmosError, FeedScope, PartitionKey, Query,
+    feed::ContinuationToken,
+    models::{CosmosNumber, PatchInstructions, PatchOperation},
+    options::{
+        ItemReadOptions, ItemWriteOptions, MaxItemCountHint, PatchItemOptions, PatchStrategy,
+        Precondition, QueryOptions,
+    },
+};
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+use futures::TryStreamExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::{
+    Appended, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError, StoreResult, Versioned,
+};
+use crate::domain::{
+    ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, SessionSummary,
+    Timestamp, UserId, ValidationError,
+};
+
+/// `doc_type` of session documents.
+pub const SESSION_DOC_TYPE: &str = "session";
+
+/// How long an append keeps retrying against concurrent writers before it
+/// answers "unavailable" (the API then says 503 with Retry-After).
+const APPEND_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A session as stored: the seed's document plus the discriminator.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionDoc {
+    #[serde(flatten)]
+    session: ChatSession,
+    doc_type: String,
+}
+
+/// Requests sent and request units charged, for benchmarks and logs.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: AtomicU64,
+    /// Request units × 100, so that they can be added atomically.
+    centi_ru: AtomicU64,
+}
+
+/// A reading of [`Metrics`].
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MetricsSnapshot {
+    /// Requests sent to Cosmos DB.
+    pub requests: u64,
+    /// Request units charged.
+    pub request_units: f64,
+}
+
+impl std::ops::Sub for MetricsSnapshot {
+    type Output = Self;
+
+    fn sub(self, earlier: Self) -> Self {
+        Self {
+            requests: self.requests - earlier.requests,
+            request_units: self.request_units - earlier.request_units,
+        }
+    }
+}
+
+impl Metrics {
+    fn record(&self, request_units: Option<f64>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let centi = (request_units.unwrap_or(0.0) * 100.0).round() as u64;
+        self.centi_ru.fetch_add(centi, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            requests: self.requests.load(Ordering::Relaxed),
+            request_units: self.centi_ru.load(Ordering::Relaxed) as f64 / 100.0,
+        }
+    }
+}
+
+/// The Cosmos DB store over one sessions container.
+#[derive(Clone)]
+pub struct CosmosStore {
+    container: ContainerClient,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for CosmosStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosmosStore").finish_non_exhaustive()
+    }
+}
+
+fn partition(user: Option<&UserId>) -> PartitionKey {
+    match user {
+        Some(user) => PartitionKey::from(user.as_str().to_owned()),
+        None => PartitionKey::from(PartitionKey::NULL),
+    }
+}
+
+fn status(e: &CosmosError) -> u16 {
+    u16::from(e.status().status_code())
+}
+
+fn error_charge(e: &CosmosError) -> Option<f64> {
+    e.response()
+        .and_then(|r| r.headers().request_charge)
+        .map(|c| c.value())
+}
+
+/// Maps an SDK error to the store's. Throttling, timeouts and unavailability
+/// (after the SDK's own retries) are worth retrying later; anything else is
+/// internal and its text goes to the log only.
+fn store_error(e: CosmosError) -> StoreError {
+    let s = e.status();
+    if s.is_not_found() || status(&e) == 404 {
+        StoreError::NotFound
+    } else if s.is_conflict() {
+        StoreError::Conflict("a session with this id already exists".into())
+    } else if s.is_precondition_failed() {
+        StoreError::PreconditionFailed
+    } else if s.is_throttled() || s.is_timeout() || s.is_transient() || status(&e) == 503 {
+        tracing::warn!(status = status(&e), "Cosmos DB unavailable: {e}");
+        StoreError::Unavailable { retry_after: None }
+    } else {
+        StoreError::Internal(anyhow::Error::new(e).context("Cosmos DB"))
+    }
+}
+
+fn to_etag(etag: &ETag) -> Etag {
+    Etag::from(etag.as_str().to_owned())
+}
+
+fn invalid_continuation() -> StoreError {
+    StoreError::Invalid(ValidationError::new(
+        "continuation_token",
+        "is not a token this service returned for this query",
+    ))
+}
+
+impl CosmosStore {
+    /// The store over `container` of `database`, through `client`.
+    pub async fn open(
+        client: &CosmosClient,
+        database: &str,
+        container: &str,
+    ) -> anyhow::Result<Self> {
+        let container = client
+            .database_client(database)
+            .container_client(container, None)
+            .await
+            .with_context(|| format!("opening Cosmos DB container {database}/{container}"))?;
+        Ok(Self {
+            container,
+            metrics: Arc::default(),
+        })
+    }
+
+    /// Requests and request units used so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// The container (for tests and tools that inspect stored documents).
+    pub fn container(&self) -> &ContainerClient {
+        &self.container
+    }
+
+    fn track<T>(
+        &self,
+        result: azure_data_cosmos::Result<T>,
+        charge: impl Fn(&T) -> Option<f64>,
+    ) -> azure_data_cosmos::Result<T> {
+        match &result {
+            Ok(value) => self.metrics.record(charge(value)),
+            Err(e) => self.metrics.record(error_charge(e)),
+        }
+        result
+    }
+
+    /// The owner whose partition holds session `id`: the caller's own, or for
+    /// an anonymous caller (local mode) whoever's it is, found with one
+    /// cross-partition query.
+    async fn partition_of(&self, owner: &Owner, id: &SessionId) -> StoreResult<Option<UserId>> {
+        if let Owner::User(user) = owner {
+            return Ok(Some(user.clone()));
+        }
+        let query = Query::from(
+            "SELECT VALUE { \"user_id\": c.user_id } FROM c WHERE c.id = @id AND c.doc_type = @type",
+        )
+        .with_parameter("@id", id.as_str())
+        .and_then(|q| q.with_parameter("@type", SESSION_DOC_TYPE))
+        .map_err(store_error)?;
+        let mut pages = self
+            .track(
+                self.container
+                    .query_items::<Value>(query, FeedScope::full_container(), None)
+                    .await,
+                |_| None,
+            )
+            .map_err(store_error)?
+            .into_pages();
+        let mut owners = Vec::new();
+        while let Some(page) = pages.try_next().await.map_err(store_error)? {
+            self.metrics
+                .record(page.headers().request_charge().map(|c| c.value()));
+            owners.extend(page.into_items());
+        }
+        if owners.len() > 1 {
+            tracing::warn!(session_id = %id, "several users have a session with this id; using the first");
+        }
+        let first = owners.into_iter().next().ok_or(StoreError::NotFound)?;
+        match first.get("user_id") {
+            Some(Value::String(user)) => UserId::parse(user.clone())
+                .map(Some)
+                .map_err(|e| StoreError::Internal(e.into())),
+            _ => Ok(None),
+        }
+    }
+
+    async fn read_doc(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<(SessionDoc, ETag)>> {
+        let options = known.map(|etag| {
+            ItemReadOptions::default().with_precondition(Precondition::if_none_match(to_etag(etag)))
+        });
+        let response = self
+            .track(
+                self.container
+                    .read_item(partition(user), id.as_str(), options)
+                    .await,
+                |r| r.headers().request_charge().map(|c| c.value()),
+            )
+            .map_err(store_error)?;
+        if u16::from(response.status().status_code()) == 304 {
+            return Ok(None);
+        }
+        let etag = response
+            .headers()
+            .etag()
+            .map(|e| ETag::new(e.to_string()))
+            .ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("Cosmos DB read without an ETag"))
+            })?;
+        let doc: SessionDoc = response.into_model().map_err(|e| {
+            StoreError::Internal(anyhow::Error::new(e).context("decoding a session document"))
+        })?;
+        if doc.doc_type != SESSION_DOC_TYPE {
+            return Err(StoreError::NotFound);
+        }
+        Ok(Some((doc, etag)))
+    }
+
+    async fn patch(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        operations: Vec<PatchOperation>,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<(SessionDoc, ETag)> {
+        let mut instructions = PatchInstructions::new();
+        for op in operations {
+            instructions = instructions.with_operation(op);
+        }
+        // Server-side: one atomic request. The SDK's default strategy reads
+        // and replaces on the client and writes bookkeeping into the document.
+        let mut options = PatchItemOptions::default().with_strategy(PatchStrategy::ServerSide);
+        if let Some(etag) = if_match {
+            options = options.with_precondition(Precondition::if_match(to_etag(etag)));
+        }
+        let response = self
+            .track(
+                self.container
+                    .patch_item(partition(user), id.as_str(), instructions, Some(options))
+                    .await,
+                |r| r.headers().request_charge().map(|c| c.value()),
+            )
+            .map_err(store_error)?;
+        let etag = response
+            .headers()
+            .etag()
+            .map(|e| ETag::new(e.to_string()))
+            .ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("Cosmos DB patch without an ETag"))
+            })?;
+        let doc: SessionDoc = response.into_model().map_err(|e| {
+            StoreError::Internal(anyhow::Error::new(e).context("decoding a patched session"))
+        })?;
+        Ok((doc, etag))
+    }
+}
+
+fn json_of<T: Serialize>(value: &T) -> StoreResult<Value> {
+    serde_json::to_value(value).map_err(|e| StoreError::Internal(e.into()))
+}
+
+/// Exponential backoff with full jitter, capped at half a second.
+fn backoff(attempt: u32) -> Duration {
+    let cap_ms = (5u64 << attempt.min(7)).min(500);
+    Duration::from_millis(rand::random_range(0..=cap_ms))
+}
+
+#[async_trait]
+impl SessionStore for CosmosStore {
+    fn kind(&self) -> &'static str {
+        "cosmos"
+    }
+
+    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
+        let now = Timestamp::now();
+        let doc = SessionDoc {
+            session: ChatSession {
+                id: new.id,
+                user_id: new.user_id,
+                session_name: new.session_name,
+                is_active: true,
+                context: new.context,
+                messages: Vec::new(),
+                message_count: 0,
+                last_message_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+            doc_type: SESSION_DOC_TYPE.into(),
+        };
+        let response = self
+            .track(
+                self.container
+                    .create_item(
+                        partition(doc.session.user_id.as_ref()),
+                        doc.session.id.as_str(),
+                        &doc,
+                        None,
+                    )
+                    .await,
+                |r| r.headers().request_charge().map(|c| c.value()),
+            )
+            .map_err(|e| match store_error(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!(
+                    "a session with id {} already exists",
+                    doc.session.id
+                )),
+                other => other,
+            })?;
+        let etag = response
+            .headers()
+            .etag()
+            .map(|e| ETag::new(e.to_string()))
+            .ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("Cosmos DB create without an ETag"))
+            })?;
+        Ok(Versioned {
+            value: doc.session,
+            etag,
+        })
+    }
+
+    async fn get_session_if_changed(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<Versioned<ChatSession>>> {
+        let user = self.partition_of(owner, id).await?;
+        Ok(self
+            .read_doc(user.as_ref(), id, known)
+            .await?
+            .map(|(doc, etag)| Versioned {
+                value: doc.session,
+                etag,
+            }))
+    }
+
+    async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
+        let mut sql = String::from(
+            "SELECT c.id, c.user_id, c.session_name, c.is_active, c.context, c.message_count, \
+             c.last_message_at, c.created_at, c.updated_at FROM c WHERE c.doc_type = @type",
+        );
+        if query.is_active.is_some() {
+            sql.push_str(" AND c.is_active = @active");
+        }
+        sql.push_str(" ORDER BY c.updated_at DESC");
+        let mut cosmos_query = Query::from(sql)
+            .with_parameter("@type", SESSION_DOC_TYPE)
+            .map_err(store_error)?;
+        if let Some(active) = query.is_active {
+            cosmos_query = cosmos_query
+                .with_parameter("@active", active)
+                .map_err(store_error)?;
+        }
+        let limit = std::num::NonZeroU32::new(query.limit.clamp(1, 200)).expect("clamped above 0");
+        let mut options =
+            QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(limit));
+        if let Some(token) = &query.continuation {
+            let raw = URL_SAFE_NO_PAD
+                .decode(token)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(invalid_continuation)?;
+            options = options.with_continuation_token(ContinuationToken::from_string(raw));
+        }
+        let resumed = query.continuation.is_some();
+        let bad_token = |e: CosmosError| {
+            if resumed && matches!(status(&e), 400 | 500) {
+                invalid_continuation()
+            } else {
+                store_error(e)
+            }
+        };
+        let mut pages = self
+            .container
+            .query_items::<SessionSummary>(
+                cosmos_query,
+                FeedScope::partition(partition(owner.user_id())),
+                Some(options),
+            )
+            .await
+            .map_err(bad_token)?
+            .into_pages();
+        // One page is one request; Cosmos may hand back an empty page with a
+        // continuation, so keep going until there is something to show.
+        let mut sessions = Vec::new();
+        let mut more = false;
+        while let Some(page) = pages.try_next().await.map_err(bad_token)? {
+            self.metrics
+                .record(page.headers().request_charge().map(|c| c.value()));
+            more = page.headers().continuation().is_some();
+            sessions.extend(page.into_items());
+            if !sessions.is_empty() || !more {
+                break;
+            }
+        }
+        let continuation = if more {
+            let token = pages.to_continuation_token().map_err(store_error)?;
+            Some(URL_SAFE_NO_PAD.encode(token.as_str()))
+        } else {
+            None
+        };
+        Ok(SessionPage {
+            sessions,
+            continuation,
+        })
+    }
+
+    async fn update_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        patch: &SessionPatch,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let user = self.partition_of(owner, id).await?;
+        let mut operations = Vec::new();
+        if let Some(name) = &patch.session_name {
+            operations.push(PatchOperation::set("/session_name", json_of(name)?));
+        }
+        if let Some(active) = patch.is_active {
+            operations.push(PatchOperation::set("/is_active", json!(active)));
+        }
+        if let Some(context) = &patch.context {
+            operations.push(PatchOperation::set("/context", json_of(context)?));
+        }
+        operations.push(PatchOperation::set(
+            "/updated_at",
+            json_of(&Timestamp::now())?,
+        ));
+        let (doc, etag) = self.patch(user.as_ref(), id, operations, if_match).await?;
+        Ok(Versioned {
+            value: doc.session,
+            etag,
+        })
+    }
+
+    async fn delete_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()> {
+        let user = self.partition_of(owner, id).await?;
+        let options = if_match.map(|etag| {
+            ItemWriteOptions::default().with_precondition(Precondition::if_match(to_etag(etag)))
+        });
+        self.track(
+            self.container
+                .delete_item(partition(user.as_ref()), id.as_str(), options)
+                .await,
+            |r| r.headers().request_charge().map(|c| c.value()),
+        )
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn append_message(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        let user = self.partition_of(owner, id).await?;
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            // Read to learn the version and whether this id is already there
+            // (a retry), then append guarded by that version: a concurrent
+            // writer makes the patch fail with 412 and this loop try again.
+            let (doc, etag) = self
+                .read_doc(user.as_ref(), id, None)
+                .await?
+                .ok_or_else(|| {
+                    StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+                })?;
+            if let Some(stored) = doc.session.messages.iter().find(|m| m.id == message.id) {
+                if !stored.same_payload(&message) {
+                    return Err(StoreError::Conflict(format!(
+                        "message id {} is already used in this session by a different message",
+                        message.id
+                    )));
+                }
+                return Ok(Appended {
+                    message: stored.clone(),
+                    created: false,
+                    etag,
+                });
+            }
+            let now = doc
+                .session
+                .last_message_at
+                .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
+            let stored = ChatMessage {
+                id: message.id.clone(),
+                content: message.content.clone(),
+                message_type: message.message_type,
+                user_id: message.user_id.clone().or(doc.session.user_id.clone()),
+                metadata: message.metadata.clone(),
+                created_at: now,
+            };
+            let operations = vec![
+                PatchOperation::add("/messages/-", json_of(&stored)?),
+                PatchOperation::increment("/message_count", CosmosNumber::from(1i64)),
+                PatchOperation::set("/last_message_at", json_of(&now)?),
+                PatchOperation::set("/updated_at", json_of(&now.max(doc.session.updated_at))?),
+            ];
+            match self.patch(user.as_ref(), id, operations, Some(&etag)).await {
+                Ok((_, etag)) => {
+                    return Ok(Appended {
+                        message: stored,
+                        created: true,
+                        etag,
+                    });
+                }
+                // Lost a race, or an ambiguous failure: the next read tells
+                // whether the message is in, so nothing is appended twice.
+                Err(StoreError::PreconditionFailed | StoreError::Unavailable { .. })
+                    if started.elapsed() < APPEND_DEADLINE =>
+                {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(StoreError::PreconditionFailed) => {
+                    return Err(StoreError::Unavailable {
+                        retry_after: Some(Duration::from_secs(1)),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Where and how to reach Cosmos DB. The account key, when there is one, is
+/// never printed (`Debug` leaves it out).
+#[derive(Clone)]
+pub struct CosmosConfig {
+    /// `COSMOS_ENDPOINT`, e.g. `https://<account>.documents.azure.com:443/`.
+    pub endpoint: String,
+    /// `COSMOS_DATABASE` (default `chat`).
+    pub database: String,
+    /// `COSMOS_SESSIONS_CONTAINER` (default `chat_sessions`).
+    pub sessions_container: String,
+    /// `COSMOS_LEGACY_CONTAINER` (default `chat_messages`), read by the migration.
+    pub legacy_container: String,
+    /// `COSMOS_LEGACY_PARTITION_KEY` (default `/session_id`).
+    pub legacy_partition_key: String,
+    /// `COSMOS_KEY`: account-key auth, for local emulators only.
+    pub key: Option<azure_core::credentials::Secret>,
+    /// `AZURE_CLIENT_ID`: the user-assigned managed identity to use.
+    pub client_id: Option<String>,
+    /// `COSMOS_REGION` (default: the app's `REGION_NAME`, else East US): the
+    /// region the SDK routes to first.
+    pub region: String,
+}
+
+impl std::fmt::Debug for CosmosConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosmosConfig")
+            .field("endpoint", &self.endpoint)
+            .field("database", &self.database)
+            .field("sessions_container", &self.sessions_container)
+            .field("legacy_container", &self.legacy_container)
+            .field("auth", &self.auth_kind())
+            .field("region", &self.region)
+            .finish()
+    }
+}
+
+impl CosmosConfig {
+    /// How the client authenticates, for logs.
+    pub fn auth_kind(&self) -> &'static str {
+        if self.key.is_some() {
+            "account key (emulator)"
+        } else if self.client_id.is_some() || std::env::var_os("IDENTITY_ENDPOINT").is_some() {
+            "managed identity"
+        } else {
+            "developer tools (az / azd login)"
+        }
+    }
+}
+
+/// A client for the configured account: account key when given (emulators),
+/// else managed identity in Azure (user-assigned with `AZURE_CLIENT_ID`),
+/// else the developer's `az`/`azd` login. A plain-`http://` endpoint can only
+/// be a local emulator (the SDK refuses it for anything but loopback), so
+/// HTTP/2 and binary encoding, which emulators lack, are turned off for it.
+pub async fn connect(config: &CosmosConfig) -> anyhow::Result<CosmosClient> {
+    use azure_data_cosmos::{
+        AccountEndpoint, AccountReference, CosmosRuntime, RoutingStrategy,
+        options::{BinaryEncodingOptions, ConnectionPoolOptions, Region},
+    };
+    let endpoint: AccountEndpoint = config.endpoint.parse().with_context(|| {
+        format!(
+            "COSMOS_ENDPOINT {:?} is not a valid endpoint",
+            config.endpoint
+        )
+    })?;
+    let account = match &config.key {
+        Some(key) => AccountReference::with_authentication_key(endpoint, key.clone()),
+        None => {
+            let credential: Arc<dyn azure_core::credentials::TokenCredential> =
+                if config.client_id.is_some() || std::env::var_os("IDENTITY_ENDPOINT").is_some() {
+                    azure_identity::ManagedIdentityCredential::new(Some(
+                        azure_identity::ManagedIdentityCredentialOptions {
+                            user_assigned_id: config
+                                .client_id
+                                .clone()
+                                .map(azure_identity::UserAssignedId::ClientId),
+                            ..Default::default()
+                        },
+                    ))?
+                } else {
+                    azure_identity::DeveloperToolsCredential::new(None)?
+                };
+            AccountReference::with_credential(endpoint, credential)
+        }
+    };
+    let mut builder = CosmosClient::builder();
+    if config.endpoint.starts_with("http://") {
+        let pool = ConnectionPoolOptions::builder()
+            .with_is_http2_allowed(false)
+            .build()?;
+        builder = builder
+            .with_runtime(
+                CosmosRuntime::builder()
+                    .with_connection_pool(pool)
+                    .build()
+                    .await?,
+            )
+            .with_binary_encoding_options(BinaryEncodingOptions::new().with_enabled(false));
+    }
+    builder
+        .build(
+            account,
+            RoutingStrategy::ProximityTo(Region::new(config.region.clone())),
+        )
+        .await
+        .context("connecting to Cosmos DB")
+}
+
+/// Creates the database and containers if missing (local emulators: needs
+/// key auth; in Azure, infra provisions them). The sessions container is
+/// partitioned by `/user_id` and indexes only what queries use.
+pub async fn init_containers(client: &CosmosClient, config: &CosmosConfig) -> anyhow::Result<()> {
+    use azure_data_cosmos::models::{ContainerProperties, IndexingPolicy, PartitionKeyDefinition};
+    let exists = |e: &CosmosError| e.status().is_conflict();
+    match client.create_database(&config.database, None).await {
+        Ok(_) => tracing::info!(database = %config.database, "created database"),
+        Err(e) if exists(&e) => {}
+        Err(e) => return Err(anyhow::Error::new(e).context("creating the database")),
+    }
+    let database = client.database_client(&config.database);
+    let sessions = ContainerProperties::new(
+        config.sessions_container.clone(),
+        PartitionKeyDefinition::from("/user_id"),
+    )
+    .with_indexing_policy(sessions_indexing_policy());
+    let legacy = ContainerProperties::new(
+        config.legacy_container.clone(),
+        PartitionKeyDefinition::from(config.legacy_partition_key.clone()),
+    )
+    .with_indexing_policy(IndexingPolicy::default().with_included_path("/*"));
+    for props in [sessions, legacy] {
+        let name = props.id.clone();
+        match database.create_container(props, None).await {
+            Ok(_) => tracing::info!(container = %name, "created container"),
+            Err(e) if exists(&e) => tracing::info!(container = %name, "container exists"),
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!("creating container {name}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Index what the queries filter and sort on; leave out message bodies and
+/// free-form context, which no query reads and which would only cost write RU.
+pub fn sessions_indexing_policy() -> azure_data_cosmos::models::IndexingPolicy {
+    azure_data_cosmos::models::IndexingPolicy::default()
+        .with_included_path("/*")
+        .with_excluded_path("/messages/*")
+        .with_excluded_path("/context/*")
+        .with_excluded_path("/\"_etag\"/?")
+}

@@ -1,0 +1,191 @@
+//! The conformance suite on Cosmos DB: against the local Cosmos-compatible
+//! server (started by the test itself) and against the SDK's in-memory
+//! emulator.
+
+mod common;
+mod conformance;
+
+mod server {
+    use crate::conformance;
+    crate::conformance_suite!(crate::common::cosmos::server_store());
+}
+
+mod emulator {
+    use crate::conformance;
+    crate::conformance_suite!(crate::common::cosmos::emulator_store());
+}
+
+/// The stored document is the seed's "New ChatSession Document": same names
+/// and nesting, plus only the discriminator and Cosmos' system properties;
+/// no SDK bookkeeping such as `_azsdkPatchTracking`.
+async fn stored_document_has_the_seed_shape(store: chat_sessions::store::cosmos::CosmosStore) {
+    use chat_sessions::{
+        domain::{JsonObject, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId},
+        store::{Owner, SessionStore as _},
+    };
+    let user = UserId::parse("user_123").unwrap();
+    let id = SessionId::parse("session_12345_20240101_120000").unwrap();
+    let new = NewSession::new(
+        Some(id.clone()),
+        Some(user.clone()),
+        Some("Shopping Chat".into()),
+        JsonObject::new(),
+        Timestamp::now(),
+    )
+    .unwrap();
+    store.create_session(new).await.unwrap();
+    for (content, kind) in [
+        ("Hello!", MessageType::User),
+        ("Hi! How can I help you?", MessageType::Assistant),
+    ] {
+        let m = NewMessage::new(None, content.into(), kind, None, JsonObject::new()).unwrap();
+        store
+            .append_message(&Owner::User(user.clone()), &id, m)
+            .await
+            .unwrap();
+    }
+    let doc: serde_json::Value = store
+        .container()
+        .read_item(user.as_str().to_owned(), id.as_str(), None)
+        .await
+        .unwrap()
+        .into_model()
+        .unwrap();
+    let mut keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !k.starts_with('_') || k.starts_with("_azsdk"))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "context",
+            "created_at",
+            "doc_type",
+            "id",
+            "is_active",
+            "last_message_at",
+            "message_count",
+            "messages",
+            "session_name",
+            "updated_at",
+            "user_id"
+        ]
+    );
+    assert_eq!(doc["doc_type"], "session");
+    assert_eq!(doc["user_id"], "user_123");
+    assert_eq!(doc["message_count"], 2);
+    let messages = doc["messages"].as_array().unwrap();
+    let mut message_keys: Vec<&str> = messages[0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    message_keys.sort_unstable();
+    assert_eq!(
+        message_keys,
+        [
+            "content",
+            "created_at",
+            "id",
+            "message_type",
+            "metadata",
+            "user_id"
+        ]
+    );
+    assert_eq!(messages[1]["message_type"], "assistant");
+    assert_eq!(messages[1]["user_id"], "user_123");
+    for t in [
+        &doc["created_at"],
+        &doc["updated_at"],
+        &doc["last_message_at"],
+        &messages[0]["created_at"],
+    ] {
+        let text = t.as_str().expect("timestamps are strings");
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(text).is_ok() && text.ends_with('Z'),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn server_stored_document_has_the_seed_shape() {
+    stored_document_has_the_seed_shape(common::cosmos::server_cosmos_store().await.0).await;
+}
+
+#[tokio::test]
+async fn emulator_stored_document_has_the_seed_shape() {
+    let (store, _client) = common::cosmos::emulator_cosmos_store().await;
+    stored_document_has_the_seed_shape(store).await;
+}
+
+/// Reads are one request each; an append is two (read + guarded patch) when
+/// nobody else writes; a listing page is one query.
+#[tokio::test]
+async fn request_budget_per_operation() {
+    use chat_sessions::{
+        domain::{JsonObject, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId},
+        store::{ListQuery, Owner, SessionStore as _},
+    };
+    let (store, _client) = common::cosmos::emulator_cosmos_store().await;
+    let user = UserId::parse("budget").unwrap();
+    let owner = Owner::User(user.clone());
+    let id = SessionId::parse("s_budget").unwrap();
+    let before = store.metrics();
+    store
+        .create_session(
+            NewSession::new(
+                Some(id.clone()),
+                Some(user.clone()),
+                None,
+                JsonObject::new(),
+                Timestamp::now(),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((store.metrics() - before).requests, 1, "create");
+    let before = store.metrics();
+    let m = NewMessage::new(
+        None,
+        "hi".into(),
+        MessageType::User,
+        None,
+        JsonObject::new(),
+    )
+    .unwrap();
+    store.append_message(&owner, &id, m).await.unwrap();
+    assert_eq!((store.metrics() - before).requests, 2, "append");
+    let before = store.metrics();
+    let read = store.get_session(&owner, &id).await.unwrap();
+    assert_eq!((store.metrics() - before).requests, 1, "get");
+    let before = store.metrics();
+    assert_eq!(
+        store
+            .get_session_if_changed(&owner, &id, Some(&read.etag))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!((store.metrics() - before).requests, 1, "revalidate");
+    let before = store.metrics();
+    let page = store
+        .list_sessions(
+            &owner,
+            &ListQuery {
+                limit: 50,
+                is_active: None,
+                continuation: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    assert_eq!((store.metrics() - before).requests, 1, "list page");
+}
