@@ -2,17 +2,18 @@
 //! server (started by the test itself) and against the SDK's in-memory
 //! emulator.
 
-mod common;
 mod conformance;
+#[path = "common/cosmos.rs"]
+mod cosmos;
 
 mod server {
     use crate::conformance;
-    crate::conformance_suite!(crate::common::cosmos::server_store());
+    crate::conformance_suite!(crate::cosmos::server_store());
 }
 
 mod emulator {
     use crate::conformance;
-    crate::conformance_suite!(crate::common::cosmos::emulator_store());
+    crate::conformance_suite!(crate::cosmos::emulator_store());
 }
 
 /// The stored document is the seed's "New ChatSession Document": same names
@@ -115,12 +116,12 @@ async fn stored_document_has_the_seed_shape(store: chat_sessions::store::cosmos:
 
 #[tokio::test]
 async fn server_stored_document_has_the_seed_shape() {
-    stored_document_has_the_seed_shape(common::cosmos::server_cosmos_store().await.0).await;
+    stored_document_has_the_seed_shape(cosmos::server_cosmos_store().await.0).await;
 }
 
 #[tokio::test]
 async fn emulator_stored_document_has_the_seed_shape() {
-    let (store, _client) = common::cosmos::emulator_cosmos_store().await;
+    let (store, _client) = cosmos::emulator_cosmos_store().await;
     stored_document_has_the_seed_shape(store).await;
 }
 
@@ -132,7 +133,7 @@ async fn request_budget_per_operation() {
         domain::{JsonObject, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId},
         store::{ListQuery, Owner, SessionStore as _},
     };
-    let (store, _client) = common::cosmos::emulator_cosmos_store().await;
+    let (store, _client) = cosmos::emulator_cosmos_store().await;
     let user = UserId::parse("budget").unwrap();
     let owner = Owner::User(user.clone());
     let id = SessionId::parse("s_budget").unwrap();

@@ -3,8 +3,6 @@
 
 #![allow(dead_code)]
 
-pub mod cosmos;
-
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
