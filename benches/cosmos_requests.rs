@@ -6,7 +6,6 @@
 //!     cargo bench --bench cosmos_requests
 
 #[path = "../tests/common/cosmos.rs"]
-#[allow(dead_code)]
 mod cosmos;
 
 use std::sync::Arc;
