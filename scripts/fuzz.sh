@@ -4,7 +4,9 @@
 # (no 5xx, responses match the schema, negative data rejected, valid data
 # accepted, …). Bounded: MAX_EXAMPLES per operation (default 100).
 #
-#   scripts/fuzz.sh                 # against the embedded store
+#   scripts/fuzz.sh                 # the embedded store, then Cosmos DB on the
+#                                   # local Cosmos-compatible server
+#   STORES=sqlite scripts/fuzz.sh   # only one of them (sqlite | cosmos)
 #   BIN=target/release/chat-sessions scripts/fuzz.sh
 #
 # Per-operation allowances live in schemathesis.toml, with their reasons.
@@ -22,31 +24,72 @@ if [ ! -x "$VENV/bin/st" ] || ! "$VENV/bin/st" --version 2>/dev/null | grep -q "
 fi
 [ -x "$BIN" ] || cargo build --locked --quiet --bin chat-sessions
 
-DATA=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-SERVER_LOG="$DATA/server.log"
-DATA_DIR="$DATA/store" PORT=$PORT SQLITE_SYNCHRONOUS=normal RUST_LOG=warn "$BIN" serve >"$SERVER_LOG" 2>&1 &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
-for _ in $(seq 1 200); do
-  curl -fs "http://127.0.0.1:$PORT/" >/dev/null && break
-  sleep 0.05
+STORES=${STORES:-sqlite cosmos}
+COSMOS_KEY_LOCAL="C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# The local Cosmos-compatible server, as the Cosmos tests use it.
+start_cosmos() {
+  [ -f tests/cosmos-server/node_modules/@vercel/cosmosdb-server/package.json ] ||
+    npm ci --no-audit --no-fund --prefix tests/cosmos-server >/dev/null
+  mkfifo "$WORK/cosmos.in"
+  # Keep the launcher's stdin open for the whole run; it exits when it closes.
+  sleep infinity > "$WORK/cosmos.in" &
+  PIDS+=($!)
+  node tests/cosmos-server/launcher.js < "$WORK/cosmos.in" > "$WORK/cosmos.out" 2>/dev/null &
+  PIDS+=($!)
+  for _ in $(seq 1 200); do
+    grep -q LISTENING "$WORK/cosmos.out" 2>/dev/null && break
+    sleep 0.05
+  done
+  local port
+  port=$(awk '/LISTENING/ {print $2}' "$WORK/cosmos.out")
+  [ -n "$port" ] || { echo "fuzz: the Cosmos test server did not start"; exit 1; }
+  export COSMOS_ENDPOINT="http://127.0.0.1:$port/" COSMOS_KEY="$COSMOS_KEY_LOCAL" COSMOS_DATABASE=fuzz
+  "$BIN" init-cosmos >/dev/null
+}
+
+fuzz() { # store
+  local store=$1 port log status=0
+  port=$(free_port)
+  log="$WORK/server-$store.log"
+  echo "== schemathesis on the $store store"
+  DATA_DIR="$WORK/store-$store" PORT=$port SQLITE_SYNCHRONOUS=normal RUST_LOG=warn "$BIN" serve >"$log" 2>&1 &
+  local pid=$!
+  PIDS+=($pid)
+  for _ in $(seq 1 400); do
+    curl -fs "http://127.0.0.1:$port/" >/dev/null && break
+    sleep 0.05
+  done
+  "$VENV/bin/st" run openapi.json \
+    --url "http://127.0.0.1:$port" \
+    --checks all \
+    --phases examples,coverage,fuzzing,stateful \
+    --max-examples "$MAX_EXAMPLES" \
+    --workers 1 \
+    --seed 1 \
+    --no-color || status=$?
+  if ! kill -0 $pid 2>/dev/null; then
+    echo "fuzz: the server died during the run"; cat "$log"; return 1
+  fi
+  if grep -q "panicked" "$log"; then
+    echo "fuzz: the server panicked"; cat "$log"; return 1
+  fi
+  kill $pid 2>/dev/null || true
+  return $status
+}
+
+overall=0
+for store in $STORES; do
+  case $store in
+    sqlite) (unset COSMOS_ENDPOINT; fuzz sqlite) || overall=1 ;;
+    cosmos) start_cosmos; fuzz cosmos || overall=1 ;;
+    *) echo "fuzz: unknown store $store"; exit 2 ;;
+  esac
 done
-
-status=0
-"$VENV/bin/st" run openapi.json \
-  --url "http://127.0.0.1:$PORT" \
-  --checks all \
-  --phases examples,coverage,fuzzing,stateful \
-  --max-examples "$MAX_EXAMPLES" \
-  --workers 1 \
-  --seed 1 \
-  --no-color || status=$?
-
-if ! kill -0 $PID 2>/dev/null; then
-  echo "fuzz: the server died during the run"; cat "$SERVER_LOG"; exit 1
-fi
-if grep -q "panicked" "$SERVER_LOG"; then
-  echo "fuzz: the server panicked"; cat "$SERVER_LOG"; exit 1
-fi
-exit $status
+exit $overall

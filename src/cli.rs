@@ -9,6 +9,7 @@ use tracing_subscriber::EnvFilter;
 use crate::{
     api::{AppState, app},
     config::{Config, Overrides},
+    migration::SourceSpec,
     store::{self, DynStore, sqlite::SqliteStore},
 };
 
@@ -31,6 +32,37 @@ pub enum Command {
     /// Create the Cosmos DB database and containers (local emulators, key
     /// auth; in Azure the infra provisions them).
     InitCosmos,
+    /// Move old one-document-per-message data into sessions.
+    Migrate(MigrateArgs),
+}
+
+/// Flags of `migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Read and report only; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete each old message once its session, read back, holds it
+    /// (Cosmos legacy container only).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub delete_old: bool,
+    /// Read old messages from this JSONL file instead of the legacy Cosmos
+    /// container.
+    #[arg(long, value_name = "FILE")]
+    pub from_jsonl: Option<PathBuf>,
+    /// Old messages read per page.
+    #[arg(long, default_value_t = crate::jobs::DEFAULT_BATCH_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=crate::jobs::MAX_BATCH_SIZE as i64))]
+    pub batch_size: u32,
+    /// Names the run; a killed run started again with the same id resumes.
+    #[arg(long, default_value = "cli")]
+    pub run_id: String,
+    /// Show the run's checkpoint and exit.
+    #[arg(long)]
+    pub status: bool,
+    /// Directory of the embedded store [env: DATA_DIR] [default: ./data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Flags of `serve`.
@@ -61,6 +93,10 @@ pub fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Openapi => Ok(()),
         Command::InitCosmos => runtime.block_on(init_cosmos()),
+        Command::Migrate(args) => {
+            let code = runtime.block_on(crate::migrate_cli::run(args))?;
+            std::process::exit(code);
+        }
     }
 }
 
@@ -73,9 +109,10 @@ fn init_logging() {
         .init();
 }
 
-/// Opens the configured store: Cosmos DB when `COSMOS_ENDPOINT` is set, else
-/// the embedded store.
-pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+/// The configured store (Cosmos DB when `COSMOS_ENDPOINT` is set, else the
+/// embedded store) and where the migration reads old messages: the legacy
+/// Cosmos container, or the `MIGRATION_JSONL` file.
+pub async fn open_backend(config: &Config) -> anyhow::Result<(DynStore, Option<SourceSpec>)> {
     if let Some(cosmos) = &config.cosmos {
         tracing::info!(
             endpoint = %cosmos.endpoint,
@@ -88,11 +125,28 @@ pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
         let store =
             store::cosmos::CosmosStore::open(&client, &cosmos.database, &cosmos.sessions_container)
                 .await?;
-        return Ok(Arc::new(store));
+        let legacy = match client
+            .database_client(&cosmos.database)
+            .container_client(&cosmos.legacy_container, None)
+            .await
+        {
+            Ok(container) => Some(SourceSpec::Cosmos {
+                container,
+                partition_key_path: cosmos.legacy_partition_key.clone(),
+            }),
+            Err(e) => {
+                tracing::warn!(container = %cosmos.legacy_container, "no legacy container, the migration is off: {e}");
+                None
+            }
+        };
+        return Ok((Arc::new(store), legacy));
     }
     let store = SqliteStore::open(&config.data_dir, config.durability)?;
     tracing::info!(path = %store.path().display(), "using the embedded store");
-    Ok(Arc::new(store))
+    Ok((
+        Arc::new(store),
+        config.migration_jsonl.clone().map(SourceSpec::Jsonl),
+    ))
 }
 
 async fn init_cosmos() -> anyhow::Result<()> {
@@ -121,8 +175,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    let store = open_store(&config).await?;
-    let state = AppState::new(store, config.api_settings());
+    let (store, legacy) = open_backend(&config).await?;
+    let mut state = AppState::new(store, config.api_settings());
+    if let Some(source) = legacy {
+        state = state.with_migration_source(source);
+    }
     tracing::info!(address = %listener.local_addr()?, auth_mode = ?config.auth_mode, "serving");
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown_signal())

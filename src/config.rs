@@ -37,6 +37,11 @@ pub struct Config {
     pub migration_sweep_enabled: bool,
     /// Cosmos DB, when `COSMOS_ENDPOINT` is set; else the embedded store.
     pub cosmos: Option<CosmosConfig>,
+    /// Time budget of one migration invocation (`MIGRATION_INVOCATION_SECONDS`).
+    pub migration_budget: std::time::Duration,
+    /// A JSONL file of old messages for the queue-triggered migration when
+    /// there is no Cosmos DB (`MIGRATION_JSONL`; local use).
+    pub migration_jsonl: Option<PathBuf>,
 }
 
 /// Overrides given on the command line; they beat the environment, except
@@ -129,6 +134,18 @@ impl Config {
         };
         let bench_routes = flag("BENCH_ROUTES")?;
         let migration_sweep_enabled = flag("MIGRATION_SWEEP_ENABLED")?;
+        let migration_budget = match get("MIGRATION_INVOCATION_SECONDS") {
+            None => std::time::Duration::from_secs(240),
+            Some(v) => v
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+                .map(std::time::Duration::from_secs_f64)
+                .with_context(|| {
+                    format!("MIGRATION_INVOCATION_SECONDS={v:?} is not a number of seconds")
+                })?,
+        };
         let or = |name: &str, default: &str| {
             get(name).map_or_else(|| default.to_owned(), |v| v.trim().to_owned())
         };
@@ -154,6 +171,8 @@ impl Config {
             bench_routes,
             migration_sweep_enabled,
             cosmos,
+            migration_budget,
+            migration_jsonl: get("MIGRATION_JSONL").map(PathBuf::from),
         })
     }
 
@@ -164,6 +183,7 @@ impl Config {
             max_body_bytes: self.max_body_bytes,
             bench_routes: self.bench_routes,
             migration_sweep_enabled: self.migration_sweep_enabled,
+            migration_budget: self.migration_budget,
         }
     }
 }

@@ -29,6 +29,7 @@ use tower::ServiceExt as _;
 use crate::{
     api::{ApiError, AppState, routes::ROUTES},
     jobs::MigrationRequest,
+    migration::{self, Checkpoint, Options, Quiet, Resume, RunError},
 };
 
 /// The queue-triggered migration function.
@@ -272,7 +273,7 @@ async fn to_output(response: Response) -> Result<HttpOutput, ApiError> {
 }
 
 /// `POST /MigrateChatSessions`: a message from the `chat-migration` queue.
-async fn migrate(State(_state): State<AppState>, body: Bytes) -> Response {
+async fn migrate(State(state): State<AppState>, body: Bytes) -> Response {
     let invocation = match invocation(&body) {
         Ok(invocation) => invocation,
         Err(e) => return e.into_response(),
@@ -298,18 +299,131 @@ async fn migrate(State(_state): State<AppState>, body: Bytes) -> Response {
             );
         }
     };
-    // The migration engine is a separate piece of work (its own issue); until
-    // it lands, a well-formed request is refused loudly rather than dropped,
-    // so it stays in the queue (and then in the poison queue) to be re-run.
-    tracing::error!(
-        message_id = %id,
-        run_id = request.run_id.as_deref().unwrap_or("-"),
-        "migration requested, but this build has no migration engine yet; refusing the message"
-    );
-    refuse(
-        StatusCode::NOT_IMPLEMENTED,
-        "this build has no migration engine yet; the message was left on the queue".into(),
+    let Some(source) = state.migration_source.clone() else {
+        tracing::error!(message_id = %id, "no legacy source configured (COSMOS_ENDPOINT or MIGRATION_JSONL); refusing the message");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no legacy source is configured (COSMOS_ENDPOINT or MIGRATION_JSONL)".into(),
+        );
+    };
+    let run_id = request
+        .run_id
+        .clone()
+        .unwrap_or_else(|| format!("run-{id}"));
+    if let Some(stale) = stale_continuation(&state, &request, &run_id).await {
+        return match stale {
+            Ok(why) => {
+                tracing::info!(run_id = %run_id, message_id = %id, "{why}");
+                Json(InvocationResponse {
+                    logs: vec![why],
+                    ..InvocationResponse::default()
+                })
+                .into_response()
+            }
+            Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
+        };
+    }
+    let options = Options {
+        dry_run: request.dry_run,
+        delete_old: request.delete_old,
+        run_id: run_id.clone(),
+        budget: Some(state.settings.migration_budget),
+    };
+    let resume = if request.dry_run {
+        Resume::From(Box::new(request.resume.clone().unwrap_or_default()))
+    } else {
+        Resume::Store
+    };
+    let mut source = source.open(request.batch_size);
+    match migration::run(
+        source.as_mut(),
+        state.store.as_ref(),
+        &options,
+        resume,
+        &mut Quiet,
     )
+    .await
+    {
+        Ok(checkpoint) => {
+            let report = &checkpoint.report;
+            let mut response = InvocationResponse {
+                logs: report.to_string().lines().map(str::to_owned).collect(),
+                ..InvocationResponse::default()
+            };
+            if report.finished {
+                tracing::info!(run_id = %run_id, "migration finished\n{report}");
+            } else {
+                let next = MigrationRequest {
+                    run_id: Some(run_id.clone()),
+                    step: Some(checkpoint.step),
+                    resume: request.dry_run.then(|| trimmed(checkpoint.clone())),
+                    ..request
+                };
+                match serde_json::to_string(&next) {
+                    Ok(text) => {
+                        response
+                            .outputs
+                            .insert(CONTINUATION_BINDING.into(), Value::String(text));
+                    }
+                    Err(e) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                }
+                tracing::info!(run_id = %run_id, step = checkpoint.step, "migration continues in a new message\n{report}");
+            }
+            Json(response).into_response()
+        }
+        Err(RunError::Superseded(run)) => {
+            let why = format!("another invocation is working on run {run}; this one stops");
+            tracing::warn!(message_id = %id, "{why}");
+            Json(InvocationResponse {
+                logs: vec![why],
+                ..InvocationResponse::default()
+            })
+            .into_response()
+        }
+        Err(RunError::Failed(e)) => {
+            tracing::error!(run_id = %run_id, "migration invocation failed (the queue retries it): {e:#}");
+            refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("migration failed: {e}"),
+            )
+        }
+    }
+}
+
+/// For a continuation of a real run: `Some(Ok(why))` when the run's
+/// checkpoint has moved past this message (a redelivery), so it must do
+/// nothing; `Some(Err(..))` when that cannot be told now.
+async fn stale_continuation(
+    state: &AppState,
+    request: &MigrationRequest,
+    run_id: &str,
+) -> Option<Result<String, String>> {
+    let step = request.step.filter(|_| !request.dry_run)?;
+    match state.store.load_checkpoint(run_id).await {
+        Ok(Some(saved)) => {
+            let checkpoint: Checkpoint = serde_json::from_str(&saved.value).ok()?;
+            (checkpoint.step > step).then(|| {
+                Ok(format!(
+                    "stale message for run {run_id} (step {step}; the run is at step {}): nothing to do",
+                    checkpoint.step
+                ))
+            })
+        }
+        Ok(None) => None,
+        Err(e) => Some(Err(format!(
+            "cannot read the checkpoint of run {run_id}: {e}"
+        ))),
+    }
+}
+
+/// A checkpoint small enough for a queue message (64 KiB): id lists cut.
+fn trimmed(mut checkpoint: Checkpoint) -> Checkpoint {
+    let report = &mut checkpoint.report;
+    report.orphans.truncate(20);
+    report.invalid.truncate(20);
+    report.conflicts.truncate(20);
+    report.errors.truncate(20);
+    checkpoint
 }
 
 /// A non-2xx answer to the host with the reason in `Logs`.

@@ -11,7 +11,7 @@ pub const MAX_BATCH_SIZE: u32 = 5000;
 /// A message on the `chat-migration` queue: run (or continue) a migration.
 /// Every member is optional, and the defaults are the safe ones: a message
 /// `{}` is a dry run that deletes nothing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MigrationRequest {
     /// Read and report only (default **true**).
@@ -28,6 +28,13 @@ pub struct MigrationRequest {
     /// or continued messages resume it instead of starting over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_id: Option<String>,
+    /// Set on continuation messages: the invocation step that wrote it. A
+    /// message older than the run's checkpoint is a stale redelivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+    /// Dry runs write nothing, so their progress travels in the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<crate::migration::Checkpoint>,
 }
 
 fn yes() -> bool {
@@ -45,6 +52,8 @@ impl Default for MigrationRequest {
             delete_old: false,
             batch_size: DEFAULT_BATCH_SIZE,
             run_id: None,
+            step: None,
+            resume: None,
         }
     }
 }
@@ -78,6 +87,8 @@ impl MigrationRequest {
             delete_old: false,
             batch_size: DEFAULT_BATCH_SIZE,
             run_id: Some(format!("sweep-{}", now.format("%Y%m%dT%H%M%SZ"))),
+            step: None,
+            resume: None,
         }
     }
 }

@@ -8,4 +8,6 @@ pub mod config;
 pub mod domain;
 pub mod functions;
 pub mod jobs;
+pub mod migrate_cli;
+pub mod migration;
 pub mod store;

@@ -227,6 +227,7 @@ fn queue_fixtures_decode_single_and_double_encoded_messages() {
         delete_old: false,
         batch_size: 500,
         run_id: Some("run-1".into()),
+        ..MigrationRequest::default()
     };
     for name in ["queue_trigger.json", "queue_trigger_double_encoded.json"] {
         let invocation: InvocationRequest = serde_json::from_value(fixture(name)).unwrap();

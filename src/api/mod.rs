@@ -41,6 +41,9 @@ pub struct ApiSettings {
     pub bench_routes: bool,
     /// Whether the `MigrationSweep` timer enqueues a migration run.
     pub migration_sweep_enabled: bool,
+    /// How long one `MigrateChatSessions` invocation works before it hands
+    /// the rest to a continuation message.
+    pub migration_budget: std::time::Duration,
 }
 
 impl Default for ApiSettings {
@@ -50,6 +53,7 @@ impl Default for ApiSettings {
             max_body_bytes: 1024 * 1024,
             bench_routes: false,
             migration_sweep_enabled: false,
+            migration_budget: std::time::Duration::from_secs(240),
         }
     }
 }
@@ -63,6 +67,8 @@ pub struct AppState {
     pub settings: Arc<ApiSettings>,
     renders: Arc<cache::RenderCache>,
     bench: Arc<bench::Ceiling>,
+    /// Where the queue-triggered migration reads old messages, if anywhere.
+    pub migration_source: Option<crate::migration::SourceSpec>,
 }
 
 impl AppState {
@@ -73,7 +79,14 @@ impl AppState {
             settings: Arc::new(settings),
             renders: Arc::default(),
             bench: Arc::default(),
+            migration_source: None,
         }
+    }
+
+    /// The same state with a legacy source for the migration function.
+    pub fn with_migration_source(mut self, source: crate::migration::SourceSpec) -> Self {
+        self.migration_source = Some(source);
+        self
     }
 
     /// The owner of a request, from the auth mode, the headers and the

@@ -38,7 +38,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Appended, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError, StoreResult, Versioned,
+    Appended, ETag, ImportOutcome, ListQuery, Owner, SessionImport, SessionPage, SessionStore,
+    StoreError, StoreResult, Versioned,
 };
 use crate::domain::{
     ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, SessionSummary,
@@ -58,6 +59,25 @@ struct SessionDoc {
     #[serde(flatten)]
     session: ChatSession,
     doc_type: String,
+}
+
+/// `doc_type` of migration checkpoints.
+pub const CHECKPOINT_DOC_TYPE: &str = "migration_checkpoint";
+/// The partition (`user_id` value) that holds migration checkpoints; session
+/// queries filter on `doc_type`, so no user ever sees them.
+const CHECKPOINT_PARTITION: &str = "__chat_sessions_migration__";
+
+fn checkpoint_id(run_id: &str) -> String {
+    format!("migration_checkpoint:{run_id}")
+}
+
+/// A migration run's state, kept beside the sessions.
+#[derive(Debug, Serialize, Deserialize)]
+struct CheckpointDoc {
+    id: String,
+    user_id: String,
+    doc_type: String,
+    state: String,
 }
 
 /// Requests sent and request units charged, for benchmarks and logs.
@@ -517,6 +537,185 @@ impl SessionStore for CosmosStore {
         )
         .map_err(store_error)?;
         Ok(())
+    }
+
+    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
+        let (Some(first), Some(last)) = (import.messages.first(), import.messages.last()) else {
+            return Ok(ImportOutcome::default());
+        };
+        let (first, last) = (first.created_at, last.created_at);
+        // A session with this id under another owner lives in another
+        // partition: only a query by id can see it.
+        match self.partition_of(&Owner::Anonymous, &import.id).await {
+            Ok(owner) if owner != import.user_id => {
+                return Err(StoreError::Conflict(format!(
+                    "session {} exists with another owner",
+                    import.id
+                )));
+            }
+            Ok(_) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+        let user = import.user_id.as_ref();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let result = match self.read_doc(user, &import.id, None).await {
+                Err(StoreError::NotFound) => {
+                    let doc = SessionDoc {
+                        session: ChatSession {
+                            id: import.id.clone(),
+                            user_id: import.user_id.clone(),
+                            session_name: None,
+                            is_active: true,
+                            context: Default::default(),
+                            messages: import.messages.clone(),
+                            message_count: import.messages.len() as u64,
+                            last_message_at: Some(last),
+                            created_at: first,
+                            updated_at: last,
+                        },
+                        doc_type: SESSION_DOC_TYPE.into(),
+                    };
+                    self.track(
+                        self.container
+                            .create_item(partition(user), import.id.as_str(), &doc, None)
+                            .await,
+                        |r| r.headers().request_charge().map(|c| c.value()),
+                    )
+                    .map(|_| ImportOutcome {
+                        created: true,
+                        added: import.messages.len() as u64,
+                        already_present: 0,
+                    })
+                    .map_err(store_error)
+                }
+                Err(e) => return Err(e),
+                Ok(None) => unreachable!("an unconditional read always returns the document"),
+                Ok(Some((mut doc, etag))) => {
+                    let present: std::collections::HashSet<&str> =
+                        doc.session.messages.iter().map(|m| m.id.as_str()).collect();
+                    let missing: Vec<ChatMessage> = import
+                        .messages
+                        .iter()
+                        .filter(|m| !present.contains(m.id.as_str()))
+                        .cloned()
+                        .collect();
+                    let outcome = ImportOutcome {
+                        created: false,
+                        added: missing.len() as u64,
+                        already_present: (import.messages.len() - missing.len()) as u64,
+                    };
+                    if missing.is_empty() {
+                        return Ok(outcome);
+                    }
+                    let session = &mut doc.session;
+                    session.messages.extend(missing);
+                    session
+                        .messages
+                        .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+                    session.message_count = session.messages.len() as u64;
+                    session.last_message_at = session.messages.last().map(|m| m.created_at);
+                    if let Some(newest) = session.last_message_at {
+                        session.updated_at = session.updated_at.max(newest);
+                    }
+                    let options = ItemWriteOptions::default()
+                        .with_precondition(Precondition::if_match(to_etag(&etag)));
+                    self.track(
+                        self.container
+                            .replace_item(partition(user), import.id.as_str(), &doc, Some(options))
+                            .await,
+                        |r| r.headers().request_charge().map(|c| c.value()),
+                    )
+                    .map(|_| outcome)
+                    .map_err(store_error)
+                }
+            };
+            match result {
+                // Someone wrote in between (an append, another importer):
+                // read again and merge into the newer version.
+                Err(StoreError::PreconditionFailed | StoreError::Conflict(_))
+                    if started.elapsed() < APPEND_DEADLINE =>
+                {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
+        let response = self.track(
+            self.container
+                .read_item(CHECKPOINT_PARTITION, &checkpoint_id(run_id), None)
+                .await,
+            |r| r.headers().request_charge().map(|c| c.value()),
+        );
+        match response.map_err(store_error) {
+            Err(StoreError::NotFound) => Ok(None),
+            Err(e) => Err(e),
+            Ok(response) => {
+                let etag = response.headers().etag().map(|e| ETag::new(e.to_string()));
+                let doc: CheckpointDoc = response.into_model().map_err(|e| {
+                    StoreError::Internal(anyhow::Error::new(e).context("decoding a checkpoint"))
+                })?;
+                Ok(Some(Versioned {
+                    value: doc.state,
+                    etag: etag.ok_or_else(|| {
+                        StoreError::Internal(anyhow::anyhow!("checkpoint without an ETag"))
+                    })?,
+                }))
+            }
+        }
+    }
+
+    async fn save_checkpoint(
+        &self,
+        run_id: &str,
+        state: &str,
+        expected: Option<&ETag>,
+    ) -> StoreResult<ETag> {
+        let id = checkpoint_id(run_id);
+        let doc = CheckpointDoc {
+            id: id.clone(),
+            user_id: CHECKPOINT_PARTITION.into(),
+            doc_type: CHECKPOINT_DOC_TYPE.into(),
+            state: state.to_owned(),
+        };
+        let response = match expected {
+            None => self.track(
+                self.container
+                    .create_item(CHECKPOINT_PARTITION, &id, &doc, None)
+                    .await,
+                |r| r.headers().request_charge().map(|c| c.value()),
+            ),
+            Some(etag) => self.track(
+                self.container
+                    .replace_item(
+                        CHECKPOINT_PARTITION,
+                        &id,
+                        &doc,
+                        Some(
+                            ItemWriteOptions::default()
+                                .with_precondition(Precondition::if_match(to_etag(etag))),
+                        ),
+                    )
+                    .await,
+                |r| r.headers().request_charge().map(|c| c.value()),
+            ),
+        };
+        let response = response.map_err(|e| match store_error(e) {
+            StoreError::Conflict(_) | StoreError::NotFound => StoreError::PreconditionFailed,
+            other => other,
+        })?;
+        response
+            .headers()
+            .etag()
+            .map(|e| ETag::new(e.to_string()))
+            .ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("checkpoint write without an ETag"))
+            })
     }
 
     async fn append_message(

@@ -110,6 +110,29 @@ pub struct Appended {
     pub etag: ETag,
 }
 
+/// Legacy messages to bring into a session (the migration). They keep their
+/// ids and timestamps and are sorted by (`created_at`, `id`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionImport {
+    /// The session (the legacy `session_id`).
+    pub id: SessionId,
+    /// Its owner, from the messages' user ids.
+    pub user_id: Option<UserId>,
+    /// The messages, in order.
+    pub messages: Vec<ChatMessage>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImportOutcome {
+    /// The session did not exist and was created.
+    pub created: bool,
+    /// Messages added.
+    pub added: u64,
+    /// Messages whose ids were there already.
+    pub already_present: u64,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -194,6 +217,28 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         id: &SessionId,
         if_match: Option<&ETag>,
     ) -> StoreResult<()>;
+
+    /// Brings legacy messages into their session: creates it (owned by
+    /// `import.user_id`) when missing, else adds only the messages whose ids
+    /// it lacks, keeping every message in (`created_at`, `id`) order and the
+    /// counters true. A session with this id owned by someone else is a
+    /// [`StoreError::Conflict`] and is left as it is. Running it again adds
+    /// nothing.
+    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome>;
+
+    /// The saved state of migration run `run_id` and its version.
+    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>>;
+
+    /// Saves the state of migration run `run_id`: only if it is still at
+    /// version `expected` (`None`: only if there is none yet); else
+    /// [`StoreError::PreconditionFailed`], so two invocations of one run can
+    /// never both advance it.
+    async fn save_checkpoint(
+        &self,
+        run_id: &str,
+        state: &str,
+        expected: Option<&ETag>,
+    ) -> StoreResult<ETag>;
 
     /// Appends a message atomically. If a message with the same id is already
     /// in the session, returns it unchanged (`created: false`) when the

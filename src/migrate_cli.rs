@@ -1,0 +1,147 @@
+//! `chat-sessions migrate`: the migration from a terminal, with a progress
+//! bar on a terminal and plain log lines otherwise.
+
+use std::{
+    io::IsTerminal as _,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+
+use crate::{
+    cli::{MigrateArgs, open_backend},
+    config::{Config, Overrides},
+    migration::{self, Checkpoint, Options, Progress, Report, Resume, RunError, SourceSpec},
+};
+
+/// Progress on a terminal: a spinner with the running counts.
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn item_done(&mut self, r: &Report) {
+        self.0.set_message(summary(r));
+        self.0.tick();
+    }
+}
+
+/// Progress elsewhere: a log line every few seconds.
+struct Lines {
+    last: Instant,
+}
+
+impl Progress for Lines {
+    fn item_done(&mut self, r: &Report) {
+        if self.last.elapsed() >= Duration::from_secs(5) {
+            self.last = Instant::now();
+            tracing::info!("migration progress: {}", summary(r));
+        }
+    }
+}
+
+fn summary(r: &Report) -> String {
+    format!(
+        "sessions {} created / {} merged / {} unchanged, messages {} migrated / {} present, {} orphans, {} conflicts",
+        r.sessions_created,
+        r.sessions_merged,
+        r.sessions_unchanged,
+        r.messages_migrated,
+        r.messages_already_present,
+        r.orphan_count,
+        r.conflicts.len()
+    )
+}
+
+/// Runs the command; the exit code is 0 when all went well, 1 when the report
+/// has conflicts, invalid records or errors, 2 when the run failed.
+pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
+    let config = Config::from_env(Overrides {
+        data_dir: args.data_dir.clone(),
+        ..Overrides::default()
+    })?;
+    let (store, legacy) = open_backend(&config).await?;
+    if args.status {
+        match store.load_checkpoint(&args.run_id).await? {
+            None => println!("no checkpoint for run {}", args.run_id),
+            Some(saved) => {
+                let checkpoint: Checkpoint =
+                    serde_json::from_str(&saved.value).context("the checkpoint is unreadable")?;
+                println!("{}", checkpoint.report);
+                println!("  step: {}", checkpoint.step);
+                println!(
+                    "  resumes at: {}",
+                    checkpoint.position.as_deref().unwrap_or("the beginning")
+                );
+            }
+        }
+        return Ok(0);
+    }
+    let source = match (&args.from_jsonl, legacy) {
+        (Some(path), _) => SourceSpec::Jsonl(path.clone()),
+        (
+            None,
+            Some(SourceSpec::Cosmos {
+                container,
+                partition_key_path,
+            }),
+        ) => SourceSpec::Cosmos {
+            container,
+            partition_key_path,
+        },
+        (None, _) => anyhow::bail!(
+            "no legacy source: pass --from-jsonl FILE, or set COSMOS_ENDPOINT to read the legacy container"
+        ),
+    };
+    if args.delete_old && matches!(source, SourceSpec::Jsonl(_)) {
+        anyhow::bail!(
+            "--delete-old works on the legacy Cosmos container only; a JSONL file is left as it is"
+        );
+    }
+    let options = Options {
+        dry_run: args.dry_run,
+        delete_old: args.delete_old,
+        run_id: args.run_id.clone(),
+        budget: None,
+    };
+    let resume = if args.dry_run {
+        Resume::From(Box::default())
+    } else {
+        Resume::Store
+    };
+    let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Box::new(Bar(bar))
+    } else {
+        Box::new(Lines {
+            last: Instant::now(),
+        })
+    };
+    let mut source = source.open(args.batch_size);
+    let result = migration::run(
+        source.as_mut(),
+        store.as_ref(),
+        &options,
+        resume,
+        progress.as_mut(),
+    )
+    .await;
+    drop(progress);
+    match result {
+        Ok(checkpoint) => {
+            println!("{}", checkpoint.report);
+            Ok(if checkpoint.report.has_problems() {
+                1
+            } else {
+                0
+            })
+        }
+        Err(RunError::Superseded(run)) => {
+            eprintln!("another process is running migration {run}; stopped");
+            Ok(2)
+        }
+        Err(RunError::Failed(e)) => {
+            eprintln!("migration failed (run it again to resume): {e:#}");
+            Ok(2)
+        }
+    }
+}
