@@ -61,6 +61,21 @@ impl TestApp {
         }
     }
 
+    /// The API over any store, with the state adjusted by `adjust`.
+    pub fn over_state(
+        store: DynStore,
+        settings: ApiSettings,
+        guard: Box<dyn std::any::Any + Send + Sync>,
+        adjust: impl FnOnce(AppState) -> AppState,
+    ) -> Self {
+        let router = app(adjust(AppState::new(store.clone(), settings)));
+        Self {
+            router,
+            store,
+            _guard: guard,
+        }
+    }
+
     pub fn request(&self, method: Method, uri: &str) -> TestRequest {
         TestRequest {
             router: self.router.clone(),
