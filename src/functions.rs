@@ -324,6 +324,7 @@ async fn migrate(State(state): State<AppState>, body: Bytes) -> Response {
         };
     }
     let options = Options {
+        batch_size: request.batch_size,
         dry_run: request.dry_run,
         delete_old: request.delete_old,
         run_id: run_id.clone(),

@@ -97,6 +97,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
         );
     }
     let options = Options {
+        batch_size: args.batch_size,
         dry_run: args.dry_run,
         delete_old: args.delete_old,
         run_id: args.run_id.clone(),

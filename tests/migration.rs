@@ -35,6 +35,7 @@ async fn migrate(store: &DynStore, path: &Path, dry_run: bool, run_id: &str) -> 
     // Small chunks, so that the external sort really merges several files.
     let mut source = JsonlSource::with_chunk_records(path, 500);
     let options = Options {
+        batch_size: 200,
         dry_run,
         delete_old: false,
         run_id: run_id.into(),
@@ -233,6 +234,7 @@ async fn a_run_stopped_by_its_budget_resumes_where_it_was() {
     let path = write_jsonl(dir.path(), &set);
     let (store, _guard) = sqlite_store();
     let options = Options {
+        batch_size: 20,
         dry_run: false,
         delete_old: false,
         run_id: "slices".into(),
@@ -280,7 +282,7 @@ fn run_cli(dir: &Path, args: &[&str]) -> std::process::Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_killed_mid_run_converges_when_started_again() {
-    let set = generate(2500, 5, 200, true);
+    let set = generate(6000, 5, 200, true);
     let dir = tempfile::tempdir().unwrap();
     let path = write_jsonl(dir.path(), &set);
     let path_arg = path.to_str().unwrap();
@@ -352,7 +354,7 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
     });
 
     // A dry run first: it reports and writes nothing, across invocations.
-    let mut message = r#"{"dry_run":true,"run_id":"queue-dry"}"#.to_owned();
+    let mut message = r#"{"dry_run":true,"batch_size":10,"run_id":"queue-dry"}"#.to_owned();
     let mut invocations = 0;
     let last_logs = loop {
         let r = app
@@ -386,7 +388,7 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
 
     // The real run; every message is delivered twice, as at-least-once
     // queues may: the second delivery must do nothing.
-    let mut message = r#"{"dry_run":false,"batch_size":50,"run_id":"queue-real"}"#.to_owned();
+    let mut message = r#"{"dry_run":false,"batch_size":10,"run_id":"queue-real"}"#.to_owned();
     let mut invocations = 0;
     let mut stale = 0;
     loop {

@@ -59,6 +59,7 @@ async fn run(
 ) -> migration::Report {
     let mut source = CosmosLegacySource::new(legacy.clone(), "/session_id", 100);
     let options = Options {
+        batch_size: 200,
         dry_run,
         delete_old,
         run_id: run_id.into(),

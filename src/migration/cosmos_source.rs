@@ -19,7 +19,7 @@ use azure_data_cosmos::{
 use futures::TryStreamExt as _;
 use serde_json::Value;
 
-use super::{Item, LegacyRecord, LegacySource, parse_legacy};
+use super::{Deleter, Item, LegacyRecord, LegacySource, parse_legacy};
 
 /// Sessions remembered as done within one invocation, at most.
 const SEEN_LIMIT: usize = 100_000;
@@ -200,11 +200,21 @@ impl LegacySource for CosmosLegacySource {
         self.page_start.clone()
     }
 
-    fn can_delete(&self) -> bool {
-        true
+    fn deleter(&self) -> Option<std::sync::Arc<dyn Deleter>> {
+        Some(std::sync::Arc::new(CosmosDeleter {
+            container: self.container.clone(),
+        }))
     }
+}
 
-    async fn delete(&mut self, record: &LegacyRecord) -> anyhow::Result<()> {
+/// Deletes old documents by id and partition key value.
+struct CosmosDeleter {
+    container: ContainerClient,
+}
+
+#[async_trait]
+impl Deleter for CosmosDeleter {
+    async fn delete(&self, record: &LegacyRecord) -> anyhow::Result<()> {
         let id = record
             .message
             .id

@@ -279,11 +279,8 @@ impl LegacySource for JsonlSource {
         }
     }
 
-    fn can_delete(&self) -> bool {
-        false
-    }
-
-    async fn delete(&mut self, _: &LegacyRecord) -> anyhow::Result<()> {
-        anyhow::bail!("a JSONL file cannot have records deleted")
+    fn deleter(&self) -> Option<std::sync::Arc<dyn super::Deleter>> {
+        // A file is an export or an old installation's data: left as it is.
+        None
     }
 }

@@ -10,10 +10,12 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use async_trait::async_trait;
+use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -96,17 +98,28 @@ pub trait LegacySource: Send {
     /// before it has been yielded. Resuming may yield some items again;
     /// the engine is idempotent.
     fn position(&self) -> Option<String>;
-    /// Whether old records can be deleted from this source.
-    fn can_delete(&self) -> bool;
-    /// Deletes one old record (already gone counts as deleted).
-    async fn delete(&mut self, record: &LegacyRecord) -> anyhow::Result<()>;
+    /// What deletes old records, if this source can.
+    fn deleter(&self) -> Option<Arc<dyn Deleter>>;
 }
+
+/// Deletes old records; shared by the sessions migrated side by side.
+#[async_trait]
+pub trait Deleter: Send + Sync {
+    /// Deletes one old record (already gone counts as deleted).
+    async fn delete(&self, record: &LegacyRecord) -> anyhow::Result<()>;
+}
+
+/// Sessions migrated side by side within a batch: under load the stores
+/// group their writes (SQLite commits, Cosmos round trips overlap).
+const CONCURRENCY: usize = 16;
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Read and report only; write nothing.
     pub dry_run: bool,
+    /// Legacy messages per batch: the checkpoint is saved after each batch.
+    pub batch_size: u32,
     /// Delete old records once their session holds them (not with dry runs).
     pub delete_old: bool,
     /// Names the run; its checkpoint is kept under this name.
@@ -170,6 +183,25 @@ impl Report {
     /// Whether the run needs attention (conflicts, invalid records, errors).
     pub fn has_problems(&self) -> bool {
         !self.conflicts.is_empty() || self.invalid_count > 0 || !self.errors.is_empty()
+    }
+
+    /// Adds the counts and lists of `other` (one batch's part) to this report.
+    fn absorb(&mut self, other: Report) {
+        self.sessions_created += other.sessions_created;
+        self.sessions_merged += other.sessions_merged;
+        self.sessions_unchanged += other.sessions_unchanged;
+        self.messages_migrated += other.messages_migrated;
+        self.messages_already_present += other.messages_already_present;
+        self.duplicate_records += other.duplicate_records;
+        self.orphan_count += other.orphan_count;
+        let room = REPORT_ID_LIMIT.saturating_sub(self.orphans.len());
+        self.orphans.extend(other.orphans.into_iter().take(room));
+        self.conflicts.extend(other.conflicts);
+        self.invalid_count += other.invalid_count;
+        let room = REPORT_ID_LIMIT.saturating_sub(self.invalid.len());
+        self.invalid.extend(other.invalid.into_iter().take(room));
+        self.old_deleted += other.old_deleted;
+        self.errors.extend(other.errors);
     }
 
     fn note_orphan(&mut self, id: &str) {
@@ -265,7 +297,7 @@ pub enum RunError {
 
 /// Progress callbacks, for a progress bar or log lines.
 pub trait Progress: Send {
-    /// Called after each item.
+    /// Called after each batch.
     fn item_done(&mut self, report: &Report);
 }
 
@@ -330,31 +362,55 @@ pub async fn run(
         version = Some(save(store, options, &state, version.as_ref()).await?);
     }
     source.start(state.position.as_deref()).await?;
+    let deleter = if options.delete_old && !options.dry_run {
+        source.deleter()
+    } else {
+        None
+    };
     loop {
-        // At least one item per invocation, so a run always moves forward.
-        let Some(item) = source.next_item().await? else {
-            state.report.finished = true;
-            break;
+        // A batch of about `batch_size` messages; at least one item, so a
+        // run always moves forward whatever its budget.
+        let mut batch = Vec::new();
+        let mut messages = 0usize;
+        while messages < options.batch_size.max(1) as usize {
+            let Some(item) = source.next_item().await? else {
+                state.report.finished = true;
+                break;
+            };
+            messages += match &item {
+                Item::Session { records, .. } => records.len(),
+                _ => 1,
+            };
+            batch.push(item);
+        }
+        let parts: Vec<Report> = futures::stream::iter(batch)
+            .map(|item| {
+                let deleter = deleter.clone();
+                async move {
+                    let mut part = Report::default();
+                    migrate_item(item, deleter.as_deref(), store, options, &mut part).await;
+                    part
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        for part in parts {
+            state.report.absorb(part);
+        }
+        state.position = if state.report.finished {
+            None
+        } else {
+            source.position()
         };
-        migrate_item(item, source, store, options, &mut state.report).await;
-        state.position = source.position();
         state.report.duration_ms = base_ms + started.elapsed().as_millis() as u64;
         if !options.dry_run {
             version = Some(save(store, options, &state, version.as_ref()).await?);
         }
         progress.item_done(&state.report);
-        if options.budget.is_some_and(|b| started.elapsed() >= b) {
+        if state.report.finished || options.budget.is_some_and(|b| started.elapsed() >= b) {
             break;
         }
-    }
-    state.position = if state.report.finished {
-        None
-    } else {
-        source.position()
-    };
-    state.report.duration_ms = base_ms + started.elapsed().as_millis() as u64;
-    if !options.dry_run {
-        save(store, options, &state, version.as_ref()).await?;
     }
     Ok(state)
 }
@@ -476,7 +532,7 @@ fn to_message(legacy: &LegacyMessage) -> Result<ChatMessage, String> {
 
 async fn migrate_item(
     item: Item,
-    source: &mut dyn LegacySource,
+    deleter: Option<&dyn Deleter>,
     store: &dyn SessionStore,
     options: &Options,
     report: &mut Report,
@@ -552,9 +608,9 @@ async fn migrate_item(
     }
     report.messages_migrated += outcome.added;
     report.messages_already_present += outcome.already_present;
-    if !(options.delete_old && source.can_delete()) {
+    let Some(deleter) = deleter else {
         return;
-    }
+    };
     // Delete only what the session, read back now, holds.
     let owner = checked
         .user_id
@@ -583,7 +639,7 @@ async fn migrate_item(
             .into_iter()
             .flatten()
         {
-            match source.delete(record).await {
+            match deleter.delete(record).await {
                 Ok(()) => report.old_deleted += 1,
                 Err(e) => report
                     .errors
