@@ -105,6 +105,7 @@ impl ToSchema for Timestamp {
         sessions::update,
         sessions::delete,
         sessions::send_message,
+        sessions::list_messages,
         legacy::history,
         legacy::post_message,
         serve,

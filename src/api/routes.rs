@@ -26,6 +26,8 @@ pub enum Endpoint {
     DeleteSession,
     /// Append a message to a session.
     SendMessage,
+    /// Page through a session's messages, newest first.
+    ListMessages,
     /// Legacy: a session's messages in the old per-message shape.
     GetChatHistory,
     /// Legacy: post a message, creating its session if needed.
@@ -46,6 +48,7 @@ impl Endpoint {
             Self::UpdateSession => &[400, 401, 403, 404, 412, 413, 415, 422, 500, 503],
             Self::DeleteSession => &[401, 403, 404, 412, 422, 500, 503],
             Self::SendMessage => &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],
+            Self::ListMessages => &[401, 403, 404, 422, 500, 503],
             Self::GetChatHistory => &[401, 403, 422, 500, 503],
             Self::PostChatMessage => &[400, 401, 403, 404, 409, 413, 415, 422, 500, 503],
         }
@@ -76,6 +79,7 @@ pub const ROUTES: &[Route] = &[
     Route { function: "UpdateSession", method: Method::PUT, route: "chat/sessions/{session_id}", endpoint: Endpoint::UpdateSession },
     Route { function: "DeleteSession", method: Method::DELETE, route: "chat/sessions/{session_id}", endpoint: Endpoint::DeleteSession },
     Route { function: "SendMessage", method: Method::POST, route: "chat/sessions/{session_id}/messages", endpoint: Endpoint::SendMessage },
+    Route { function: "ListMessages", method: Method::GET, route: "chat/sessions/{session_id}/messages", endpoint: Endpoint::ListMessages },
     Route { function: "GetChatHistory", method: Method::GET, route: "chat/history", endpoint: Endpoint::GetChatHistory },
     Route { function: "PostChatMessage", method: Method::POST, route: "chat/message", endpoint: Endpoint::PostChatMessage },
     Route { function: "OpenApi", method: Method::GET, route: "openapi.json", endpoint: Endpoint::OpenApi },
@@ -102,6 +106,7 @@ impl Route {
             Endpoint::UpdateSession => on(filter, sessions::update),
             Endpoint::DeleteSession => on(filter, sessions::delete),
             Endpoint::SendMessage => on(filter, sessions::send_message),
+            Endpoint::ListMessages => on(filter, sessions::list_messages),
             Endpoint::GetChatHistory => on(filter, legacy::history),
             Endpoint::PostChatMessage => on(filter, legacy::post_message),
             Endpoint::OpenApi => on(filter, openapi::serve),

@@ -6,6 +6,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -19,7 +20,7 @@ use crate::{
         ChatMessage, ChatSession, JsonObject, MessageId, MessageType, NewMessage, NewSession,
         SessionId, SessionPatch, SessionSummary, Timestamp, UserId,
     },
-    store::{ETag, ListQuery, StoreError},
+    store::{ETag, ListQuery, MessageQuery, StoreError},
 };
 
 /// Default page size of a session listing.
@@ -34,6 +35,107 @@ pub struct UserParam {
     /// The user (local mode), or a check against the principal (Easy Auth).
     #[param(value_type = Option<UserId>)]
     pub user_id: Option<String>,
+}
+
+/// Query of `GET /api/chat/sessions/{session_id}`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct GetParams {
+    /// The user (local mode), or a check against the principal (Easy Auth).
+    #[param(value_type = Option<UserId>)]
+    pub user_id: Option<String>,
+    /// Return only the newest N messages (1–10000); `message_count` still
+    /// counts them all. Without it, the whole history.
+    #[param(minimum = 1, maximum = 10000)]
+    pub messages_limit: Option<u32>,
+}
+
+/// Largest `messages_limit`.
+pub const MAX_MESSAGES_LIMIT: u32 = 10_000;
+/// Default page size of the messages pager.
+pub const DEFAULT_MESSAGE_PAGE: u32 = 50;
+/// Largest page of the messages pager.
+pub const MAX_MESSAGE_PAGE: u32 = 200;
+
+/// Query of `GET /api/chat/sessions/{session_id}/messages`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct MessagesParams {
+    /// The user (local mode), or a check against the principal (Easy Auth).
+    #[param(value_type = Option<UserId>)]
+    pub user_id: Option<String>,
+    /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<u32>,
+    /// `next_before` of the previous page: continue with older messages.
+    pub before: Option<String>,
+}
+
+/// Body of `GET /api/chat/sessions/{session_id}/messages`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageList {
+    /// Messages, newest first.
+    pub messages: Vec<ChatMessage>,
+    /// Pass as `before` for the next (older) page; null at the oldest message.
+    #[schema(required = true)]
+    pub next_before: Option<String>,
+}
+
+fn encode_before(position: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("m1:{position}"))
+}
+
+fn decode_before(cursor: &str) -> Result<u64, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| s.strip_prefix("m1:").and_then(|n| n.parse().ok()))
+        .ok_or_else(|| ApiError::Validation("before: is not a cursor this service returned".into()))
+}
+
+/// `GET /api/chat/sessions/{session_id}/messages`
+#[utoipa::path(
+    get,
+    path = "/api/chat/sessions/{session_id}/messages",
+    tag = "sessions",
+    summary = "Page through a session's messages, newest first",
+    description = "Pages of at most `limit` messages, newest first; pass `next_before` back as `before` for older ones. On Cosmos DB a page inside the session document costs one point read; older pages add one point read per sealed page they touch.",
+    params(
+        ("session_id" = SessionId, Path, description = "The session."),
+        MessagesParams,
+    ),
+    responses((status = 200, description = "A page of messages.", body = MessageList))
+)]
+pub async fn list_messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(raw_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<MessagesParams>,
+) -> Result<Response, ApiError> {
+    let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
+    let id = session_id(raw_id)?;
+    let limit = params.limit.unwrap_or(DEFAULT_MESSAGE_PAGE);
+    if !(1..=MAX_MESSAGE_PAGE).contains(&limit) {
+        return Err(ApiError::Validation(format!(
+            "limit: must be between 1 and {MAX_MESSAGE_PAGE}"
+        )));
+    }
+    let before = params
+        .before
+        .as_deref()
+        .filter(|b| !b.is_empty())
+        .map(decode_before)
+        .transpose()?;
+    let page = state
+        .store
+        .list_messages(&owner, &id, MessageQuery { limit, before })
+        .await?;
+    let body = MessageList {
+        messages: page.messages,
+        next_before: page.next_before.map(encode_before),
+    };
+    Ok(json_with_etag(StatusCode::OK, &body, None))
 }
 
 /// Query of `GET /api/chat/sessions`.
@@ -213,9 +315,10 @@ pub async fn create(
     path = "/api/chat/sessions/{session_id}",
     tag = "sessions",
     summary = "Get a session with all its messages",
+    description = "The whole history, oldest first (one point read on Cosmos DB while the session fits in its document; one more per sealed page for long sessions). `messages_limit=N` returns only the newest N messages: one point read when they are all in the session document.",
     params(
         ("session_id" = SessionId, Path, description = "The session."),
-        UserParam,
+        GetParams,
         ("If-None-Match" = Option<String>, Header, nullable = false, description = "An ETag from an earlier answer: 304 while unchanged."),
     ),
     responses(
@@ -235,10 +338,23 @@ pub async fn get(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiPath(raw_id): ApiPath<String>,
-    ApiQuery(params): ApiQuery<UserParam>,
+    ApiQuery(params): ApiQuery<GetParams>,
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     let id = session_id(raw_id)?;
+    if let Some(limit) = params.messages_limit {
+        if !(1..=MAX_MESSAGES_LIMIT).contains(&limit) {
+            return Err(ApiError::Validation(format!(
+                "messages_limit: must be between 1 and {MAX_MESSAGES_LIMIT}"
+            )));
+        }
+        let stored = state.store.get_session_tail(&owner, &id, limit).await?;
+        return Ok(json_with_etag(
+            StatusCode::OK,
+            &stored.value,
+            Some(&stored.etag),
+        ));
+    }
     let client_tags = none_match_tags(&headers);
     let cached = state.renders.get(&id);
     // Without a cached copy, the client's own tag still spares the read.

@@ -110,6 +110,41 @@ pub struct Appended {
     pub etag: ETag,
 }
 
+/// Which messages of a session to read: up to `limit` of those before
+/// position `before` (positions count from 0 at the oldest message; `None`:
+/// from the newest), newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageQuery {
+    /// At most this many.
+    pub limit: u32,
+    /// Only messages at positions below this.
+    pub before: Option<u64>,
+}
+
+/// A page of a session's messages, newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessagePage {
+    /// The messages, newest first.
+    pub messages: Vec<ChatMessage>,
+    /// The `before` of the next (older) page; `None` when this page reaches
+    /// the oldest message.
+    pub next_before: Option<u64>,
+}
+
+impl MessagePage {
+    /// The page of `query` out of all of a session's messages (oldest first).
+    pub fn slice(all: &[ChatMessage], query: MessageQuery) -> Self {
+        let end = query
+            .before
+            .map_or(all.len(), |b| (b as usize).min(all.len()));
+        let start = end.saturating_sub(query.limit as usize);
+        Self {
+            messages: all[start..end].iter().rev().cloned().collect(),
+            next_before: (start > 0).then_some(start as u64),
+        }
+    }
+}
+
 /// Legacy messages to bring into a session (the migration). They keep their
 /// ids and timestamps and are sorted by (`created_at`, `id`).
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +230,33 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
             .ok_or_else(|| {
                 StoreError::Internal(anyhow::anyhow!("an unconditional read returned no session"))
             })
+    }
+
+    /// The session with only its newest `limit` messages (oldest of them
+    /// first); `message_count` and `last_message_at` still describe the
+    /// whole session.
+    async fn get_session_tail(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        limit: u32,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let mut stored = self.get_session(owner, id).await?;
+        let messages = &mut stored.value.messages;
+        let keep = messages.len().min(limit as usize);
+        messages.drain(..messages.len() - keep);
+        Ok(stored)
+    }
+
+    /// A page of a session's messages, newest first.
+    async fn list_messages(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        query: MessageQuery,
+    ) -> StoreResult<MessagePage> {
+        let stored = self.get_session(owner, id).await?;
+        Ok(MessagePage::slice(&stored.value.messages, query))
     }
 
     /// A page of the owner's sessions, most recently updated first.

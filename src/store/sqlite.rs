@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use tokio::sync::oneshot;
 
 use super::{
-    Appended, ETag, ImportOutcome, ListQuery, Owner, SessionImport, SessionPage, SessionStore,
-    StoreError, StoreResult, Versioned,
+    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, Owner, SessionImport,
+    SessionPage, SessionStore, StoreError, StoreResult, Versioned,
 };
 use crate::domain::{
     ChatMessage, ChatSession, JsonObject, MessageId, MessageType, NewMessage, NewSession,
@@ -517,6 +517,24 @@ fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessa
         .map_err(internal)
 }
 
+/// Up to `limit` messages with `seq < below`, newest first.
+fn messages_before(
+    conn: &Connection,
+    id: &SessionId,
+    below: i64,
+    limit: u32,
+) -> StoreResult<Vec<ChatMessage>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, content, message_type, user_id, metadata, created_at \
+             FROM messages WHERE session_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+        )
+        .map_err(internal)?;
+    stmt.query_map(params![id.as_str(), below, limit], message_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(internal)
+}
+
 fn with_messages(summary: SessionSummary, messages: Vec<ChatMessage>) -> ChatSession {
     ChatSession {
         id: summary.id,
@@ -660,6 +678,60 @@ impl SessionStore for SqliteStore {
                 value: with_messages(summary, messages),
                 etag: ETag::new(etag),
             }))
+        })
+        .await
+    }
+
+    async fn get_session_tail(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        limit: u32,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(internal)?;
+            let (summary, etag) = find_session(&tx, &owner, &id)?;
+            let mut messages = messages_before(&tx, &id, i64::MAX, limit)?;
+            messages.reverse();
+            tx.finish().map_err(internal)?;
+            Ok(Versioned {
+                value: with_messages(summary, messages),
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+
+    async fn list_messages(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        query: MessageQuery,
+    ) -> StoreResult<MessagePage> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(internal)?;
+            find_session(&tx, &owner, &id)?;
+            // Position p (0-based) is seq p + 1.
+            let below = query.before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64 + 1);
+            let messages = messages_before(&tx, &id, below, query.limit)?;
+            let oldest_seq: Option<i64> = if messages.len() as u32 == query.limit {
+                tx.query_row(
+                    "SELECT MIN(seq) FROM (SELECT seq FROM messages WHERE session_id = ?1 AND seq < ?2 \
+                     ORDER BY seq DESC LIMIT ?3)",
+                    params![id.as_str(), below, query.limit],
+                    |row| row.get(0),
+                )
+                .map_err(internal)?
+            } else {
+                None
+            };
+            tx.finish().map_err(internal)?;
+            Ok(MessagePage {
+                messages,
+                next_before: oldest_seq.filter(|s| *s > 1).map(|s| (s - 1) as u64),
+            })
         })
         .await
     }

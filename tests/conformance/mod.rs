@@ -43,6 +43,8 @@ macro_rules! conformance_suite {
             concurrent_retries_of_one_message_store_it_once,
             json_values_round_trip_exactly,
             conditional_read_skips_an_unchanged_session_only,
+            messages_page_newest_first_without_gaps,
+            a_tail_keeps_the_newest_messages_and_the_whole_counts,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -704,4 +706,95 @@ pub async fn conditional_read_skips_an_unchanged_session_only(store: DynStore) {
             .get_session_if_changed(&owner, &id, Some(&changed.etag))
             .await,
     );
+}
+
+async fn session_with(store: &DynStore, n: usize) -> (Owner, SessionId, Vec<MessageId>) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = created(store, Some(&alice)).await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let appended = store
+            .append_message(&owner, &id, message(None, &format!("m{i}")))
+            .await
+            .unwrap();
+        ids.push(appended.message.id);
+    }
+    (owner, id, ids)
+}
+
+pub async fn messages_page_newest_first_without_gaps(store: DynStore) {
+    use chat_sessions::store::MessageQuery;
+    let (owner, id, ids) = session_with(&store, 23).await;
+    let mut seen = Vec::new();
+    let mut before = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_messages(&owner, &id, MessageQuery { limit: 5, before })
+            .await
+            .unwrap();
+        assert!(page.messages.len() <= 5);
+        pages += 1;
+        seen.extend(page.messages.into_iter().map(|m| m.id));
+        match page.next_before {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+        assert!(pages < 50);
+    }
+    seen.reverse();
+    assert_eq!(seen, ids, "every message once, in order");
+    let first = store
+        .list_messages(
+            &owner,
+            &id,
+            MessageQuery {
+                limit: 3,
+                before: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        first
+            .messages
+            .iter()
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>(),
+        [ids[22].clone(), ids[21].clone(), ids[20].clone()]
+    );
+    let mallory = Owner::User(user(&unique("mallory")));
+    assert_not_found(
+        store
+            .list_messages(
+                &mallory,
+                &id,
+                MessageQuery {
+                    limit: 3,
+                    before: None,
+                },
+            )
+            .await,
+    );
+}
+
+pub async fn a_tail_keeps_the_newest_messages_and_the_whole_counts(store: DynStore) {
+    let (owner, id, ids) = session_with(&store, 12).await;
+    let tail = store.get_session_tail(&owner, &id, 4).await.unwrap().value;
+    assert_eq!(
+        tail.messages
+            .iter()
+            .map(|m| m.id.clone())
+            .collect::<Vec<_>>(),
+        ids[8..].to_vec()
+    );
+    assert_eq!(tail.message_count, 12);
+    assert_eq!(tail.last_message_at, Some(tail.messages[3].created_at));
+    let all = store
+        .get_session_tail(&owner, &id, 100)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(all.messages.len(), 12);
 }

@@ -46,6 +46,7 @@ macro_rules! http_suite {
             conflicting_user_ids_in_query_and_body_are_403,
             repeated_gets_always_show_the_latest_version,
             optional_bodies_may_be_absent_or_null,
+            messages_pager_and_messages_limit,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -986,4 +987,80 @@ pub async fn optional_bodies_may_be_absent_or_null(store: DynStore, guard: Guard
         .send()
         .await
         .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+pub async fn messages_pager_and_messages_limit(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
+    let u = user();
+    let id = app.create_session(&u).await;
+    for i in 0..7 {
+        post_message(
+            &app,
+            &id,
+            &u,
+            json!({ "content": format!("m{i}"), "message_type": "user" }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    }
+    let mut contents = Vec::new();
+    let mut uri = format!("/api/chat/sessions/{id}/messages?user_id={u}&limit=3");
+    loop {
+        let page = app.get(&uri).await.expect_status(StatusCode::OK).json();
+        contents.extend(
+            page["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["content"].as_str().unwrap().to_owned()),
+        );
+        match page["next_before"].as_str() {
+            Some(cursor) => {
+                uri =
+                    format!("/api/chat/sessions/{id}/messages?user_id={u}&limit=3&before={cursor}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        contents,
+        ["m6", "m5", "m4", "m3", "m2", "m1", "m0"],
+        "newest first, each once"
+    );
+    for bad in ["limit=0", "limit=201", "before=forged"] {
+        app.get(&format!(
+            "/api/chat/sessions/{id}/messages?user_id={u}&{bad}"
+        ))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    app.get(&format!(
+        "/api/chat/sessions/{id}/messages?user_id={}",
+        user()
+    ))
+    .await
+    .expect_problem(StatusCode::NOT_FOUND);
+    let tail = app
+        .get(&format!(
+            "/api/chat/sessions/{id}?user_id={u}&messages_limit=2"
+        ))
+        .await
+        .expect_status(StatusCode::OK)
+        .json();
+    let tail_contents: Vec<&str> = tail["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(tail_contents, ["m5", "m6"]);
+    assert_eq!(tail["message_count"], 7);
+    app.get(&format!(
+        "/api/chat/sessions/{id}?user_id={u}&messages_limit=0"
+    ))
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    // The full GET still returns everything afterwards.
+    let full = app.get(&session_uri(&id, &u)).await.json();
+    assert_eq!(full["messages"].as_array().unwrap().len(), 7);
 }
