@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Appended, ETag, ImportOutcome, ListQuery, Owner, SessionImport, SessionPage, SessionStore,
-    StoreError, StoreResult, Versioned,
+    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, Owner, SessionImport,
+    SessionPage, SessionStore, StoreError, StoreResult, Versioned,
 };
 use crate::domain::{
     ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, SessionSummary,
@@ -53,12 +53,72 @@ pub const SESSION_DOC_TYPE: &str = "session";
 /// answers "unavailable" (the API then says 503 with Retry-After).
 const APPEND_DEADLINE: Duration = Duration::from_secs(30);
 
-/// A session as stored: the seed's document plus the discriminator.
-#[derive(Debug, Serialize, Deserialize)]
+/// A session as stored: the seed's document plus the discriminator and,
+/// once the session outgrew one document, the sizes of its sealed pages.
+/// `messages` then holds the newest messages only; `message_count` and
+/// `last_message_at` always describe the whole session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct SessionDoc {
     #[serde(flatten)]
     session: ChatSession,
     doc_type: String,
+    /// Messages in sealed page 0, 1, …: the oldest ones, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sealed_page_sizes: Vec<u32>,
+}
+
+impl SessionDoc {
+    fn sealed(&self) -> u64 {
+        self.sealed_page_sizes.iter().map(|&n| u64::from(n)).sum()
+    }
+}
+
+/// `doc_type` of sealed message pages.
+pub const PAGE_DOC_TYPE: &str = "session_page";
+
+/// The oldest messages of a long session, moved out of its document. Never
+/// changed after it is written; its id is derived from the session's id and
+/// the page number ('~' is not allowed in session ids, so ids cannot clash),
+/// so reading a page is a point read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PageDoc {
+    id: String,
+    user_id: Option<UserId>,
+    doc_type: String,
+    session_id: SessionId,
+    page: u32,
+    messages: Vec<ChatMessage>,
+}
+
+fn page_id(session: &SessionId, page: u32) -> String {
+    format!("{session}~{page:06}")
+}
+
+/// When a session document is split: before it would pass `max_bytes`
+/// (default 512 KiB, well under Cosmos' 2 MB item limit) or hold more than
+/// `max_messages` messages, its oldest messages move into a sealed page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealPolicy {
+    /// Largest session document, in bytes (16 KiB – 1 MiB).
+    pub max_bytes: usize,
+    /// Most messages in the session document, if limited.
+    pub max_messages: Option<usize>,
+}
+
+impl Default for SealPolicy {
+    fn default() -> Self {
+        Self {
+            max_bytes: 512 * 1024,
+            max_messages: None,
+        }
+    }
+}
+
+/// Room kept for Cosmos' system properties and the counters a patch adds.
+const DOC_MARGIN: usize = 512;
+
+fn json_len<T: Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
 }
 
 /// `doc_type` of migration checkpoints.
@@ -128,6 +188,7 @@ impl Metrics {
 pub struct CosmosStore {
     container: ContainerClient,
     metrics: Arc<Metrics>,
+    seal: SealPolicy,
 }
 
 impl std::fmt::Debug for CosmosStore {
@@ -198,7 +259,150 @@ impl CosmosStore {
         Ok(Self {
             container,
             metrics: Arc::default(),
+            seal: SealPolicy::default(),
         })
+    }
+
+    /// The same store sealing pages by `policy` (clamped to 16 KiB – 1 MiB,
+    /// so that a seal always fits one 2 MB transactional batch).
+    pub fn with_seal_policy(mut self, policy: SealPolicy) -> Self {
+        self.seal = SealPolicy {
+            max_bytes: policy.max_bytes.clamp(16 * 1024, 1024 * 1024),
+            max_messages: policy.max_messages.map(|m| m.max(2)),
+        };
+        self
+    }
+
+    /// Point-reads sealed pages `pages` of a session, in order.
+    async fn read_pages(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        pages: std::ops::Range<u32>,
+    ) -> StoreResult<Vec<PageDoc>> {
+        let mut out = Vec::with_capacity(pages.len());
+        for page in pages {
+            let response = self
+                .track(
+                    self.container
+                        .read_item(partition(user), &page_id(id, page), None)
+                        .await,
+                    |r| r.headers().request_charge().map(|c| c.value()),
+                )
+                .map_err(|e| match store_error(e) {
+                    StoreError::NotFound => StoreError::Internal(anyhow::anyhow!(
+                        "sealed page {page} of session {id} is missing"
+                    )),
+                    other => other,
+                })?;
+            out.push(response.into_model().map_err(|e| {
+                StoreError::Internal(anyhow::Error::new(e).context("decoding a sealed page"))
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Every message of the session: its sealed pages, then its document.
+    async fn whole(&self, user: Option<&UserId>, doc: SessionDoc) -> StoreResult<ChatSession> {
+        let mut session = doc.session;
+        if !doc.sealed_page_sizes.is_empty() {
+            let pages = self
+                .read_pages(user, &session.id, 0..doc.sealed_page_sizes.len() as u32)
+                .await?;
+            let mut messages: Vec<ChatMessage> =
+                pages.into_iter().flat_map(|p| p.messages).collect();
+            messages.append(&mut session.messages);
+            session.messages = messages;
+        }
+        Ok(session)
+    }
+
+    /// Whether adding `extra` (bytes, messages) to `doc` passes the policy.
+    fn over(&self, doc: &SessionDoc, extra_bytes: usize, extra_messages: usize) -> bool {
+        !doc.session.messages.is_empty()
+            && (json_len(doc) + extra_bytes + DOC_MARGIN > self.seal.max_bytes
+                || self
+                    .seal
+                    .max_messages
+                    .is_some_and(|m| doc.session.messages.len() + extra_messages > m))
+    }
+
+    /// Moves the oldest messages of `doc` into a new sealed page, atomically
+    /// with the document (one transactional batch guarded by `etag`): no
+    /// message is ever lost or in two places. The newest messages that fit
+    /// in half the threshold stay, so seals are rare.
+    async fn seal(
+        &self,
+        user: Option<&UserId>,
+        mut doc: SessionDoc,
+        etag: &ETag,
+    ) -> StoreResult<()> {
+        let messages = std::mem::take(&mut doc.session.messages);
+        let mut keep_bytes = 0;
+        let mut keep = 0;
+        for message in messages.iter().rev() {
+            let len = json_len(message) + 1;
+            if keep_bytes + len > self.seal.max_bytes / 2
+                || self.seal.max_messages.is_some_and(|m| keep + 1 > m / 2)
+            {
+                break;
+            }
+            keep_bytes += len;
+            keep += 1;
+        }
+        let keep = keep.min(messages.len() - 1);
+        let mut sealed = messages;
+        let kept = sealed.split_off(sealed.len() - keep);
+        let page = doc.sealed_page_sizes.len() as u32;
+        let page_doc = PageDoc {
+            id: page_id(&doc.session.id, page),
+            user_id: doc.session.user_id.clone(),
+            doc_type: PAGE_DOC_TYPE.into(),
+            session_id: doc.session.id.clone(),
+            page,
+            messages: sealed,
+        };
+        doc.sealed_page_sizes.push(page_doc.messages.len() as u32);
+        doc.session.messages = kept;
+        let session_id = doc.session.id.to_string();
+        let batch = azure_data_cosmos::TransactionalBatch::new(partition(user))
+            // Upsert: a page left over from a deleted session of the same id
+            // is replaced, and a concurrent sealer's page is rolled back with
+            // its batch when its ETag check fails.
+            .upsert_item(&page_doc, None)
+            .and_then(|b| {
+                b.replace_item(
+                    session_id,
+                    &doc,
+                    Some(
+                        azure_data_cosmos::options::BatchReplaceOptions::default()
+                            .with_precondition(Precondition::if_match(to_etag(etag))),
+                    ),
+                )
+            })
+            .map_err(store_error)?;
+        let response = self
+            .track(
+                self.container
+                    .execute_transactional_batch(batch, None)
+                    .await,
+                |r| r.headers().request_charge().map(|c| c.value()),
+            )
+            .map_err(store_error)?;
+        if u16::from(response.status().status_code()) == 200 {
+            return Ok(());
+        }
+        let results = response.into_model().map_err(|e| {
+            StoreError::Internal(anyhow::Error::new(e).context("decoding a batch answer"))
+        })?;
+        if results.results().iter().any(|r| r.status_code() == 412) {
+            Err(StoreError::PreconditionFailed)
+        } else {
+            let codes: Vec<u16> = results.results().iter().map(|r| r.status_code()).collect();
+            Err(StoreError::Internal(anyhow::anyhow!(
+                "sealing a page failed: {codes:?}"
+            )))
+        }
     }
 
     /// Requests and request units used so far.
@@ -370,6 +574,7 @@ impl SessionStore for CosmosStore {
                 updated_at: now,
             },
             doc_type: SESSION_DOC_TYPE.into(),
+            sealed_page_sizes: Vec::new(),
         };
         let response = self
             .track(
@@ -410,13 +615,98 @@ impl SessionStore for CosmosStore {
         known: Option<&ETag>,
     ) -> StoreResult<Option<Versioned<ChatSession>>> {
         let user = self.partition_of(owner, id).await?;
-        Ok(self
-            .read_doc(user.as_ref(), id, known)
+        let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Versioned {
+            value: self.whole(user.as_ref(), doc).await?,
+            etag,
+        }))
+    }
+
+    async fn get_session_tail(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        limit: u32,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let user = self.partition_of(owner, id).await?;
+        let (doc, etag) = self
+            .read_doc(user.as_ref(), id, None)
             .await?
-            .map(|(doc, etag)| Versioned {
-                value: doc.session,
-                etag,
-            }))
+            .ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+            })?;
+        let limit = limit as usize;
+        let mut messages = doc.session.messages.clone();
+        // Older messages only when the document does not hold enough.
+        let mut page = doc.sealed_page_sizes.len() as u32;
+        while messages.len() < limit && page > 0 {
+            page -= 1;
+            let mut older = self
+                .read_pages(user.as_ref(), id, page..page + 1)
+                .await?
+                .remove(0)
+                .messages;
+            older.append(&mut messages);
+            messages = older;
+        }
+        let keep = messages.len().min(limit);
+        messages.drain(..messages.len() - keep);
+        let mut session = doc.session;
+        session.messages = messages;
+        Ok(Versioned {
+            value: session,
+            etag,
+        })
+    }
+
+    async fn list_messages(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        query: MessageQuery,
+    ) -> StoreResult<MessagePage> {
+        let user = self.partition_of(owner, id).await?;
+        let (doc, _) = self
+            .read_doc(user.as_ref(), id, None)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+            })?;
+        let sealed = doc.sealed();
+        let total = sealed + doc.session.messages.len() as u64;
+        let end = query.before.map_or(total, |b| b.min(total));
+        let start = end.saturating_sub(u64::from(query.limit));
+        // The pages that hold positions [start, end), then the document.
+        let mut messages = Vec::new();
+        let mut offset = 0u64;
+        for (page, &size) in doc.sealed_page_sizes.iter().enumerate() {
+            let (from, to) = (offset, offset + u64::from(size));
+            offset = to;
+            if to <= start || from >= end {
+                continue;
+            }
+            let page = page as u32;
+            let page_messages = self
+                .read_pages(user.as_ref(), id, page..page + 1)
+                .await?
+                .remove(0)
+                .messages;
+            let lo = start.max(from) - from;
+            let hi = end.min(to) - from;
+            messages.extend_from_slice(&page_messages[lo as usize..hi as usize]);
+        }
+        if end > sealed {
+            let lo = start.max(sealed) - sealed;
+            let hi = end - sealed;
+            messages.extend_from_slice(&doc.session.messages[lo as usize..hi as usize]);
+        }
+        messages.reverse();
+        Ok(MessagePage {
+            messages,
+            next_before: (start > 0).then_some(start),
+        })
     }
 
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
@@ -514,7 +804,7 @@ impl SessionStore for CosmosStore {
         ));
         let (doc, etag) = self.patch(user.as_ref(), id, operations, if_match).await?;
         Ok(Versioned {
-            value: doc.session,
+            value: self.whole(user.as_ref(), doc).await?,
             etag,
         })
     }
@@ -526,24 +816,48 @@ impl SessionStore for CosmosStore {
         if_match: Option<&ETag>,
     ) -> StoreResult<()> {
         let user = self.partition_of(owner, id).await?;
-        let options = if_match.map(|etag| {
-            ItemWriteOptions::default().with_precondition(Precondition::if_match(to_etag(etag)))
-        });
-        self.track(
-            self.container
-                .delete_item(partition(user.as_ref()), id.as_str(), options)
-                .await,
-            |r| r.headers().request_charge().map(|c| c.value()),
-        )
-        .map_err(store_error)?;
-        Ok(())
+        let user = user.as_ref();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        // The document first (guarded by the version read, so no seal slips
+        // in between unseen), then its pages.
+        let pages = loop {
+            let (doc, etag) = self.read_doc(user, id, None).await?.ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+            })?;
+            if let Some(expected) = if_match
+                && *expected != etag
+            {
+                return Err(StoreError::PreconditionFailed);
+            }
+            let options = ItemWriteOptions::default()
+                .with_precondition(Precondition::if_match(to_etag(&etag)));
+            let result = self
+                .track(
+                    self.container
+                        .delete_item(partition(user), id.as_str(), Some(options))
+                        .await,
+                    |r| r.headers().request_charge().map(|c| c.value()),
+                )
+                .map_err(store_error);
+            match result {
+                Ok(_) => break doc.sealed_page_sizes.len() as u32,
+                Err(StoreError::PreconditionFailed)
+                    if if_match.is_none() && started.elapsed() < APPEND_DEADLINE =>
+                {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.delete_pages(user, id, 0..pages).await
     }
 
     async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        let (Some(first), Some(last)) = (import.messages.first(), import.messages.last()) else {
+        if import.messages.is_empty() {
             return Ok(ImportOutcome::default());
-        };
-        let (first, last) = (first.created_at, last.created_at);
+        }
         // A session with this id under another owner lives in another
         // partition: only a query by id can see it.
         match self.partition_of(&Owner::Anonymous, &import.id).await {
@@ -559,88 +873,32 @@ impl SessionStore for CosmosStore {
         let user = import.user_id.as_ref();
         let started = Instant::now();
         let mut attempt = 0u32;
+        let mut outcome = ImportOutcome::default();
         loop {
-            let result = match self.read_doc(user, &import.id, None).await {
-                Err(StoreError::NotFound) => {
-                    let doc = SessionDoc {
-                        session: ChatSession {
-                            id: import.id.clone(),
-                            user_id: import.user_id.clone(),
-                            session_name: None,
-                            is_active: true,
-                            context: Default::default(),
-                            messages: import.messages.clone(),
-                            message_count: import.messages.len() as u64,
-                            last_message_at: Some(last),
-                            created_at: first,
-                            updated_at: last,
-                        },
-                        doc_type: SESSION_DOC_TYPE.into(),
-                    };
-                    self.track(
-                        self.container
-                            .create_item(partition(user), import.id.as_str(), &doc, None)
-                            .await,
-                        |r| r.headers().request_charge().map(|c| c.value()),
-                    )
-                    .map(|_| ImportOutcome {
-                        created: true,
-                        added: import.messages.len() as u64,
-                        already_present: 0,
-                    })
-                    .map_err(store_error)
-                }
+            let step = match self.read_doc(user, &import.id, None).await {
+                Err(StoreError::NotFound) => self.import_new(&import).await.map(|created| {
+                    outcome = created;
+                    true
+                }),
                 Err(e) => return Err(e),
                 Ok(None) => unreachable!("an unconditional read always returns the document"),
-                Ok(Some((mut doc, etag))) => {
-                    let present: std::collections::HashSet<&str> =
-                        doc.session.messages.iter().map(|m| m.id.as_str()).collect();
-                    let missing: Vec<ChatMessage> = import
-                        .messages
-                        .iter()
-                        .filter(|m| !present.contains(m.id.as_str()))
-                        .cloned()
-                        .collect();
-                    let outcome = ImportOutcome {
-                        created: false,
-                        added: missing.len() as u64,
-                        already_present: (import.messages.len() - missing.len()) as u64,
-                    };
-                    if missing.is_empty() {
-                        return Ok(outcome);
-                    }
-                    let session = &mut doc.session;
-                    session.messages.extend(missing);
-                    session
-                        .messages
-                        .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-                    session.message_count = session.messages.len() as u64;
-                    session.last_message_at = session.messages.last().map(|m| m.created_at);
-                    if let Some(newest) = session.last_message_at {
-                        session.updated_at = session.updated_at.max(newest);
-                    }
-                    let options = ItemWriteOptions::default()
-                        .with_precondition(Precondition::if_match(to_etag(&etag)));
-                    self.track(
-                        self.container
-                            .replace_item(partition(user), import.id.as_str(), &doc, Some(options))
-                            .await,
-                        |r| r.headers().request_charge().map(|c| c.value()),
-                    )
-                    .map(|_| outcome)
-                    .map_err(store_error)
+                Ok(Some((doc, etag))) => {
+                    self.import_step(user, &import, doc, &etag, &mut outcome)
+                        .await
                 }
             };
-            match result {
-                // Someone wrote in between (an append, another importer):
-                // read again and merge into the newer version.
+            match step {
+                Ok(true) => return Ok(outcome),
+                Ok(false) => {}
+                // Someone wrote in between (an append, a seal, another
+                // importer): read again and merge into the newer version.
                 Err(StoreError::PreconditionFailed | StoreError::Conflict(_))
                     if started.elapsed() < APPEND_DEADLINE =>
                 {
                     tokio::time::sleep(backoff(attempt)).await;
                     attempt += 1;
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -725,19 +983,33 @@ impl SessionStore for CosmosStore {
         message: NewMessage,
     ) -> StoreResult<Appended> {
         let user = self.partition_of(owner, id).await?;
+        let user = user.as_ref();
         let started = Instant::now();
         let mut attempt = 0u32;
+        let mut pages_seen: Option<u32> = None;
         loop {
             // Read to learn the version and whether this id is already there
             // (a retry), then append guarded by that version: a concurrent
             // writer makes the patch fail with 412 and this loop try again.
-            let (doc, etag) = self
-                .read_doc(user.as_ref(), id, None)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
-                })?;
-            if let Some(stored) = doc.session.messages.iter().find(|m| m.id == message.id) {
+            let (doc, etag) = self.read_doc(user, id, None).await?.ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+            })?;
+            let existing = match doc.session.messages.iter().find(|m| m.id == message.id) {
+                Some(stored) => Some(stored.clone()),
+                // A retry whose message was sealed since: only pages sealed
+                // after the first look (or the newest one) can hold it.
+                None => {
+                    let pages = doc.sealed_page_sizes.len() as u32;
+                    let from = pages_seen.unwrap_or(pages.saturating_sub(1));
+                    pages_seen = Some(pages);
+                    let mut found = None;
+                    for page in self.read_pages(user, id, from.min(pages)..pages).await? {
+                        found = found.or(page.messages.into_iter().find(|m| m.id == message.id));
+                    }
+                    found
+                }
+            };
+            if let Some(stored) = existing {
                 if !stored.same_payload(&message) {
                     return Err(StoreError::Conflict(format!(
                         "message id {} is already used in this session by a different message",
@@ -745,7 +1017,7 @@ impl SessionStore for CosmosStore {
                     )));
                 }
                 return Ok(Appended {
-                    message: stored.clone(),
+                    message: stored,
                     created: false,
                     etag,
                 });
@@ -762,20 +1034,29 @@ impl SessionStore for CosmosStore {
                 metadata: message.metadata.clone(),
                 created_at: now,
             };
-            let operations = vec![
-                PatchOperation::add("/messages/-", json_of(&stored)?),
-                PatchOperation::increment("/message_count", CosmosNumber::from(1i64)),
-                PatchOperation::set("/last_message_at", json_of(&now)?),
-                PatchOperation::set("/updated_at", json_of(&now.max(doc.session.updated_at))?),
-            ];
-            match self.patch(user.as_ref(), id, operations, Some(&etag)).await {
-                Ok((_, etag)) => {
+            let result = if self.over(&doc, json_len(&stored) + 1, 1) {
+                // Make room first; the next round appends.
+                self.seal(user, doc, &etag).await.map(|()| None)
+            } else {
+                let operations = vec![
+                    PatchOperation::add("/messages/-", json_of(&stored)?),
+                    PatchOperation::increment("/message_count", CosmosNumber::from(1i64)),
+                    PatchOperation::set("/last_message_at", json_of(&now)?),
+                    PatchOperation::set("/updated_at", json_of(&now.max(doc.session.updated_at))?),
+                ];
+                self.patch(user, id, operations, Some(&etag))
+                    .await
+                    .map(|(_, etag)| Some(etag))
+            };
+            match result {
+                Ok(Some(etag)) => {
                     return Ok(Appended {
                         message: stored,
                         created: true,
                         etag,
                     });
                 }
+                Ok(None) => {}
                 // Lost a race, or an ambiguous failure: the next read tells
                 // whether the message is in, so nothing is appended twice.
                 Err(StoreError::PreconditionFailed | StoreError::Unavailable { .. })
@@ -792,6 +1073,193 @@ impl SessionStore for CosmosStore {
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl CosmosStore {
+    /// Deletes sealed pages, up to 100 per transactional batch (the batch
+    /// limit); pages already gone are fine.
+    async fn delete_pages(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        pages: std::ops::Range<u32>,
+    ) -> StoreResult<()> {
+        let all: Vec<u32> = pages.collect();
+        for chunk in all.chunks(100) {
+            let mut batch = azure_data_cosmos::TransactionalBatch::new(partition(user));
+            for &page in chunk {
+                batch = batch.delete_item(page_id(id, page), None);
+            }
+            let response = self
+                .track(
+                    self.container
+                        .execute_transactional_batch(batch, None)
+                        .await,
+                    |r| r.headers().request_charge().map(|c| c.value()),
+                )
+                .map_err(store_error)?;
+            if u16::from(response.status().status_code()) != 200 {
+                // One page was missing (an earlier, interrupted delete), which
+                // fails the whole batch: delete these one by one.
+                for &page in chunk {
+                    match self
+                        .track(
+                            self.container
+                                .delete_item(partition(user), &page_id(id, page), None)
+                                .await,
+                            |r| r.headers().request_charge().map(|c| c.value()),
+                        )
+                        .map_err(store_error)
+                    {
+                        Ok(_) | Err(StoreError::NotFound) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A session that does not exist yet, with all imported messages: the
+    /// oldest in sealed pages when they would not fit, written before the
+    /// document (no one appends to a session without a document).
+    async fn import_new(&self, import: &SessionImport) -> StoreResult<ImportOutcome> {
+        let user = import.user_id.as_ref();
+        let first = import.messages[0].created_at;
+        let last = import.messages[import.messages.len() - 1].created_at;
+        let mut doc = SessionDoc {
+            session: ChatSession {
+                id: import.id.clone(),
+                user_id: import.user_id.clone(),
+                session_name: None,
+                is_active: true,
+                context: Default::default(),
+                messages: Vec::new(),
+                message_count: import.messages.len() as u64,
+                last_message_at: Some(last),
+                created_at: first,
+                updated_at: last,
+            },
+            doc_type: SESSION_DOC_TYPE.into(),
+            sealed_page_sizes: Vec::new(),
+        };
+        let mut pending: Vec<ChatMessage> = Vec::new();
+        let mut pending_bytes = 0;
+        let mut pages = Vec::new();
+        for message in &import.messages {
+            let len = json_len(message) + 1;
+            let full = pending_bytes + len > self.seal.max_bytes / 2
+                || self
+                    .seal
+                    .max_messages
+                    .is_some_and(|m| pending.len() + 1 > m / 2);
+            if full && !pending.is_empty() {
+                pages.push(std::mem::take(&mut pending));
+                pending_bytes = 0;
+            }
+            pending.push(message.clone());
+            pending_bytes += len;
+        }
+        doc.session.messages = pending;
+        for (page, messages) in pages.into_iter().enumerate() {
+            doc.sealed_page_sizes.push(messages.len() as u32);
+            let page_doc = PageDoc {
+                id: page_id(&import.id, page as u32),
+                user_id: import.user_id.clone(),
+                doc_type: PAGE_DOC_TYPE.into(),
+                session_id: import.id.clone(),
+                page: page as u32,
+                messages,
+            };
+            self.track(
+                self.container
+                    .upsert_item(partition(user), &page_doc.id, &page_doc, None)
+                    .await,
+                |r| r.headers().request_charge().map(|c| c.value()),
+            )
+            .map_err(store_error)?;
+        }
+        self.track(
+            self.container
+                .create_item(partition(user), import.id.as_str(), &doc, None)
+                .await,
+            |r| r.headers().request_charge().map(|c| c.value()),
+        )
+        .map_err(store_error)?;
+        Ok(ImportOutcome {
+            created: true,
+            added: import.messages.len() as u64,
+            already_present: 0,
+        })
+    }
+
+    /// One step of importing into an existing session: merges a slice of the
+    /// missing messages into the document (sealing when it would outgrow the
+    /// policy), guarded by `etag`. `Ok(true)` when nothing is missing any more.
+    async fn import_step(
+        &self,
+        user: Option<&UserId>,
+        import: &SessionImport,
+        doc: SessionDoc,
+        etag: &ETag,
+        outcome: &mut ImportOutcome,
+    ) -> StoreResult<bool> {
+        let whole = self.whole(user, doc.clone()).await?;
+        let present: std::collections::HashSet<&str> =
+            whole.messages.iter().map(|m| m.id.as_str()).collect();
+        let missing: Vec<&ChatMessage> = import
+            .messages
+            .iter()
+            .filter(|m| !present.contains(m.id.as_str()))
+            .collect();
+        if outcome.added == 0 && outcome.already_present == 0 {
+            outcome.already_present = (import.messages.len() - missing.len()) as u64;
+        }
+        if missing.is_empty() {
+            return Ok(true);
+        }
+        if self.over(&doc, 0, 0) {
+            self.seal(user, doc, etag).await?;
+            return Ok(false);
+        }
+        // As many as fit in a quarter of the threshold per step, so every
+        // write stays far below the item and batch limits.
+        let mut slice = Vec::new();
+        let mut bytes = 0;
+        for message in &missing {
+            let len = json_len(*message) + 1;
+            if !slice.is_empty() && bytes + len > self.seal.max_bytes / 4 {
+                break;
+            }
+            slice.push((*message).clone());
+            bytes += len;
+        }
+        let added = slice.len() as u64;
+        let mut doc = doc;
+        let session = &mut doc.session;
+        // Stragglers join the document part; sealed pages never change.
+        session.messages.extend(slice);
+        session
+            .messages
+            .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        session.message_count += added;
+        let newest = session.messages.last().map(|m| m.created_at);
+        session.last_message_at = session.last_message_at.max(newest);
+        if let Some(newest) = session.last_message_at {
+            session.updated_at = session.updated_at.max(newest);
+        }
+        let options =
+            ItemWriteOptions::default().with_precondition(Precondition::if_match(to_etag(etag)));
+        self.track(
+            self.container
+                .replace_item(partition(user), import.id.as_str(), &doc, Some(options))
+                .await,
+            |r| r.headers().request_charge().map(|c| c.value()),
+        )
+        .map_err(store_error)?;
+        outcome.added += added;
+        Ok(missing.len() as u64 == added)
     }
 }
 

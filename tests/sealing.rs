@@ -1,0 +1,304 @@
+//! Sessions that outgrow one Cosmos DB document: their oldest messages move
+//! into sealed pages. Every message stays readable exactly once, in order,
+//! through GET session, the messages pager and the legacy history; no stored
+//! document passes the threshold; concurrent appends across a seal lose and
+//! duplicate nothing; deleting a session deletes its pages. Run on the local
+//! Cosmos-compatible server and on the SDK's emulator (and the API part on
+//! the embedded store too, which stores messages its own way).
+
+mod common;
+#[path = "common/cosmos.rs"]
+mod cosmos;
+
+use std::{collections::HashSet, sync::Arc};
+
+use axum::http::StatusCode;
+use azure_data_cosmos::{ContainerClient, FeedScope, Query};
+use chat_sessions::{
+    api::ApiSettings,
+    store::{
+        DynStore,
+        cosmos::{CosmosStore, SealPolicy},
+    },
+};
+use common::{TestApp, sqlite_store};
+use futures::TryStreamExt as _;
+use serde_json::{Value, json};
+
+/// A small threshold keeps the test fast; the mechanism is the same at 512 KiB.
+const THRESHOLD: usize = 64 * 1024;
+
+fn policy() -> SealPolicy {
+    SealPolicy {
+        max_bytes: THRESHOLD,
+        max_messages: None,
+    }
+}
+
+/// Every stored document of one user's partition, raw.
+async fn partition_docs(container: &ContainerClient, user: &str) -> Vec<Value> {
+    container
+        .query_items::<Value>(
+            Query::from("SELECT * FROM c"),
+            FeedScope::partition(user.to_owned()),
+            None,
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+fn ids(messages: &Value) -> Vec<String> {
+    messages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Grows a session to `count` messages of ~2 KB through the API and checks
+/// every way of reading it.
+async fn grow_and_read(app: &TestApp, user: &str, count: usize) -> String {
+    let id = app.create_session(user).await;
+    let filler = "x".repeat(2000);
+    let mut expected = Vec::new();
+    for i in 0..count {
+        let mid = format!("msg_{i:05}");
+        app.post(
+            &format!("/api/chat/sessions/{id}/messages?user_id={user}"),
+            json!({ "id": mid, "content": format!("{i} {filler}"), "message_type": "user" }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+        expected.push(mid);
+    }
+    let session = app
+        .get(&format!("/api/chat/sessions/{id}?user_id={user}"))
+        .await
+        .expect_status(StatusCode::OK)
+        .json();
+    assert_eq!(session["message_count"], count);
+    assert_eq!(
+        ids(&session["messages"]),
+        expected,
+        "GET session: each message once, in order"
+    );
+    let history = app
+        .get(&format!("/api/chat/history?session_id={id}&user_id={user}"))
+        .await
+        .json();
+    assert_eq!(ids(&history), expected, "legacy history");
+    let mut paged = Vec::new();
+    let mut uri = format!("/api/chat/sessions/{id}/messages?user_id={user}&limit=200");
+    loop {
+        let page = app.get(&uri).await.expect_status(StatusCode::OK).json();
+        paged.extend(ids(&page["messages"]));
+        match page["next_before"].as_str() {
+            Some(c) => {
+                uri =
+                    format!("/api/chat/sessions/{id}/messages?user_id={user}&limit=200&before={c}")
+            }
+            None => break,
+        }
+    }
+    paged.reverse();
+    assert_eq!(paged, expected, "pager, newest first");
+    let tail = app
+        .get(&format!(
+            "/api/chat/sessions/{id}?user_id={user}&messages_limit=50"
+        ))
+        .await
+        .json();
+    assert_eq!(ids(&tail["messages"]), expected[count - 50..].to_vec());
+    assert_eq!(tail["message_count"], count);
+    id
+}
+
+async fn check_sealed_storage(
+    container: &ContainerClient,
+    user: &str,
+    session_id: &str,
+    count: usize,
+) {
+    let docs = partition_docs(container, user).await;
+    let mut seen = HashSet::new();
+    let mut pages = 0;
+    for doc in &docs {
+        let size = doc.to_string().len();
+        assert!(
+            size <= THRESHOLD,
+            "{} is {size} bytes, over the threshold",
+            doc["id"]
+        );
+        if doc["doc_type"] == "session_page" {
+            pages += 1;
+            assert_eq!(doc["session_id"], session_id);
+        }
+        for m in doc["messages"].as_array().into_iter().flatten() {
+            assert!(
+                seen.insert(m["id"].as_str().unwrap().to_owned()),
+                "a message in two places"
+            );
+        }
+    }
+    assert!(pages > 10, "the session was sealed into pages ({pages})");
+    assert_eq!(seen.len(), count);
+    let session = docs.iter().find(|d| d["doc_type"] == "session").unwrap();
+    assert_eq!(session["message_count"], count);
+}
+
+async fn sealed_session_reads_whole(
+    store: CosmosStore,
+    client_guard: Box<dyn std::any::Any + Send + Sync>,
+) {
+    let container = store.container().clone();
+    let store: DynStore = Arc::new(store.with_seal_policy(policy()));
+    let app = TestApp::over(store, ApiSettings::default(), client_guard);
+    // 2,500 messages of 2 KB: a 5 MB session.
+    let id = grow_and_read(&app, "grower", 2500).await;
+    check_sealed_storage(&container, "grower", &id, 2500).await;
+    // Deleting it leaves no page behind.
+    app.delete(&format!("/api/chat/sessions/{id}?user_id=grower"))
+        .await
+        .expect_status(StatusCode::NO_CONTENT);
+    assert!(
+        partition_docs(&container, "grower").await.is_empty(),
+        "pages deleted with the session"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_a_5_mb_session_is_sealed_and_read_whole() {
+    let (store, client) = cosmos::server_cosmos_store().await;
+    sealed_session_reads_whole(store, Box::new(client)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn emulator_a_5_mb_session_is_sealed_and_read_whole() {
+    let (store, client) = cosmos::emulator_cosmos_store().await;
+    sealed_session_reads_whole(store, Box::new(client)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn embedded_store_serves_the_same_long_session() {
+    let (store, dir) = sqlite_store();
+    let app = TestApp::over(store, ApiSettings::default(), Box::new(dir));
+    grow_and_read(&app, "grower", 2500).await;
+}
+
+async fn concurrent_appends_across_a_seal(
+    store: CosmosStore,
+    guard: Box<dyn std::any::Any + Send + Sync>,
+) {
+    let container = store.container().clone();
+    let store: DynStore = Arc::new(store.with_seal_policy(policy()));
+    let server = common::spawn_app(store, guard).await;
+    let created: Value = server
+        .client
+        .post(server.url("/api/chat/sessions"))
+        .json(&json!({ "user_id": "racer" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let url = server.url(&format!("/api/chat/sessions/{id}/messages?user_id=racer"));
+    let filler = "y".repeat(2000);
+    // Just below the threshold, so the concurrent appends must seal.
+    for i in 0..25 {
+        server
+            .client
+            .post(&url)
+            .json(&json!({ "id": format!("pre_{i}"), "content": filler, "message_type": "user" }))
+            .send()
+            .await
+            .unwrap();
+    }
+    let posts: Vec<_> = (0..200)
+        .map(|i| {
+            let (client, url, filler) = (server.client.clone(), url.clone(), filler.clone());
+            tokio::spawn(async move {
+                client.post(&url).json(&json!({ "id": format!("c_{i:03}"), "content": filler, "message_type": "user" }))
+                    .send().await.unwrap().status()
+            })
+        })
+        .collect();
+    for post in posts {
+        assert_eq!(post.await.unwrap(), reqwest::StatusCode::CREATED);
+    }
+    let session: Value = server
+        .client
+        .get(server.url(&format!("/api/chat/sessions/{id}?user_id=racer")))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["message_count"], 225);
+    let all = ids(&session["messages"]);
+    assert_eq!(all.len(), 225);
+    assert_eq!(
+        all.iter().collect::<HashSet<_>>().len(),
+        225,
+        "none duplicated"
+    );
+    check_sealed_storage_loose(&container, "racer", 225).await;
+}
+
+async fn check_sealed_storage_loose(container: &ContainerClient, user: &str, count: usize) {
+    let docs = partition_docs(container, user).await;
+    let mut seen = HashSet::new();
+    for doc in &docs {
+        assert!(doc.to_string().len() <= THRESHOLD);
+        for m in doc["messages"].as_array().into_iter().flatten() {
+            assert!(
+                seen.insert(m["id"].as_str().unwrap().to_owned()),
+                "a message in two places"
+            );
+        }
+    }
+    assert_eq!(seen.len(), count);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn server_200_concurrent_appends_across_a_seal() {
+    let (store, client) = cosmos::server_cosmos_store().await;
+    concurrent_appends_across_a_seal(store, Box::new(client)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn emulator_200_concurrent_appends_across_a_seal() {
+    let (store, client) = cosmos::emulator_cosmos_store().await;
+    concurrent_appends_across_a_seal(store, Box::new(client)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_larger_than_the_threshold_still_works() {
+    let (store, client) = cosmos::emulator_cosmos_store().await;
+    let store: DynStore = Arc::new(store.with_seal_policy(policy()));
+    let app = TestApp::over(store, ApiSettings::default(), Box::new(client));
+    let id = app.create_session("big").await;
+    for (i, size) in [1000, 100_000, 1000, 200_000].iter().enumerate() {
+        app.post(
+            &format!("/api/chat/sessions/{id}/messages?user_id=big"),
+            json!({ "id": format!("b{i}"), "content": "z".repeat(*size), "message_type": "user" }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    }
+    let session = app
+        .get(&format!("/api/chat/sessions/{id}?user_id=big"))
+        .await
+        .json();
+    assert_eq!(ids(&session["messages"]), ["b0", "b1", "b2", "b3"]);
+    assert_eq!(
+        session["messages"][3]["content"].as_str().unwrap().len(),
+        200_000
+    );
+}
