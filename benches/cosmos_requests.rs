@@ -159,6 +159,68 @@ async fn main() {
         .await;
     row("GET /api/chat/sessions (second page)", m);
 
+    // A 10,000-message session (about 2.2 MB: sealed pages plus the newest
+    // messages in the document), built through the migration's import.
+    let long_id = chat_sessions::domain::SessionId::parse("s_long").unwrap();
+    let user = chat_sessions::domain::UserId::parse("u1").unwrap();
+    let messages: Vec<chat_sessions::domain::ChatMessage> = (0..10_000)
+        .map(|i| chat_sessions::domain::ChatMessage {
+            id: chat_sessions::domain::MessageId::parse(format!("m{i:05}")).unwrap(),
+            content: content.to_owned(),
+            message_type: chat_sessions::domain::MessageType::User,
+            user_id: Some(user.clone()),
+            metadata: Default::default(),
+            created_at: chat_sessions::domain::Timestamp::parse(&format!(
+                "2024-01-01T00:00:00.{i:06}Z"
+            ))
+            .unwrap(),
+        })
+        .collect();
+    {
+        use chat_sessions::store::SessionStore as _;
+        bench
+            .store
+            .import_messages(chat_sessions::store::SessionImport {
+                id: long_id.clone(),
+                user_id: Some(user),
+                messages,
+            })
+            .await
+            .unwrap();
+    }
+    let (_, tail, m) = bench
+        .call(
+            "GET",
+            "/api/chat/sessions/s_long?user_id=u1&messages_limit=50",
+            None,
+        )
+        .await;
+    assert_eq!(tail["messages"].as_array().unwrap().len(), 50);
+    row("GET …/s_long?messages_limit=50 (10,000 messages)", m);
+    let (_, page, m) = bench
+        .call(
+            "GET",
+            "/api/chat/sessions/s_long/messages?user_id=u1&limit=50",
+            None,
+        )
+        .await;
+    assert_eq!(page["messages"].as_array().unwrap().len(), 50);
+    row("GET …/s_long/messages?limit=50 (newest page)", m);
+    let (status, _, m) = bench
+        .call(
+            "POST",
+            "/api/chat/sessions/s_long/messages?user_id=u1",
+            Some(json!({ "content": content, "message_type": "user" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    row("POST …/s_long/messages (append to 10,000 messages)", m);
+    let (_, whole, m) = bench
+        .call("GET", "/api/chat/sessions/s_long?user_id=u1", None)
+        .await;
+    assert_eq!(whole["messages"].as_array().unwrap().len(), 10_001);
+    row("GET …/s_long (full read, 10,001 messages)", m);
+
     // The old model: one document per message, partitioned by session.
     let legacy = client
         .database_client("chat")

@@ -124,7 +124,8 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<(DynStore, Option<S
         let client = store::cosmos::connect(cosmos).await?;
         let store =
             store::cosmos::CosmosStore::open(&client, &cosmos.database, &cosmos.sessions_container)
-                .await?;
+                .await?
+                .with_seal_policy(cosmos.seal);
         let legacy = match client
             .database_client(&cosmos.database)
             .container_client(&cosmos.legacy_container, None)

@@ -10,7 +10,10 @@ use anyhow::{Context as _, bail};
 use crate::{
     api::ApiSettings,
     auth::AuthMode,
-    store::{cosmos::CosmosConfig, sqlite::Durability},
+    store::{
+        cosmos::{CosmosConfig, SealPolicy},
+        sqlite::Durability,
+    },
 };
 
 /// Port of a Functions app run locally, so frontend URLs don't change.
@@ -149,6 +152,19 @@ impl Config {
         let or = |name: &str, default: &str| {
             get(name).map_or_else(|| default.to_owned(), |v| v.trim().to_owned())
         };
+        let number = |name: &str| -> anyhow::Result<Option<usize>> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<usize>()
+                        .with_context(|| format!("{name}={v:?} is not a number"))
+                })
+                .transpose()
+        };
+        let seal = SealPolicy {
+            max_bytes: number("COSMOS_SEAL_MAX_BYTES")?.unwrap_or(SealPolicy::default().max_bytes),
+            max_messages: number("COSMOS_SEAL_MAX_MESSAGES")?,
+        };
         let cosmos = get("COSMOS_ENDPOINT").map(|endpoint| CosmosConfig {
             endpoint: endpoint.trim().to_owned(),
             database: or("COSMOS_DATABASE", "chat"),
@@ -161,6 +177,7 @@ impl Config {
             region: get("COSMOS_REGION")
                 .or_else(|| get("REGION_NAME"))
                 .map_or_else(|| "East US".to_owned(), |v| v.trim().to_owned()),
+            seal,
         });
         Ok(Self {
             listen,

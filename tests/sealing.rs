@@ -302,3 +302,48 @@ async fn a_message_larger_than_the_threshold_still_works() {
         200_000
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_large_imported_session_is_sealed_and_reimporting_adds_nothing() {
+    use chat_sessions::{
+        domain::{ChatMessage, MessageId, MessageType, SessionId, Timestamp, UserId},
+        store::{Owner, SessionImport, SessionStore as _},
+    };
+    let (store, client) = cosmos::server_cosmos_store().await;
+    let container = store.container().clone();
+    let store = store.with_seal_policy(policy());
+    let user = UserId::parse("importer").unwrap();
+    let id = SessionId::parse("imported_big").unwrap();
+    let message = |i: usize| ChatMessage {
+        id: MessageId::parse(format!("old_{i:05}")).unwrap(),
+        content: format!("{i} {}", "w".repeat(2000)),
+        message_type: MessageType::Assistant,
+        user_id: Some(user.clone()),
+        metadata: Default::default(),
+        created_at: Timestamp::parse(&format!("2023-01-01T00:{:02}:{:02}Z", i / 60 % 60, i % 60))
+            .unwrap(),
+    };
+    let mut messages: Vec<ChatMessage> = (0..1500).map(message).collect();
+    messages.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let import = SessionImport {
+        id: id.clone(),
+        user_id: Some(user.clone()),
+        messages: messages.clone(),
+    };
+    let outcome = store.import_messages(import.clone()).await.unwrap();
+    assert!(outcome.created);
+    assert_eq!(outcome.added, 1500);
+    check_sealed_storage(&container, "importer", "imported_big", 1500).await;
+    let whole = store
+        .get_session(&Owner::User(user.clone()), &id)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(whole.messages, messages, "every message once, in order");
+    let again = store.import_messages(import).await.unwrap();
+    assert_eq!(
+        (again.created, again.added, again.already_present),
+        (false, 0, 1500)
+    );
+    drop(client);
+}

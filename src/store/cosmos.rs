@@ -1144,10 +1144,29 @@ impl CosmosStore {
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
         };
+        // The newest messages that fit in half the threshold stay in the
+        // document (as after a seal); the older ones fill pages, oldest first.
+        let all = &import.messages;
+        let mut split = all.len();
+        let mut tail_bytes = 0;
+        for (i, message) in all.iter().enumerate().rev() {
+            let len = json_len(message) + 1;
+            if tail_bytes + len > self.seal.max_bytes / 2
+                || self
+                    .seal
+                    .max_messages
+                    .is_some_and(|m| all.len() - i > m / 2)
+            {
+                break;
+            }
+            tail_bytes += len;
+            split = i;
+        }
+        let split = split.min(all.len() - 1);
+        let mut pages: Vec<Vec<ChatMessage>> = Vec::new();
         let mut pending: Vec<ChatMessage> = Vec::new();
         let mut pending_bytes = 0;
-        let mut pages = Vec::new();
-        for message in &import.messages {
+        for message in &all[..split] {
             let len = json_len(message) + 1;
             let full = pending_bytes + len > self.seal.max_bytes / 2
                 || self
@@ -1161,7 +1180,10 @@ impl CosmosStore {
             pending.push(message.clone());
             pending_bytes += len;
         }
-        doc.session.messages = pending;
+        if !pending.is_empty() {
+            pages.push(pending);
+        }
+        doc.session.messages = all[split..].to_vec();
         for (page, messages) in pages.into_iter().enumerate() {
             doc.sealed_page_sizes.push(messages.len() as u32);
             let page_doc = PageDoc {
@@ -1284,6 +1306,9 @@ pub struct CosmosConfig {
     /// `COSMOS_REGION` (default: the app's `REGION_NAME`, else East US): the
     /// region the SDK routes to first.
     pub region: String,
+    /// `COSMOS_SEAL_MAX_BYTES` / `COSMOS_SEAL_MAX_MESSAGES`: when a session
+    /// document moves its oldest messages into a sealed page.
+    pub seal: SealPolicy,
 }
 
 impl std::fmt::Debug for CosmosConfig {
@@ -1295,6 +1320,7 @@ impl std::fmt::Debug for CosmosConfig {
             .field("legacy_container", &self.legacy_container)
             .field("auth", &self.auth_kind())
             .field("region", &self.region)
+            .field("seal", &self.seal)
             .finish()
     }
 }

@@ -94,6 +94,7 @@ pub fn server_config() -> CosmosConfig {
         key: Some(azure_core::credentials::Secret::new(EMULATOR_KEY)),
         client_id: None,
         region: "South Central US".into(),
+        seal: Default::default(),
     }
 }
 
@@ -170,6 +171,7 @@ fn server_config_without_server() -> CosmosConfig {
         key: None,
         client_id: None,
         region: String::new(),
+        seal: Default::default(),
     }
 }
 
