@@ -335,6 +335,22 @@ pub struct SessionSummary {
 }
 
 impl ChatSession {
+    /// A session from its own fields and its messages.
+    pub fn from_parts(summary: SessionSummary, messages: Vec<ChatMessage>) -> Self {
+        Self {
+            id: summary.id,
+            user_id: summary.user_id,
+            session_name: summary.session_name,
+            is_active: summary.is_active,
+            context: summary.context,
+            messages,
+            message_count: summary.message_count,
+            last_message_at: summary.last_message_at,
+            created_at: summary.created_at,
+            updated_at: summary.updated_at,
+        }
+    }
+
     /// The session without its messages.
     pub fn summary(&self) -> SessionSummary {
         SessionSummary {

@@ -160,6 +160,16 @@ async fn sealed_session_reads_whole(
     // 2,500 messages of 2 KB: a 5 MB session.
     let id = grow_and_read(&app, "grower", 2500).await;
     check_sealed_storage(&container, "grower", &id, 2500).await;
+    // The whole history is streamed, not built in memory: no length up front.
+    let streamed = app
+        .get(&format!("/api/chat/sessions/{id}?user_id=grower"))
+        .await
+        .expect_status(StatusCode::OK);
+    assert!(
+        streamed.header("content-length").is_none(),
+        "a sealed session is streamed"
+    );
+    assert!(streamed.header("etag").is_some());
     // Deleting it leaves no page behind.
     app.delete(&format!("/api/chat/sessions/{id}?user_id=grower"))
         .await

@@ -365,11 +365,7 @@ pub async fn get(
             .find(|t| t.as_str() != "*")
             .map(|t| ETag::new(t.as_str())),
     };
-    let fresh = match state
-        .store
-        .get_session_if_changed(&owner, &id, known.as_ref())
-        .await
-    {
+    let fresh = match state.store.read_session(&owner, &id, known.as_ref()).await {
         Err(StoreError::NotFound) => {
             state.renders.remove(&id);
             return Err(ApiError::session_not_found());
@@ -377,12 +373,27 @@ pub async fn get(
         other => other?,
     };
     let (etag, body) = match (fresh, cached) {
-        (Some(stored), _) => {
+        // A long session streams out page by page, never whole in memory.
+        (Some(read), _) if read.older > 0 => {
+            if client_tags
+                .iter()
+                .any(|t| t == "*" || t == read.etag.as_str())
+            {
+                let mut response = StatusCode::NOT_MODIFIED.into_response();
+                if let Ok(value) = HeaderValue::from_str(read.etag.as_str()) {
+                    response.headers_mut().insert(header::ETAG, value);
+                }
+                return Ok(response);
+            }
+            return stream_session(state, owner, id, read);
+        }
+        (Some(read), _) => {
+            let session = ChatSession::from_parts(read.summary, read.newest);
             let body = Bytes::from(
-                serde_json::to_vec(&stored.value).map_err(|e| ApiError::Internal(e.into()))?,
+                serde_json::to_vec(&session).map_err(|e| ApiError::Internal(e.into()))?,
             );
-            state.renders.put(&id, stored.etag.clone(), body.clone());
-            (stored.etag, Some(body))
+            state.renders.put(&id, read.etag.clone(), body.clone());
+            (read.etag, Some(body))
         }
         (None, Some((etag, body))) => (etag, Some(body)),
         // Unchanged since the client's tag, and nothing cached.
@@ -403,6 +414,120 @@ pub async fn get(
     };
     if let Some(value) = etag_value {
         response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// Messages per chunk when streaming a long session.
+const STREAM_CHUNK: u64 = 500;
+
+/// The session's JSON written piece by piece: its own fields, then the older
+/// messages a chunk at a time (each a `list_messages` read), then the newest
+/// ones from the first read. Positions do not move when messages are
+/// appended or sealed, so the result is the session as first read.
+fn stream_session(
+    state: AppState,
+    owner: crate::store::Owner,
+    id: SessionId,
+    read: crate::store::SessionRead,
+) -> Result<Response, ApiError> {
+    let mut head =
+        serde_json::to_string(&read.summary).map_err(|e| ApiError::Internal(e.into()))?;
+    head.pop(); // the closing brace: "messages" goes last
+    head.push_str(",\"messages\":[");
+    let etag = read.etag.clone();
+    let older = read.older;
+    enum Next {
+        Head(String),
+        Older(u64),
+        Newest,
+        Done,
+    }
+    struct Stream {
+        state: AppState,
+        owner: crate::store::Owner,
+        id: SessionId,
+        newest: Vec<ChatMessage>,
+        wrote: bool,
+    }
+    impl Stream {
+        fn write(&mut self, out: &mut Vec<u8>, messages: &[ChatMessage]) -> std::io::Result<()> {
+            for m in messages {
+                if self.wrote {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, m)?;
+                self.wrote = true;
+            }
+            Ok(())
+        }
+    }
+    let stream = Stream {
+        state,
+        owner,
+        id,
+        newest: read.newest,
+        wrote: false,
+    };
+    let chunks = futures::stream::unfold(
+        (Next::Head(head), stream),
+        move |(next, mut st)| async move {
+            let mut out = Vec::new();
+            let result = match next {
+                Next::Head(head) => {
+                    out.extend_from_slice(head.as_bytes());
+                    Ok(if older > 0 {
+                        Next::Older(0)
+                    } else {
+                        Next::Newest
+                    })
+                }
+                Next::Older(start) => {
+                    let before = (start + STREAM_CHUNK).min(older);
+                    let query = MessageQuery {
+                        limit: (before - start) as u32,
+                        before: Some(before),
+                    };
+                    match st.state.store.list_messages(&st.owner, &st.id, query).await {
+                        Ok(page) => {
+                            let mut messages = page.messages;
+                            messages.reverse();
+                            st.write(&mut out, &messages).map(|()| {
+                                if before < older {
+                                    Next::Older(before)
+                                } else {
+                                    Next::Newest
+                                }
+                            })
+                        }
+                        Err(e) => {
+                            tracing::error!(session_id = %st.id, "streaming a session failed: {e}");
+                            Err(std::io::Error::other(e.to_string()))
+                        }
+                    }
+                }
+                Next::Newest => {
+                    let newest = std::mem::take(&mut st.newest);
+                    let written = st.write(&mut out, &newest);
+                    out.extend_from_slice(b"]}");
+                    written.map(|()| Next::Done)
+                }
+                Next::Done => return None,
+            };
+            Some(match result {
+                Ok(next) => (Ok::<_, std::io::Error>(Bytes::from(out)), (next, st)),
+                Err(e) => (Err(e), (Next::Done, st)),
+            })
+        },
+    );
+    let mut response = axum::body::Body::from_stream(chunks).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = HeaderValue::from_str(etag.as_str()) {
+        headers.insert(header::ETAG, value);
     }
     Ok(response)
 }

@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 
 use super::{
     Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, Owner, SessionImport,
-    SessionPage, SessionStore, StoreError, StoreResult, Versioned,
+    SessionPage, SessionRead, SessionStore, StoreError, StoreResult, Versioned,
 };
 use crate::domain::{
     ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, SessionSummary,
@@ -622,6 +622,27 @@ impl SessionStore for CosmosStore {
             value: self.whole(user.as_ref(), doc).await?,
             etag,
         }))
+    }
+
+    async fn read_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<SessionRead>> {
+        let user = self.partition_of(owner, id).await?;
+        Ok(self
+            .read_doc(user.as_ref(), id, known)
+            .await?
+            .map(|(doc, etag)| {
+                let older = doc.sealed();
+                SessionRead {
+                    summary: doc.session.summary(),
+                    etag,
+                    newest: doc.session.messages,
+                    older,
+                }
+            }))
     }
 
     async fn get_session_tail(

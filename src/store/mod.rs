@@ -145,6 +145,21 @@ impl MessagePage {
     }
 }
 
+/// A session as first read, for streaming it out: its own fields, the
+/// newest messages that came with them, and how many older ones did not
+/// (read those with [`SessionStore::list_messages`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRead {
+    /// The session without messages.
+    pub summary: SessionSummary,
+    /// Its version.
+    pub etag: ETag,
+    /// The newest messages, oldest of them first.
+    pub newest: Vec<ChatMessage>,
+    /// Messages older than `newest` (positions `0..older`), not read yet.
+    pub older: u64,
+}
+
 /// Legacy messages to bring into a session (the migration). They keep their
 /// ids and timestamps and are sorted by (`created_at`, `id`).
 #[derive(Debug, Clone, PartialEq)]
@@ -230,6 +245,27 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
             .ok_or_else(|| {
                 StoreError::Internal(anyhow::anyhow!("an unconditional read returned no session"))
             })
+    }
+
+    /// Like [`get_session_if_changed`](Self::get_session_if_changed), but a
+    /// long session may come back with only its newest messages and the
+    /// count of older ones, so that it can be streamed out page by page
+    /// instead of being held in memory whole.
+    async fn read_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<SessionRead>> {
+        Ok(self
+            .get_session_if_changed(owner, id, known)
+            .await?
+            .map(|stored| SessionRead {
+                summary: stored.value.summary(),
+                etag: stored.etag,
+                newest: stored.value.messages,
+                older: 0,
+            }))
     }
 
     /// The session with only its newest `limit` messages (oldest of them

@@ -535,21 +535,6 @@ fn messages_before(
         .map_err(internal)
 }
 
-fn with_messages(summary: SessionSummary, messages: Vec<ChatMessage>) -> ChatSession {
-    ChatSession {
-        id: summary.id,
-        user_id: summary.user_id,
-        session_name: summary.session_name,
-        is_active: summary.is_active,
-        context: summary.context,
-        messages,
-        message_count: summary.message_count,
-        last_message_at: summary.last_message_at,
-        created_at: summary.created_at,
-        updated_at: summary.updated_at,
-    }
-}
-
 fn load_session(
     conn: &Connection,
     owner: &Owner,
@@ -558,7 +543,7 @@ fn load_session(
     let (summary, etag) = find_session(conn, owner, id)?;
     let messages = load_messages(conn, id)?;
     Ok(Versioned {
-        value: with_messages(summary, messages),
+        value: ChatSession::from_parts(summary, messages),
         etag: ETag::new(etag),
     })
 }
@@ -675,7 +660,7 @@ impl SessionStore for SqliteStore {
             let messages = load_messages(&tx, &id)?;
             tx.finish().map_err(internal)?;
             Ok(Some(Versioned {
-                value: with_messages(summary, messages),
+                value: ChatSession::from_parts(summary, messages),
                 etag: ETag::new(etag),
             }))
         })
@@ -696,7 +681,7 @@ impl SessionStore for SqliteStore {
             messages.reverse();
             tx.finish().map_err(internal)?;
             Ok(Versioned {
-                value: with_messages(summary, messages),
+                value: ChatSession::from_parts(summary, messages),
                 etag: ETag::new(etag),
             })
         })
