@@ -456,6 +456,24 @@ impl NewSession {
     }
 }
 
+impl NewSession {
+    /// The session as created at `now`: active, empty.
+    pub fn into_session(self, now: Timestamp) -> ChatSession {
+        ChatSession {
+            id: self.id,
+            user_id: self.user_id,
+            session_name: self.session_name,
+            is_active: true,
+            context: self.context,
+            messages: Vec::new(),
+            message_count: 0,
+            last_message_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// Changes to a session's own fields; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SessionPatch {

@@ -26,7 +26,7 @@ use azure_core::http::Etag;
 use azure_data_cosmos::{
     ContainerClient, CosmosClient, CosmosError, FeedScope, PartitionKey, Query,
     feed::ContinuationToken,
-    models::{CosmosNumber, PatchInstructions, PatchOperation},
+    models::{CosmosNumber, ItemResponse, PatchInstructions, PatchOperation},
     options::{
         ItemReadOptions, ItemWriteOptions, MaxItemCountHint, PatchItemOptions, PatchStrategy,
         Precondition, QueryOptions,
@@ -287,7 +287,7 @@ impl CosmosStore {
                     self.container
                         .read_item(partition(user), &page_id(id, page), None)
                         .await,
-                    |r| r.headers().request_charge().map(|c| c.value()),
+                    item_charge,
                 )
                 .map_err(|e| match store_error(e) {
                     StoreError::NotFound => StoreError::Internal(anyhow::anyhow!(
@@ -481,19 +481,13 @@ impl CosmosStore {
                 self.container
                     .read_item(partition(user), id.as_str(), options)
                     .await,
-                |r| r.headers().request_charge().map(|c| c.value()),
+                item_charge,
             )
             .map_err(store_error)?;
         if u16::from(response.status().status_code()) == 304 {
             return Ok(None);
         }
-        let etag = response
-            .headers()
-            .etag()
-            .map(|e| ETag::new(e.to_string()))
-            .ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("Cosmos DB read without an ETag"))
-            })?;
+        let etag = etag_of(&response, "Cosmos DB read without an ETag")?;
         let doc: SessionDoc = response.into_model().map_err(|e| {
             StoreError::Internal(anyhow::Error::new(e).context("decoding a session document"))
         })?;
@@ -525,21 +519,29 @@ impl CosmosStore {
                 self.container
                     .patch_item(partition(user), id.as_str(), instructions, Some(options))
                     .await,
-                |r| r.headers().request_charge().map(|c| c.value()),
+                item_charge,
             )
             .map_err(store_error)?;
-        let etag = response
-            .headers()
-            .etag()
-            .map(|e| ETag::new(e.to_string()))
-            .ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("Cosmos DB patch without an ETag"))
-            })?;
+        let etag = etag_of(&response, "Cosmos DB patch without an ETag")?;
         let doc: SessionDoc = response.into_model().map_err(|e| {
             StoreError::Internal(anyhow::Error::new(e).context("decoding a patched session"))
         })?;
         Ok((doc, etag))
     }
+}
+
+/// The request charge of a point operation, for [`Metrics`].
+fn item_charge(response: &ItemResponse) -> Option<f64> {
+    response.headers().request_charge().map(|c| c.value())
+}
+
+/// The ETag of a response; its absence is a fault of the server.
+fn etag_of(response: &ItemResponse, what: &str) -> StoreResult<ETag> {
+    response
+        .headers()
+        .etag()
+        .map(|e| ETag::new(e.to_string()))
+        .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("{what}")))
 }
 
 fn json_of<T: Serialize>(value: &T) -> StoreResult<Value> {
@@ -561,18 +563,7 @@ impl SessionStore for CosmosStore {
     async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
         let now = Timestamp::now();
         let doc = SessionDoc {
-            session: ChatSession {
-                id: new.id,
-                user_id: new.user_id,
-                session_name: new.session_name,
-                is_active: true,
-                context: new.context,
-                messages: Vec::new(),
-                message_count: 0,
-                last_message_at: None,
-                created_at: now,
-                updated_at: now,
-            },
+            session: new.into_session(now),
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
         };
@@ -586,7 +577,7 @@ impl SessionStore for CosmosStore {
                         None,
                     )
                     .await,
-                |r| r.headers().request_charge().map(|c| c.value()),
+                item_charge,
             )
             .map_err(|e| match store_error(e) {
                 StoreError::Conflict(_) => StoreError::Conflict(format!(
@@ -595,13 +586,7 @@ impl SessionStore for CosmosStore {
                 )),
                 other => other,
             })?;
-        let etag = response
-            .headers()
-            .etag()
-            .map(|e| ETag::new(e.to_string()))
-            .ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("Cosmos DB create without an ETag"))
-            })?;
+        let etag = etag_of(&response, "Cosmos DB create without an ETag")?;
         Ok(Versioned {
             value: doc.session,
             etag,
@@ -858,7 +843,7 @@ impl SessionStore for CosmosStore {
                     self.container
                         .delete_item(partition(user), id.as_str(), Some(options))
                         .await,
-                    |r| r.headers().request_charge().map(|c| c.value()),
+                    item_charge,
                 )
                 .map_err(store_error);
             match result {
@@ -929,21 +914,19 @@ impl SessionStore for CosmosStore {
             self.container
                 .read_item(CHECKPOINT_PARTITION, &checkpoint_id(run_id), None)
                 .await,
-            |r| r.headers().request_charge().map(|c| c.value()),
+            item_charge,
         );
         match response.map_err(store_error) {
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(e),
             Ok(response) => {
-                let etag = response.headers().etag().map(|e| ETag::new(e.to_string()));
+                let etag = etag_of(&response, "checkpoint without an ETag")?;
                 let doc: CheckpointDoc = response.into_model().map_err(|e| {
                     StoreError::Internal(anyhow::Error::new(e).context("decoding a checkpoint"))
                 })?;
                 Ok(Some(Versioned {
                     value: doc.state,
-                    etag: etag.ok_or_else(|| {
-                        StoreError::Internal(anyhow::anyhow!("checkpoint without an ETag"))
-                    })?,
+                    etag,
                 }))
             }
         }
@@ -967,7 +950,7 @@ impl SessionStore for CosmosStore {
                 self.container
                     .create_item(CHECKPOINT_PARTITION, &id, &doc, None)
                     .await,
-                |r| r.headers().request_charge().map(|c| c.value()),
+                item_charge,
             ),
             Some(etag) => self.track(
                 self.container
@@ -981,20 +964,14 @@ impl SessionStore for CosmosStore {
                         ),
                     )
                     .await,
-                |r| r.headers().request_charge().map(|c| c.value()),
+                item_charge,
             ),
         };
         let response = response.map_err(|e| match store_error(e) {
             StoreError::Conflict(_) | StoreError::NotFound => StoreError::PreconditionFailed,
             other => other,
         })?;
-        response
-            .headers()
-            .etag()
-            .map(|e| ETag::new(e.to_string()))
-            .ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("checkpoint write without an ETag"))
-            })
+        etag_of(&response, "checkpoint write without an ETag")
     }
 
     async fn append_message(
@@ -1129,7 +1106,7 @@ impl CosmosStore {
                             self.container
                                 .delete_item(partition(user), &page_id(id, page), None)
                                 .await,
-                            |r| r.headers().request_charge().map(|c| c.value()),
+                            item_charge,
                         )
                         .map_err(store_error)
                     {
@@ -1219,7 +1196,7 @@ impl CosmosStore {
                 self.container
                     .upsert_item(partition(user), &page_doc.id, &page_doc, None)
                     .await,
-                |r| r.headers().request_charge().map(|c| c.value()),
+                item_charge,
             )
             .map_err(store_error)?;
         }
@@ -1227,7 +1204,7 @@ impl CosmosStore {
             self.container
                 .create_item(partition(user), import.id.as_str(), &doc, None)
                 .await,
-            |r| r.headers().request_charge().map(|c| c.value()),
+            item_charge,
         )
         .map_err(store_error)?;
         Ok(ImportOutcome {
@@ -1298,7 +1275,7 @@ impl CosmosStore {
             self.container
                 .replace_item(partition(user), import.id.as_str(), &doc, Some(options))
                 .await,
-            |r| r.headers().request_charge().map(|c| c.value()),
+            item_charge,
         )
         .map_err(store_error)?;
         outcome.added += added;

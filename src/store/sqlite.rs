@@ -616,18 +616,7 @@ impl SessionStore for SqliteStore {
                 )));
             }
             Ok(Versioned {
-                value: ChatSession {
-                    id: new.id,
-                    user_id: new.user_id,
-                    session_name: new.session_name,
-                    is_active: true,
-                    context: new.context,
-                    messages: Vec::new(),
-                    message_count: 0,
-                    last_message_at: None,
-                    created_at: now,
-                    updated_at: now,
-                },
+                value: new.into_session(now),
                 etag: ETag::new(etag),
             })
         })
