@@ -160,6 +160,10 @@ async fn sealed_session_reads_whole(
     // 2,500 messages of 2 KB: a 5 MB session.
     let id = grow_and_read(&app, "grower", 2500).await;
     check_sealed_storage(&container, "grower", &id, 2500).await;
+    // Listing shows the session once, never its pages.
+    let listed = app.get("/api/chat/sessions?user_id=grower").await.json();
+    assert_eq!(listed["sessions"].as_array().unwrap().len(), 1);
+    assert_eq!(listed["sessions"][0]["message_count"], 2500);
     // The whole history is streamed, not built in memory: no length up front.
     let streamed = app
         .get(&format!("/api/chat/sessions/{id}?user_id=grower"))
