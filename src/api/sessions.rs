@@ -20,7 +20,7 @@ use crate::{
         ChatMessage, ChatSession, JsonObject, MessageId, MessageType, NewMessage, NewSession,
         SessionId, SessionPatch, SessionSummary, Timestamp, UserId,
     },
-    store::{ETag, ListQuery, MessageQuery, StoreError},
+    store::{ETag, ListQuery, MessageChunks, MessageQuery, SessionRead, StoreError},
 };
 
 /// Default page size of a session listing.
@@ -374,7 +374,7 @@ pub async fn get(
     };
     let (etag, body) = match (fresh, cached) {
         // A long session streams out page by page, never whole in memory.
-        (Some(read), _) if read.older > 0 => {
+        (Some(read), _) if read.older.is_some() => {
             if client_tags
                 .iter()
                 .any(|t| t == "*" || t == read.etag.as_str())
@@ -385,7 +385,7 @@ pub async fn get(
                 }
                 return Ok(response);
             }
-            return stream_session(state, owner, id, read);
+            return stream_session(id, read);
         }
         (Some(read), _) => {
             let session = ChatSession::from_parts(read.summary, read.newest);
@@ -418,39 +418,28 @@ pub async fn get(
     Ok(response)
 }
 
-/// Messages per chunk when streaming a long session.
-const STREAM_CHUNK: u64 = 500;
-
 /// The session's JSON written piece by piece: its own fields, then the older
-/// messages a chunk at a time (each a `list_messages` read), then the newest
-/// ones from the first read. Positions do not move when messages are
-/// appended or sealed, so the result is the session as first read.
-fn stream_session(
-    state: AppState,
-    owner: crate::store::Owner,
-    id: SessionId,
-    read: crate::store::SessionRead,
-) -> Result<Response, ApiError> {
+/// messages a chunk (a sealed page) at a time as the store reads them, then
+/// the newest ones from the first read — never the whole history in memory.
+fn stream_session(id: SessionId, read: SessionRead) -> Result<Response, ApiError> {
+    use futures::StreamExt as _;
     let mut head =
         serde_json::to_string(&read.summary).map_err(|e| ApiError::Internal(e.into()))?;
     head.pop(); // the closing brace: "messages" goes last
     head.push_str(",\"messages\":[");
-    let etag = read.etag.clone();
-    let older = read.older;
     enum Next {
         Head(String),
-        Older(u64),
+        Older,
         Newest,
         Done,
     }
-    struct Stream {
-        state: AppState,
-        owner: crate::store::Owner,
-        id: SessionId,
+    struct State {
+        older: Option<MessageChunks>,
         newest: Vec<ChatMessage>,
         wrote: bool,
+        id: SessionId,
     }
-    impl Stream {
+    impl State {
         fn write(&mut self, out: &mut Vec<u8>, messages: &[ChatMessage]) -> std::io::Result<()> {
             for m in messages {
                 if self.wrote {
@@ -462,64 +451,44 @@ fn stream_session(
             Ok(())
         }
     }
-    let stream = Stream {
-        state,
-        owner,
-        id,
+    let etag = read.etag;
+    let state = State {
+        older: read.older,
         newest: read.newest,
         wrote: false,
+        id,
     };
-    let chunks = futures::stream::unfold(
-        (Next::Head(head), stream),
-        move |(next, mut st)| async move {
-            let mut out = Vec::new();
-            let result = match next {
-                Next::Head(head) => {
-                    out.extend_from_slice(head.as_bytes());
-                    Ok(if older > 0 {
-                        Next::Older(0)
-                    } else {
-                        Next::Newest
-                    })
-                }
-                Next::Older(start) => {
-                    let before = (start + STREAM_CHUNK).min(older);
-                    let query = MessageQuery {
-                        limit: (before - start) as u32,
-                        before: Some(before),
-                    };
-                    match st.state.store.list_messages(&st.owner, &st.id, query).await {
-                        Ok(page) => {
-                            let mut messages = page.messages;
-                            messages.reverse();
-                            st.write(&mut out, &messages).map(|()| {
-                                if before < older {
-                                    Next::Older(before)
-                                } else {
-                                    Next::Newest
-                                }
-                            })
-                        }
-                        Err(e) => {
-                            tracing::error!(session_id = %st.id, "streaming a session failed: {e}");
-                            Err(std::io::Error::other(e.to_string()))
-                        }
+    let chunks = futures::stream::unfold((Next::Head(head), state), |(next, mut st)| async move {
+        let mut out = Vec::new();
+        let result = match next {
+            Next::Head(head) => {
+                out.extend_from_slice(head.as_bytes());
+                Ok(Next::Older)
+            }
+            Next::Older => match st.older.as_mut() {
+                None => Ok(Next::Newest),
+                Some(chunks) => match chunks.next().await {
+                    None => Ok(Next::Newest),
+                    Some(Ok(messages)) => st.write(&mut out, &messages).map(|()| Next::Older),
+                    Some(Err(e)) => {
+                        tracing::error!(session_id = %st.id, "streaming a session failed: {e}");
+                        Err(std::io::Error::other(e.to_string()))
                     }
-                }
-                Next::Newest => {
-                    let newest = std::mem::take(&mut st.newest);
-                    let written = st.write(&mut out, &newest);
-                    out.extend_from_slice(b"]}");
-                    written.map(|()| Next::Done)
-                }
-                Next::Done => return None,
-            };
-            Some(match result {
-                Ok(next) => (Ok::<_, std::io::Error>(Bytes::from(out)), (next, st)),
-                Err(e) => (Err(e), (Next::Done, st)),
-            })
-        },
-    );
+                },
+            },
+            Next::Newest => {
+                let newest = std::mem::take(&mut st.newest);
+                let written = st.write(&mut out, &newest);
+                out.extend_from_slice(b"]}");
+                written.map(|()| Next::Done)
+            }
+            Next::Done => return None,
+        };
+        Some(match result {
+            Ok(next) => (Ok::<_, std::io::Error>(Bytes::from(out)), (next, st)),
+            Err(e) => (Err(e), (Next::Done, st)),
+        })
+    });
     let mut response = axum::body::Body::from_stream(chunks).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -33,7 +33,7 @@ use azure_data_cosmos::{
     },
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -616,18 +616,29 @@ impl SessionStore for CosmosStore {
         known: Option<&ETag>,
     ) -> StoreResult<Option<SessionRead>> {
         let user = self.partition_of(owner, id).await?;
-        Ok(self
-            .read_doc(user.as_ref(), id, known)
-            .await?
-            .map(|(doc, etag)| {
-                let older = doc.sealed();
-                SessionRead {
-                    summary: doc.session.summary(),
-                    etag,
-                    newest: doc.session.messages,
-                    older,
-                }
-            }))
+        let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
+            return Ok(None);
+        };
+        // The pages, one point read each, only when the stream gets to them.
+        let pages = doc.sealed_page_sizes.len() as u32;
+        let older = (pages > 0).then(|| {
+            let (store, id) = (self.clone(), id.clone());
+            futures::stream::iter(0..pages)
+                .then(move |page| {
+                    let (store, user, id) = (store.clone(), user.clone(), id.clone());
+                    async move {
+                        let mut read = store.read_pages(user.as_ref(), &id, page..page + 1).await?;
+                        Ok(read.remove(0).messages)
+                    }
+                })
+                .boxed()
+        });
+        Ok(Some(SessionRead {
+            summary: doc.session.summary(),
+            etag,
+            newest: doc.session.messages,
+            older,
+        }))
     }
 
     async fn get_session_tail(

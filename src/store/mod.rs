@@ -145,10 +145,12 @@ impl MessagePage {
     }
 }
 
+/// Older messages of a session, a chunk at a time, oldest first.
+pub type MessageChunks = futures::stream::BoxStream<'static, StoreResult<Vec<ChatMessage>>>;
+
 /// A session as first read, for streaming it out: its own fields, the
-/// newest messages that came with them, and how many older ones did not
-/// (read those with [`SessionStore::list_messages`]).
-#[derive(Debug, Clone, PartialEq)]
+/// newest messages that came with them, and, for a long session, the older
+/// ones still to be read, chunk by chunk.
 pub struct SessionRead {
     /// The session without messages.
     pub summary: SessionSummary,
@@ -156,8 +158,19 @@ pub struct SessionRead {
     pub etag: ETag,
     /// The newest messages, oldest of them first.
     pub newest: Vec<ChatMessage>,
-    /// Messages older than `newest` (positions `0..older`), not read yet.
-    pub older: u64,
+    /// The messages before `newest`, if any were left out.
+    pub older: Option<MessageChunks>,
+}
+
+impl fmt::Debug for SessionRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionRead")
+            .field("summary", &self.summary)
+            .field("etag", &self.etag)
+            .field("newest", &self.newest.len())
+            .field("older", &self.older.is_some())
+            .finish()
+    }
 }
 
 /// Legacy messages to bring into a session (the migration). They keep their
@@ -264,7 +277,7 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
                 summary: stored.value.summary(),
                 etag: stored.etag,
                 newest: stored.value.messages,
-                older: 0,
+                older: None,
             }))
     }
 
