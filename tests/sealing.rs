@@ -144,7 +144,10 @@ async fn check_sealed_storage(
             );
         }
     }
-    assert!(pages > 10, "the session was sealed into pages ({pages})");
+    assert!(
+        pages > count / 250,
+        "the session was sealed into pages ({pages})"
+    );
     assert_eq!(seen.len(), count);
     let session = docs.iter().find(|d| d["doc_type"] == "session").unwrap();
     assert_eq!(session["message_count"], count);
@@ -262,22 +265,7 @@ async fn concurrent_appends_across_a_seal(
         225,
         "none duplicated"
     );
-    check_sealed_storage_loose(&container, "racer", 225).await;
-}
-
-async fn check_sealed_storage_loose(container: &ContainerClient, user: &str, count: usize) {
-    let docs = partition_docs(container, user).await;
-    let mut seen = HashSet::new();
-    for doc in &docs {
-        assert!(doc.to_string().len() <= THRESHOLD);
-        for m in doc["messages"].as_array().into_iter().flatten() {
-            assert!(
-                seen.insert(m["id"].as_str().unwrap().to_owned()),
-                "a message in two places"
-            );
-        }
-    }
-    assert_eq!(seen.len(), count);
+    check_sealed_storage(&container, "racer", &id, 225).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1019,17 +1019,7 @@ impl SessionStore for CosmosStore {
                 }
             };
             if let Some(stored) = existing {
-                if !stored.same_payload(&message) {
-                    return Err(StoreError::Conflict(format!(
-                        "message id {} is already used in this session by a different message",
-                        message.id
-                    )));
-                }
-                return Ok(Appended {
-                    message: stored,
-                    created: false,
-                    etag,
-                });
+                return Appended::replay(stored, &message, etag);
             }
             let now = doc
                 .session

@@ -196,6 +196,25 @@ pub struct ImportOutcome {
     pub already_present: u64,
 }
 
+impl Appended {
+    /// The answer to an append whose message id is already `stored` in the
+    /// session: the stored message when the payload is the same (a retry),
+    /// else a conflict — an id is never silently reused.
+    pub fn replay(stored: ChatMessage, attempt: &NewMessage, etag: ETag) -> StoreResult<Self> {
+        if !stored.same_payload(attempt) {
+            return Err(StoreError::Conflict(format!(
+                "message id {} is already used in this session by a different message",
+                attempt.id
+            )));
+        }
+        Ok(Self {
+            message: stored,
+            created: false,
+            etag,
+        })
+    }
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -883,17 +883,7 @@ impl SessionStore for SqliteStore {
                 })
                 .map_err(internal)?;
             if let Some(stored) = existing {
-                if !stored.same_payload(&message) {
-                    return Err(StoreError::Conflict(format!(
-                        "message id {} is already used in this session by a different message",
-                        message.id
-                    )));
-                }
-                return Ok(Appended {
-                    message: stored,
-                    created: false,
-                    etag: ETag::new(etag),
-                });
+                return Appended::replay(stored, &message, ETag::new(etag));
             }
             // Never let the clock run backwards inside a session: the array
             // order and the timestamps must agree.
