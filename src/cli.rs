@@ -103,9 +103,13 @@ pub fn main() -> anyhow::Result<()> {
 fn init_logging() {
     use std::io::IsTerminal as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr, so that stdout carries only what a command prints
+    // (a migration report, the OpenAPI document); the Functions host
+    // collects both.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stdout().is_terminal())
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

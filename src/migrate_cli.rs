@@ -51,6 +51,12 @@ fn summary(r: &Report) -> String {
     )
 }
 
+/// Prints to stdout; a closed pipe (`| head`) is not an error worth a panic.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
 /// Runs the command; the exit code is 0 when all went well, 1 when the report
 /// has conflicts, invalid records or errors, 2 when the run failed.
 pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
@@ -60,19 +66,20 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
     })?;
     let (store, legacy) = open_backend(&config).await?;
     if args.status {
-        match store.load_checkpoint(&args.run_id).await? {
-            None => println!("no checkpoint for run {}", args.run_id),
+        let text = match store.load_checkpoint(&args.run_id).await? {
+            None => format!("no checkpoint for run {}", args.run_id),
             Some(saved) => {
                 let checkpoint: Checkpoint =
                     serde_json::from_str(&saved.value).context("the checkpoint is unreadable")?;
-                println!("{}", checkpoint.report);
-                println!("  step: {}", checkpoint.step);
-                println!(
-                    "  resumes at: {}",
+                format!(
+                    "{}\n  step: {}\n  resumes at: {}",
+                    checkpoint.report,
+                    checkpoint.step,
                     checkpoint.position.as_deref().unwrap_or("the beginning")
-                );
+                )
             }
-        }
+        };
+        print_out(&text);
         return Ok(0);
     }
     let source = match (&args.from_jsonl, legacy) {
@@ -129,7 +136,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
     drop(progress);
     match result {
         Ok(checkpoint) => {
-            println!("{}", checkpoint.report);
+            print_out(&checkpoint.report.to_string());
             Ok(if checkpoint.report.has_problems() {
                 1
             } else {
