@@ -326,17 +326,16 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
     assert!(String::from_utf8_lossy(&status.stdout).contains("finished"));
 }
 
-/// What the Functions host posts for a queue message with this text.
+/// What the Functions host posts for a queue message with this text: the
+/// recorded host payload (tests/fixtures/functions/queue_trigger.json) with
+/// this message, delivery count and id.
 fn queue_invocation(message: &str, dequeue: u32, id: &str) -> Value {
-    json!({
-        "Data": { "message": message },
-        "Metadata": {
-            "DequeueCount": dequeue.to_string(),
-            "Id": format!("\"{id}\""),
-            "InsertionTime": "2024-01-01T12:00:00+00:00",
-            "sys": { "MethodName": "MigrateChatSessions", "UtcNow": "2024-01-01T12:00:05Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e" }
-        }
-    })
+    let text = std::fs::read_to_string("tests/fixtures/functions/queue_trigger.json").unwrap();
+    let mut payload: Value = serde_json::from_str(&text).unwrap();
+    payload["Data"]["message"] = json!(message);
+    payload["Metadata"]["DequeueCount"] = json!(dequeue.to_string());
+    payload["Metadata"]["Id"] = json!(format!("\"{id}\""));
+    payload
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
