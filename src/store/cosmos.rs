@@ -28,8 +28,8 @@ use azure_data_cosmos::{
     feed::ContinuationToken,
     models::{CosmosNumber, ItemResponse, PatchInstructions, PatchOperation},
     options::{
-        ItemReadOptions, ItemWriteOptions, MaxItemCountHint, PatchItemOptions, PatchStrategy,
-        Precondition, QueryOptions,
+        ContentResponseOnWrite, ItemReadOptions, ItemWriteOptions, MaxItemCountHint,
+        OperationOptionsBuilder, PatchItemOptions, PatchStrategy, Precondition, QueryOptions,
     },
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -497,36 +497,40 @@ impl CosmosStore {
         Ok(Some((doc, etag)))
     }
 
+    /// One server-side patch. The SDK's default strategy would read and
+    /// replace on the client and write bookkeeping into the document. With
+    /// `post_image` false the answer carries no body (an append only needs
+    /// the new ETag, not the whole session back).
     async fn patch(
         &self,
         user: Option<&UserId>,
         id: &SessionId,
         operations: Vec<PatchOperation>,
         if_match: Option<&ETag>,
-    ) -> StoreResult<(SessionDoc, ETag)> {
+        post_image: bool,
+    ) -> StoreResult<ItemResponse> {
         let mut instructions = PatchInstructions::new();
         for op in operations {
             instructions = instructions.with_operation(op);
         }
-        // Server-side: one atomic request. The SDK's default strategy reads
-        // and replaces on the client and writes bookkeeping into the document.
         let mut options = PatchItemOptions::default().with_strategy(PatchStrategy::ServerSide);
         if let Some(etag) = if_match {
             options = options.with_precondition(Precondition::if_match(to_etag(etag)));
         }
-        let response = self
-            .track(
-                self.container
-                    .patch_item(partition(user), id.as_str(), instructions, Some(options))
-                    .await,
-                item_charge,
-            )
-            .map_err(store_error)?;
-        let etag = etag_of(&response, "Cosmos DB patch without an ETag")?;
-        let doc: SessionDoc = response.into_model().map_err(|e| {
-            StoreError::Internal(anyhow::Error::new(e).context("decoding a patched session"))
-        })?;
-        Ok((doc, etag))
+        if !post_image {
+            options = options.with_operation_options(
+                OperationOptionsBuilder::new()
+                    .with_content_response_on_write(ContentResponseOnWrite::Disabled)
+                    .build(),
+            );
+        }
+        self.track(
+            self.container
+                .patch_item(partition(user), id.as_str(), instructions, Some(options))
+                .await,
+            item_charge,
+        )
+        .map_err(store_error)
     }
 }
 
@@ -819,7 +823,13 @@ impl SessionStore for CosmosStore {
             "/updated_at",
             json_of(&Timestamp::now())?,
         ));
-        let (doc, etag) = self.patch(user.as_ref(), id, operations, if_match).await?;
+        let response = self
+            .patch(user.as_ref(), id, operations, if_match, true)
+            .await?;
+        let etag = etag_of(&response, "Cosmos DB patch without an ETag")?;
+        let doc: SessionDoc = response.into_model().map_err(|e| {
+            StoreError::Internal(anyhow::Error::new(e).context("decoding a patched session"))
+        })?;
         Ok(Versioned {
             value: self.whole(user.as_ref(), doc).await?,
             etag,
@@ -1043,9 +1053,11 @@ impl SessionStore for CosmosStore {
                     PatchOperation::set("/last_message_at", json_of(&now)?),
                     PatchOperation::set("/updated_at", json_of(&now.max(doc.session.updated_at))?),
                 ];
-                self.patch(user, id, operations, Some(&etag))
+                self.patch(user, id, operations, Some(&etag), false)
                     .await
-                    .map(|(_, etag)| Some(etag))
+                    .and_then(|response| {
+                        etag_of(&response, "Cosmos DB patch without an ETag").map(Some)
+                    })
             };
             match result {
                 Ok(Some(etag)) => {
