@@ -686,25 +686,17 @@ impl SessionStore for SqliteStore {
         let (owner, id) = (owner.clone(), id.clone());
         self.read(move |conn| {
             let tx = conn.transaction().map_err(internal)?;
-            find_session(&tx, &owner, &id)?;
-            // Position p (0-based) is seq p + 1.
-            let below = query.before.map_or(i64::MAX, |b| b.min(i64::MAX as u64) as i64 + 1);
-            let messages = messages_before(&tx, &id, below, query.limit)?;
-            let oldest_seq: Option<i64> = if messages.len() as u32 == query.limit {
-                tx.query_row(
-                    "SELECT MIN(seq) FROM (SELECT seq FROM messages WHERE session_id = ?1 AND seq < ?2 \
-                     ORDER BY seq DESC LIMIT ?3)",
-                    params![id.as_str(), below, query.limit],
-                    |row| row.get(0),
-                )
-                .map_err(internal)?
-            } else {
-                None
-            };
+            let (summary, _) = find_session(&tx, &owner, &id)?;
+            // Position p (0-based) is seq p + 1, and seqs run 1..=count.
+            let end = query
+                .before
+                .map_or(summary.message_count, |b| b.min(summary.message_count));
+            let start = end.saturating_sub(u64::from(query.limit));
+            let messages = messages_before(&tx, &id, end as i64 + 1, (end - start) as u32)?;
             tx.finish().map_err(internal)?;
             Ok(MessagePage {
                 messages,
-                next_before: oldest_seq.filter(|s| *s > 1).map(|s| (s - 1) as u64),
+                next_before: (start > 0).then_some(start),
             })
         })
         .await
