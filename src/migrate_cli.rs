@@ -18,7 +18,7 @@ use crate::{
 struct Bar(indicatif::ProgressBar);
 
 impl Progress for Bar {
-    fn item_done(&mut self, r: &Report) {
+    fn batch_done(&mut self, r: &Report) {
         self.0.set_message(summary(r));
         self.0.tick();
     }
@@ -30,7 +30,7 @@ struct Lines {
 }
 
 impl Progress for Lines {
-    fn item_done(&mut self, r: &Report) {
+    fn batch_done(&mut self, r: &Report) {
         if self.last.elapsed() >= Duration::from_secs(5) {
             self.last = Instant::now();
             tracing::info!("migration progress: {}", summary(r));
@@ -110,11 +110,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
         run_id: args.run_id.clone(),
         budget: None,
     };
-    let resume = if args.dry_run {
-        Resume::From(Box::default())
-    } else {
-        Resume::Store
-    };
+    let resume = Resume::new_run(args.dry_run);
     let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(200));

@@ -22,7 +22,7 @@ use chat_sessions::{
     store::{DynStore, Owner, SessionStore as _},
 };
 use common::{TestApp, sqlite_store};
-use legacy_data::{LegacySet, generate, verify};
+use legacy_data::{LegacySet, generate, run_pass, verify};
 use serde_json::{Value, json};
 
 fn write_jsonl(dir: &Path, set: &LegacySet) -> std::path::PathBuf {
@@ -34,22 +34,7 @@ fn write_jsonl(dir: &Path, set: &LegacySet) -> std::path::PathBuf {
 async fn migrate(store: &DynStore, path: &Path, dry_run: bool, run_id: &str) -> Report {
     // Small chunks, so that the external sort really merges several files.
     let mut source = JsonlSource::with_chunk_records(path, 500);
-    let options = Options {
-        batch_size: 200,
-        dry_run,
-        delete_old: false,
-        run_id: run_id.into(),
-        budget: None,
-    };
-    let resume = if dry_run {
-        Resume::From(Box::default())
-    } else {
-        Resume::Store
-    };
-    migration::run(&mut source, store.as_ref(), &options, resume, &mut Quiet)
-        .await
-        .unwrap()
-        .report
+    run_pass(&mut source, store, dry_run, false, run_id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

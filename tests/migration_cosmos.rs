@@ -11,11 +11,11 @@ use std::{collections::BTreeSet, sync::Arc};
 use azure_data_cosmos::{ContainerClient, FeedScope, PartitionKey, Query};
 use chat_sessions::{
     domain::SessionId,
-    migration::{self, Options, Quiet, Resume, cosmos_source::CosmosLegacySource},
+    migration::{self, cosmos_source::CosmosLegacySource},
     store::{DynStore, Owner},
 };
 use futures::TryStreamExt as _;
-use legacy_data::{LegacySet, generate, verify};
+use legacy_data::{LegacySet, generate, run_pass, verify};
 use serde_json::Value;
 
 /// Writes the legacy set into the old container (partitioned by
@@ -58,22 +58,7 @@ async fn run(
     run_id: &str,
 ) -> migration::Report {
     let mut source = CosmosLegacySource::new(legacy.clone(), "/session_id", 100);
-    let options = Options {
-        batch_size: 200,
-        dry_run,
-        delete_old,
-        run_id: run_id.into(),
-        budget: None,
-    };
-    let resume = if dry_run {
-        Resume::From(Box::default())
-    } else {
-        Resume::Store
-    };
-    migration::run(&mut source, store.as_ref(), &options, resume, &mut Quiet)
-        .await
-        .unwrap()
-        .report
+    run_pass(&mut source, store, dry_run, delete_old, run_id).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -298,14 +298,14 @@ pub enum RunError {
 /// Progress callbacks, for a progress bar or log lines.
 pub trait Progress: Send {
     /// Called after each batch.
-    fn item_done(&mut self, report: &Report);
+    fn batch_done(&mut self, report: &Report);
 }
 
 /// No progress output.
 pub struct Quiet;
 
 impl Progress for Quiet {
-    fn item_done(&mut self, _: &Report) {}
+    fn batch_done(&mut self, _: &Report) {}
 }
 
 /// Where the checkpoint lives: the store for real runs; the caller for dry
@@ -316,6 +316,18 @@ pub enum Resume {
     Store,
     /// Start from this state and do not save (dry runs).
     From(Box<Checkpoint>),
+}
+
+impl Resume {
+    /// Where a run started from scratch keeps its state: dry runs write
+    /// nothing, so they start empty and save nothing; real runs use the store.
+    pub fn new_run(dry_run: bool) -> Self {
+        if dry_run {
+            Self::From(Box::default())
+        } else {
+            Self::Store
+        }
+    }
 }
 
 /// Runs (or continues) a migration pass until the source ends or the budget
@@ -407,7 +419,7 @@ pub async fn run(
         if !options.dry_run {
             version = Some(save(store, options, &state, version.as_ref()).await?);
         }
-        progress.item_done(&state.report);
+        progress.batch_done(&state.report);
         if state.report.finished || options.budget.is_some_and(|b| started.elapsed() >= b) {
             break;
         }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chat_sessions::{
     domain::{SessionId, Timestamp},
+    migration::{self, LegacySource, Options, Quiet, Report, Resume},
     store::{DynStore, Owner, StoreError},
 };
 use serde_json::{Value, json};
@@ -237,4 +238,31 @@ pub async fn verify(store: &DynStore, set: &LegacySet) {
         store.get_session(&Owner::Anonymous, &conflict).await,
         Err(StoreError::NotFound)
     ));
+}
+
+/// One whole migration pass from `source` into `store`, batches of 200.
+pub async fn run_pass(
+    source: &mut dyn LegacySource,
+    store: &DynStore,
+    dry_run: bool,
+    delete_old: bool,
+    run_id: &str,
+) -> Report {
+    let options = Options {
+        batch_size: 200,
+        dry_run,
+        delete_old,
+        run_id: run_id.into(),
+        budget: None,
+    };
+    migration::run(
+        source,
+        store.as_ref(),
+        &options,
+        Resume::new_run(dry_run),
+        &mut Quiet,
+    )
+    .await
+    .unwrap()
+    .report
 }
