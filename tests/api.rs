@@ -17,7 +17,7 @@ use chat_sessions::{
     },
 };
 use common::{TestApp, spawn_app, sqlite_store};
-use serde_json::{Value, json};
+use serde_json::json;
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
     sqlite_store()
@@ -124,17 +124,7 @@ async fn a_throttled_store_is_503_with_retry_after() {
 async fn concurrent_posts_over_http_lose_nothing() {
     let (store, dir) = sqlite_store();
     let server = spawn_app(store, Box::new(dir)).await;
-    let created: Value = server
-        .client
-        .post(server.url("/api/chat/sessions"))
-        .json(&json!({ "user_id": "u1" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = server.create_session("u1").await;
     let url = server.url(&format!("/api/chat/sessions/{id}/messages?user_id=u1"));
     let posts: Vec<_> = (0..200)
         .map(|i| {
@@ -154,15 +144,9 @@ async fn concurrent_posts_over_http_lose_nothing() {
     for post in posts {
         assert_eq!(post.await.unwrap(), reqwest::StatusCode::CREATED);
     }
-    let session: Value = server
-        .client
-        .get(server.url(&format!("/api/chat/sessions/{id}?user_id=u1")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = server
+        .get_json(&format!("/api/chat/sessions/{id}?user_id=u1"))
+        .await;
     assert_eq!(session["message_count"], 200);
     let ids: HashSet<&str> = session["messages"]
         .as_array()

@@ -213,17 +213,7 @@ async fn concurrent_appends_across_a_seal(
     let container = store.container().clone();
     let store: DynStore = Arc::new(store.with_seal_policy(policy()));
     let server = common::spawn_app(store, guard).await;
-    let created: Value = server
-        .client
-        .post(server.url("/api/chat/sessions"))
-        .json(&json!({ "user_id": "racer" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["id"].as_str().unwrap().to_owned();
+    let id = server.create_session("racer").await;
     let url = server.url(&format!("/api/chat/sessions/{id}/messages?user_id=racer"));
     let filler = "y".repeat(2000);
     // Just below the threshold, so the concurrent appends must seal.
@@ -248,15 +238,9 @@ async fn concurrent_appends_across_a_seal(
     for post in posts {
         assert_eq!(post.await.unwrap(), reqwest::StatusCode::CREATED);
     }
-    let session: Value = server
-        .client
-        .get(server.url(&format!("/api/chat/sessions/{id}?user_id=racer")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let session = server
+        .get_json(&format!("/api/chat/sessions/{id}?user_id=racer"))
+        .await;
     assert_eq!(session["message_count"], 225);
     let all = ids(&session["messages"]);
     assert_eq!(all.len(), 225);

@@ -206,6 +206,33 @@ impl RunningApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
+
+    /// Creates a session for `user` over the socket and returns its id.
+    pub async fn create_session(&self, user: &str) -> String {
+        let created: Value = self
+            .client
+            .post(self.url("/api/chat/sessions"))
+            .json(&serde_json::json!({ "user_id": user }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// GET `path` over the socket, as JSON.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
 }
 
 /// Serves the API over `store` on 127.0.0.1:0.
