@@ -310,25 +310,13 @@ async fn migrate(State(state): State<AppState>, body: Bytes) -> Response {
         .run_id
         .clone()
         .unwrap_or_else(|| format!("run-{id}"));
-    if let Some(stale) = stale_continuation(&state, &request, &run_id).await {
-        return match stale {
-            Ok(why) => {
-                tracing::info!(run_id = %run_id, message_id = %id, "{why}");
-                Json(InvocationResponse {
-                    logs: vec![why],
-                    ..InvocationResponse::default()
-                })
-                .into_response()
-            }
-            Err(e) => refuse(StatusCode::SERVICE_UNAVAILABLE, e),
-        };
-    }
     let options = Options {
         batch_size: request.batch_size,
         dry_run: request.dry_run,
         delete_old: request.delete_old,
         run_id: run_id.clone(),
         budget: Some(state.settings.migration_budget),
+        continues_step: request.step,
     };
     let resume = if request.dry_run {
         Resume::From(Box::new(request.resume.clone().unwrap_or_default()))
@@ -372,6 +360,15 @@ async fn migrate(State(state): State<AppState>, body: Bytes) -> Response {
             }
             Json(response).into_response()
         }
+        Err(stale @ RunError::Stale { .. }) => {
+            let why = stale.to_string();
+            tracing::info!(run_id = %run_id, message_id = %id, "{why}");
+            Json(InvocationResponse {
+                logs: vec![why],
+                ..InvocationResponse::default()
+            })
+            .into_response()
+        }
         Err(RunError::Superseded(run)) => {
             let why = format!("another invocation is working on run {run}; this one stops");
             tracing::warn!(message_id = %id, "{why}");
@@ -388,32 +385,6 @@ async fn migrate(State(state): State<AppState>, body: Bytes) -> Response {
                 format!("migration failed: {e}"),
             )
         }
-    }
-}
-
-/// For a continuation of a real run: `Some(Ok(why))` when the run's
-/// checkpoint has moved past this message (a redelivery), so it must do
-/// nothing; `Some(Err(..))` when that cannot be told now.
-async fn stale_continuation(
-    state: &AppState,
-    request: &MigrationRequest,
-    run_id: &str,
-) -> Option<Result<String, String>> {
-    let step = request.step.filter(|_| !request.dry_run)?;
-    match state.store.load_checkpoint(run_id).await {
-        Ok(Some(saved)) => {
-            let checkpoint: Checkpoint = serde_json::from_str(&saved.value).ok()?;
-            (checkpoint.step > step).then(|| {
-                Ok(format!(
-                    "stale message for run {run_id} (step {step}; the run is at step {}): nothing to do",
-                    checkpoint.step
-                ))
-            })
-        }
-        Ok(None) => None,
-        Err(e) => Some(Err(format!(
-            "cannot read the checkpoint of run {run_id}: {e}"
-        ))),
     }
 }
 

@@ -109,6 +109,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
         delete_old: args.delete_old,
         run_id: args.run_id.clone(),
         budget: None,
+        continues_step: None,
     };
     let resume = Resume::new_run(args.dry_run);
     let mut progress: Box<dyn Progress> = if std::io::stderr().is_terminal() {
@@ -139,8 +140,10 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
                 0
             })
         }
-        Err(RunError::Superseded(run)) => {
-            eprintln!("another process is running migration {run}; stopped");
+        // Another process is running this migration (the CLI never
+        // continues a queue message, so a stale one cannot happen here).
+        Err(e @ (RunError::Superseded(_) | RunError::Stale { .. })) => {
+            eprintln!("{e}; stopped");
             Ok(2)
         }
         Err(RunError::Failed(e)) => {

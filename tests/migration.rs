@@ -224,6 +224,7 @@ async fn a_run_stopped_by_its_budget_resumes_where_it_was() {
         delete_old: false,
         run_id: "slices".into(),
         budget: Some(Duration::ZERO),
+        continues_step: None,
     };
     let mut invocations = 0;
     loop {

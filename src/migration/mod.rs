@@ -126,6 +126,10 @@ pub struct Options {
     pub run_id: String,
     /// Stop (resumably) after this long; `None`: run to the end.
     pub budget: Option<Duration>,
+    /// For a continuation message: the step that wrote it. A run whose
+    /// checkpoint is past it has moved on, and the message is a stale
+    /// redelivery.
+    pub continues_step: Option<u64>,
 }
 
 /// A session left untouched because its messages disagree.
@@ -290,6 +294,18 @@ pub enum RunError {
     /// the run now, this one stops.
     #[error("another invocation is working on run {0}")]
     Superseded(String),
+    /// The message continues a step the run has already left behind.
+    #[error(
+        "stale message for run {run} (step {message_step}; the run is at step {run_step}): nothing to do"
+    )]
+    Stale {
+        /// The run.
+        run: String,
+        /// The step the message continues.
+        message_step: u64,
+        /// Where the run is.
+        run_step: u64,
+    },
     /// The source or the store failed in a way the run cannot step over.
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
@@ -357,6 +373,15 @@ pub async fn run(
             None => (Checkpoint::default(), None),
         },
     };
+    if let Some(message_step) = options.continues_step
+        && state.step > message_step
+    {
+        return Err(RunError::Stale {
+            run: options.run_id.clone(),
+            message_step,
+            run_step: state.step,
+        });
+    }
     // A finished pass run again is a new pass (picks up stragglers).
     if state.report.finished {
         state = Checkpoint {

@@ -254,6 +254,7 @@ pub async fn run_pass(
         delete_old,
         run_id: run_id.into(),
         budget: None,
+        continues_step: None,
     };
     migration::run(
         source,
