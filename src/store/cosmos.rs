@@ -42,8 +42,8 @@ use super::{
     SessionPage, SessionRead, SessionStore, StoreError, StoreResult, Versioned,
 };
 use crate::domain::{
-    ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, SessionSummary,
-    Timestamp, UserId, ValidationError,
+    ChatMessage, ChatSession, MessageId, NewMessage, NewSession, SessionId, SessionPatch,
+    SessionSummary, Timestamp, UserId, ValidationError,
 };
 
 /// `doc_type` of session documents.
@@ -534,6 +534,13 @@ impl CosmosStore {
     }
 }
 
+/// Ids of the messages in a session's sealed pages, read so far by an import.
+#[derive(Default)]
+struct SealedIds {
+    ids: std::collections::HashSet<MessageId>,
+    pages: u32,
+}
+
 /// The request charge of a point operation, for [`Metrics`].
 fn item_charge(response: &ItemResponse) -> Option<f64> {
     response.headers().request_charge().map(|c| c.value())
@@ -901,6 +908,7 @@ impl SessionStore for CosmosStore {
         let started = Instant::now();
         let mut attempt = 0u32;
         let mut outcome = ImportOutcome::default();
+        let mut sealed = SealedIds::default();
         loop {
             let step = match self.read_doc(user, &import.id, None).await {
                 Err(StoreError::NotFound) => self.import_new(&import).await.map(|created| {
@@ -910,7 +918,7 @@ impl SessionStore for CosmosStore {
                 Err(e) => return Err(e),
                 Ok(None) => unreachable!("an unconditional read always returns the document"),
                 Ok(Some((doc, etag))) => {
-                    self.import_step(user, &import, doc, &etag, &mut outcome)
+                    self.import_step(user, &import, doc, &etag, &mut outcome, &mut sealed)
                         .await
                 }
             };
@@ -1237,14 +1245,23 @@ impl CosmosStore {
         doc: SessionDoc,
         etag: &ETag,
         outcome: &mut ImportOutcome,
+        sealed: &mut SealedIds,
     ) -> StoreResult<bool> {
-        let whole = self.whole(user, doc.clone()).await?;
-        let present: std::collections::HashSet<&str> =
-            whole.messages.iter().map(|m| m.id.as_str()).collect();
+        // Pages never change: only those sealed since the last step are read.
+        let pages = doc.sealed_page_sizes.len() as u32;
+        for page in self
+            .read_pages(user, &import.id, sealed.pages..pages)
+            .await?
+        {
+            sealed.ids.extend(page.messages.into_iter().map(|m| m.id));
+        }
+        sealed.pages = pages;
+        let in_doc: std::collections::HashSet<&MessageId> =
+            doc.session.messages.iter().map(|m| &m.id).collect();
         let missing: Vec<&ChatMessage> = import
             .messages
             .iter()
-            .filter(|m| !present.contains(m.id.as_str()))
+            .filter(|m| !sealed.ids.contains(&m.id) && !in_doc.contains(&m.id))
             .collect();
         if outcome.added == 0 && outcome.already_present == 0 {
             outcome.already_present = (import.messages.len() - missing.len()) as u64;
