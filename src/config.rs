@@ -8,7 +8,6 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    api::ApiSettings,
     auth::AuthMode,
     store::{
         cosmos::{CosmosConfig, SealPolicy},
@@ -191,17 +190,6 @@ impl Config {
             migration_budget,
             migration_jsonl: get("MIGRATION_JSONL").map(PathBuf::from),
         })
-    }
-
-    /// The part the API needs.
-    pub fn api_settings(&self) -> ApiSettings {
-        ApiSettings {
-            auth_mode: self.auth_mode,
-            max_body_bytes: self.max_body_bytes,
-            bench_routes: self.bench_routes,
-            migration_sweep_enabled: self.migration_sweep_enabled,
-            migration_budget: self.migration_budget,
-        }
     }
 }
 

@@ -1,13 +1,40 @@
 //! chat-sessions: chat history as one document per session, served over HTTP
-//! by a single binary that runs as an Azure Functions custom handler.
+//! by a single binary that runs as an Azure Functions custom handler, on
+//! Azure Cosmos DB or, with no cloud at all, on an embedded SQLite store.
+//!
+//! # Where things are
+//!
+//! Start at [`app`]: it builds the whole service from the settings, and every
+//! other module is one hop from it.
+//!
+//! | To find… | look in |
+//! |---|---|
+//! | how the service is assembled: which store, which routers | [`app`] |
+//! | a setting and its default (`COSMOS_ENDPOINT`, `AUTH_MODE`, …) | [`config`] |
+//! | sessions, messages, ids, timestamps and their validation | [`domain`] |
+//! | who the caller is (local `user_id`, Easy Auth headers) | [`auth`] |
+//! | an HTTP endpoint: route, method, Azure Function name, handler | [`api::routes`] (the one table), then [`api::sessions`], [`api::messages`], [`api::legacy`], [`api::meta`] |
+//! | an error answer (RFC 9457 problem+json, status codes) | [`api::error`] |
+//! | `ETag`, `If-Match`, `If-None-Match` | [`api::conditional`], [`api::cache`] |
+//! | the OpenAPI document | [`api::openapi`] (from the route table) |
+//! | the Azure Functions host protocol (queue, timer, non-forwarded HTTP) | [`functions`] |
+//! | queue messages of the migration | [`functions::queue`] |
+//! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`] |
+//! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
+//! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
+//! | the migration from per-message documents | [`migration`] |
+//! | a subcommand (`serve`, `migrate`, `init-cosmos`, `openapi`) | [`cli`] |
+//!
+//! Dependencies point one way: `cli` → `app` → (`api`, `functions`) →
+//! (`store`, `migration`) → `domain`. `api` knows nothing of the Functions
+//! host or the migration; `store` knows nothing of HTTP.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod functions;
-pub mod jobs;
-pub mod migrate_cli;
 pub mod migration;
 pub mod store;

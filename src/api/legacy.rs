@@ -11,8 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ApiError, AppState,
+    conditional::json_with_etag,
     extract::{ApiJson, ApiQuery},
-    json_with_etag,
 };
 use crate::{
     domain::{

@@ -1,7 +1,12 @@
-//! Service endpoints: the host's probe, health, and the answers for unknown
-//! routes and methods.
+//! Service endpoints: the host's probe, health, the OpenAPI document, and the
+//! answers for unknown routes and methods.
 
-use axum::{Json, extract::State, response::IntoResponse};
+use axum::{
+    Extension, Json,
+    extract::State,
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+};
 
 use super::{ApiError, AppState};
 
@@ -43,4 +48,25 @@ pub async fn not_found() -> ApiError {
 /// A known path with a method it does not accept.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// The OpenAPI document as served, handed to [`openapi`] by the router (the
+/// document is built from the route table, which names this handler).
+#[derive(Debug, Clone, Copy)]
+pub struct OpenApiDocument(pub &'static str);
+
+/// `GET /api/openapi.json`
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "This document.", content_type = "application/json", body = Object))
+)]
+pub async fn openapi(Extension(document): Extension<OpenApiDocument>) -> Response {
+    let mut response = document.0.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }

@@ -1,14 +1,10 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and
-//! completed from the route table (operation ids, error responses), so the
+//! The OpenAPI 3.1 document, generated from the annotations of the handlers in
+//! the route table and completed from it (operation ids, error responses), so the
 //! code is its only source. `openapi.json` at the repo root is a checked-in
 //! copy that a test keeps equal to this.
 
 use std::{borrow::Cow, sync::OnceLock};
 
-use axum::{
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
-};
 use utoipa::{
     OpenApi, PartialSchema, ToSchema,
     openapi::{
@@ -18,7 +14,10 @@ use utoipa::{
     },
 };
 
-use super::{error::PROBLEM_JSON, legacy, meta, routes::ROUTES, sessions};
+use super::{
+    error::PROBLEM_JSON,
+    routes::{Operations, ROUTES},
+};
 use crate::domain::{MAX_ID_LEN, MAX_USER_ID_LEN, MessageId, SessionId, Timestamp, UserId};
 
 /// Pattern of session and message ids.
@@ -89,26 +88,13 @@ impl ToSchema for Timestamp {
     }
 }
 
-/// The generated part of the document.
+/// The document's own part; the operations come from the route table.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "chat-sessions",
         description = "Chat history as one document per session. Every error is RFC 9457 application/problem+json.",
         license(name = "MIT")
-    ),
-    paths(
-        meta::health,
-        sessions::list,
-        sessions::create,
-        sessions::get,
-        sessions::update,
-        sessions::delete,
-        sessions::send_message,
-        sessions::list_messages,
-        legacy::history,
-        legacy::post_message,
-        serve,
     ),
     components(schemas(super::error::Problem))
 )]
@@ -157,6 +143,7 @@ fn problem_response(status: u16) -> utoipa::openapi::Response {
 /// responses of each operation taken from the route table.
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
+    doc.merge(Operations::openapi());
     for route in ROUTES {
         let Some(item) = doc.paths.paths.get_mut(&route.path()) else {
             panic!(
@@ -174,7 +161,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         }
         .unwrap_or_else(|| panic!("{} {} has no OpenAPI operation", route.method, route.path()));
         operation.operation_id = Some(route.function.to_owned());
-        for status in route.endpoint.problem_statuses() {
+        for status in route.problems {
             operation
                 .responses
                 .responses
@@ -228,20 +215,4 @@ pub fn document_json() -> &'static str {
         text.push('\n');
         text
     })
-}
-
-/// `GET /api/openapi.json`
-#[utoipa::path(
-    get,
-    path = "/api/openapi.json",
-    tag = "meta",
-    responses((status = 200, description = "This document.", content_type = "application/json", body = Object))
-)]
-pub async fn serve() -> Response {
-    let mut response = document_json().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }

@@ -113,6 +113,11 @@ pub trait Deleter: Send + Sync {
 /// group their writes (SQLite commits, Cosmos round trips overlap).
 const CONCURRENCY: usize = 16;
 
+/// Default number of legacy messages read per batch.
+pub const DEFAULT_BATCH_SIZE: u32 = 500;
+/// Largest accepted batch size.
+pub const MAX_BATCH_SIZE: u32 = 5000;
+
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {

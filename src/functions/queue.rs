@@ -1,12 +1,10 @@
-//! Queue messages, as serde types (tested against fixture files).
+//! Messages on the `chat-migration` queue, as serde types (tested against
+//! fixture files).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// Default number of legacy messages read per batch.
-pub const DEFAULT_BATCH_SIZE: u32 = 500;
-/// Largest accepted batch size.
-pub const MAX_BATCH_SIZE: u32 = 5000;
+use crate::migration::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE};
 
 /// A message on the `chat-migration` queue: run (or continue) a migration.
 /// Every member is optional, and the defaults are the safe ones: a message

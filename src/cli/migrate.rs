@@ -3,16 +3,49 @@
 
 use std::{
     io::IsTerminal as _,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 
 use crate::{
-    cli::{MigrateArgs, open_backend},
+    app,
     config::{Config, Overrides},
-    migration::{self, Checkpoint, Options, Progress, Report, Resume, RunError, SourceSpec},
+    migration::{
+        self, Checkpoint, DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Options, Progress, Report, Resume,
+        RunError, SourceSpec,
+    },
 };
+
+/// Flags of `migrate`.
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// Read and report only; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete each old message once its session, read back, holds it
+    /// (Cosmos legacy container only).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub delete_old: bool,
+    /// Read old messages from this JSONL file instead of the legacy Cosmos
+    /// container.
+    #[arg(long, value_name = "FILE")]
+    pub from_jsonl: Option<PathBuf>,
+    /// Old messages read per page.
+    #[arg(long, default_value_t = DEFAULT_BATCH_SIZE,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_BATCH_SIZE as i64))]
+    pub batch_size: u32,
+    /// Names the run; a killed run started again with the same id resumes.
+    #[arg(long, default_value = "cli")]
+    pub run_id: String,
+    /// Show the run's checkpoint and exit.
+    #[arg(long)]
+    pub status: bool,
+    /// Directory of the embedded store [env: DATA_DIR] [default: ./data]
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
 
 /// Progress on a terminal: a spinner with the running counts.
 struct Bar(indicatif::ProgressBar);
@@ -64,7 +97,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
         data_dir: args.data_dir.clone(),
         ..Overrides::default()
     })?;
-    let (store, legacy) = open_backend(&config).await?;
+    let app::Backend { store, legacy } = app::open_backend(&config).await?;
     if args.status {
         let text = match store.load_checkpoint(&args.run_id).await? {
             None => format!("no checkpoint for run {}", args.run_id),

@@ -1,0 +1,100 @@
+//! The Azure Functions custom-handler protocol for everything that is not a
+//! forwarded HTTP request, and only that: the protocol types
+//! ([`protocol`]), HTTP invocations when forwarding is off ([`http`]), and
+//! the migration's queue and timer functions ([`migration`], messages in
+//! [`queue`]).
+//!
+//! The host posts `{"Data":{…},"Metadata":{…}}` to `/<FunctionName>` and
+//! expects `{"Outputs":{…},"Logs":[…],"ReturnValue":…}`. A non-2xx answer
+//! fails the invocation: a queue message is then retried and, after
+//! `maxDequeueCount` (host.json), moved to `<queue>-poison`.
+//!
+//! HTTP functions normally arrive forwarded as-is (`enableForwardingHttpRequest`
+//! in host.json); should forwarding be off, their invocation payloads are
+//! translated into ordinary requests to the same API router, so the app works
+//! either way.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, body::Bytes, extract::DefaultBodyLimit, routing::post};
+
+use crate::{api::routes::ROUTES, migration::SourceSpec, store::DynStore};
+
+pub mod http;
+pub mod migration;
+pub mod protocol;
+pub mod queue;
+
+pub use protocol::{
+    CONTINUATION_BINDING, HTTP_OUTPUT_BINDING, HTTP_TRIGGER_BINDING, InvocationRequest,
+    InvocationResponse, MIGRATE_FUNCTION, MalformedMessage, QUEUE_TRIGGER_BINDING, SWEEP_FUNCTION,
+};
+
+/// Settings of the non-HTTP functions.
+#[derive(Debug, Clone)]
+pub struct FunctionsSettings {
+    /// Largest HTTP request body the API accepts; an invocation envelope may
+    /// carry one (twice, when the host also parsed it) plus its metadata.
+    pub max_body_bytes: usize,
+    /// Whether the `MigrationSweep` timer enqueues a migration run.
+    pub migration_sweep_enabled: bool,
+    /// How long one `MigrateChatSessions` invocation works before it hands
+    /// the rest to a continuation message.
+    pub migration_budget: Duration,
+}
+
+impl Default for FunctionsSettings {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            migration_sweep_enabled: false,
+            migration_budget: Duration::from_secs(240),
+        }
+    }
+}
+
+/// What the migration functions share.
+#[derive(Debug, Clone)]
+pub struct FunctionsState {
+    /// Where sessions are written.
+    pub store: DynStore,
+    /// Where the queue-triggered migration reads old messages, if anywhere.
+    pub migration_source: Option<SourceSpec>,
+    /// Settings.
+    pub settings: Arc<FunctionsSettings>,
+}
+
+impl FunctionsState {
+    /// State over `store`, with no legacy source.
+    pub fn new(store: DynStore, settings: FunctionsSettings) -> Self {
+        Self {
+            store,
+            migration_source: None,
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// The same state with a legacy source for the migration function.
+    pub fn with_migration_source(mut self, source: SourceSpec) -> Self {
+        self.migration_source = Some(source);
+        self
+    }
+}
+
+/// The routes the host invokes: one per function, `POST /<FunctionName>`.
+/// `api` is the finished HTTP router that non-forwarded requests go to.
+pub fn router(api: Router, state: FunctionsState) -> Router {
+    let envelope_limit = state.settings.max_body_bytes.saturating_mul(2) + 64 * 1024;
+    let mut router = Router::new()
+        .route(&format!("/{MIGRATE_FUNCTION}"), post(migration::migrate))
+        .route(&format!("/{SWEEP_FUNCTION}"), post(migration::sweep))
+        .with_state(state);
+    for route in ROUTES {
+        let api = api.clone();
+        router = router.route(
+            &format!("/{}", route.function),
+            post(move |body: Bytes| http::invoke(api, body)),
+        );
+    }
+    router.layer(DefaultBodyLimit::max(envelope_limit))
+}
