@@ -2,7 +2,7 @@
 // Azure Cosmos DB for NoSQL, reached with a user-assigned managed identity. No keys, no secrets:
 // storage has shared-key access off, Cosmos has local auth off, Application Insights takes
 // Entra-authenticated telemetry, callers are authenticated by App Service Authentication.
-// Deploy with `azd provision` or `az deployment sub create` (see "Deploy to Azure" in README.md).
+// Deploy with `azd provision` or `az deployment sub create` (see docs/deploy.md).
 targetScope = 'subscription'
 
 @minLength(1)
