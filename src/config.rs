@@ -275,4 +275,79 @@ mod tests {
         let c = config(&[("AUTH_MODE", "EasyAuth")], Overrides::default()).unwrap();
         assert_eq!(c.auth_mode, AuthMode::EasyAuth);
     }
+
+    /// The settings this module reads, with `lookup` recording each name it
+    /// is asked for: once for the local defaults, once under the Functions
+    /// host with Cosmos DB (which reads the `COSMOS_*` names and skips
+    /// `PORT`/`HOST`).
+    fn names_read() -> std::collections::BTreeSet<String> {
+        use std::{cell::RefCell, collections::BTreeSet};
+        let asked = RefCell::new(BTreeSet::new());
+        for set in [
+            &[][..],
+            &[
+                ("FUNCTIONS_CUSTOMHANDLER_PORT", "40001"),
+                ("COSMOS_ENDPOINT", "https://acct.documents.azure.com:443/"),
+            ][..],
+        ] {
+            Config::from_lookup(
+                |name| {
+                    asked.borrow_mut().insert(name.to_owned());
+                    set.iter()
+                        .find(|(k, _)| *k == name)
+                        .map(|(_, v)| (*v).to_owned())
+                },
+                Overrides::default(),
+            )
+            .unwrap();
+        }
+        asked.into_inner()
+    }
+
+    /// Settings the app reads outside this module: the log filter (read by
+    /// the logger) and the platform's managed-identity endpoint (read when
+    /// choosing a Cosmos DB credential).
+    const READ_ELSEWHERE: &[&str] = &["RUST_LOG", "IDENTITY_ENDPOINT"];
+
+    #[test]
+    fn the_settings_table_lists_exactly_what_the_app_reads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut rows = text.lines().filter(|l| l.starts_with('|'));
+        let header: Vec<&str> = rows.next().unwrap().split('|').map(str::trim).collect();
+        let read_by = header
+            .iter()
+            .position(|h| h.starts_with("read by"))
+            .expect("a \"read by\" column");
+        let mut documented = std::collections::BTreeSet::new();
+        let mut by_app = std::collections::BTreeSet::new();
+        for row in rows {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let Some(name) = cells[1]
+                .strip_prefix('`')
+                .and_then(|c| c.strip_suffix('`'))
+            else {
+                continue;
+            };
+            assert!(
+                documented.insert(name.to_owned()),
+                "{name} is listed twice in docs/configuration.md"
+            );
+            if cells[read_by].starts_with("app") {
+                by_app.insert(name.to_owned());
+            }
+        }
+        let mut read = names_read();
+        read.extend(READ_ELSEWHERE.iter().map(|s| (*s).to_owned()));
+        let undocumented: Vec<_> = read.difference(&by_app).collect();
+        assert!(
+            undocumented.is_empty(),
+            "read by the app but not in docs/configuration.md as read by the app: {undocumented:?}"
+        );
+        let unread: Vec<_> = by_app.difference(&read).collect();
+        assert!(
+            unread.is_empty(),
+            "documented as read by the app, but the app never reads: {unread:?}"
+        );
+    }
 }
