@@ -10,7 +10,7 @@ use crate::{
     api::{AppState, app},
     config::{Config, Overrides},
     migration::SourceSpec,
-    store::{self, DynStore, sqlite::SqliteStore},
+    store::{self, DynMigrationStore, sqlite::SqliteStore},
 };
 
 /// Chat-session history service and its tools.
@@ -116,7 +116,9 @@ fn init_logging() {
 /// The configured store (Cosmos DB when `COSMOS_ENDPOINT` is set, else the
 /// embedded store) and where the migration reads old messages: the legacy
 /// Cosmos container, or the `MIGRATION_JSONL` file.
-pub async fn open_backend(config: &Config) -> anyhow::Result<(DynStore, Option<SourceSpec>)> {
+pub async fn open_backend(
+    config: &Config,
+) -> anyhow::Result<(DynMigrationStore, Option<SourceSpec>)> {
     if let Some(cosmos) = &config.cosmos {
         tracing::info!(
             endpoint = %cosmos.endpoint,
@@ -181,9 +183,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let (store, legacy) = open_backend(&config).await?;
-    let mut state = AppState::new(store, config.api_settings());
+    let mut state = AppState::new(store.clone(), config.api_settings());
     if let Some(source) = legacy {
-        state = state.with_migration_source(source);
+        state = state.with_migration_source(source, store);
     }
     tracing::info!(address = %listener.local_addr()?, auth_mode = ?config.auth_mode, "serving");
     axum::serve(listener, app(state))

@@ -299,7 +299,10 @@ async fn migrate(State(state): State<AppState>, body: Bytes) -> Response {
             );
         }
     };
-    let Some(source) = state.migration_source.clone() else {
+    let (Some(source), Some(store)) = (
+        state.migration_source.clone(),
+        state.migration_store.clone(),
+    ) else {
         tracing::error!(message_id = %id, "no legacy source configured (COSMOS_ENDPOINT or MIGRATION_JSONL); refusing the message");
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -326,7 +329,7 @@ async fn migrate(State(state): State<AppState>, body: Bytes) -> Response {
     let mut source = source.open(request.batch_size);
     match migration::run(
         source.as_mut(),
-        state.store.as_ref(),
+        store.as_ref(),
         &options,
         resume,
         &mut Quiet,

@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::{
     auth::{self, AuthError, AuthMode},
     domain::SessionId,
-    store::{DynStore, ETag, Owner},
+    store::{DynMigrationStore, DynStore, ETag, Owner},
 };
 
 pub mod bench;
@@ -69,6 +69,9 @@ pub struct AppState {
     bench: Arc<bench::Ceiling>,
     /// Where the queue-triggered migration reads old messages, if anywhere.
     pub migration_source: Option<crate::migration::SourceSpec>,
+    /// The same store as `store`, as the migration writes to it; set with
+    /// `migration_source`.
+    pub migration_store: Option<DynMigrationStore>,
 }
 
 impl AppState {
@@ -80,12 +83,19 @@ impl AppState {
             renders: Arc::default(),
             bench: Arc::default(),
             migration_source: None,
+            migration_store: None,
         }
     }
 
-    /// The same state with a legacy source for the migration function.
-    pub fn with_migration_source(mut self, source: crate::migration::SourceSpec) -> Self {
+    /// The same state with a legacy source for the migration function and
+    /// the store it migrates into.
+    pub fn with_migration_source(
+        mut self,
+        source: crate::migration::SourceSpec,
+        store: DynMigrationStore,
+    ) -> Self {
         self.migration_source = Some(source);
+        self.migration_store = Some(store);
         self
     }
 

@@ -2,7 +2,7 @@
 //!
 //! A [`LegacySource`] yields the old messages grouped by session; the engine
 //! checks each group (one owner? valid records?), brings it into any
-//! [`SessionStore`] with [`SessionStore::import_messages`] (idempotent:
+//! [`MigrationStore`] with [`MigrationStore::import_messages`] (idempotent:
 //! only missing ids are added), reads the session back, and only then, when
 //! asked, deletes the old documents it saw in it. Progress is a checkpoint in
 //! the store, written after every session, so a run killed anywhere resumes
@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::{
     domain::{ChatMessage, JsonObject, MessageId, MessageType, SessionId, Timestamp, UserId},
-    store::{ETag, Owner, SessionImport, SessionStore, StoreError},
+    store::{ETag, MigrationStore, Owner, SessionImport, SessionStore, StoreError},
 };
 
 pub mod cosmos_source;
@@ -351,7 +351,7 @@ impl Resume {
 /// whether the pass is complete.
 pub async fn run(
     source: &mut dyn LegacySource,
-    store: &dyn SessionStore,
+    store: &dyn MigrationStore,
     options: &Options,
     resume: Resume,
     progress: &mut dyn Progress,
@@ -457,7 +457,7 @@ fn store_failure(e: StoreError) -> RunError {
 }
 
 async fn save(
-    store: &dyn SessionStore,
+    store: &dyn MigrationStore,
     options: &Options,
     state: &Checkpoint,
     version: Option<&ETag>,
@@ -570,7 +570,7 @@ fn to_message(legacy: &LegacyMessage) -> Result<ChatMessage, String> {
 async fn migrate_item(
     item: Item,
     deleter: Option<&dyn Deleter>,
-    store: &dyn SessionStore,
+    store: &dyn MigrationStore,
     options: &Options,
     report: &mut Report,
 ) {

@@ -38,8 +38,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{
-    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, Owner, SessionImport,
-    SessionPage, SessionRead, SessionStore, StoreError, StoreResult, Versioned,
+    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
+    SessionImport, SessionPage, SessionRead, SessionStore, StoreError, StoreResult, Versioned,
 };
 use crate::domain::{
     ChatMessage, ChatSession, MessageId, NewMessage, NewSession, SessionId, SessionPatch,
@@ -888,6 +888,100 @@ impl SessionStore for CosmosStore {
         self.delete_pages(user, id, 0..pages).await
     }
 
+    async fn append_message(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        let user = self.partition_of(owner, id).await?;
+        let user = user.as_ref();
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let mut pages_seen: Option<u32> = None;
+        loop {
+            // Read to learn the version and whether this id is already there
+            // (a retry), then append guarded by that version: a concurrent
+            // writer makes the patch fail with 412 and this loop try again.
+            let (doc, etag) = self.read_doc(user, id, None).await?.ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+            })?;
+            let existing = match doc.session.messages.iter().find(|m| m.id == message.id) {
+                Some(stored) => Some(stored.clone()),
+                // A retry whose message was sealed since: only pages sealed
+                // after the first look (or the newest one) can hold it.
+                None => {
+                    let pages = doc.sealed_page_sizes.len() as u32;
+                    let from = pages_seen.unwrap_or(pages.saturating_sub(1));
+                    pages_seen = Some(pages);
+                    let mut found = None;
+                    for page in self.read_pages(user, id, from.min(pages)..pages).await? {
+                        found = found.or(page.messages.into_iter().find(|m| m.id == message.id));
+                    }
+                    found
+                }
+            };
+            if let Some(stored) = existing {
+                return Appended::replay(stored, &message, etag);
+            }
+            let now = doc
+                .session
+                .last_message_at
+                .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
+            let stored = ChatMessage {
+                id: message.id.clone(),
+                content: message.content.clone(),
+                message_type: message.message_type,
+                user_id: message.user_id.clone().or(doc.session.user_id.clone()),
+                metadata: message.metadata.clone(),
+                created_at: now,
+            };
+            let result = if self.over(&doc, json_len(&stored) + 1, 1) {
+                // Make room first; the next round appends.
+                self.seal(user, doc, &etag).await.map(|()| None)
+            } else {
+                let operations = vec![
+                    PatchOperation::add("/messages/-", json_of(&stored)?),
+                    PatchOperation::increment("/message_count", CosmosNumber::from(1i64)),
+                    PatchOperation::set("/last_message_at", json_of(&now)?),
+                    PatchOperation::set("/updated_at", json_of(&now.max(doc.session.updated_at))?),
+                ];
+                self.patch(user, id, operations, Some(&etag), false)
+                    .await
+                    .and_then(|response| {
+                        etag_of(&response, "Cosmos DB patch without an ETag").map(Some)
+                    })
+            };
+            match result {
+                Ok(Some(etag)) => {
+                    return Ok(Appended {
+                        message: stored,
+                        created: true,
+                        etag,
+                    });
+                }
+                Ok(None) => {}
+                // Lost a race, or an ambiguous failure: the next read tells
+                // whether the message is in, so nothing is appended twice.
+                Err(StoreError::PreconditionFailed | StoreError::Unavailable { .. })
+                    if started.elapsed() < APPEND_DEADLINE =>
+                {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(StoreError::PreconditionFailed) => {
+                    return Err(StoreError::Unavailable {
+                        retry_after: Some(Duration::from_secs(1)),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl MigrationStore for CosmosStore {
     async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
         if import.messages.is_empty() {
             return Ok(ImportOutcome::default());
@@ -1001,97 +1095,6 @@ impl SessionStore for CosmosStore {
             other => other,
         })?;
         etag_of(&response, "checkpoint write without an ETag")
-    }
-
-    async fn append_message(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        message: NewMessage,
-    ) -> StoreResult<Appended> {
-        let user = self.partition_of(owner, id).await?;
-        let user = user.as_ref();
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        let mut pages_seen: Option<u32> = None;
-        loop {
-            // Read to learn the version and whether this id is already there
-            // (a retry), then append guarded by that version: a concurrent
-            // writer makes the patch fail with 412 and this loop try again.
-            let (doc, etag) = self.read_doc(user, id, None).await?.ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
-            })?;
-            let existing = match doc.session.messages.iter().find(|m| m.id == message.id) {
-                Some(stored) => Some(stored.clone()),
-                // A retry whose message was sealed since: only pages sealed
-                // after the first look (or the newest one) can hold it.
-                None => {
-                    let pages = doc.sealed_page_sizes.len() as u32;
-                    let from = pages_seen.unwrap_or(pages.saturating_sub(1));
-                    pages_seen = Some(pages);
-                    let mut found = None;
-                    for page in self.read_pages(user, id, from.min(pages)..pages).await? {
-                        found = found.or(page.messages.into_iter().find(|m| m.id == message.id));
-                    }
-                    found
-                }
-            };
-            if let Some(stored) = existing {
-                return Appended::replay(stored, &message, etag);
-            }
-            let now = doc
-                .session
-                .last_message_at
-                .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
-            let stored = ChatMessage {
-                id: message.id.clone(),
-                content: message.content.clone(),
-                message_type: message.message_type,
-                user_id: message.user_id.clone().or(doc.session.user_id.clone()),
-                metadata: message.metadata.clone(),
-                created_at: now,
-            };
-            let result = if self.over(&doc, json_len(&stored) + 1, 1) {
-                // Make room first; the next round appends.
-                self.seal(user, doc, &etag).await.map(|()| None)
-            } else {
-                let operations = vec![
-                    PatchOperation::add("/messages/-", json_of(&stored)?),
-                    PatchOperation::increment("/message_count", CosmosNumber::from(1i64)),
-                    PatchOperation::set("/last_message_at", json_of(&now)?),
-                    PatchOperation::set("/updated_at", json_of(&now.max(doc.session.updated_at))?),
-                ];
-                self.patch(user, id, operations, Some(&etag), false)
-                    .await
-                    .and_then(|response| {
-                        etag_of(&response, "Cosmos DB patch without an ETag").map(Some)
-                    })
-            };
-            match result {
-                Ok(Some(etag)) => {
-                    return Ok(Appended {
-                        message: stored,
-                        created: true,
-                        etag,
-                    });
-                }
-                Ok(None) => {}
-                // Lost a race, or an ambiguous failure: the next read tells
-                // whether the message is in, so nothing is appended twice.
-                Err(StoreError::PreconditionFailed | StoreError::Unavailable { .. })
-                    if started.elapsed() < APPEND_DEADLINE =>
-                {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(StoreError::PreconditionFailed) => {
-                    return Err(StoreError::Unavailable {
-                        retry_after: Some(Duration::from_secs(1)),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 }
 

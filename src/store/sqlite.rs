@@ -18,8 +18,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, TransactionBehavio
 use tokio::sync::oneshot;
 
 use super::{
-    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, Owner, SessionImport,
-    SessionPage, SessionStore, StoreError, StoreResult, Versioned,
+    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
+    SessionImport, SessionPage, SessionStore, StoreError, StoreResult, Versioned,
 };
 use crate::domain::{
     ChatMessage, ChatSession, JsonObject, MessageId, MessageType, NewMessage, NewSession,
@@ -799,62 +799,6 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        self.write(move |tx| import_into(tx, import)).await
-    }
-
-    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
-        let run_id = run_id.to_owned();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT state, etag FROM migration_checkpoints WHERE run_id = ?1",
-                [run_id],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-            )
-            .optional()
-            .map_err(internal)
-            .map(|found| {
-                found.map(|(state, etag)| Versioned {
-                    value: state,
-                    etag: ETag::new(etag),
-                })
-            })
-        })
-        .await
-    }
-
-    async fn save_checkpoint(
-        &self,
-        run_id: &str,
-        state: &str,
-        expected: Option<&ETag>,
-    ) -> StoreResult<ETag> {
-        let (run_id, state, expected) = (run_id.to_owned(), state.to_owned(), expected.cloned());
-        self.write(move |tx| {
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT etag FROM migration_checkpoints WHERE run_id = ?1",
-                    [&run_id],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(internal)?;
-            if current.map(ETag::new) != expected {
-                return Err(StoreError::PreconditionFailed);
-            }
-            let etag = new_etag();
-            tx.execute(
-                "INSERT INTO migration_checkpoints (run_id, state, etag, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id) DO UPDATE SET \
-                 state = excluded.state, etag = excluded.etag, updated_at = excluded.updated_at",
-                params![run_id, state, etag, Timestamp::now().to_string()],
-            )
-            .map_err(internal)?;
-            Ok(ETag::new(etag))
-        })
-        .await
-    }
-
     async fn append_message(
         &self,
         owner: &Owner,
@@ -924,6 +868,65 @@ impl SessionStore for SqliteStore {
                 created: true,
                 etag: ETag::new(etag),
             })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MigrationStore for SqliteStore {
+    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
+        self.write(move |tx| import_into(tx, import)).await
+    }
+
+    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT state, etag FROM migration_checkpoints WHERE run_id = ?1",
+                [run_id],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(internal)
+            .map(|found| {
+                found.map(|(state, etag)| Versioned {
+                    value: state,
+                    etag: ETag::new(etag),
+                })
+            })
+        })
+        .await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        run_id: &str,
+        state: &str,
+        expected: Option<&ETag>,
+    ) -> StoreResult<ETag> {
+        let (run_id, state, expected) = (run_id.to_owned(), state.to_owned(), expected.cloned());
+        self.write(move |tx| {
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT etag FROM migration_checkpoints WHERE run_id = ?1",
+                    [&run_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(internal)?;
+            if current.map(ETag::new) != expected {
+                return Err(StoreError::PreconditionFailed);
+            }
+            let etag = new_etag();
+            tx.execute(
+                "INSERT INTO migration_checkpoints (run_id, state, etag, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id) DO UPDATE SET \
+                 state = excluded.state, etag = excluded.etag, updated_at = excluded.updated_at",
+                params![run_id, state, etag, Timestamp::now().to_string()],
+            )
+            .map_err(internal)?;
+            Ok(ETag::new(etag))
         })
         .await
     }
