@@ -177,7 +177,7 @@ async fn main() {
         })
         .collect();
     {
-        use chat_sessions::store::SessionStore as _;
+        use chat_sessions::store::MigrationStore as _;
         bench
             .store
             .import_messages(chat_sessions::store::SessionImport {

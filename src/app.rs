@@ -12,14 +12,14 @@ use crate::{
     config::Config,
     functions::{self, FunctionsSettings, FunctionsState},
     migration::SourceSpec,
-    store::{DynStore, cosmos, sqlite::SqliteStore},
+    store::{DynMigrationStore, cosmos, sqlite::SqliteStore},
 };
 
 /// The opened storage.
 #[derive(Debug, Clone)]
 pub struct Backend {
-    /// Where sessions live.
-    pub store: DynStore,
+    /// Where sessions live (with what the migration needs of the store).
+    pub store: DynMigrationStore,
     /// Where the migration reads old messages: the legacy Cosmos container,
     /// or the `MIGRATION_JSONL` file; `None` when there is neither.
     pub legacy: Option<SourceSpec>,

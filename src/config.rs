@@ -323,10 +323,7 @@ mod tests {
         let mut by_app = std::collections::BTreeSet::new();
         for row in rows {
             let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-            let Some(name) = cells[1]
-                .strip_prefix('`')
-                .and_then(|c| c.strip_suffix('`'))
-            else {
+            let Some(name) = cells[1].strip_prefix('`').and_then(|c| c.strip_suffix('`')) else {
                 continue;
             };
             assert!(

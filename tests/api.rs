@@ -12,15 +12,16 @@ use chat_sessions::{
     api::ApiSettings,
     domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
     store::{
-        Appended, DynStore, ETag, ImportOutcome, ListQuery, Owner, SessionImport, SessionPage,
-        SessionStore, StoreError, StoreResult, Versioned,
+        Appended, DynStore, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError,
+        StoreResult, Versioned,
     },
 };
 use common::{TestApp, spawn_app, sqlite_store};
 use serde_json::json;
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
-    sqlite_store()
+    let (store, dir) = sqlite_store();
+    (store, dir)
 }
 
 http_suite!(sqlite());
@@ -67,15 +68,6 @@ impl SessionStore for BrokenStore {
         _: &SessionId,
         _: NewMessage,
     ) -> StoreResult<Appended> {
-        Err((self.0)())
-    }
-    async fn import_messages(&self, _: SessionImport) -> StoreResult<ImportOutcome> {
-        Err((self.0)())
-    }
-    async fn load_checkpoint(&self, _: &str) -> StoreResult<Option<Versioned<String>>> {
-        Err((self.0)())
-    }
-    async fn save_checkpoint(&self, _: &str, _: &str, _: Option<&ETag>) -> StoreResult<ETag> {
         Err((self.0)())
     }
 }

@@ -19,7 +19,7 @@ use chat_sessions::{
     functions::InvocationResponse,
     jobs::MigrationRequest,
     migration::{self, Checkpoint, Options, Quiet, Report, Resume, SourceSpec, jsonl::JsonlSource},
-    store::{DynStore, Owner, SessionStore as _},
+    store::{DynMigrationStore, MigrationStore as _, Owner},
 };
 use common::{TestApp, sqlite_store};
 use legacy_data::{LegacySet, generate, run_pass, verify};
@@ -31,7 +31,7 @@ fn write_jsonl(dir: &Path, set: &LegacySet) -> std::path::PathBuf {
     path
 }
 
-async fn migrate(store: &DynStore, path: &Path, dry_run: bool, run_id: &str) -> Report {
+async fn migrate(store: &DynMigrationStore, path: &Path, dry_run: bool, run_id: &str) -> Report {
     // Small chunks, so that the external sort really merges several files.
     let mut source = JsonlSource::with_chunk_records(path, 500);
     run_pass(&mut source, store, dry_run, false, run_id).await
@@ -81,7 +81,7 @@ async fn jsonl_migration_moves_everything_once_and_again_changes_nothing() {
 }
 
 /// Every session's ETag: any write would change one.
-async fn snapshot(store: &DynStore, set: &LegacySet) -> Vec<String> {
+async fn snapshot(store: &DynMigrationStore, set: &LegacySet) -> Vec<String> {
     let mut etags = Vec::new();
     for id in set.sessions() {
         let id = SessionId::parse(id).unwrap();
@@ -302,7 +302,7 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
         "exit 1: the report has a conflict\n{text}"
     );
     assert!(text.contains("finished"), "{text}");
-    let store: DynStore = std::sync::Arc::new(
+    let store: DynMigrationStore = std::sync::Arc::new(
         chat_sessions::store::sqlite::SqliteStore::open(&store_dir, Default::default()).unwrap(),
     );
     verify(&store, &set).await;
@@ -335,7 +335,7 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
         ..ApiSettings::default()
     };
     let app = TestApp::over_state(store.clone(), settings, Box::new(guard), |state| {
-        state.with_migration_source(SourceSpec::Jsonl(path.clone()))
+        state.with_migration_source(SourceSpec::Jsonl(path.clone()), store.clone())
     });
 
     // A dry run first: it reports and writes nothing, across invocations.

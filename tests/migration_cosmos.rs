@@ -12,7 +12,7 @@ use azure_data_cosmos::{ContainerClient, FeedScope, PartitionKey, Query};
 use chat_sessions::{
     domain::SessionId,
     migration::{self, cosmos_source::CosmosLegacySource},
-    store::{DynStore, Owner},
+    store::{DynMigrationStore, Owner},
 };
 use futures::TryStreamExt as _;
 use legacy_data::{LegacySet, generate, run_pass, verify};
@@ -51,7 +51,7 @@ async fn legacy_ids(legacy: &ContainerClient) -> BTreeSet<String> {
 }
 
 async fn run(
-    store: &DynStore,
+    store: &DynMigrationStore,
     legacy: &ContainerClient,
     dry_run: bool,
     delete_old: bool,
@@ -79,7 +79,7 @@ async fn cosmos_legacy_container_migrates_and_delete_old_leaves_only_orphans_and
     )
     .await
     .unwrap();
-    let store: DynStore = Arc::new(store);
+    let store: DynMigrationStore = Arc::new(store);
     let all_ids = legacy_ids(&legacy).await;
     assert_eq!(all_ids.len(), set.records.len());
 

@@ -5,11 +5,11 @@ mod conformance;
 use std::sync::Arc;
 
 use chat_sessions::store::{
-    DynStore,
+    DynMigrationStore,
     sqlite::{Durability, SqliteStore},
 };
 
-async fn sqlite() -> (DynStore, tempfile::TempDir) {
+async fn sqlite() -> (DynMigrationStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
     (Arc::new(store), dir)

@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, body::Bytes, extract::DefaultBodyLimit, routing::post};
 
-use crate::{api::routes::ROUTES, migration::SourceSpec, store::DynStore};
+use crate::{api::routes::ROUTES, migration::SourceSpec, store::DynMigrationStore};
 
 pub mod http;
 pub mod migration;
@@ -57,7 +57,7 @@ impl Default for FunctionsSettings {
 #[derive(Debug, Clone)]
 pub struct FunctionsState {
     /// Where sessions are written.
-    pub store: DynStore,
+    pub store: DynMigrationStore,
     /// Where the queue-triggered migration reads old messages, if anywhere.
     pub migration_source: Option<SourceSpec>,
     /// Settings.
@@ -66,7 +66,7 @@ pub struct FunctionsState {
 
 impl FunctionsState {
     /// State over `store`, with no legacy source.
-    pub fn new(store: DynStore, settings: FunctionsSettings) -> Self {
+    pub fn new(store: DynMigrationStore, settings: FunctionsSettings) -> Self {
         Self {
             store,
             migration_source: None,

@@ -1,5 +1,6 @@
-//! Where sessions live. [`SessionStore`] is the whole contract a backend
-//! fulfils; every backend runs the same conformance suite
+//! Where sessions live. [`SessionStore`] is the whole contract the API needs
+//! from a backend, [`MigrationStore`] what the migration needs besides; every
+//! backend fulfils both and runs the same conformance suite
 //! (`tests/conformance/`).
 
 use std::{fmt, sync::Arc, time::Duration};
@@ -12,7 +13,10 @@ use crate::domain::{
 };
 
 pub mod cosmos;
+mod migration;
 pub mod sqlite;
+
+pub use migration::{DynMigrationStore, ImportOutcome, MigrationStore, SessionImport};
 
 /// Who is asking, which decides the sessions they can reach.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -173,29 +177,6 @@ impl fmt::Debug for SessionRead {
     }
 }
 
-/// Legacy messages to bring into a session (the migration). They keep their
-/// ids and timestamps and are sorted by (`created_at`, `id`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SessionImport {
-    /// The session (the legacy `session_id`).
-    pub id: SessionId,
-    /// Its owner, from the messages' user ids.
-    pub user_id: Option<UserId>,
-    /// The messages, in order.
-    pub messages: Vec<ChatMessage>,
-}
-
-/// What an import did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ImportOutcome {
-    /// The session did not exist and was created.
-    pub created: bool,
-    /// Messages added.
-    pub added: u64,
-    /// Messages whose ids were there already.
-    pub already_present: u64,
-}
-
 impl Appended {
     /// The answer to an append whose message id is already `stored` in the
     /// session: the stored message when the payload is the same (a retry),
@@ -244,7 +225,8 @@ pub enum StoreError {
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The storage contract. Small enough to be used as `dyn SessionStore`.
+/// The storage contract of the API. Small enough to be used as
+/// `dyn SessionStore`.
 ///
 /// Every operation that names a session takes the [`Owner`] asking: a session
 /// the owner cannot see behaves exactly like a missing one.
@@ -347,28 +329,6 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         id: &SessionId,
         if_match: Option<&ETag>,
     ) -> StoreResult<()>;
-
-    /// Brings legacy messages into their session: creates it (owned by
-    /// `import.user_id`) when missing, else adds only the messages whose ids
-    /// it lacks, keeping every message in (`created_at`, `id`) order and the
-    /// counters true. A session with this id owned by someone else is a
-    /// [`StoreError::Conflict`] and is left as it is. Running it again adds
-    /// nothing.
-    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome>;
-
-    /// The saved state of migration run `run_id` and its version.
-    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>>;
-
-    /// Saves the state of migration run `run_id`: only if it is still at
-    /// version `expected` (`None`: only if there is none yet); else
-    /// [`StoreError::PreconditionFailed`], so two invocations of one run can
-    /// never both advance it.
-    async fn save_checkpoint(
-        &self,
-        run_id: &str,
-        state: &str,
-        expected: Option<&ETag>,
-    ) -> StoreResult<ETag>;
 
     /// Appends a message atomically. If a message with the same id is already
     /// in the session, returns it unchanged (`created: false`) when the

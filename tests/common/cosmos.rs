@@ -20,7 +20,7 @@ use azure_data_cosmos_driver::in_memory_emulator::{
     InMemoryEmulatorHttpClient, VirtualAccountConfig, VirtualRegion,
 };
 use chat_sessions::store::{
-    DynStore,
+    DynMigrationStore,
     cosmos::{CosmosConfig, CosmosStore, connect, init_containers},
 };
 
@@ -111,7 +111,7 @@ pub async fn server_client() -> (CosmosClient, CosmosConfig) {
 }
 
 /// A [`CosmosStore`] on the local Cosmos-compatible server.
-pub async fn server_store() -> (DynStore, Box<dyn std::any::Any + Send + Sync>) {
+pub async fn server_store() -> (DynMigrationStore, Box<dyn std::any::Any + Send + Sync>) {
     let (store, _) = server_cosmos_store().await;
     (Arc::new(store), Box::new(()))
 }
@@ -185,7 +185,7 @@ pub async fn emulator_cosmos_store() -> (CosmosStore, CosmosClient) {
 }
 
 /// A [`CosmosStore`] on the SDK's in-memory emulator.
-pub async fn emulator_store() -> (DynStore, Box<dyn std::any::Any + Send + Sync>) {
+pub async fn emulator_store() -> (DynMigrationStore, Box<dyn std::any::Any + Send + Sync>) {
     let (store, client) = emulator_cosmos_store().await;
     (Arc::new(store), Box::new(client))
 }

@@ -13,7 +13,7 @@ use axum::{
 use chat_sessions::{
     api::{ApiSettings, AppState, app},
     store::{
-        DynStore,
+        DynMigrationStore, DynStore,
         sqlite::{Durability, SqliteStore},
     },
 };
@@ -29,7 +29,7 @@ pub struct TestApp {
 }
 
 /// A fresh embedded store in a temp directory.
-pub fn sqlite_store() -> (DynStore, tempfile::TempDir) {
+pub fn sqlite_store() -> (DynMigrationStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
     (Arc::new(store), dir)

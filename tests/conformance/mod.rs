@@ -1,7 +1,11 @@
-//! The `SessionStore` conformance suite: one function per behaviour. Every
+//! The store conformance suite: one function per behaviour, for
+//! `SessionStore` here and for `MigrationStore` in `migration.rs`. Every
 //! backend runs all of them through `conformance_suite!`.
 
 #![allow(dead_code)]
+
+mod migration;
+pub use migration::*;
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -15,8 +19,9 @@ use chat_sessions::{
 use serde_json::json;
 
 /// Generates one `#[tokio::test]` per behaviour for a backend. `$factory` is
-/// an async expression yielding `(DynStore, guard)`; the guard lives as long
-/// as the test (a temp directory, a server handle).
+/// an async expression yielding `(DynMigrationStore, guard)` (the
+/// `SessionStore` behaviours get it upcast to a `DynStore`); the guard lives
+/// as long as the test (a temp directory, a server handle).
 #[macro_export]
 macro_rules! conformance_suite {
     ($factory:expr) => {
@@ -45,6 +50,15 @@ macro_rules! conformance_suite {
             conditional_read_skips_an_unchanged_session_only,
             messages_page_newest_first_without_gaps,
             a_tail_keeps_the_newest_messages_and_the_whole_counts,
+            import_creates_the_session_in_order_with_true_counters,
+            importing_again_adds_nothing_and_changes_nothing,
+            import_merges_only_the_missing_ids_in_order,
+            import_into_another_owners_session_conflicts_and_changes_nothing,
+            an_unknown_run_has_no_checkpoint,
+            a_saved_checkpoint_loads_back_exactly,
+            a_checkpoint_save_from_a_wrong_version_is_refused_and_changes_nothing,
+            concurrent_checkpoint_saves_from_one_version_have_one_winner,
+            concurrent_first_checkpoint_saves_have_one_winner,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chat_sessions::{
     domain::{SessionId, Timestamp},
     migration::{self, LegacySource, Options, Quiet, Report, Resume},
-    store::{DynStore, Owner, StoreError},
+    store::{DynMigrationStore, Owner, StoreError},
 };
 use serde_json::{Value, json};
 
@@ -188,7 +188,7 @@ impl LegacySet {
 
 /// Reads back every expected session and checks it against the legacy set:
 /// the exact multiset of messages, order, counters and owner.
-pub async fn verify(store: &DynStore, set: &LegacySet) {
+pub async fn verify(store: &DynMigrationStore, set: &LegacySet) {
     let mut found = BTreeSet::new();
     let mut owners: BTreeMap<String, Option<String>> = BTreeMap::new();
     for r in &set.records {
@@ -243,7 +243,7 @@ pub async fn verify(store: &DynStore, set: &LegacySet) {
 /// One whole migration pass from `source` into `store`, batches of 200.
 pub async fn run_pass(
     source: &mut dyn LegacySource,
-    store: &DynStore,
+    store: &DynMigrationStore,
     dry_run: bool,
     delete_old: bool,
     run_id: &str,

@@ -1,0 +1,65 @@
+//! From the SDK's answers to the store's: error mapping, ETags, and how long
+//! and how fast to retry against concurrent writers.
+
+use std::time::Duration;
+
+use azure_core::http::Etag;
+use azure_data_cosmos::{CosmosError, models::ItemResponse};
+
+use crate::{
+    domain::ValidationError,
+    store::{ETag, StoreError, StoreResult},
+};
+
+/// How long an append keeps retrying against concurrent writers before it
+/// answers "unavailable" (the API then says 503 with Retry-After).
+pub(super) const APPEND_DEADLINE: Duration = Duration::from_secs(30);
+
+pub(super) fn status(e: &CosmosError) -> u16 {
+    u16::from(e.status().status_code())
+}
+
+/// Maps an SDK error to the store's. Throttling, timeouts and unavailability
+/// (after the SDK's own retries) are worth retrying later; anything else is
+/// internal and its text goes to the log only.
+pub(super) fn store_error(e: CosmosError) -> StoreError {
+    let s = e.status();
+    if s.is_not_found() || status(&e) == 404 {
+        StoreError::NotFound
+    } else if s.is_conflict() {
+        StoreError::Conflict("a session with this id already exists".into())
+    } else if s.is_precondition_failed() {
+        StoreError::PreconditionFailed
+    } else if s.is_throttled() || s.is_timeout() || s.is_transient() || status(&e) == 503 {
+        tracing::warn!(status = status(&e), "Cosmos DB unavailable: {e}");
+        StoreError::Unavailable { retry_after: None }
+    } else {
+        StoreError::Internal(anyhow::Error::new(e).context("Cosmos DB"))
+    }
+}
+
+pub(super) fn to_etag(etag: &ETag) -> Etag {
+    Etag::from(etag.as_str().to_owned())
+}
+
+pub(super) fn invalid_continuation() -> StoreError {
+    StoreError::Invalid(ValidationError::new(
+        "continuation_token",
+        "is not a token this service returned for this query",
+    ))
+}
+
+/// The ETag of a response; its absence is a fault of the server.
+pub(super) fn etag_of(response: &ItemResponse, what: &str) -> StoreResult<ETag> {
+    response
+        .headers()
+        .etag()
+        .map(|e| ETag::new(e.to_string()))
+        .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("{what}")))
+}
+
+/// Exponential backoff with full jitter, capped at half a second.
+pub(super) fn backoff(attempt: u32) -> Duration {
+    let cap_ms = (5u64 << attempt.min(7)).min(500);
+    Duration::from_millis(rand::random_range(0..=cap_ms))
+}

@@ -1,0 +1,185 @@
+//! The production store: Azure Cosmos DB for NoSQL through the official SDK.
+//!
+//! One document per session, exactly the seed's JSON plus a `doc_type`
+//! discriminator, in a container partitioned by `/user_id` (sessions without
+//! an owner live in the `null` partition).
+//!
+//! Request budget: a read is one point read (with `If-None-Match` when the
+//! caller knows a version: a 304 costs no transfer); a listing page is one
+//! single-partition query that leaves `messages` out; an update is one
+//! server-side patch; an append is a read plus a server-side patch guarded by
+//! the read's ETag, repeated with jittered backoff only when another writer got
+//! in between. Only local mode without a user (`Owner::Anonymous`) needs one
+//! extra cross-partition query to find a session's partition.
+//!
+//! The files of this module, one concern each: `documents` (what is stored),
+//! `errors` (SDK errors, ETags, retries), `metrics`, `read` and `write` (the
+//! [`SessionStore`] operations), `seal` (long sessions' sealed pages),
+//! `import` and `checkpoint` (the migration's [`MigrationStore`] side) and
+//! `client` (configuration, connection, container setup). The trait impls
+//! below only delegate to them.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use azure_data_cosmos::{ContainerClient, CosmosClient};
+
+use super::{
+    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
+    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Versioned,
+};
+use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
+
+mod checkpoint;
+mod client;
+mod documents;
+mod errors;
+mod import;
+mod metrics;
+mod read;
+mod seal;
+mod write;
+
+pub use client::{CosmosConfig, connect, init_containers, sessions_indexing_policy};
+pub use documents::{CHECKPOINT_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE};
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use seal::SealPolicy;
+
+/// The Cosmos DB store over one sessions container.
+#[derive(Clone)]
+pub struct CosmosStore {
+    container: ContainerClient,
+    metrics: Arc<Metrics>,
+    seal: SealPolicy,
+}
+
+impl std::fmt::Debug for CosmosStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CosmosStore").finish_non_exhaustive()
+    }
+}
+
+impl CosmosStore {
+    /// The store over `container` of `database`, through `client`.
+    pub async fn open(
+        client: &CosmosClient,
+        database: &str,
+        container: &str,
+    ) -> anyhow::Result<Self> {
+        let container = client
+            .database_client(database)
+            .container_client(container, None)
+            .await
+            .with_context(|| format!("opening Cosmos DB container {database}/{container}"))?;
+        Ok(Self {
+            container,
+            metrics: Arc::default(),
+            seal: SealPolicy::default(),
+        })
+    }
+
+    /// The container (for tests and tools that inspect stored documents).
+    pub fn container(&self) -> &ContainerClient {
+        &self.container
+    }
+}
+
+#[async_trait]
+impl SessionStore for CosmosStore {
+    fn kind(&self) -> &'static str {
+        "cosmos"
+    }
+
+    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
+        self.create(new).await
+    }
+
+    async fn get_session_if_changed(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<Versioned<ChatSession>>> {
+        self.get_if_changed(owner, id, known).await
+    }
+
+    async fn read_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<SessionRead>> {
+        self.read_streamed(owner, id, known).await
+    }
+
+    async fn get_session_tail(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        limit: u32,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        self.tail(owner, id, limit).await
+    }
+
+    async fn list_messages(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        query: MessageQuery,
+    ) -> StoreResult<MessagePage> {
+        self.message_page(owner, id, query).await
+    }
+
+    async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
+        self.session_page(owner, query).await
+    }
+
+    async fn update_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        patch: &SessionPatch,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        self.update(owner, id, patch, if_match).await
+    }
+
+    async fn delete_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()> {
+        self.delete(owner, id, if_match).await
+    }
+
+    async fn append_message(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        self.append(owner, id, message).await
+    }
+}
+
+#[async_trait]
+impl MigrationStore for CosmosStore {
+    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
+        self.import(import).await
+    }
+
+    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
+        self.read_checkpoint(run_id).await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        run_id: &str,
+        state: &str,
+        expected: Option<&ETag>,
+    ) -> StoreResult<ETag> {
+        self.write_checkpoint(run_id, state, expected).await
+    }
+}

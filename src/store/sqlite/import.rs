@@ -1,0 +1,182 @@
+//! The migration's side: imports merged into sessions in the writer's
+//! transaction, and run checkpoints written by compare-and-set.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    SqliteStore,
+    rows::{find_session, internal, new_etag, to_json},
+};
+use crate::{
+    domain::{Timestamp, UserId},
+    store::{ETag, ImportOutcome, Owner, SessionImport, StoreError, StoreResult, Versioned},
+};
+
+impl SqliteStore {
+    pub(super) async fn import(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
+        self.write(move |tx| import_into(tx, import)).await
+    }
+
+    pub(super) async fn read_checkpoint(
+        &self,
+        run_id: &str,
+    ) -> StoreResult<Option<Versioned<String>>> {
+        let run_id = run_id.to_owned();
+        self.read(move |conn| {
+            conn.query_row(
+                "SELECT state, etag FROM migration_checkpoints WHERE run_id = ?1",
+                [run_id],
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(internal)
+            .map(|found| {
+                found.map(|(state, etag)| Versioned {
+                    value: state,
+                    etag: ETag::new(etag),
+                })
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn write_checkpoint(
+        &self,
+        run_id: &str,
+        state: &str,
+        expected: Option<&ETag>,
+    ) -> StoreResult<ETag> {
+        let (run_id, state, expected) = (run_id.to_owned(), state.to_owned(), expected.cloned());
+        self.write(move |tx| {
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT etag FROM migration_checkpoints WHERE run_id = ?1",
+                    [&run_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(internal)?;
+            if current.map(ETag::new) != expected {
+                return Err(StoreError::PreconditionFailed);
+            }
+            let etag = new_etag();
+            tx.execute(
+                "INSERT INTO migration_checkpoints (run_id, state, etag, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id) DO UPDATE SET \
+                 state = excluded.state, etag = excluded.etag, updated_at = excluded.updated_at",
+                params![run_id, state, etag, Timestamp::now().to_string()],
+            )
+            .map_err(internal)?;
+            Ok(ETag::new(etag))
+        })
+        .await
+    }
+}
+
+/// The import, inside the writer's transaction.
+fn import_into(tx: &Connection, import: SessionImport) -> StoreResult<ImportOutcome> {
+    let Some(last) = import.messages.last().map(|m| m.created_at) else {
+        return Ok(ImportOutcome::default());
+    };
+    let first = import.messages[0].created_at;
+    let existing = find_session(tx, &Owner::Anonymous, &import.id);
+    let (mut outcome, session) = match existing {
+        Ok((session, _)) if session.user_id != import.user_id => {
+            return Err(StoreError::Conflict(format!(
+                "session {} exists with another owner",
+                import.id
+            )));
+        }
+        Ok((session, _)) => (ImportOutcome::default(), session),
+        Err(StoreError::NotFound) => {
+            tx.execute(
+                "INSERT INTO sessions (id, user_id, session_name, is_active, context, \
+                 message_count, last_message_at, created_at, updated_at, etag) \
+                 VALUES (?1, ?2, NULL, 1, '{}', 0, NULL, ?3, ?3, ?4)",
+                params![
+                    import.id.as_str(),
+                    import.user_id.as_ref().map(UserId::as_str),
+                    first.to_string(),
+                    new_etag(),
+                ],
+            )
+            .map_err(internal)?;
+            let (session, _) = find_session(tx, &Owner::Anonymous, &import.id)?;
+            (
+                ImportOutcome {
+                    created: true,
+                    ..ImportOutcome::default()
+                },
+                session,
+            )
+        }
+        Err(e) => return Err(e),
+    };
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO messages (session_id, seq, id, content, message_type, user_id, \
+             metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (session_id, id) DO NOTHING",
+        )
+        .map_err(internal)?;
+    // New rows go after the existing ones first; the renumbering below puts
+    // every message in (created_at, id) order.
+    let mut seq = session.message_count as i64;
+    for message in &import.messages {
+        let inserted = insert
+            .execute(params![
+                import.id.as_str(),
+                seq + 1,
+                message.id.as_str(),
+                message.content,
+                message.message_type.as_str(),
+                message.user_id.as_ref().map(UserId::as_str),
+                to_json(&message.metadata)?,
+                message.created_at.to_string(),
+            ])
+            .map_err(internal)?;
+        if inserted == 1 {
+            seq += 1;
+            outcome.added += 1;
+        } else {
+            outcome.already_present += 1;
+        }
+    }
+    if outcome.added == 0 {
+        return Ok(outcome);
+    }
+    let order: Vec<(String, String)> = tx
+        .prepare_cached("SELECT id, created_at FROM messages WHERE session_id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_map([import.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+                .and_then(|rows| rows.collect())
+        })
+        .map_err(internal)?;
+    let mut order = order;
+    order.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    // Two steps so that no intermediate state collides on (session_id, seq).
+    tx.execute(
+        "UPDATE messages SET seq = -seq WHERE session_id = ?1",
+        [import.id.as_str()],
+    )
+    .map_err(internal)?;
+    let mut renumber = tx
+        .prepare_cached("UPDATE messages SET seq = ?3 WHERE session_id = ?1 AND id = ?2")
+        .map_err(internal)?;
+    for (position, (id, _)) in order.iter().enumerate() {
+        renumber
+            .execute(params![import.id.as_str(), id, position as i64 + 1])
+            .map_err(internal)?;
+    }
+    let newest = order
+        .last()
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(|| last.to_string());
+    tx.execute(
+        "UPDATE sessions SET message_count = ?2, last_message_at = ?3, \
+         updated_at = MAX(updated_at, ?3), etag = ?4 WHERE id = ?1",
+        params![import.id.as_str(), order.len() as i64, newest, new_etag()],
+    )
+    .map_err(internal)?;
+    Ok(outcome)
+}

@@ -1,0 +1,154 @@
+//! The embedded store: SQLite in WAL mode, one file under the data directory.
+//!
+//! Sessions and messages are separate tables so that an append is one small
+//! insert and one update in a single transaction, whatever the session's size.
+//! Writes go to one writer thread (SQLite has one writer anyway) that commits
+//! them in groups; reads use a small pool of connections on Tokio's blocking
+//! pool, which WAL lets run beside the writer.
+//!
+//! The files of this module: `schema` (the file, its tables, opening it),
+//! `writer` (the writer thread and its group commit), `rows` (row decoding
+//! and the shared queries), `read` and `write` (the [`SessionStore`]
+//! operations) and `import` (the [`MigrationStore`] side). The trait impls
+//! below only delegate to them.
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex, mpsc},
+};
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+
+use super::{
+    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
+    SessionImport, SessionPage, SessionStore, StoreResult, Versioned,
+};
+use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
+
+mod import;
+mod read;
+mod rows;
+mod schema;
+mod write;
+mod writer;
+
+/// How hard SQLite works to keep a commit on power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=FULL`: an acknowledged write survives power loss.
+    #[default]
+    Full,
+    /// `synchronous=NORMAL`: survives a process crash, may lose the last
+    /// commits on power loss. Faster; for throwaway local data.
+    Normal,
+}
+
+/// The embedded SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    path: PathBuf,
+    durability: Durability,
+    jobs: mpsc::Sender<writer::Job>,
+    readers: Mutex<Vec<Connection>>,
+    /// Connections with no busy timeout, for reads on async threads.
+    inline_readers: Mutex<Vec<Connection>>,
+}
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "chat-sessions.sqlite3";
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
+        self.create(new).await
+    }
+
+    async fn get_session_if_changed(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<Versioned<ChatSession>>> {
+        self.get_if_changed(owner, id, known).await
+    }
+
+    async fn get_session_tail(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        limit: u32,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        self.tail(owner, id, limit).await
+    }
+
+    async fn list_messages(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        query: MessageQuery,
+    ) -> StoreResult<MessagePage> {
+        self.message_page(owner, id, query).await
+    }
+
+    async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
+        self.session_page(owner, query).await
+    }
+
+    async fn update_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        patch: &SessionPatch,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        self.update(owner, id, patch, if_match).await
+    }
+
+    async fn delete_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()> {
+        self.delete(owner, id, if_match).await
+    }
+
+    async fn append_message(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        self.append(owner, id, message).await
+    }
+}
+
+#[async_trait]
+impl MigrationStore for SqliteStore {
+    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
+        self.import(import).await
+    }
+
+    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
+        self.read_checkpoint(run_id).await
+    }
+
+    async fn save_checkpoint(
+        &self,
+        run_id: &str,
+        state: &str,
+        expected: Option<&ETag>,
+    ) -> StoreResult<ETag> {
+        self.write_checkpoint(run_id, state, expected).await
+    }
+}

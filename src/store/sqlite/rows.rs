@@ -1,0 +1,151 @@
+//! Rows to domain values and back, and the queries every operation shares.
+//! Runs on whichever connection the caller holds (a reader, or the writer
+//! inside its transaction).
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::schema::SESSION_COLUMNS;
+use crate::{
+    domain::{
+        ChatMessage, ChatSession, JsonObject, MessageId, MessageType, SessionId, SessionSummary,
+        Timestamp, UserId,
+    },
+    store::{ETag, Owner, StoreError, StoreResult, Versioned},
+};
+
+pub(super) fn internal(e: rusqlite::Error) -> StoreError {
+    StoreError::Internal(anyhow::Error::new(e).context("SQLite"))
+}
+
+pub(super) fn new_etag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Maps a stored text back to a domain value; a failure means the file was
+/// changed outside this program.
+fn decode<T, E: std::fmt::Display>(column: &str, value: Result<T, E>) -> rusqlite::Result<T> {
+    value.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("column {column}: {e}").into(),
+        )
+    })
+}
+
+fn json_object(column: &str, text: String) -> rusqlite::Result<JsonObject> {
+    decode(column, serde_json::from_str::<JsonObject>(&text))
+}
+
+fn timestamp(column: &str, text: String) -> rusqlite::Result<Timestamp> {
+    decode(column, Timestamp::parse(&text))
+}
+
+fn optional_user(column: &str, text: Option<String>) -> rusqlite::Result<Option<UserId>> {
+    text.map(|t| decode(column, UserId::parse(t))).transpose()
+}
+
+/// A session row: the session without messages, plus its etag.
+pub(super) fn session_row(row: &Row<'_>) -> rusqlite::Result<(SessionSummary, String)> {
+    let summary = SessionSummary {
+        id: decode("id", SessionId::parse(row.get::<_, String>(0)?))?,
+        user_id: optional_user("user_id", row.get(1)?)?,
+        session_name: row.get(2)?,
+        is_active: row.get(3)?,
+        context: json_object("context", row.get(4)?)?,
+        message_count: row.get(5)?,
+        last_message_at: row
+            .get::<_, Option<String>>(6)?
+            .map(|t| timestamp("last_message_at", t))
+            .transpose()?,
+        created_at: timestamp("created_at", row.get(7)?)?,
+        updated_at: timestamp("updated_at", row.get(8)?)?,
+    };
+    Ok((summary, row.get(9)?))
+}
+
+pub(super) fn message_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
+    Ok(ChatMessage {
+        id: decode("id", MessageId::parse(row.get::<_, String>(0)?))?,
+        content: row.get(1)?,
+        message_type: decode(
+            "message_type",
+            MessageType::parse(&row.get::<_, String>(2)?),
+        )?,
+        user_id: optional_user("user_id", row.get(3)?)?,
+        metadata: json_object("metadata", row.get(4)?)?,
+        created_at: timestamp("created_at", row.get(5)?)?,
+    })
+}
+
+/// The session row if it exists and `owner` may see it.
+pub(super) fn find_session(
+    conn: &Connection,
+    owner: &Owner,
+    id: &SessionId,
+) -> StoreResult<(SessionSummary, String)> {
+    let found = conn
+        .prepare_cached(&format!(
+            "SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"
+        ))
+        .and_then(|mut stmt| stmt.query_row([id.as_str()], session_row).optional())
+        .map_err(internal)?;
+    match found {
+        Some((summary, etag)) if owner.can_see(summary.user_id.as_ref()) => Ok((summary, etag)),
+        _ => Err(StoreError::NotFound),
+    }
+}
+
+pub(super) fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, content, message_type, user_id, metadata, created_at \
+             FROM messages WHERE session_id = ?1 ORDER BY seq",
+        )
+        .map_err(internal)?;
+    stmt.query_map([id.as_str()], message_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(internal)
+}
+
+/// Up to `limit` messages with `seq < below`, newest first.
+pub(super) fn messages_before(
+    conn: &Connection,
+    id: &SessionId,
+    below: i64,
+    limit: u32,
+) -> StoreResult<Vec<ChatMessage>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, content, message_type, user_id, metadata, created_at \
+             FROM messages WHERE session_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+        )
+        .map_err(internal)?;
+    stmt.query_map(params![id.as_str(), below, limit], message_row)
+        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+        .map_err(internal)
+}
+
+pub(super) fn load_session(
+    conn: &Connection,
+    owner: &Owner,
+    id: &SessionId,
+) -> StoreResult<Versioned<ChatSession>> {
+    let (summary, etag) = find_session(conn, owner, id)?;
+    let messages = load_messages(conn, id)?;
+    Ok(Versioned {
+        value: ChatSession::from_parts(summary, messages),
+        etag: ETag::new(etag),
+    })
+}
+
+pub(super) fn check_etag(stored: &str, if_match: Option<&ETag>) -> StoreResult<()> {
+    match if_match {
+        Some(expected) if ETag::new(stored) != *expected => Err(StoreError::PreconditionFailed),
+        _ => Ok(()),
+    }
+}
+
+pub(super) fn to_json(value: &JsonObject) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Internal(e.into()))
+}

@@ -1,0 +1,113 @@
+//! The database file: its schema, how connections to it are configured, and
+//! opening the store (writer thread, reader pools).
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex, mpsc},
+};
+
+use anyhow::Context as _;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{DB_FILE, Durability, Inner, SqliteStore, writer::write_loop};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS sessions (
+    id              TEXT PRIMARY KEY,
+    user_id         TEXT,
+    session_name    TEXT,
+    is_active       INTEGER NOT NULL,
+    context         TEXT NOT NULL,
+    message_count   INTEGER NOT NULL,
+    last_message_at TEXT,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    etag            TEXT NOT NULL
+) STRICT;
+CREATE INDEX IF NOT EXISTS sessions_by_owner
+    ON sessions (user_id, updated_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS messages (
+    session_id   TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+    seq          INTEGER NOT NULL,
+    id           TEXT NOT NULL,
+    content      TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    user_id      TEXT,
+    metadata     TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq),
+    UNIQUE (session_id, id)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS migration_checkpoints (
+    run_id     TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    etag       TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+"#;
+
+pub(super) const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, \
+                                          message_count, last_message_at, created_at, \
+                                          updated_at, etag";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+        let path = data_dir.join(DB_FILE);
+        let writer = open_connection(&path, durability, true)?;
+        writer
+            .execute_batch(SCHEMA)
+            .context("creating the SQLite schema")?;
+        let inline_readers = (0..4)
+            .map(|_| {
+                let conn = open_connection(&path, durability, false)?;
+                conn.busy_timeout(std::time::Duration::ZERO)?;
+                Ok(conn)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(writer, queue))
+            .context("starting the SQLite writer thread")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                durability,
+                jobs,
+                readers: Mutex::new(Vec::new()),
+                inline_readers: Mutex::new(inline_readers),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+pub(super) fn open_connection(
+    path: &Path,
+    durability: Durability,
+    create: bool,
+) -> anyhow::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))
+    .context("configuring SQLite")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
+}

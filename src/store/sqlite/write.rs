@@ -1,0 +1,176 @@
+//! Writes, each one job for the writer thread: it runs inside the group's
+//! transaction and is answered once that commits.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{
+    SqliteStore,
+    rows::{check_etag, find_session, internal, load_session, message_row, new_etag, to_json},
+};
+use crate::{
+    domain::{
+        ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, Timestamp,
+        UserId,
+    },
+    store::{Appended, ETag, Owner, StoreError, StoreResult, Versioned},
+};
+
+impl SqliteStore {
+    pub(super) async fn create(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
+        self.write(move |tx| {
+            let now = Timestamp::now();
+            let etag = new_etag();
+            let inserted = tx
+                .execute(
+                    "INSERT INTO sessions (id, user_id, session_name, is_active, context, \
+                     message_count, last_message_at, created_at, updated_at, etag) \
+                     VALUES (?1, ?2, ?3, 1, ?4, 0, NULL, ?5, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                    params![
+                        new.id.as_str(),
+                        new.user_id.as_ref().map(UserId::as_str),
+                        new.session_name,
+                        to_json(&new.context)?,
+                        now.to_string(),
+                        etag,
+                    ],
+                )
+                .map_err(internal)?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "a session with id {} already exists",
+                    new.id
+                )));
+            }
+            Ok(Versioned {
+                value: new.into_session(now),
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn update(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        patch: &SessionPatch,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let (owner, id, patch, if_match) =
+            (owner.clone(), id.clone(), patch.clone(), if_match.cloned());
+        self.write(move |tx| {
+            let Versioned { mut value, etag } = load_session(tx, &owner, &id)?;
+            check_etag(etag.as_str(), if_match.as_ref())?;
+            patch.apply_to(&mut value, Timestamp::now());
+            let etag = new_etag();
+            tx.execute(
+                "UPDATE sessions SET session_name = ?2, is_active = ?3, context = ?4, \
+                 updated_at = ?5, etag = ?6 WHERE id = ?1",
+                params![
+                    id.as_str(),
+                    value.session_name,
+                    value.is_active,
+                    to_json(&value.context)?,
+                    value.updated_at.to_string(),
+                    etag,
+                ],
+            )
+            .map_err(internal)?;
+            Ok(Versioned {
+                value,
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn delete(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<()> {
+        let (owner, id, if_match) = (owner.clone(), id.clone(), if_match.cloned());
+        self.write(move |tx| {
+            let (_, etag) = find_session(tx, &owner, &id)?;
+            check_etag(&etag, if_match.as_ref())?;
+            tx.execute("DELETE FROM sessions WHERE id = ?1", [id.as_str()])
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn append(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.write(move |tx| {
+            let (session, etag) = find_session(tx, &owner, &id)?;
+            let existing = tx
+                .prepare_cached(
+                    "SELECT id, content, message_type, user_id, metadata, created_at \
+                     FROM messages WHERE session_id = ?1 AND id = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.query_row([id.as_str(), message.id.as_str()], message_row)
+                        .optional()
+                })
+                .map_err(internal)?;
+            if let Some(stored) = existing {
+                return Appended::replay(stored, &message, ETag::new(etag));
+            }
+            // Never let the clock run backwards inside a session: the array
+            // order and the timestamps must agree.
+            let now = session
+                .last_message_at
+                .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
+            let stored = ChatMessage {
+                id: message.id,
+                content: message.content,
+                message_type: message.message_type,
+                user_id: message.user_id.or(session.user_id),
+                metadata: message.metadata,
+                created_at: now,
+            };
+            let metadata = to_json(&stored.metadata)?;
+            let etag = new_etag();
+            // Messages are never removed one by one, so the count is the
+            // last position; a diverged count fails on the primary key
+            // rather than overwrite anything.
+            let seq = session.message_count + 1;
+            tx.prepare_cached(
+                "INSERT INTO messages (session_id, seq, id, content, message_type, user_id, \
+                 metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    id.as_str(),
+                    seq,
+                    stored.id.as_str(),
+                    stored.content,
+                    stored.message_type.as_str(),
+                    stored.user_id.as_ref().map(UserId::as_str),
+                    metadata,
+                    now.to_string(),
+                ])
+            })
+            .map_err(internal)?;
+            tx.prepare_cached(
+                "UPDATE sessions SET message_count = message_count + 1, last_message_at = ?2, \
+                 updated_at = MAX(updated_at, ?2), etag = ?3 WHERE id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id.as_str(), now.to_string(), etag]))
+            .map_err(internal)?;
+            Ok(Appended {
+                message: stored,
+                created: true,
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+}
