@@ -14,9 +14,11 @@ use crate::domain::{
 
 pub mod cosmos;
 mod migration;
+mod search;
 pub mod sqlite;
 
 pub use migration::{DynMigrationStore, ImportOutcome, MigrationStore, SessionImport};
+pub use search::{DynSearchStore, SearchHit, SearchPage, SearchQuery, SearchStore};
 
 /// Who is asking, which decides the sessions they can reach.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
