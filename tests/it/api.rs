@@ -1,9 +1,6 @@
 //! The HTTP API on the embedded store: the shared suite, plus what only this
 //! file can set up (a failing store, a real socket, many clients).
 
-mod common;
-mod http_suite;
-
 use std::{collections::HashSet, sync::Arc};
 
 use async_trait::async_trait;
@@ -12,16 +9,16 @@ use chat_sessions::{
     api::ApiSettings,
     domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
     store::{
-        Appended, DynStore, ETag, ImportOutcome, ListQuery, Owner, SessionImport, SessionPage,
-        SessionStore, StoreError, StoreResult, Versioned,
+        Appended, ETag, ImportOutcome, ListQuery, Owner, SessionImport, SessionPage, SessionStore,
+        StoreError, StoreResult, Versioned,
     },
 };
-use common::{TestApp, spawn_app, sqlite_store};
 use serde_json::json;
 
-async fn sqlite() -> (DynStore, tempfile::TempDir) {
-    sqlite_store()
-}
+use crate::{
+    common::{TestApp, spawn_app, sqlite, sqlite_store},
+    http_suite,
+};
 
 http_suite!(sqlite());
 

@@ -2,28 +2,22 @@
 //! merging, dry runs, stragglers, resumption, the CLI killed with SIGKILL,
 //! and the queue function following its own continuation messages.
 
-mod common;
-mod legacy_data;
+use std::{collections::BTreeSet, path::Path, time::Duration};
 
-use std::{
-    collections::BTreeSet,
-    path::Path,
-    process::{Command, Stdio},
-    time::Duration,
-};
-
-use axum::http::StatusCode;
 use chat_sessions::{
     api::ApiSettings,
     domain::{JsonObject, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId},
-    functions::InvocationResponse,
+    functions::{CONTINUATION_BINDING, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING},
     jobs::MigrationRequest,
     migration::{self, Checkpoint, Options, Quiet, Report, Resume, SourceSpec, jsonl::JsonlSource},
-    store::{DynStore, Owner, SessionStore as _},
+    store::{DynStore, Owner, SessionStore as _, sqlite::SqliteStore},
 };
-use common::{TestApp, sqlite_store};
-use legacy_data::{LegacySet, generate, run_pass, verify};
 use serde_json::{Value, json};
+
+use crate::{
+    common::{TestApp, binary::Binary, fixture, sqlite_store},
+    legacy_data::{LegacySet, generate, run_pass, verify},
+};
 
 fn write_jsonl(dir: &Path, set: &LegacySet) -> std::path::PathBuf {
     let path = dir.join("legacy.jsonl");
@@ -253,33 +247,20 @@ async fn a_run_stopped_by_its_budget_resumes_where_it_was() {
     verify(&store, &set).await;
 }
 
-fn run_cli(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_chat-sessions"))
-        .arg("migrate")
-        .args(args)
-        .env("DATA_DIR", dir.join("store"))
-        .env("RUST_LOG", "warn")
-        .env_remove("COSMOS_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_killed_mid_run_converges_when_started_again() {
     let set = generate(6000, 5, 200, true);
     let dir = tempfile::tempdir().unwrap();
     let path = write_jsonl(dir.path(), &set);
     let path_arg = path.to_str().unwrap();
-    let mut child = run_cli(dir.path(), &["--from-jsonl", path_arg, "--run-id", "crash"]);
-    // Kill it once it has checkpointed some sessions, not all.
     let store_dir = dir.path().join("store");
+    let migrate = ["migrate", "--from-jsonl", path_arg, "--run-id", "crash"];
+    let cli = Binary::run(&store_dir, &migrate);
+    // Kill it once it has checkpointed some sessions, not all.
     let mut killed_mid_run = false;
     for _ in 0..400 {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        if let Ok(store) =
-            chat_sessions::store::sqlite::SqliteStore::open(&store_dir, Default::default())
+        if let Ok(store) = SqliteStore::open(&store_dir, Default::default())
             && let Ok(Some(saved)) = store.load_checkpoint("crash").await
         {
             let checkpoint: Checkpoint = serde_json::from_str(&saved.value).unwrap();
@@ -289,12 +270,10 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
             }
         }
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    cli.kill(); // SIGKILL
     assert!(killed_mid_run, "the run was killed in the middle");
 
-    let again = run_cli(dir.path(), &["--from-jsonl", path_arg, "--run-id", "crash"]);
-    let output = again.wait_with_output().unwrap();
+    let output = Binary::run(&store_dir, &migrate).wait_with_output();
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -302,13 +281,11 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
         "exit 1: the report has a conflict\n{text}"
     );
     assert!(text.contains("finished"), "{text}");
-    let store: DynStore = std::sync::Arc::new(
-        chat_sessions::store::sqlite::SqliteStore::open(&store_dir, Default::default()).unwrap(),
-    );
+    let store: DynStore =
+        std::sync::Arc::new(SqliteStore::open(&store_dir, Default::default()).unwrap());
     verify(&store, &set).await;
-    let status = run_cli(dir.path(), &["--status", "--run-id", "crash"])
-        .wait_with_output()
-        .unwrap();
+    let status =
+        Binary::run(&store_dir, &["migrate", "--status", "--run-id", "crash"]).wait_with_output();
     assert!(String::from_utf8_lossy(&status.stdout).contains("finished"));
 }
 
@@ -316,9 +293,8 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
 /// recorded host payload (tests/fixtures/functions/queue_trigger.json) with
 /// this message, delivery count and id.
 fn queue_invocation(message: &str, dequeue: u32, id: &str) -> Value {
-    let text = std::fs::read_to_string("tests/fixtures/functions/queue_trigger.json").unwrap();
-    let mut payload: Value = serde_json::from_str(&text).unwrap();
-    payload["Data"]["message"] = json!(message);
+    let mut payload = fixture("queue_trigger.json");
+    payload["Data"][QUEUE_TRIGGER_BINDING] = json!(message);
     payload["Metadata"]["DequeueCount"] = json!(dequeue.to_string());
     payload["Metadata"]["Id"] = json!(format!("\"{id}\""));
     payload
@@ -342,16 +318,14 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
     let mut message = r#"{"dry_run":true,"batch_size":10,"run_id":"queue-dry"}"#.to_owned();
     let mut invocations = 0;
     let last_logs = loop {
-        let r = app
-            .post(
-                "/MigrateChatSessions",
+        let answer = app
+            .invoke(
+                MIGRATE_FUNCTION,
                 queue_invocation(&message, 1, &format!("d{invocations}")),
             )
             .await;
-        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        let answer: InvocationResponse = serde_json::from_slice(&r.body).unwrap();
         invocations += 1;
-        match answer.outputs.get("continuation") {
+        match answer.outputs.get(CONTINUATION_BINDING) {
             Some(Value::String(next)) => message = next.clone(),
             _ => break answer.logs,
         }
@@ -377,23 +351,19 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
     let mut invocations = 0;
     let mut stale = 0;
     loop {
-        let first = app
-            .post(
-                "/MigrateChatSessions",
+        let answer = app
+            .invoke(
+                MIGRATE_FUNCTION,
                 queue_invocation(&message, 1, &format!("q{invocations}")),
             )
             .await;
-        assert_eq!(first.status, StatusCode::OK);
-        let answer: InvocationResponse = serde_json::from_slice(&first.body).unwrap();
         if invocations > 0 {
-            let again = app
-                .post(
-                    "/MigrateChatSessions",
+            let redelivered = app
+                .invoke(
+                    MIGRATE_FUNCTION,
                     queue_invocation(&message, 2, &format!("q{invocations}")),
                 )
                 .await;
-            assert_eq!(again.status, StatusCode::OK);
-            let redelivered: InvocationResponse = serde_json::from_slice(&again.body).unwrap();
             assert!(
                 redelivered.outputs.is_empty(),
                 "a redelivered continuation forks nothing"
@@ -406,7 +376,7 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
             stale += 1;
         }
         invocations += 1;
-        match answer.outputs.get("continuation") {
+        match answer.outputs.get(CONTINUATION_BINDING) {
             Some(Value::String(next)) => {
                 let parsed: MigrationRequest = serde_json::from_str(next).unwrap();
                 assert_eq!(parsed.run_id.as_deref(), Some("queue-real"));

@@ -2,8 +2,6 @@
 //! agreement with the route table (and so with the router and the function
 //! folders, which tests/functions.rs checks against the same table).
 
-mod common;
-
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
@@ -11,8 +9,9 @@ use chat_sessions::api::{
     openapi::document_json,
     routes::{ROUTE_PREFIX, ROUTES},
 };
-use common::TestApp;
 use serde_json::Value;
+
+use crate::common::TestApp;
 
 fn document() -> Value {
     serde_json::from_str(document_json()).unwrap()
@@ -29,7 +28,7 @@ fn the_checked_in_copy_is_the_generated_document() {
         }
         panic!(
             "openapi.json differs from the generated document; run \
-             `cargo run -q -- openapi > openapi.json` (or UPDATE_OPENAPI=1 cargo test --test openapi)"
+             `cargo run -q -- openapi > openapi.json` (or UPDATE_OPENAPI=1 cargo test --test it openapi)"
         );
     }
 }

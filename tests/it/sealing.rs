@@ -6,10 +6,6 @@
 //! Cosmos-compatible server and on the SDK's emulator (and the API part on
 //! the embedded store too, which stores messages its own way).
 
-mod common;
-#[path = "common/cosmos.rs"]
-mod cosmos;
-
 use std::{collections::HashSet, sync::Arc};
 
 use axum::http::StatusCode;
@@ -21,9 +17,10 @@ use chat_sessions::{
         cosmos::{CosmosStore, SealPolicy},
     },
 };
-use common::{TestApp, sqlite_store};
 use futures::TryStreamExt as _;
 use serde_json::{Value, json};
+
+use crate::common::{self, Guard, TestApp, cosmos, sqlite_store};
 
 /// A small threshold keeps the test fast; the mechanism is the same at 512 KiB.
 const THRESHOLD: usize = 64 * 1024;
@@ -153,10 +150,7 @@ async fn check_sealed_storage(
     assert_eq!(session["message_count"], count);
 }
 
-async fn sealed_session_reads_whole(
-    store: CosmosStore,
-    client_guard: Box<dyn std::any::Any + Send + Sync>,
-) {
+async fn sealed_session_reads_whole(store: CosmosStore, client_guard: Guard) {
     let container = store.container().clone();
     let store: DynStore = Arc::new(store.with_seal_policy(policy()));
     let app = TestApp::over(store, ApiSettings::default(), client_guard);
@@ -206,38 +200,30 @@ async fn embedded_store_serves_the_same_long_session() {
     grow_and_read(&app, "grower", 2500).await;
 }
 
-async fn concurrent_appends_across_a_seal(
-    store: CosmosStore,
-    guard: Box<dyn std::any::Any + Send + Sync>,
-) {
+async fn concurrent_appends_across_a_seal(store: CosmosStore, guard: Guard) {
     let container = store.container().clone();
     let store: DynStore = Arc::new(store.with_seal_policy(policy()));
     let server = common::spawn_app(store, guard).await;
     let id = server.create_session("racer").await;
-    let url = server.url(&format!("/api/chat/sessions/{id}/messages?user_id=racer"));
+    let path = format!("/api/chat/sessions/{id}/messages?user_id=racer");
     let filler = "y".repeat(2000);
     // Just below the threshold, so the concurrent appends must seal.
     for i in 0..25 {
         server
-            .client
-            .post(&url)
-            .json(&json!({ "id": format!("pre_{i}"), "content": filler, "message_type": "user" }))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                &path,
+                &json!({ "id": format!("pre_{i}"), "content": filler, "message_type": "user" }),
+            )
+            .await;
     }
-    let posts: Vec<_> = (0..200)
-        .map(|i| {
-            let (client, url, filler) = (server.client.clone(), url.clone(), filler.clone());
-            tokio::spawn(async move {
-                client.post(&url).json(&json!({ "id": format!("c_{i:03}"), "content": filler, "message_type": "user" }))
-                    .send().await.unwrap().status()
-            })
-        })
-        .collect();
-    for post in posts {
-        assert_eq!(post.await.unwrap(), reqwest::StatusCode::CREATED);
-    }
+    server
+        .post_all_created(
+            &path,
+            (0..200).map(
+                |i| json!({ "id": format!("c_{i:03}"), "content": filler, "message_type": "user" }),
+            ),
+        )
+        .await;
     let session = server
         .get_json(&format!("/api/chat/sessions/{id}?user_id=racer"))
         .await;

@@ -2,18 +2,16 @@
 //! server (started by the test itself) and against the SDK's in-memory
 //! emulator.
 
-mod conformance;
-#[path = "common/cosmos.rs"]
-mod cosmos;
+use crate::common::cosmos;
 
 mod server {
     use crate::conformance;
-    crate::conformance_suite!(crate::cosmos::server_store());
+    crate::conformance_suite!(crate::common::cosmos::server_store());
 }
 
 mod emulator {
     use crate::conformance;
-    crate::conformance_suite!(crate::cosmos::emulator_store());
+    crate::conformance_suite!(crate::common::cosmos::emulator_store());
 }
 
 /// The stored document is the seed's "New ChatSession Document": same names

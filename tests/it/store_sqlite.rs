@@ -1,19 +1,8 @@
 //! The conformance suite on the embedded SQLite store.
 
-mod conformance;
+use chat_sessions::store::sqlite::{Durability, SqliteStore};
 
-use std::sync::Arc;
-
-use chat_sessions::store::{
-    DynStore,
-    sqlite::{Durability, SqliteStore},
-};
-
-async fn sqlite() -> (DynStore, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
-    (Arc::new(store), dir)
-}
+use crate::{common::sqlite, conformance};
 
 conformance_suite!(sqlite());
 

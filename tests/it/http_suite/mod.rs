@@ -2,17 +2,13 @@
 //! checked on status codes, headers and bodies. Every backend runs it
 //! through `http_suite!`.
 
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 
 use axum::http::{Method, StatusCode};
 use chat_sessions::{api::ApiSettings, auth::AuthMode, store::DynStore};
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-
-type Guard = Box<dyn std::any::Any + Send + Sync>;
+use crate::common::{Guard, TestApp};
 
 /// One `#[tokio::test]` per behaviour; `$factory` is an async expression
 /// yielding `(DynStore, guard)`.

@@ -1,0 +1,59 @@
+//! The integration tests, one test binary (`cargo test --test it`; a module
+//! alone with `cargo test --test it <module>::`).
+//!
+//! Shared, no tests of their own:
+//! - [`common`]: the router called in-process ([`common::TestApp`]), the
+//!   router served on a loopback port ([`common::spawn_app`]), the real
+//!   binary as a child process ([`common::binary::Binary`]), the Cosmos DB
+//!   backends ([`common::cosmos`]: the local Cosmos-compatible server, which
+//!   it installs and starts itself, and the SDK's in-memory emulator), and
+//!   the Functions host's recorded payloads ([`common::fixture`]);
+//! - [`conformance`]: the `SessionStore` conformance suite, one function per
+//!   behaviour, instantiated per backend by `conformance_suite!`;
+//! - [`http_suite`]: every endpoint and every error through the router,
+//!   instantiated per backend by `http_suite!`;
+//! - [`legacy_data`]: a generated legacy (one document per message) data set
+//!   and the check of a migrated store against it.
+//!
+//! The tests, by module (backends in brackets):
+//! - [`store_sqlite`]: the conformance suite, and reopening the file
+//!   [embedded SQLite];
+//! - [`store_cosmos`]: the conformance suite, the stored document's shape,
+//!   the request budget per operation [Cosmos server, emulator];
+//! - [`api`]: the HTTP suite, a failing store, concurrent clients over a
+//!   real socket [embedded SQLite];
+//! - [`api_cosmos`]: the HTTP suite [Cosmos server, emulator];
+//! - [`sealing`]: sessions that outgrow one Cosmos document, sealed into
+//!   pages [Cosmos server, emulator; the API part on embedded SQLite too];
+//! - [`durability`]: the real binary killed with SIGKILL while serving loses
+//!   nothing it acknowledged [embedded SQLite];
+//! - [`functions`]: the Azure Functions app: function folders, `host.json`,
+//!   `local.settings.json.example`, the host's payloads replayed against the
+//!   router [embedded SQLite];
+//! - [`migration`]: the migration from JSONL: result, idempotence, merging,
+//!   dry runs, budgets, the CLI killed mid-run, the queue function
+//!   [embedded SQLite];
+//! - [`migration_cosmos`]: the migration from the legacy Cosmos container,
+//!   with `--delete-old` [Cosmos server];
+//! - [`openapi`]: the OpenAPI document against the route table and the
+//!   checked-in `openapi.json` [no store, or embedded SQLite].
+
+// First, so that their macros (`conformance_suite!`, `http_suite!`) are in
+// scope in the modules below.
+mod common;
+#[macro_use]
+mod conformance;
+#[macro_use]
+mod http_suite;
+mod legacy_data;
+
+mod api;
+mod api_cosmos;
+mod durability;
+mod functions;
+mod migration;
+mod migration_cosmos;
+mod openapi;
+mod sealing;
+mod store_cosmos;
+mod store_sqlite;
