@@ -3,22 +3,25 @@
 
 use std::{collections::HashSet, sync::Arc};
 
+use crate::{
+    common::{TestApp, json::texts, spawn_app, sqlite_store},
+    http_suite,
+};
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use chat_sessions::{
     api::ApiSettings,
     domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
     store::{
-        Appended, ETag, ImportOutcome, ListQuery, Owner, SessionImport, SessionPage, SessionStore,
-        StoreError, StoreResult, Versioned,
+        Appended, DynStore, ETag, ImportOutcome, ListQuery, Owner, SessionImport, SessionPage,
+        SessionStore, StoreError, StoreResult, Versioned,
     },
 };
 use serde_json::json;
 
-use crate::{
-    common::{TestApp, spawn_app, sqlite, sqlite_store},
-    http_suite,
-};
+async fn sqlite() -> (DynStore, tempfile::TempDir) {
+    sqlite_store()
+}
 
 http_suite!(sqlite());
 
@@ -145,11 +148,6 @@ async fn concurrent_posts_over_http_lose_nothing() {
         .get_json(&format!("/api/chat/sessions/{id}?user_id=u1"))
         .await;
     assert_eq!(session["message_count"], 200);
-    let ids: HashSet<&str> = session["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids: HashSet<&str> = texts(&session["messages"], "id").into_iter().collect();
     assert_eq!(ids.len(), 200);
 }

@@ -15,7 +15,10 @@ use chat_sessions::{
 };
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, TestResponse, fixture, read_json};
+use crate::common::{
+    TestApp, TestResponse,
+    json::{fixture, read_json},
+};
 
 const NON_HTTP_FUNCTIONS: [&str; 2] = [MIGRATE_FUNCTION, SWEEP_FUNCTION];
 

@@ -2,7 +2,11 @@
 //! merging, dry runs, stragglers, resumption, the CLI killed with SIGKILL,
 //! and the queue function following its own continuation messages.
 
-use std::{collections::BTreeSet, path::Path, time::Duration};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use chat_sessions::{
     api::ApiSettings,
@@ -10,19 +14,21 @@ use chat_sessions::{
     functions::{CONTINUATION_BINDING, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING},
     jobs::MigrationRequest,
     migration::{self, Checkpoint, Options, Quiet, Report, Resume, SourceSpec, jsonl::JsonlSource},
-    store::{DynStore, Owner, SessionStore as _, sqlite::SqliteStore},
+    store::{DynStore, Owner, SessionStore as _},
 };
 use serde_json::{Value, json};
 
 use crate::{
-    common::{TestApp, binary::Binary, fixture, sqlite_store},
+    common::{TestApp, binary::Binary, json::fixture, sqlite_store},
     legacy_data::{LegacySet, generate, run_pass, verify},
 };
 
-fn write_jsonl(dir: &Path, set: &LegacySet) -> std::path::PathBuf {
-    let path = dir.join("legacy.jsonl");
+/// The set as a JSONL file in a fresh temp directory.
+fn write_jsonl(set: &LegacySet) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("legacy.jsonl");
     std::fs::write(&path, set.jsonl()).unwrap();
-    path
+    (dir, path)
 }
 
 async fn migrate(store: &DynStore, path: &Path, dry_run: bool, run_id: &str) -> Report {
@@ -35,8 +41,7 @@ async fn migrate(store: &DynStore, path: &Path, dry_run: bool, run_id: &str) -> 
 async fn jsonl_migration_moves_everything_once_and_again_changes_nothing() {
     let set = generate(400, 6, 60, true);
     assert!(set.records.len() > 2000, "thousands of messages");
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, _guard) = sqlite_store();
 
     let report = migrate(&store, &path, false, "r1").await;
@@ -94,8 +99,7 @@ async fn snapshot(store: &DynStore, set: &LegacySet) -> Vec<String> {
 #[tokio::test]
 async fn a_dry_run_reports_and_writes_nothing() {
     let set = generate(60, 4, 10, true);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, _guard) = sqlite_store();
     let report = migrate(&store, &path, true, "dry").await;
     assert!(report.dry_run && report.finished);
@@ -118,8 +122,7 @@ async fn a_dry_run_reports_and_writes_nothing() {
 #[tokio::test]
 async fn existing_sessions_are_merged_and_stragglers_picked_up() {
     let set = generate(30, 4, 5, false);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, _guard) = sqlite_store();
     // A session the new API already wrote to, with the same id and owner.
     let target = set
@@ -209,8 +212,7 @@ async fn existing_sessions_are_merged_and_stragglers_picked_up() {
 #[tokio::test]
 async fn a_run_stopped_by_its_budget_resumes_where_it_was() {
     let set = generate(80, 4, 10, true);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, _guard) = sqlite_store();
     let options = Options {
         batch_size: 20,
@@ -250,8 +252,7 @@ async fn a_run_stopped_by_its_budget_resumes_where_it_was() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_killed_mid_run_converges_when_started_again() {
     let set = generate(6000, 5, 200, true);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (dir, path) = write_jsonl(&set);
     let path_arg = path.to_str().unwrap();
     let store_dir = dir.path().join("store");
     let migrate = ["migrate", "--from-jsonl", path_arg, "--run-id", "crash"];
@@ -260,7 +261,8 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
     let mut killed_mid_run = false;
     for _ in 0..400 {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        if let Ok(store) = SqliteStore::open(&store_dir, Default::default())
+        if let Ok(store) =
+            chat_sessions::store::sqlite::SqliteStore::open(&store_dir, Default::default())
             && let Ok(Some(saved)) = store.load_checkpoint("crash").await
         {
             let checkpoint: Checkpoint = serde_json::from_str(&saved.value).unwrap();
@@ -281,8 +283,9 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
         "exit 1: the report has a conflict\n{text}"
     );
     assert!(text.contains("finished"), "{text}");
-    let store: DynStore =
-        std::sync::Arc::new(SqliteStore::open(&store_dir, Default::default()).unwrap());
+    let store: DynStore = std::sync::Arc::new(
+        chat_sessions::store::sqlite::SqliteStore::open(&store_dir, Default::default()).unwrap(),
+    );
     verify(&store, &set).await;
     let status =
         Binary::run(&store_dir, &["migrate", "--status", "--run-id", "crash"]).wait_with_output();
@@ -303,8 +306,7 @@ fn queue_invocation(message: &str, dequeue: u32, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries() {
     let set = generate(40, 4, 8, true);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, guard) = sqlite_store();
     let settings = ApiSettings {
         migration_budget: Duration::from_millis(1),

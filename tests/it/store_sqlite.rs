@@ -1,8 +1,19 @@
 //! The conformance suite on the embedded SQLite store.
 
-use chat_sessions::store::sqlite::{Durability, SqliteStore};
+use crate::conformance;
 
-use crate::{common::sqlite, conformance};
+use std::sync::Arc;
+
+use chat_sessions::store::{
+    DynStore,
+    sqlite::{Durability, SqliteStore},
+};
+
+async fn sqlite() -> (DynStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    (Arc::new(store), dir)
+}
 
 conformance_suite!(sqlite());
 

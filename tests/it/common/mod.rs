@@ -1,14 +1,14 @@
 //! Test helpers: the router called in-process with real HTTP requests, the
 //! router served on a loopback port, the real binary as a child process
-//! ([`binary`]), the Cosmos DB backends ([`cosmos`]) and the Functions host's
-//! recorded payloads.
+//! ([`binary`]), the Cosmos DB backends ([`cosmos`]), and what the tests
+//! check JSON with ([`json`]).
 
 pub mod binary;
 pub mod cosmos;
+pub mod json;
 
 use std::{
     net::{SocketAddr, TcpListener},
-    path::Path,
     sync::Arc,
 };
 
@@ -43,12 +43,6 @@ pub fn sqlite_store() -> (DynStore, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
     (Arc::new(store), dir)
-}
-
-/// A fresh embedded store in a temp directory, as the async factory the
-/// suites take.
-pub async fn sqlite() -> (DynStore, tempfile::TempDir) {
-    sqlite_store()
 }
 
 impl TestApp {
@@ -93,6 +87,21 @@ impl TestApp {
         self.request(Method::GET, uri).send().await
     }
 
+    /// GET `uri`; the body as JSON, whatever the status.
+    pub async fn get_json(&self, uri: &str) -> Value {
+        self.get(uri).await.json()
+    }
+
+    /// GET `uri`, expecting 200; the body as JSON.
+    pub async fn get_ok_json(&self, uri: &str) -> Value {
+        self.get(uri).await.expect_status(StatusCode::OK).json()
+    }
+
+    /// GET `uri`; its ETag.
+    pub async fn etag(&self, uri: &str) -> String {
+        self.get(uri).await.header("etag").unwrap().to_owned()
+    }
+
     pub async fn post(&self, uri: &str, body: Value) -> TestResponse {
         self.request(Method::POST, uri).json(&body).send().await
     }
@@ -103,6 +112,24 @@ impl TestApp {
 
     pub async fn delete(&self, uri: &str) -> TestResponse {
         self.request(Method::DELETE, uri).send().await
+    }
+
+    /// Every message of session `id` through the messages pager, `limit` a
+    /// page, following `next_before` to the end (each page 200): newest
+    /// first, as a JSON array.
+    pub async fn messages_paged(&self, id: &str, user: &str, limit: usize) -> Value {
+        let first = format!("/api/chat/sessions/{id}/messages?user_id={user}&limit={limit}");
+        let mut messages = Vec::new();
+        let mut uri = first.clone();
+        loop {
+            let mut page = self.get_ok_json(&uri).await;
+            messages.append(page["messages"].as_array_mut().unwrap());
+            match page["next_before"].as_str() {
+                Some(cursor) => uri = format!("{first}&before={cursor}"),
+                None => break,
+            }
+        }
+        Value::Array(messages)
     }
 
     /// Invokes the function `function` as the Functions host does (POST
@@ -259,10 +286,10 @@ impl RunningApp {
     }
 
     /// POST `body` to `path` over the socket.
-    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
         self.client
             .post(self.url(path))
-            .json(body)
+            .json(&body)
             .send()
             .await
             .unwrap()
@@ -270,7 +297,7 @@ impl RunningApp {
 
     /// POST `body` to `path` over the socket; the answer as JSON.
     pub async fn post_json(&self, path: &str, body: Value) -> Value {
-        self.post(path, &body).await.json().await.unwrap()
+        self.post(path, body).await.json().await.unwrap()
     }
 
     /// GET `path` over the socket, as JSON.
@@ -313,15 +340,4 @@ pub async fn spawn_app(store: DynStore, guard: Guard) -> RunningApp {
     let router = app(AppState::new(store, ApiSettings::default()));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     RunningApp::at(addr, guard)
-}
-
-/// The Functions host's recorded payload `name` (tests/fixtures/functions/).
-pub fn fixture(name: &str) -> Value {
-    read_json(&Path::new("tests/fixtures/functions").join(name))
-}
-
-/// A JSON file, parsed; panics naming the file.
-pub fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

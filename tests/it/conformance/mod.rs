@@ -1,6 +1,8 @@
 //! The `SessionStore` conformance suite: one function per behaviour. Every
 //! backend runs all of them through `conformance_suite!`.
 
+#![allow(dead_code)]
+
 use std::{collections::HashSet, sync::Arc};
 
 use chat_sessions::{
