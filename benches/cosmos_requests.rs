@@ -5,7 +5,8 @@
 //!
 //!     cargo bench --bench cosmos_requests
 
-#[path = "../tests/common/cosmos.rs"]
+#[path = "../tests/it/common/cosmos.rs"]
+#[allow(dead_code)] // the integration tests use all of it, this bench a part
 mod cosmos;
 
 use std::sync::Arc;

@@ -1,9 +1,16 @@
-//! Test helpers: the router called in-process with real HTTP requests, and
-//! the real server on a loopback port.
+//! Test helpers: the router called in-process with real HTTP requests, the
+//! router served on a loopback port, the real binary as a child process
+//! ([`binary`]), the Cosmos DB backends ([`cosmos`]), and what the tests
+//! check JSON with ([`json`]).
 
-#![allow(dead_code)]
+pub mod binary;
+pub mod cosmos;
+pub mod json;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    net::{SocketAddr, TcpListener},
+    sync::Arc,
+};
 
 use axum::{
     Router,
@@ -12,6 +19,7 @@ use axum::{
 };
 use chat_sessions::{
     api::{ApiSettings, AppState, app},
+    functions::InvocationResponse,
     store::{
         DynMigrationStore, DynStore,
         sqlite::{Durability, SqliteStore},
@@ -21,11 +29,13 @@ use http_body_util::BodyExt as _;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+/// Whatever keeps a store alive for a test: a temp directory, a client.
+pub type Guard = Box<dyn std::any::Any + Send + Sync>;
+
 /// The router over a store, plus whatever keeps the store alive.
 pub struct TestApp {
     pub router: Router,
-    pub store: DynStore,
-    _guard: Box<dyn std::any::Any + Send + Sync>,
+    _guard: Guard,
 }
 
 /// A fresh embedded store in a temp directory.
@@ -48,30 +58,19 @@ impl TestApp {
     }
 
     /// The API over any store.
-    pub fn over(
-        store: DynStore,
-        settings: ApiSettings,
-        guard: Box<dyn std::any::Any + Send + Sync>,
-    ) -> Self {
-        let router = app(AppState::new(store.clone(), settings));
-        Self {
-            router,
-            store,
-            _guard: guard,
-        }
+    pub fn over(store: DynStore, settings: ApiSettings, guard: Guard) -> Self {
+        Self::over_state(store, settings, guard, |state| state)
     }
 
     /// The API over any store, with the state adjusted by `adjust`.
     pub fn over_state(
         store: DynStore,
         settings: ApiSettings,
-        guard: Box<dyn std::any::Any + Send + Sync>,
+        guard: Guard,
         adjust: impl FnOnce(AppState) -> AppState,
     ) -> Self {
-        let router = app(adjust(AppState::new(store.clone(), settings)));
         Self {
-            router,
-            store,
+            router: app(adjust(AppState::new(store, settings))),
             _guard: guard,
         }
     }
@@ -88,6 +87,21 @@ impl TestApp {
         self.request(Method::GET, uri).send().await
     }
 
+    /// GET `uri`; the body as JSON, whatever the status.
+    pub async fn get_json(&self, uri: &str) -> Value {
+        self.get(uri).await.json()
+    }
+
+    /// GET `uri`, expecting 200; the body as JSON.
+    pub async fn get_ok_json(&self, uri: &str) -> Value {
+        self.get(uri).await.expect_status(StatusCode::OK).json()
+    }
+
+    /// GET `uri`; its ETag.
+    pub async fn etag(&self, uri: &str) -> String {
+        self.get(uri).await.header("etag").unwrap().to_owned()
+    }
+
     pub async fn post(&self, uri: &str, body: Value) -> TestResponse {
         self.request(Method::POST, uri).json(&body).send().await
     }
@@ -98,6 +112,33 @@ impl TestApp {
 
     pub async fn delete(&self, uri: &str) -> TestResponse {
         self.request(Method::DELETE, uri).send().await
+    }
+
+    /// Every message of session `id` through the messages pager, `limit` a
+    /// page, following `next_before` to the end (each page 200): newest
+    /// first, as a JSON array.
+    pub async fn messages_paged(&self, id: &str, user: &str, limit: usize) -> Value {
+        let first = format!("/api/chat/sessions/{id}/messages?user_id={user}&limit={limit}");
+        let mut messages = Vec::new();
+        let mut uri = first.clone();
+        loop {
+            let mut page = self.get_ok_json(&uri).await;
+            messages.append(page["messages"].as_array_mut().unwrap());
+            match page["next_before"].as_str() {
+                Some(cursor) => uri = format!("{first}&before={cursor}"),
+                None => break,
+            }
+        }
+        Value::Array(messages)
+    }
+
+    /// Invokes the function `function` as the Functions host does (POST
+    /// `/<function>` with the invocation payload): 200, and the answer.
+    pub async fn invoke(&self, function: &str, payload: Value) -> InvocationResponse {
+        self.post(&format!("/{function}"), payload)
+            .await
+            .expect_status(StatusCode::OK)
+            .invocation()
     }
 
     /// Creates a session for `user` and returns its id.
@@ -169,6 +210,11 @@ impl TestResponse {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
+    /// The body as the answer to a Functions host invocation.
+    pub fn invocation(&self) -> InvocationResponse {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
     pub fn expect_status(self, status: StatusCode) -> Self {
         assert_eq!(
             self.status,
@@ -195,31 +241,63 @@ impl TestResponse {
     }
 }
 
-/// The real server on a loopback port, in this process.
+/// A loopback listener on a port the OS picked: how every test server gets
+/// its port.
+pub fn loopback_listener() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").unwrap()
+}
+
+/// A free loopback port, for a server in another process.
+pub fn free_port() -> u16 {
+    loopback_listener().local_addr().unwrap().port()
+}
+
+/// A server on a loopback port (the router in this process, or the real
+/// binary), with a client.
 pub struct RunningApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
-    _guard: Box<dyn std::any::Any + Send + Sync>,
+    _guard: Guard,
 }
 
 impl RunningApp {
+    /// A client of the server at `addr`; `guard` lives as long as this.
+    pub fn at(addr: SocketAddr, guard: Guard) -> Self {
+        RunningApp {
+            addr,
+            client: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+            _guard: guard,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
     /// Creates a session for `user` over the socket and returns its id.
     pub async fn create_session(&self, user: &str) -> String {
-        let created: Value = self
-            .client
-            .post(self.url("/api/chat/sessions"))
-            .json(&serde_json::json!({ "user_id": user }))
+        let created = self
+            .post_json("/api/chat/sessions", serde_json::json!({ "user_id": user }))
+            .await;
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// POST `body` to `path` over the socket.
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(&body)
             .send()
             .await
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        created["id"].as_str().unwrap().to_owned()
+    }
+
+    /// POST `body` to `path` over the socket; the answer as JSON.
+    pub async fn post_json(&self, path: &str, body: Value) -> Value {
+        self.post(path, body).await.json().await.unwrap()
     }
 
     /// GET `path` over the socket, as JSON.
@@ -233,20 +311,33 @@ impl RunningApp {
             .await
             .unwrap()
     }
+
+    /// POSTs every body to `path` at once, each from its own task, and
+    /// asserts that every one was created (201).
+    pub async fn post_all_created(&self, path: &str, bodies: impl IntoIterator<Item = Value>) {
+        let url = self.url(path);
+        let posts: Vec<_> = bodies
+            .into_iter()
+            .map(|body| {
+                let (client, url) = (self.client.clone(), url.clone());
+                tokio::spawn(
+                    async move { client.post(&url).json(&body).send().await.unwrap().status() },
+                )
+            })
+            .collect();
+        for post in posts {
+            assert_eq!(post.await.unwrap(), reqwest::StatusCode::CREATED);
+        }
+    }
 }
 
-/// Serves the API over `store` on 127.0.0.1:0.
-pub async fn spawn_app(store: DynStore, guard: Box<dyn std::any::Any + Send + Sync>) -> RunningApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// Serves the API over `store` on a free loopback port, in this process.
+pub async fn spawn_app(store: DynStore, guard: Guard) -> RunningApp {
+    let listener = loopback_listener();
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let addr = listener.local_addr().unwrap();
     let router = app(AppState::new(store, ApiSettings::default()));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    RunningApp {
-        addr,
-        client: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .build()
-            .unwrap(),
-        _guard: guard,
-    }
+    RunningApp::at(addr, guard)
 }
