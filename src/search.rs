@@ -227,39 +227,60 @@ impl SearchTerms {
         words
     }
 
-    /// For each term, its longest piece that a text matching the term
-    /// contains verbatim once lowercased by any lowercasing that maps ASCII
-    /// `A`–`Z` to `a`–`z` and leaves caseless characters alone (such as
-    /// Cosmos DB's `LOWER`); `None` for a term without such a piece. Used to
-    /// narrow candidates on the server, never as the match itself.
-    pub fn literal_pieces(&self) -> Vec<Option<String>> {
+    /// For each term, a regular expression that every text matching the
+    /// term matches: the term's characters, each with all its case
+    /// variants, as a substring. Written to mean the same in PCRE (Cosmos
+    /// DB's `REGEXMATCH`) and JavaScript, byte-wise or not: alternations, no
+    /// classes of non-ASCII characters. Used to narrow candidates on the
+    /// server, never as the match itself.
+    pub fn patterns(&self) -> Vec<String> {
         self.terms
             .iter()
-            .map(|term| {
-                let mut best: &[char] = &[];
-                for piece in term.split(|&c| !is_literal_safe(c)) {
-                    if piece.len() > best.len() {
-                        best = piece;
-                    }
-                }
-                (!best.is_empty()).then(|| best.iter().collect())
-            })
+            .map(|term| term.iter().map(|&c| char_pattern(c)).collect())
             .collect()
     }
 }
 
-/// Whether every character that folds to `c` is `c` itself or becomes `c`
-/// when lowercased: ASCII except `k` and `s` (the Kelvin sign and the long s
-/// fold to them), and characters without case.
-fn is_literal_safe(c: char) -> bool {
-    if c.is_ascii() {
-        return !matches!(c, 'k' | 's' | 'A'..='Z');
+/// A pattern matching `c` in any case.
+fn char_pattern(c: char) -> String {
+    let variants = case_variants(c);
+    let one = |v: char| {
+        if v.is_ascii() && !v.is_ascii_alphanumeric() {
+            format!("\\{v}")
+        } else {
+            v.to_string()
+        }
+    };
+    match variants.as_slice() {
+        [only] => one(*only),
+        many => format!(
+            "(?:{})",
+            many.iter().map(|&v| one(v)).collect::<Vec<_>>().join("|")
+        ),
     }
-    !c.is_lowercase()
-        && !c.is_uppercase()
-        && c.to_lowercase().eq([c])
-        && c.to_uppercase().eq([c])
-        && fold_char(c) == c
+}
+
+/// Every character that folds like `c` (`c` included), in code point order.
+pub fn case_variants(c: char) -> Vec<char> {
+    use std::{collections::HashMap, sync::OnceLock};
+    static CLASSES: OnceLock<HashMap<char, Vec<char>>> = OnceLock::new();
+    let classes = CLASSES.get_or_init(|| {
+        let mut classes: HashMap<char, Vec<char>> = HashMap::new();
+        for o in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let f = fold_char(o);
+            if f != o {
+                classes.entry(f).or_insert_with(|| vec![f]).push(o);
+            }
+        }
+        for class in classes.values_mut() {
+            class.sort_unstable();
+        }
+        classes
+    });
+    classes
+        .get(&fold_char(c))
+        .cloned()
+        .unwrap_or_else(|| vec![c])
 }
 
 fn snippet_around(text: &str, found: std::ops::Range<usize>) -> String {
@@ -498,18 +519,19 @@ mod tests {
     }
 
     #[test]
-    fn literal_pieces_avoid_what_lowercasing_cannot_reach() {
-        let pieces = terms("Kubernetes über 東京 ſ %").literal_pieces();
+    fn patterns_spell_every_case_variant() {
+        let patterns = terms("Kube σ %a 東").patterns();
         assert_eq!(
-            pieces,
+            patterns,
             [
-                Some("ubernete".into()),
-                Some("ber".into()),
-                Some("東京".into()),
-                None,
-                Some("%".into()),
+                "(?:K|k|\u{212A})(?:U|u)(?:B|b)(?:E|e)",
+                "(?:Σ|ς|σ)",
+                "\\%(?:A|a)",
+                "東"
             ]
         );
+        assert_eq!(case_variants('s'), ['S', 's', '\u{17F}']);
+        assert_eq!(case_variants('1'), ['1']);
     }
 
     #[test]
