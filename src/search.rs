@@ -239,6 +239,23 @@ impl SearchTerms {
             .map(|term| term.iter().map(|&c| char_pattern(c)).collect())
             .collect()
     }
+
+    /// One regular expression that a text matching every term matches:
+    /// the [`patterns`](Self::patterns), each as a lookahead.
+    pub fn pattern(&self) -> String {
+        match self.patterns().as_slice() {
+            [one] => one.clone(),
+            all => {
+                let mut out = String::from("^");
+                for p in all {
+                    out.push_str("(?=[\\s\\S]*?");
+                    out.push_str(p);
+                    out.push(')');
+                }
+                out
+            }
+        }
+    }
 }
 
 /// A pattern matching `c` in any case.
@@ -531,6 +548,11 @@ mod tests {
             ]
         );
         assert_eq!(case_variants('s'), ['S', 's', '\u{17F}']);
+        assert_eq!(terms("%a").pattern(), "\\%(?:A|a)");
+        assert_eq!(
+            terms("%a 東").pattern(),
+            "^(?=[\\s\\S]*?\\%(?:A|a))(?=[\\s\\S]*?東)"
+        );
         assert_eq!(case_variants('1'), ['1']);
     }
 
