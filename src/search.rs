@@ -590,7 +590,7 @@ mod tests {
         let t2 = Timestamp::parse("2024-01-02T00:00:00Z").unwrap();
         let s = |id: &str| SessionId::parse(id).unwrap();
         let m = |id: &str| MessageId::parse(id).unwrap();
-        let mut keys = vec![
+        let mut keys = [
             HitKey::new(t1, &s("a"), Some(&m("m1"))),
             HitKey::new(t2, &s("a"), None),
             HitKey::new(t1, &s("b"), Some(&m("m1"))),

@@ -80,6 +80,17 @@ impl TestApp {
         }
     }
 
+    /// The HTTP API alone over a store that also searches.
+    pub fn searchable<S>(store: Arc<S>, settings: ApiSettings, guard: Guard) -> Self
+    where
+        S: chat_sessions::store::SessionStore + chat_sessions::store::SearchStore,
+    {
+        Self {
+            router: api::router(AppState::new(store.clone(), settings).with_search(store)),
+            _guard: guard,
+        }
+    }
+
     /// The whole service (the API and the Functions invocations), as
     /// `serve` builds it, over `store` and the migration's `source`.
     pub fn service(
