@@ -20,11 +20,11 @@
 //! | the OpenAPI document | [`api::openapi`] (from the route table) |
 //! | the Azure Functions host protocol (queue, timer, non-forwarded HTTP) | [`functions`] |
 //! | queue messages of the migration | [`functions::queue`] |
-//! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`] |
+//! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`], [`store::SearchStore`] |
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
 //! | the migration from per-message documents | [`migration`] |
-//! | a subcommand (`serve`, `migrate`, `init-cosmos`, `openapi`) | [`cli`] |
+//! | a subcommand (`serve`, `migrate`, `init-cosmos`, `search`, `openapi`) | [`cli`] |
 //!
 //! Dependencies point one way: `cli` → `app` → (`api`, `functions`) →
 //! (`store`, `migration`) → `domain`. `api` knows nothing of the Functions

@@ -21,14 +21,14 @@ pub const DEFAULT_SEARCH_LIMIT: u32 = 20;
 pub const MAX_SEARCH_LIMIT: u32 = 50;
 
 /// Query of `GET /api/chat/search`.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// What to look for: plain text, split into terms on whitespace; every
     /// term must match (case-insensitively, at the beginning of a word).
     /// 1–512 characters, not blank. Any characters are taken literally.
-    #[param(min_length = 1, max_length = 512)]
-    pub q: Option<String>,
+    #[param(min_length = 1, max_length = 512, pattern = r"\S")]
+    pub q: String,
     /// Whose history (local mode), or a check against the principal.
     #[param(value_type = Option<UserId>)]
     pub user_id: Option<String>,
@@ -103,7 +103,7 @@ pub async fn search(
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
-    let terms = SearchTerms::parse(params.q.as_deref().unwrap_or(""))?;
+    let terms = SearchTerms::parse(&params.q)?;
     let limit = params.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
     if !(1..=MAX_SEARCH_LIMIT).contains(&limit) {
         return Err(ApiError::Validation(format!(
