@@ -24,6 +24,8 @@
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
 //! | the migration from per-message documents | [`migration`] |
+//! | export, erase (store side) | [`store::export`], [`store::erase`] |
+//! | retention rules (archive, delete after N days) | [`retention`] |
 //! | a subcommand (`serve`, `migrate`, `init-cosmos`, `openapi`) | [`cli`] |
 //!
 //! Dependencies point one way: `cli` → `app` → (`api`, `functions`) →
@@ -39,4 +41,5 @@ pub mod domain;
 pub mod export;
 pub mod functions;
 pub mod migration;
+pub mod retention;
 pub mod store;
