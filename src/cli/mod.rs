@@ -5,9 +5,12 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+pub mod erase;
+pub mod export;
 pub mod init_cosmos;
 pub mod migrate;
 pub mod openapi;
+pub mod retention;
 pub mod serve;
 
 /// Chat-session history service and its tools.
@@ -31,6 +34,12 @@ pub enum Command {
     InitCosmos,
     /// Move old one-document-per-message data into sessions.
     Migrate(migrate::MigrateArgs),
+    /// Write everything of one user as the export stream (NDJSON).
+    Export(export::ExportArgs),
+    /// Delete everything of one user (sessions and legacy messages).
+    Erase(erase::EraseArgs),
+    /// Archive and delete old sessions by the retention settings.
+    Retention(retention::RetentionArgs),
 }
 
 /// Parses the command line and runs it.
@@ -53,6 +62,9 @@ pub fn main() -> anyhow::Result<()> {
             let code = runtime.block_on(migrate::run(args))?;
             std::process::exit(code);
         }
+        Command::Export(args) => runtime.block_on(export::run(args)),
+        Command::Erase(args) => runtime.block_on(erase::run(args)),
+        Command::Retention(args) => runtime.block_on(retention::run(args)),
     }
 }
 
