@@ -25,7 +25,10 @@ use chat_sessions::{
 use futures::TryStreamExt as _;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, cosmos};
+use crate::common::{
+    TestApp,
+    cosmos::{self, partition_docs},
+};
 
 /// A small threshold: sessions of a few hundred KB get sealed pages.
 fn small_pages(store: CosmosStore) -> CosmosStore {
@@ -33,21 +36,6 @@ fn small_pages(store: CosmosStore) -> CosmosStore {
         max_bytes: 32 * 1024,
         max_messages: None,
     })
-}
-
-/// Every document of `user`'s partition.
-async fn partition_docs(container: &ContainerClient, user: &str) -> Vec<Value> {
-    container
-        .query_items::<Value>(
-            Query::from("SELECT * FROM c"),
-            FeedScope::partition(user.to_owned()),
-            None,
-        )
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
 }
 
 fn old_message(i: usize, owner: &UserId) -> ChatMessage {

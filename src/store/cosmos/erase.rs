@@ -67,7 +67,7 @@ impl EraseStore for CosmosStore {
                     out.complete = true;
                     return Ok(out);
                 }
-                self.delete_ids(user, &pages).await?;
+                self.delete_ids(Some(user), &pages).await?;
             } else {
                 let mut ids = Vec::new();
                 for session in &sessions {
@@ -77,7 +77,7 @@ impl EraseStore for CosmosStore {
                             .map(|page| page_id(&session.id, page)),
                     );
                 }
-                let missing = self.delete_ids(user, &ids).await?;
+                let missing = self.delete_ids(Some(user), &ids).await?;
                 for session in sessions {
                     // Deleted meanwhile by someone else: not ours to count.
                     if !missing.contains(session.id.as_str()) {
@@ -95,11 +95,16 @@ impl EraseStore for CosmosStore {
 
 impl CosmosStore {
     /// Deletes documents of `user`'s partition in order, in transactional
-    /// batches; returns the ids that were already gone.
-    async fn delete_ids(&self, user: &UserId, ids: &[String]) -> StoreResult<HashSet<String>> {
+    /// batches of up to 100 (the batch limit); returns the ids that were
+    /// already gone.
+    pub(super) async fn delete_ids(
+        &self,
+        user: Option<&UserId>,
+        ids: &[String],
+    ) -> StoreResult<HashSet<String>> {
         let mut missing = HashSet::new();
         for chunk in ids.chunks(BATCH) {
-            let mut batch = azure_data_cosmos::TransactionalBatch::new(partition(Some(user)));
+            let mut batch = azure_data_cosmos::TransactionalBatch::new(partition(user));
             for id in chunk {
                 batch = batch.delete_item(id.clone(), None);
             }
@@ -119,9 +124,7 @@ impl CosmosStore {
             for id in chunk {
                 match self
                     .track(
-                        self.container
-                            .delete_item(partition(Some(user)), id, None)
-                            .await,
+                        self.container.delete_item(partition(user), id, None).await,
                         item_charge,
                     )
                     .map_err(store_error)
