@@ -12,6 +12,7 @@
 //! | how the service is assembled: which store, which routers | [`app`] |
 //! | a setting and its default (`COSMOS_ENDPOINT`, `AUTH_MODE`, …) | [`config`] |
 //! | sessions, messages, ids, timestamps and their validation | [`domain`] |
+//! | the export/import line format (NDJSON `{"type":"session"…}`) | [`export`] |
 //! | who the caller is (local `user_id`, Easy Auth headers) | [`auth`] |
 //! | an HTTP endpoint: route, method, Azure Function name, handler | [`api::routes`] (the one table), then [`api::sessions`], [`api::messages`], [`api::legacy`], [`api::meta`] |
 //! | an error answer (RFC 9457 problem+json, status codes) | [`api::error`] |
@@ -35,6 +36,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod export;
 pub mod functions;
 pub mod migration;
 pub mod store;

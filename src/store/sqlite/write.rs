@@ -65,7 +65,7 @@ impl SqliteStore {
             let etag = new_etag();
             tx.execute(
                 "UPDATE sessions SET session_name = ?2, is_active = ?3, context = ?4, \
-                 updated_at = ?5, etag = ?6 WHERE id = ?1",
+                 updated_at = ?5, etag = ?6, archived_at = ?7 WHERE id = ?1",
                 params![
                     id.as_str(),
                     value.session_name,
@@ -73,6 +73,7 @@ impl SqliteStore {
                     to_json(&value.context)?,
                     value.updated_at.to_string(),
                     etag,
+                    value.archived_at.map(|t| t.to_string()),
                 ],
             )
             .map_err(internal)?;
