@@ -23,6 +23,7 @@
 //! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`] |
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
+//! | importing a file (our export, ChatGPT's `conversations.json`) | [`import`] |
 //! | the migration from per-message documents | [`migration`] |
 //! | a subcommand (`serve`, `migrate`, `init-cosmos`, `openapi`) | [`cli`] |
 //!
@@ -38,5 +39,6 @@ pub mod config;
 pub mod domain;
 pub mod export;
 pub mod functions;
+pub mod import;
 pub mod migration;
 pub mod store;

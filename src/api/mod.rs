@@ -10,6 +10,7 @@ pub mod cache;
 pub mod conditional;
 pub mod error;
 pub mod extract;
+pub mod import;
 pub mod legacy;
 pub mod messages;
 pub mod meta;

@@ -10,7 +10,7 @@ use axum::{
     routing::{MethodFilter, MethodRouter, on},
 };
 
-use super::{AppState, legacy, messages, meta, sessions};
+use super::{AppState, import, legacy, messages, meta, sessions};
 
 /// One HTTP endpoint: its Azure Functions name, method, route and handler.
 #[derive(Debug, Clone)]
@@ -78,6 +78,8 @@ endpoints! {
         problems [400, 401, 403, 404, 409, 413, 415, 422, 500, 503];
     OpenApi: GET "openapi.json" => meta::openapi,
         problems [500];
+    ImportHistory: POST "chat/import" => import::import_history,
+        problems [400, 401, 403, 409, 413, 415, 422, 500, 503];
 }
 
 /// The prefix the Functions host puts before every HTTP route.

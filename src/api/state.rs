@@ -20,6 +20,8 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Serve `/_bench/*` routes used by the benchmark (never in production).
     pub bench_routes: bool,
+    /// Largest accepted import file (`POST /api/chat/import`), in bytes.
+    pub import_max_bytes: usize,
 }
 
 impl Default for ApiSettings {
@@ -28,6 +30,7 @@ impl Default for ApiSettings {
             auth_mode: AuthMode::None,
             max_body_bytes: 1024 * 1024,
             bench_routes: false,
+            import_max_bytes: crate::config::DEFAULT_IMPORT_MAX_BYTES,
         }
     }
 }

@@ -5,6 +5,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+pub mod import;
 pub mod init_cosmos;
 pub mod migrate;
 pub mod serve;
@@ -30,6 +31,9 @@ pub enum Command {
     InitCosmos,
     /// Move old one-document-per-message data into sessions.
     Migrate(migrate::MigrateArgs),
+    /// Import a user's sessions from a file (an export of this service, or
+    /// ChatGPT's conversations.json).
+    Import(import::ImportArgs),
 }
 
 /// Parses the command line and runs it.
@@ -50,6 +54,10 @@ pub fn main() -> anyhow::Result<()> {
         Command::InitCosmos => runtime.block_on(init_cosmos::run()),
         Command::Migrate(args) => {
             let code = runtime.block_on(migrate::run(args))?;
+            std::process::exit(code);
+        }
+        Command::Import(args) => {
+            let code = runtime.block_on(import::run(args))?;
             std::process::exit(code);
         }
     }

@@ -13,9 +13,11 @@ use crate::domain::{
 };
 
 pub mod cosmos;
+mod import;
 mod migration;
 pub mod sqlite;
 
+pub use import::{ImportStore, SessionFields};
 pub use migration::{DynMigrationStore, ImportOutcome, MigrationStore, SessionImport};
 
 /// Who is asking, which decides the sessions they can reach.
@@ -226,12 +228,13 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The storage contract of the API. Small enough to be used as
-/// `dyn SessionStore`.
+/// `dyn SessionStore`. [`ImportStore`] is part of it, so every
+/// `dyn SessionStore` can import.
 ///
 /// Every operation that names a session takes the [`Owner`] asking: a session
 /// the owner cannot see behaves exactly like a missing one.
 #[async_trait]
-pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+pub trait SessionStore: ImportStore + Send + Sync + fmt::Debug + 'static {
     /// A short name of the backend, for health answers and logs.
     fn kind(&self) -> &'static str;
 

@@ -13,8 +13,8 @@ use chat_sessions::{
     api::ApiSettings,
     domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
     store::{
-        Appended, DynStore, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError,
-        StoreResult, Versioned,
+        Appended, DynStore, ETag, ImportOutcome, ImportStore, ListQuery, Owner, SessionFields,
+        SessionImport, SessionPage, SessionStore, StoreError, StoreResult, Versioned,
     },
 };
 use serde_json::json;
@@ -72,6 +72,20 @@ impl SessionStore for BrokenStore {
     }
 }
 
+#[async_trait]
+impl ImportStore for BrokenStore {
+    async fn sessions_of_others(&self, _: &Owner, _: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+        Err((self.0)())
+    }
+    async fn import_session(
+        &self,
+        _: SessionFields,
+        _: SessionImport,
+    ) -> StoreResult<ImportOutcome> {
+        Err((self.0)())
+    }
+}
+
 #[tokio::test]
 async fn internal_errors_are_500_without_internals() {
     let store = Arc::new(BrokenStore(|| {
@@ -86,6 +100,11 @@ async fn internal_errors_are_500_without_internals() {
         app.post(
             "/api/chat/sessions/s1/messages",
             json!({ "content": "x", "message_type": "user" }),
+        )
+        .await,
+        app.post(
+            "/api/chat/import",
+            json!([{ "id": "c1", "create_time": 1.7e9, "mapping": {} }]),
         )
         .await,
     ] {

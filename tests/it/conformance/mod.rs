@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+mod import;
 mod migration;
+pub use import::*;
 pub use migration::*;
 
 use std::{collections::HashSet, sync::Arc};
@@ -59,6 +61,12 @@ macro_rules! conformance_suite {
             a_checkpoint_save_from_a_wrong_version_is_refused_and_changes_nothing,
             concurrent_checkpoint_saves_from_one_version_have_one_winner,
             concurrent_first_checkpoint_saves_have_one_winner,
+            import_session_creates_it_with_the_files_fields_and_order,
+            import_session_creates_a_session_without_messages,
+            import_session_into_an_existing_session_adds_only_what_it_lacks,
+            import_session_of_any_length_reads_back_whole,
+            sessions_of_others_names_only_other_owners_sessions,
+            import_session_into_another_owners_session_conflicts_and_changes_nothing,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
