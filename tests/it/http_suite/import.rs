@@ -623,6 +623,23 @@ pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynSto
         std::fs::read_to_string(FIXTURE).unwrap(),
     )
     .await;
+    // A session longer than one Cosmos document holds (sealed pages there).
+    let long = format!("s_{}_long", uuid::Uuid::new_v4().simple());
+    let mut lines = vec![json!({
+        "type": "session", "id": long, "user_id": alice, "session_name": "lang",
+        "is_active": true, "archived_at": null, "context": {}, "message_count": 2500,
+        "last_message_at": null, "created_at": "2023-01-01T00:00:00.000000Z",
+        "updated_at": "2023-01-01T00:00:00.000000Z",
+    })];
+    lines.extend((0..2500).map(|i| {
+        json!({
+            "type": "message", "session_id": long, "id": format!("m_{i:05}"),
+            "content": format!("{i} {}", "w".repeat(1000)), "message_type": "user",
+            "user_id": alice, "metadata": {},
+            "created_at": format!("2023-01-01T{:02}:{:02}:{:02}.000000Z", i / 3600, i / 60 % 60, i % 60),
+        })
+    }));
+    import(&app, &alice, NDJSON, ndjson(&lines)).await;
     let export = || async {
         let r = app
             .get(&format!("/api/chat/export?user_id={alice}"))
@@ -645,7 +662,7 @@ pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynSto
         .expect_status(StatusCode::OK);
     assert_eq!(export().await, "", "erased");
     let r = import(&app, &alice, NDJSON, before.clone()).await;
-    assert_eq!(r, report(6, 0, 14, 0));
+    assert_eq!(r, report(7, 0, 2514, 0));
     let after = export().await;
     for (b, a) in before.lines().zip(after.lines()) {
         assert_eq!(a, b);
