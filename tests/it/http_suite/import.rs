@@ -653,7 +653,7 @@ pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynSto
             .lines()
             .filter(|l| l.contains(r#""type":"session""#))
             .count(),
-        6
+        7
     );
     app.request(Method::POST, &format!("/api/chat/erase?user_id={alice}"))
         .json(&json!({ "confirm": alice }))
