@@ -34,6 +34,10 @@
 //! - [`functions`]: the Azure Functions app: function folders, `host.json`,
 //!   `local.settings.json.example`, the host's payloads replayed against the
 //!   router (on: embedded SQLite);
+//! - [`import_cli`]: `chat-sessions import` as a process: report, exit
+//!   codes, a refused file writes nothing (on: embedded SQLite; the import
+//!   itself is in the suites: `conformance/import.rs`,
+//!   `http_suite/import.rs`);
 //! - [`migration`]: the migration from JSONL: result, idempotence, merging,
 //!   dry runs, budgets, the CLI killed mid-run, the queue function
 //!   (on: embedded SQLite);
@@ -55,6 +59,7 @@ mod api;
 mod api_cosmos;
 mod durability;
 mod functions;
+mod import_cli;
 mod migration;
 mod migration_cosmos;
 mod openapi;
