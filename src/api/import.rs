@@ -77,9 +77,17 @@ pub async fn import_history(
             }
         })?
         .to_bytes();
-    let store: &dyn ImportStore = state.store.as_ref();
-    let report = import::run(store, &owner, &bytes, &mut |_| {})
+    // Its own task: a client that gives up (or a front end that times out)
+    // does not stop an import halfway; it finishes, and a repeat finds it
+    // done.
+    let store = state.store.clone();
+    let work = tokio::spawn(async move {
+        let store: &dyn ImportStore = store.as_ref();
+        import::run(store, &owner, &bytes, &mut |_| {}).await
+    });
+    let report = work
         .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("the import task failed: {e}")))?
         .map_err(|e| match e {
             ImportError::Malformed(detail) => ApiError::BadRequest(detail),
             ImportError::Invalid(detail) => ApiError::Validation(detail),
