@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json, value::RawValue};
 use sha2::{Digest as _, Sha256};
 
-use super::{ImportError, Place, Unit, ndjson::without_position};
+use super::{ImportError, Place, Unit, without_position};
 use crate::domain::{
     ChatMessage, JsonObject, MAX_SESSION_NAME_LEN, MessageId, MessageType, SessionId, Timestamp,
 };
@@ -325,6 +325,42 @@ mod tests {
             "2023-11-14T22:13:20.123456Z"
         );
         assert_eq!(epoch(f64::MAX), None);
+    }
+
+    #[test]
+    fn only_text_for_the_conversation_becomes_a_message() {
+        let message = |role: &str, recipient: Option<&str>, content: Value| Message {
+            author: Author { role: role.into() },
+            create_time: None,
+            content: serde_json::from_value(content).ok(),
+            recipient: recipient.map(Into::into),
+            metadata: None,
+        };
+        let text = json!({ "content_type": "text", "parts": ["a", "b"] });
+        assert_eq!(
+            text_of(&message("assistant", Some("all"), text.clone())),
+            Some((MessageType::Assistant, "a\nb".into()))
+        );
+        assert_eq!(
+            text_of(&message("system", None, text.clone())).map(|t| t.0),
+            Some(MessageType::System)
+        );
+        // A call to a tool, a tool's answer, another content type, blank.
+        assert_eq!(
+            text_of(&message("assistant", Some("dalle.text2im"), text.clone())),
+            None
+        );
+        assert_eq!(text_of(&message("tool", Some("all"), text)), None);
+        let code = json!({ "content_type": "code", "text": "print(1)" });
+        assert_eq!(text_of(&message("assistant", Some("all"), code)), None);
+        let blank = json!({ "content_type": "text", "parts": [" ", ""] });
+        assert_eq!(text_of(&message("user", Some("all"), blank)), None);
+        let photo = json!({ "content_type": "multimodal_text",
+            "parts": [{ "content_type": "image_asset_pointer" }, "what is this?"] });
+        assert_eq!(
+            text_of(&message("user", Some("all"), photo)),
+            Some((MessageType::User, "what is this?".into()))
+        );
     }
 
     #[test]

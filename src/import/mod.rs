@@ -113,6 +113,16 @@ pub(crate) struct Unit {
     pub(crate) import: SessionImport,
 }
 
+/// serde_json's message without its " at line L column C", which counts
+/// within the piece parsed (a line, a conversation), not the file.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
 /// The formats [`run`] recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -2,7 +2,7 @@
 //! writes them, a session line followed by its messages, read one session
 //! at a time.
 
-use super::{ImportError, Place, Unit};
+use super::{ImportError, Place, Unit, without_position};
 use crate::{
     domain::{ChatMessage, SessionSummary, check_session_name},
     export::ExportLine,
@@ -171,14 +171,4 @@ fn parse(n: u64, line: &[u8]) -> Result<ExportLine, ImportError> {
             }
         }
     })
-}
-
-/// serde_json's message without its " at line L column C", which would
-/// count within the line.
-pub(super) fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
 }
