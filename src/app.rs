@@ -79,6 +79,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         auth_mode: config.auth_mode,
         max_body_bytes: config.max_body_bytes,
         bench_routes: config.bench_routes,
+        import_max_bytes: config.import_max_bytes,
         ..ApiSettings::default()
     }
 }

@@ -20,6 +20,8 @@ use crate::{
 pub const DEFAULT_PORT: u16 = 7071;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default limit of an import file: 64 MiB.
+pub const DEFAULT_IMPORT_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -34,6 +36,8 @@ pub struct Config {
     pub durability: Durability,
     /// Largest request body (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Largest import file (`IMPORT_MAX_BYTES`).
+    pub import_max_bytes: usize,
     /// Serve the benchmark's ceiling route (`BENCH_ROUTES=1`).
     pub bench_routes: bool,
     /// Let the `MigrationSweep` timer enqueue runs (`MIGRATION_SWEEP_ENABLED`).
@@ -129,6 +133,17 @@ impl Config {
         if max_body_bytes == 0 {
             bail!("MAX_BODY_BYTES must be positive");
         }
+        let import_max_bytes = get("IMPORT_MAX_BYTES")
+            .map(|v| {
+                v.trim()
+                    .parse::<usize>()
+                    .with_context(|| format!("IMPORT_MAX_BYTES={v:?} is not a number of bytes"))
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_IMPORT_MAX_BYTES);
+        if import_max_bytes == 0 {
+            bail!("IMPORT_MAX_BYTES must be positive");
+        }
         let data_dir = overrides
             .data_dir
             .or_else(|| get("DATA_DIR").map(PathBuf::from))
@@ -208,6 +223,7 @@ impl Config {
             data_dir,
             durability,
             max_body_bytes,
+            import_max_bytes,
             bench_routes,
             migration_sweep_enabled,
             cosmos,

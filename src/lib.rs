@@ -24,6 +24,7 @@
 //! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`], [`store::SearchStore`] |
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
+//! | importing a file (our export, ChatGPT's `conversations.json`) | [`import`] |
 //! | the migration from per-message documents | [`migration`] |
 //! | export, erase (store side) | [`store::export`], [`store::erase`] |
 //! | retention rules (archive, delete after N days) | [`retention`] |
@@ -41,6 +42,7 @@ pub mod config;
 pub mod domain;
 pub mod export;
 pub mod functions;
+pub mod import;
 pub mod migration;
 pub mod retention;
 pub mod search;

@@ -12,6 +12,7 @@ pub mod erase;
 pub mod error;
 pub mod export;
 pub mod extract;
+pub mod import;
 pub mod legacy;
 pub mod messages;
 pub mod meta;

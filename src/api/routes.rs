@@ -10,7 +10,7 @@ use axum::{
     routing::{MethodFilter, MethodRouter, on},
 };
 
-use super::{AppState, erase, export, legacy, messages, meta, search, sessions};
+use super::{AppState, erase, export, import, legacy, messages, meta, search, sessions};
 
 /// One HTTP endpoint: its Azure Functions name, method, route and handler.
 #[derive(Debug, Clone)]
@@ -86,6 +86,8 @@ endpoints! {
         problems [401, 403, 422, 500, 503];
     EraseUserData: POST "chat/erase" => erase::erase,
         problems [400, 401, 403, 413, 415, 422, 500, 503];
+    ImportHistory: POST "chat/import" => import::import_history,
+        problems [400, 401, 403, 409, 413, 415, 422, 500, 503];
 }
 
 /// The prefix the Functions host puts before every HTTP route.

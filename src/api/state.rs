@@ -23,6 +23,8 @@ pub struct ApiSettings {
     /// How long one erase request works before it answers with what it has
     /// done (`complete: false`; the next request continues).
     pub erase_budget: Duration,
+    /// Largest accepted import file (`POST /api/chat/import`), in bytes.
+    pub import_max_bytes: usize,
 }
 
 /// Default [`ApiSettings::erase_budget`]: well inside the 230 s an HTTP
@@ -36,6 +38,7 @@ impl Default for ApiSettings {
             max_body_bytes: 1024 * 1024,
             bench_routes: false,
             erase_budget: DEFAULT_ERASE_BUDGET,
+            import_max_bytes: crate::config::DEFAULT_IMPORT_MAX_BYTES,
         }
     }
 }

@@ -40,6 +40,10 @@
 //!   differs: sealed pages streamed and erased, leftover pages, the legacy
 //!   container erased with the user, documents without `archived_at`
 //!   (on: the Cosmos server; sealed pages on the emulator too);
+//! - [`import_cli`]: `chat-sessions import` as a process: report, exit
+//!   codes, a refused file writes nothing (on: embedded SQLite; the import
+//!   itself is in the suites: `conformance/import.rs`,
+//!   `http_suite/import.rs`);
 //! - [`migration`]: the migration from JSONL: result, idempotence, merging,
 //!   dry runs, budgets, the CLI killed mid-run, the queue function
 //!   (on: embedded SQLite);
@@ -68,6 +72,7 @@ mod api;
 mod api_cosmos;
 mod durability;
 mod functions;
+mod import_cli;
 mod lifecycle_cli;
 mod lifecycle_cosmos;
 mod migration;
