@@ -73,6 +73,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         auth_mode: config.auth_mode,
         max_body_bytes: config.max_body_bytes,
         bench_routes: config.bench_routes,
+        cors: config.cors_allowed_origins.clone(),
     }
 }
 

@@ -8,6 +8,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
+    api::cors::AllowedOrigins,
     auth::AuthMode,
     store::{
         cosmos::{CosmosConfig, SealPolicy},
@@ -35,6 +36,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Serve the benchmark's ceiling route (`BENCH_ROUTES=1`).
     pub bench_routes: bool,
+    /// Origins whose pages may call the API from a browser
+    /// (`CORS_ALLOWED_ORIGINS`); unset: no CORS answers.
+    pub cors_allowed_origins: Option<AllowedOrigins>,
     /// Let the `MigrationSweep` timer enqueue runs (`MIGRATION_SWEEP_ENABLED`).
     pub migration_sweep_enabled: bool,
     /// Cosmos DB, when `COSMOS_ENDPOINT` is set; else the embedded store.
@@ -135,6 +139,10 @@ impl Config {
             }
         };
         let bench_routes = flag("BENCH_ROUTES")?;
+        let cors_allowed_origins = get("CORS_ALLOWED_ORIGINS")
+            .map(|v| v.parse::<AllowedOrigins>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let migration_sweep_enabled = flag("MIGRATION_SWEEP_ENABLED")?;
         let migration_budget = match get("MIGRATION_INVOCATION_SECONDS") {
             None => std::time::Duration::from_secs(240),
@@ -185,6 +193,7 @@ impl Config {
             durability,
             max_body_bytes,
             bench_routes,
+            cors_allowed_origins,
             migration_sweep_enabled,
             cosmos,
             migration_budget,
@@ -215,6 +224,7 @@ mod tests {
         assert_eq!(c.durability, Durability::Full);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.cosmos.is_none(), "no endpoint: the embedded store");
+        assert!(c.cors_allowed_origins.is_none(), "no CORS answers");
     }
 
     #[test]
@@ -268,6 +278,7 @@ mod tests {
             ("MAX_BODY_BYTES", "1MB"),
             ("SQLITE_SYNCHRONOUS", "off"),
             ("MIGRATION_SWEEP_ENABLED", "maybe"),
+            ("CORS_ALLOWED_ORIGINS", "http://localhost:5173/"),
         ] {
             let err = config(&[(k, v)], Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
-use super::{ApiError, bench, cache};
+use super::{ApiError, bench, cache, cors::AllowedOrigins};
 use crate::{
     auth::{self, AuthError, AuthMode},
     store::{DynStore, Owner},
@@ -20,6 +20,9 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Serve `/_bench/*` routes used by the benchmark (never in production).
     pub bench_routes: bool,
+    /// Origins whose pages may call the API (`CORS_ALLOWED_ORIGINS`); `None`:
+    /// no CORS answers at all.
+    pub cors: Option<AllowedOrigins>,
 }
 
 impl Default for ApiSettings {
@@ -28,6 +31,7 @@ impl Default for ApiSettings {
             auth_mode: AuthMode::None,
             max_body_bytes: 1024 * 1024,
             bench_routes: false,
+            cors: None,
         }
     }
 }
