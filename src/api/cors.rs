@@ -69,7 +69,9 @@ impl FromStr for AllowedOrigins {
         if entries.contains(&"*") {
             return match entries.len() {
                 1 => Ok(Self::Any),
-                _ => Err("CORS_ALLOWED_ORIGINS: `*` allows every origin; list no others with it".into()),
+                _ => Err(
+                    "CORS_ALLOWED_ORIGINS: `*` allows every origin; list no others with it".into(),
+                ),
             };
         }
         entries
@@ -201,7 +203,10 @@ mod tests {
 
     #[test]
     fn a_route_has_its_methods() {
-        assert_eq!(route_methods("/api/chat/sessions"), [Method::GET, Method::POST]);
+        assert_eq!(
+            route_methods("/api/chat/sessions"),
+            [Method::GET, Method::POST]
+        );
         assert_eq!(
             route_methods("/api/chat/sessions/session_1"),
             [Method::GET, Method::PUT, Method::DELETE]

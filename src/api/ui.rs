@@ -101,7 +101,11 @@ fn serve(path: &str, auth_mode: AuthMode) -> Response {
     // A page of the app (no extension) is the start page; its script reads
     // the path.
     let last = path.rsplit('/').next().unwrap_or_default();
-    let name = if last.contains('.') { path } else { "index.html" };
+    let name = if last.contains('.') {
+        path
+    } else {
+        "index.html"
+    };
     let mut response = match FILES.iter().find(|f| f.name == name) {
         Some(file) if file.name == "index.html" => {
             let mode = match auth_mode {
@@ -164,8 +168,17 @@ mod tests {
             !name.is_empty() && rest[name.len()..].starts_with('=')
         });
         assert!(handler.is_none(), "an inline handler: on{handler:?}");
-        for forbidden in ["innerHTML", "outerHTML", "insertAdjacentHTML", "eval(", "document.write"] {
-            assert!(!scripts.contains(forbidden), "{forbidden} in the app's scripts");
+        for forbidden in [
+            "innerHTML",
+            "outerHTML",
+            "insertAdjacentHTML",
+            "eval(",
+            "document.write",
+        ] {
+            assert!(
+                !scripts.contains(forbidden),
+                "{forbidden} in the app's scripts"
+            );
         }
     }
 
@@ -174,10 +187,16 @@ mod tests {
         for path in ["", "sessions/session_1", "index.html"] {
             let r = serve(path, AuthMode::None);
             assert_eq!(r.status(), 200, "{path}");
-            assert_eq!(r.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+            assert_eq!(
+                r.headers()[header::CONTENT_TYPE],
+                "text/html; charset=utf-8"
+            );
         }
         let r = serve("app.js", AuthMode::None);
-        assert_eq!(r.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
         let r = serve("../Cargo.toml", AuthMode::None);
         assert_eq!(r.status(), 404);
         assert_eq!(r.headers()[header::X_CONTENT_TYPE_OPTIONS], "nosniff");

@@ -40,7 +40,12 @@
 //! - [`migration_cosmos`]: the migration from the legacy Cosmos container,
 //!   with `--delete-old` (on: the Cosmos server);
 //! - [`openapi`]: the OpenAPI document against the route table and the
-//!   checked-in `openapi.json` (on: no store, or embedded SQLite).
+//!   checked-in `openapi.json` (on: no store, or embedded SQLite);
+//! - [`webapp`]: the web app's files, its security headers and CORS over
+//!   HTTP (on: embedded SQLite);
+//! - [`browser`]: the web app and CORS in Debian's headless Chromium driven
+//!   by Playwright (`tests/browser/`), against the real binary (on: embedded
+//!   SQLite).
 
 // First, so that their macros (`conformance_suite!`, `http_suite!`) are in
 // scope in the modules below.
@@ -53,6 +58,7 @@ mod legacy_data;
 
 mod api;
 mod api_cosmos;
+mod browser;
 mod durability;
 mod functions;
 mod migration;
@@ -61,3 +67,4 @@ mod openapi;
 mod sealing;
 mod store_cosmos;
 mod store_sqlite;
+mod webapp;

@@ -411,7 +411,7 @@ async function runSearch({ more = false } = {}) {
     const items = page.results.map((hit) => h('li', {},
       h('a', { href: sessionUrl(hit.session_id, hit.message_id) },
         h('span', { class: hit.session_name ? 'name' : 'name untitled' }, marked(hit.session_name || 'Untitled chat', q)),
-        h('span', { class: 'meta' }, hit.message_type ? `${hit.message_type} · ` : 'name · ', time(hit.created_at)),
+        h('span', { class: 'meta' }, hit.message_id ? `${hit.message_type} · ` : 'in the name · ', time(hit.created_at)),
         hit.snippet ? h('span', { class: 'snippet' }, marked(hit.snippet, q)) : null)));
     if (more) $('results-list').append(...items);
     else fill($('results-list'), items);
