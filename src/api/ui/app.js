@@ -18,6 +18,7 @@ const state = {
   sessions: [], // summaries, as listed
   sessionsToken: null,
   listing: 0, // generation of the list being loaded
+  loadingMore: false, // a next page is on its way
   open: null, // the open session (without messages) and its ETag: { session, etag }
   opening: 0, // generation of the session being opened
   messages: [], // of the open session, oldest first
@@ -82,11 +83,13 @@ function followLink(event) {
 const sessionName = (s) => s.session_name || 'Untitled chat';
 
 async function loadSessions({ reset }) {
+  if (!reset && state.loadingMore) return;
   const generation = reset ? ++state.listing : state.listing;
   if (reset) {
     state.sessions = [];
     state.sessionsToken = null;
   }
+  state.loadingMore = !reset;
   try {
     const page = await api.listSessions({
       is_active: state.show === 'active',
@@ -99,6 +102,8 @@ async function loadSessions({ reset }) {
     state.sessionsToken = page.continuation_token;
   } catch (e) {
     showError(e);
+  } finally {
+    if (generation === state.listing) state.loadingMore = false;
   }
   renderSessions();
 }
@@ -257,7 +262,13 @@ async function newChat() {
   try {
     const { body } = await api.createSession({});
     delete body.messages;
-    if (state.show === 'active') listChanged(body, { moveToTop: true });
+    if (state.show !== 'active') {
+      // A new chat is active: show where it is.
+      document.querySelector('input[name="show"][value="active"]').checked = true;
+      state.show = 'active';
+      await loadSessions({ reset: true });
+    }
+    listChanged(body, { moveToTop: true });
     await navigate(sessionUrl(body.id));
     $('message').focus();
   } catch (e) {
