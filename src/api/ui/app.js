@@ -423,7 +423,8 @@ async function runSearch({ more = false } = {}) {
       h('a', { href: sessionUrl(hit.session_id, hit.message_id) },
         h('span', { class: hit.session_name ? 'name' : 'name untitled' }, marked(hit.session_name || 'Untitled chat', q)),
         h('span', { class: 'meta' }, hit.message_id ? `${hit.message_type} · ` : 'in the name · ', time(hit.created_at)),
-        hit.snippet ? h('span', { class: 'snippet' }, marked(hit.snippet, q)) : null)));
+        // A name hit's snippet would only repeat the name.
+        hit.message_id && hit.snippet ? h('span', { class: 'snippet' }, marked(hit.snippet, q)) : null)));
     if (more) $('results-list').append(...items);
     else fill($('results-list'), items);
     $('results-title').textContent = `Results for “${q}”`;
