@@ -8,6 +8,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
+    api::cors::AllowedOrigins,
     auth::AuthMode,
     retention::{MAX_DAYS, RetentionPolicy},
     store::{
@@ -40,6 +41,9 @@ pub struct Config {
     pub import_max_bytes: usize,
     /// Serve the benchmark's ceiling route (`BENCH_ROUTES=1`).
     pub bench_routes: bool,
+    /// Origins whose pages may call the API from a browser
+    /// (`CORS_ALLOWED_ORIGINS`); unset: no CORS answers.
+    pub cors_allowed_origins: Option<AllowedOrigins>,
     /// Let the `MigrationSweep` timer enqueue runs (`MIGRATION_SWEEP_ENABLED`).
     pub migration_sweep_enabled: bool,
     /// Cosmos DB, when `COSMOS_ENDPOINT` is set; else the embedded store.
@@ -156,6 +160,10 @@ impl Config {
             }
         };
         let bench_routes = flag("BENCH_ROUTES")?;
+        let cors_allowed_origins = get("CORS_ALLOWED_ORIGINS")
+            .map(|v| v.parse::<AllowedOrigins>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let migration_sweep_enabled = flag("MIGRATION_SWEEP_ENABLED")?;
         let migration_budget = match get("MIGRATION_INVOCATION_SECONDS") {
             None => std::time::Duration::from_secs(240),
@@ -225,6 +233,7 @@ impl Config {
             max_body_bytes,
             import_max_bytes,
             bench_routes,
+            cors_allowed_origins,
             migration_sweep_enabled,
             cosmos,
             migration_budget,
@@ -258,6 +267,7 @@ mod tests {
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.cosmos.is_none(), "no endpoint: the embedded store");
         assert!(c.retention.is_off(), "retention is off unless configured");
+        assert!(c.cors_allowed_origins.is_none(), "no CORS answers");
         assert!(!c.retention_sweep_enabled);
     }
 
@@ -331,6 +341,7 @@ mod tests {
             ("RETENTION_ARCHIVE_AFTER_DAYS", "0"),
             ("RETENTION_DELETE_AFTER_DAYS", "30d"),
             ("RETENTION_SWEEP_ENABLED", "sometimes"),
+            ("CORS_ALLOWED_ORIGINS", "http://localhost:5173/"),
         ] {
             let err = config(&[(k, v)], Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");

@@ -145,7 +145,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(Operations::openapi());
     for route in ROUTES {
-        let Some(item) = doc.paths.paths.get_mut(&route.path()) else {
+        let Some(item) = doc.paths.paths.get_mut(&route.openapi_path()) else {
             panic!(
                 "{} {} has no OpenAPI annotation",
                 route.method,

@@ -57,7 +57,12 @@
 //!   [`store_sqlite`] and [`store_cosmos`] (not on the emulator: its query
 //!   engine has no subqueries);
 //! - [`openapi`]: the OpenAPI document against the route table and the
-//!   checked-in `openapi.json` (on: no store, or embedded SQLite).
+//!   checked-in `openapi.json` (on: no store, or embedded SQLite);
+//! - [`webapp`]: the web app's files, its security headers and CORS over
+//!   HTTP (on: embedded SQLite);
+//! - [`browser`]: the web app and CORS in Debian's headless Chromium driven
+//!   by Playwright (`tests/browser/`), against the real binary (on: embedded
+//!   SQLite).
 
 // First, so that their macros (`conformance_suite!`, `http_suite!`) are in
 // scope in the modules below.
@@ -70,6 +75,7 @@ mod legacy_data;
 
 mod api;
 mod api_cosmos;
+mod browser;
 mod durability;
 mod functions;
 mod import_cli;
@@ -82,3 +88,4 @@ mod sealing;
 mod search;
 mod store_cosmos;
 mod store_sqlite;
+mod webapp;
