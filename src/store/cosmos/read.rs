@@ -284,6 +284,9 @@ impl CosmosStore {
                 .decode(token)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
+                // Cosmos DB's tokens are printable ASCII and travel in a
+                // header; anything else is not one we handed out.
+                .filter(|raw| raw.bytes().all(|b| (0x20..0x7f).contains(&b)))
                 .ok_or_else(invalid_continuation)?;
             options = options.with_continuation_token(ContinuationToken::from_string(raw));
         }
