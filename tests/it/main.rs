@@ -34,6 +34,12 @@
 //! - [`functions`]: the Azure Functions app: function folders, `host.json`,
 //!   `local.settings.json.example`, the host's payloads replayed against the
 //!   router (on: embedded SQLite);
+//! - [`lifecycle_cli`]: `chat-sessions export`, `erase` and `retention`
+//!   (the real binary) and the `RetentionSweep` timer (on: embedded SQLite);
+//! - [`lifecycle_cosmos`]: export, erase and retention where Cosmos DB
+//!   differs: sealed pages streamed and erased, leftover pages, the legacy
+//!   container erased with the user, documents without `archived_at`
+//!   (on: the Cosmos server; sealed pages on the emulator too);
 //! - [`migration`]: the migration from JSONL: result, idempotence, merging,
 //!   dry runs, budgets, the CLI killed mid-run, the queue function
 //!   (on: embedded SQLite);
@@ -62,6 +68,8 @@ mod api;
 mod api_cosmos;
 mod durability;
 mod functions;
+mod lifecycle_cli;
+mod lifecycle_cosmos;
 mod migration;
 mod migration_cosmos;
 mod openapi;

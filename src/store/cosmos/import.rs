@@ -88,6 +88,7 @@ impl CosmosStore {
                 user_id: import.user_id.clone(),
                 session_name: None,
                 is_active: true,
+                archived_at: None,
                 context: Default::default(),
                 messages: Vec::new(),
                 message_count: import.messages.len() as u64,

@@ -72,6 +72,14 @@ impl TestApp {
         Self::service(store, ApiSettings::default(), settings, None, Box::new(dir))
     }
 
+    /// The HTTP API alone over a state the test assembled.
+    pub fn over_state(state: AppState, guard: Guard) -> Self {
+        Self {
+            router: api::router(state),
+            _guard: guard,
+        }
+    }
+
     /// The HTTP API alone over any store.
     pub fn over(store: DynStore, settings: ApiSettings, guard: Guard) -> Self {
         Self {
