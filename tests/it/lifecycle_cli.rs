@@ -45,6 +45,8 @@ async fn seed(app: &TestApp) {
 /// since 2020.
 fn age(dir: &Path) {
     let conn = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    // The search index's triggers run on this write too.
+    chat_sessions::store::sqlite::register_functions(&conn).unwrap();
     conn.execute_batch(
         "UPDATE sessions SET updated_at = '2020-01-01T00:00:00.000000Z', \
          archived_at = CASE WHEN archived_at IS NULL THEN NULL \
