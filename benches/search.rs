@@ -223,7 +223,7 @@ fn report_sizes(dir: &Path) {
     let sum = |pred: &dyn Fn(&str) -> bool| -> i64 {
         sizes.iter().filter(|(n, _)| pred(n)).map(|(_, b)| b).sum()
     };
-    let index = sum(&|n| n.starts_with("search_"));
+    let index = sum(&|n| n.starts_with("search_") || n.starts_with("sqlite_autoindex_search_"));
     let messages = sum(&|n| n == "messages" || n.starts_with("sqlite_autoindex_messages"));
     let total = sum(&|_| true);
     println!("\nsize on disk (dbstat):");
