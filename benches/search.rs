@@ -1,9 +1,11 @@
 //! Search latency on the embedded store, per kind of query, and the index's
 //! size on disk.
 //!
-//!     cargo bench --bench search                 # 1,000 users × 10,000 messages
+//!     cargo bench --bench search                 # 1,000,000 messages: 1,000 users × 1,000
 //!     SEARCH_BENCH_HEAVY=1 cargo bench --bench search   # also one user with 1,000,000
-//!     SEARCH_BENCH_USERS=20 SEARCH_BENCH_PER_USER=1000 cargo bench --bench search  # a quick try
+//!     SEARCH_BENCH_USERS=100 SEARCH_BENCH_PER_USER=10000 cargo bench --bench search  # 10,000 each
+//!     SEARCH_BENCH_USERS=20 cargo bench --bench search  # a quick try
+//!     SEARCH_BENCH_COSMOS=1 cargo bench --bench search  # requests per page on the local Cosmos server
 //!
 //! The data is generated once through the store's own write path (the
 //! migration's import, whose triggers keep the index in step) into
@@ -31,6 +33,10 @@ use chat_sessions::{
     },
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
+
+#[path = "../tests/it/common/cosmos.rs"]
+#[allow(dead_code)] // the integration tests use all of it, this bench a part
+mod cosmos;
 
 const VOCABULARY: usize = 50_000;
 const PER_SESSION: usize = 50;
@@ -217,7 +223,7 @@ fn report_sizes(dir: &Path) {
     let sum = |pred: &dyn Fn(&str) -> bool| -> i64 {
         sizes.iter().filter(|(n, _)| pred(n)).map(|(_, b)| b).sum()
     };
-    let index = sum(&|n| n.starts_with("search_"));
+    let index = sum(&|n| n.starts_with("search_") || n.starts_with("sqlite_autoindex_search_"));
     let messages = sum(&|n| n == "messages" || n.starts_with("sqlite_autoindex_messages"));
     let total = sum(&|_| true);
     println!("\nsize on disk (dbstat):");
@@ -362,6 +368,175 @@ async fn measure(store: &SqliteStore, dir: &Path, user: &UserId, label: &str) {
     }
 }
 
+/// Requests served so far by the local Cosmos server, counted by the server.
+async fn served(port: u16) -> u64 {
+    let url = format!("http://127.0.0.1:{port}/_launcher/requests");
+    let counts: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    counts["total"].as_u64().unwrap()
+}
+
+/// Requests per search page on the local Cosmos server, counted there, for
+/// one user with `sessions` × 50 messages.
+async fn cosmos(sessions: usize) {
+    let (store, _client) = cosmos::server_cosmos_store().await;
+    let port = cosmos::server_port();
+    let mut rng = StdRng::seed_from_u64(7);
+    let words = Words::new(&mut rng);
+    let user = user_id(0);
+    let owner = Owner::User(user.clone());
+    let start = Timestamp::parse("2024-01-01T00:00:00Z")
+        .unwrap()
+        .as_datetime();
+    let mut contents = Vec::new();
+    for s in 0..sessions {
+        let id = SessionId::parse(format!("s_{s:06}")).unwrap();
+        let messages: Vec<ChatMessage> = (0..PER_SESSION)
+            .map(|m| {
+                let content = words.sentence(&mut rng);
+                contents.push(content.clone());
+                ChatMessage {
+                    id: MessageId::parse(format!("m{m:03}")).unwrap(),
+                    content,
+                    message_type: MessageType::User,
+                    user_id: Some(user.clone()),
+                    metadata: JsonObject::new(),
+                    created_at: Timestamp::from_datetime(
+                        start + chrono::Duration::seconds((s * PER_SESSION + m) as i64 * 600),
+                    ),
+                }
+            })
+            .collect();
+        store
+            .import_messages(SessionImport {
+                id: id.clone(),
+                user_id: Some(user.clone()),
+                messages,
+            })
+            .await
+            .unwrap();
+        // One session in 20 renamed now: a rename moves the session's
+        // `updated_at`, which orders the documents a search reads.
+        if s % 20 != 0 {
+            continue;
+        }
+        let name = (0..3)
+            .map(|_| words.words[words.rank(&mut rng)].clone())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let patch = SessionPatch {
+            session_name: Some(Some(name)),
+            ..SessionPatch::default()
+        };
+        store
+            .update_session(&owner, &id, &patch, None)
+            .await
+            .unwrap();
+    }
+    println!(
+        "\nCosmos DB, local server: one user, {} sessions × {PER_SESSION} messages; requests per \
+         search page counted by the server (GET /_launcher/requests)",
+        sessions
+    );
+    println!(
+        "  {:<16} {:>10} {:>10} {:>12} {:>12}",
+        "kind", "page 1", "page 2", "hits p.1", "ms p.1"
+    );
+    let kinds = cosmos_queries(&contents, &words, &mut rng);
+    for (kind, qs) in kinds {
+        let (mut first, mut second, mut hits, mut ms) = (Vec::new(), Vec::new(), 0, 0.0);
+        for q in &qs {
+            let mut query = SearchQuery {
+                terms: SearchTerms::parse(q).unwrap(),
+                limit: 20,
+                is_active: None,
+                after: None,
+            };
+            let before = served(port).await;
+            let t = Instant::now();
+            let page = store.search(&owner, &query).await.unwrap();
+            ms += t.elapsed().as_secs_f64() * 1000.0;
+            first.push(served(port).await - before);
+            hits += page.hits.len();
+            if let Some(next) = page.continuation {
+                query.after = Some(next);
+                let before = served(port).await;
+                store.search(&owner, &query).await.unwrap();
+                second.push(served(port).await - before);
+            }
+        }
+        let mean = |v: &[u64]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "{:.2} (≤{})",
+                    v.iter().sum::<u64>() as f64 / v.len() as f64,
+                    v.iter().max().unwrap()
+                )
+            }
+        };
+        println!(
+            "  {kind:<16} {:>10} {:>10} {:>12.1} {:>12.1}",
+            mean(&first),
+            mean(&second),
+            hits as f64 / qs.len() as f64,
+            ms / qs.len() as f64
+        );
+    }
+}
+
+/// The same kinds of query as on the embedded store, from `contents`.
+fn cosmos_queries(
+    contents: &[String],
+    words: &Words,
+    rng: &mut StdRng,
+) -> Vec<(&'static str, Vec<String>)> {
+    let rank: std::collections::HashMap<&str, usize> = words
+        .words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| (w.as_str(), i))
+        .collect();
+    let pick = |rng: &mut StdRng| -> Vec<String> {
+        let c = &contents[rng.random_range(0..contents.len())];
+        c.split(|ch: char| !ch.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let n = 20;
+    let rare = (0..n)
+        .map(|_| {
+            pick(rng)
+                .into_iter()
+                .max_by_key(|w| rank.get(w.as_str()).copied().unwrap_or(0))
+                .unwrap()
+        })
+        .collect();
+    let common = (0..n).map(|i| STOP_WORDS[i % 5].to_owned()).collect();
+    let one = (0..n)
+        .map(|_| ((b'a' + rng.random_range(0..26u8)) as char).to_string())
+        .collect();
+    let two = (0..n)
+        .map(|_| {
+            let t = pick(rng);
+            t[rng.random_range(0..t.len())].chars().take(2).collect()
+        })
+        .collect();
+    let three = (0..n)
+        .map(|_| pick(rng).into_iter().take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    let nowhere = (0..n).map(|i| format!("zqxnowhere{i}")).collect();
+    vec![
+        ("rare word", rare),
+        ("common word", common),
+        ("1-letter prefix", one),
+        ("2-letter prefix", two),
+        ("three terms", three),
+        ("found nowhere", nowhere),
+    ]
+}
+
 fn bench_dir(name: &str) -> PathBuf {
     std::env::var_os("SEARCH_BENCH_DIR")
         .map(PathBuf::from)
@@ -371,6 +546,10 @@ fn bench_dir(name: &str) -> PathBuf {
 
 #[tokio::main]
 async fn main() {
+    if std::env::var_os("SEARCH_BENCH_COSMOS").is_some() {
+        cosmos(200).await;
+        return;
+    }
     let env = |name: &str, default: usize| {
         std::env::var(name)
             .ok()
@@ -379,7 +558,7 @@ async fn main() {
     };
     let (users, per_user) = (
         env("SEARCH_BENCH_USERS", 1000),
-        env("SEARCH_BENCH_PER_USER", 10_000),
+        env("SEARCH_BENCH_PER_USER", 1_000),
     );
     let dir = bench_dir(&format!("users-{users}x{per_user}"));
     println!("data: {}", dir.display());

@@ -711,6 +711,18 @@ fixes["batch-documents"] = async (original, account, req, res, { dbId, collId })
 };
 
 // ---------------------------------------------------------------------------
+// Requests served, by handler: `GET /_launcher/requests` answers them as
+// JSON ({"total": N, "query-documents": N, …}), so that a benchmark can count
+// the requests an operation costs at the server itself. Not a Cosmos API.
+// ---------------------------------------------------------------------------
+const requestCounts = { total: 0 };
+function countRequest(name) {
+  requestCounts.total += 1;
+  requestCounts[name] = (requestCounts[name] || 0) + 1;
+}
+const STATS_PATH = "/_launcher/requests";
+
+// ---------------------------------------------------------------------------
 // Install: wrap every handler module, then load the package.
 // ---------------------------------------------------------------------------
 for (const file of fs.readdirSync(HANDLER_DIR)) {
@@ -721,6 +733,7 @@ for (const file of fs.readdirSync(HANDLER_DIR)) {
   if (typeof original !== "function") continue;
   const fix = fixes[name];
   mod.default = async (account, req, res, params) => {
+    countRequest(name);
     prepareRequest(req, res);
     let body;
     try {
@@ -744,6 +757,18 @@ const { createHttpServer } = require(PKG_DIR); // loads lib/routes.js now
 // Start, report, and stop with the parent.
 // ---------------------------------------------------------------------------
 const server = createHttpServer();
+{
+  const packageListeners = server.listeners("request");
+  server.removeAllListeners("request");
+  server.on("request", (req, res) => {
+    if (req.method === "GET" && req.url === STATS_PATH) {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(requestCounts));
+      return;
+    }
+    for (const listener of packageListeners) listener.call(server, req, res);
+  });
+}
 let stopping = false;
 function stop(code) {
   if (stopping) return;

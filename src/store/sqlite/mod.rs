@@ -39,6 +39,8 @@ mod search_index;
 mod write;
 mod writer;
 
+pub use search_index::register_functions;
+
 /// How hard SQLite works to keep a commit on power loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {

@@ -176,8 +176,11 @@ fn bucket_of_text(text: &str) -> rusqlite::Result<i64> {
         .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
 }
 
-/// Registers `search_words` and `search_bucket` on `conn`.
-pub(super) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+/// Registers `search_words` and `search_bucket`, which the file's triggers
+/// call, on `conn`. The store does it on every connection it opens; a tool
+/// or test that writes to the file through a connection of its own must do
+/// it too, or its writes to `sessions` and `messages` fail.
+pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     conn.create_scalar_function("search_words", 2, flags, |ctx| {
         let user: Option<String> = ctx.get(0)?;
