@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use crate::{
     auth::AuthMode,
     store::{
-        cosmos::{CosmosConfig, SealPolicy},
+        cosmos::{self, CosmosConfig, SealPolicy},
         sqlite::Durability,
     },
 };
@@ -19,6 +19,11 @@ use crate::{
 pub const DEFAULT_PORT: u16 = 7071;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Smallest `COSMOS_SEAL_MAX_BYTES`: 16 KiB.
+const SEAL_MIN_BYTES: usize = 16 * 1024;
+/// Largest `COSMOS_SEAL_MAX_BYTES`: 1 MiB, so that a seal (the page and the
+/// rewritten session) fits one 2 MB transactional batch.
+const SEAL_MAX_BYTES: usize = 1024 * 1024;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -121,7 +126,7 @@ impl Config {
             .transpose()?
             .unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes == 0 {
-            bail!("MAX_BODY_BYTES must be positive");
+            bail!("MAX_BODY_BYTES=0 is out of range: it must be positive");
         }
         let data_dir = overrides
             .data_dir
@@ -161,23 +166,78 @@ impl Config {
                 .transpose()
         };
         let seal = SealPolicy {
-            max_bytes: number("COSMOS_SEAL_MAX_BYTES")?.unwrap_or(SealPolicy::default().max_bytes),
-            max_messages: number("COSMOS_SEAL_MAX_MESSAGES")?,
+            max_bytes: match number("COSMOS_SEAL_MAX_BYTES")? {
+                None => SealPolicy::default().max_bytes,
+                Some(n) if (SEAL_MIN_BYTES..=SEAL_MAX_BYTES).contains(&n) => n,
+                Some(n) => bail!(
+                    "COSMOS_SEAL_MAX_BYTES={n} is out of range: it must be between \
+                     {SEAL_MIN_BYTES} and {SEAL_MAX_BYTES} (so that a sealed page fits one Cosmos \
+                     DB batch)"
+                ),
+            },
+            max_messages: match number("COSMOS_SEAL_MAX_MESSAGES")? {
+                Some(n) if n < 2 => {
+                    bail!("COSMOS_SEAL_MAX_MESSAGES={n} is out of range: it must be at least 2")
+                }
+                n => n,
+            },
         };
-        let cosmos = get("COSMOS_ENDPOINT").map(|endpoint| CosmosConfig {
-            endpoint: endpoint.trim().to_owned(),
-            database: or("COSMOS_DATABASE", "chat"),
-            sessions_container: or("COSMOS_SESSIONS_CONTAINER", "chat_sessions"),
-            legacy_container: or("COSMOS_LEGACY_CONTAINER", "chat_messages"),
-            legacy_partition_key: or("COSMOS_LEGACY_PARTITION_KEY", "/session_id"),
-            key: get("COSMOS_KEY")
-                .map(|k| azure_core::credentials::Secret::new(k.trim().to_owned())),
-            client_id: get("AZURE_CLIENT_ID").map(|v| v.trim().to_owned()),
-            region: get("COSMOS_REGION")
-                .or_else(|| get("REGION_NAME"))
-                .map_or_else(|| "East US".to_owned(), |v| v.trim().to_owned()),
-            seal,
-        });
+        let cosmos = match get("COSMOS_ENDPOINT") {
+            None => None,
+            Some(endpoint) => {
+                let endpoint = endpoint.trim().to_owned();
+                cosmos::check_endpoint(&endpoint, get("AZURE_COSMOS_EMULATOR_HOST").as_deref())?;
+                let name = |setting: &str, default: &str| -> anyhow::Result<String> {
+                    let value = or(setting, default);
+                    cosmos::check_name(&value).map_err(|why| {
+                        anyhow::anyhow!("{setting}={value:?} is not a Cosmos DB name: {why}")
+                    })?;
+                    Ok(value)
+                };
+                let legacy_partition_key = or("COSMOS_LEGACY_PARTITION_KEY", "/session_id");
+                if !legacy_partition_key.starts_with('/') || legacy_partition_key.len() < 2 {
+                    bail!(
+                        "COSMOS_LEGACY_PARTITION_KEY={legacy_partition_key:?} is not a partition \
+                         key path (like /session_id)"
+                    );
+                }
+                let key = get("COSMOS_KEY").map(|k| k.trim().to_owned());
+                if let Some(key) = &key {
+                    use base64::Engine as _;
+                    // Never echo the value: it is a secret.
+                    base64::engine::general_purpose::STANDARD
+                        .decode(key)
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "COSMOS_KEY is not an account key (a base64 string); its value \
+                                 is not shown"
+                            )
+                        })?;
+                }
+                let client_id = get("AZURE_CLIENT_ID").map(|v| v.trim().to_owned());
+                if let Some(id) = &client_id
+                    && uuid::Uuid::try_parse(id).is_err()
+                {
+                    bail!(
+                        "AZURE_CLIENT_ID={id:?} is not a client id (a GUID such as \
+                         00000000-0000-0000-0000-000000000000)"
+                    );
+                }
+                Some(CosmosConfig {
+                    endpoint,
+                    database: name("COSMOS_DATABASE", "chat")?,
+                    sessions_container: name("COSMOS_SESSIONS_CONTAINER", "chat_sessions")?,
+                    legacy_container: name("COSMOS_LEGACY_CONTAINER", "chat_messages")?,
+                    legacy_partition_key,
+                    key: key.map(azure_core::credentials::Secret::new),
+                    client_id,
+                    region: get("COSMOS_REGION")
+                        .or_else(|| get("REGION_NAME"))
+                        .map_or_else(|| "East US".to_owned(), |v| v.trim().to_owned()),
+                    seal,
+                })
+            }
+        };
         Ok(Self {
             listen,
             auth_mode,

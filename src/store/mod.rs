@@ -12,10 +12,14 @@ use crate::domain::{
     UserId, ValidationError,
 };
 
+mod connecting;
 pub mod cosmos;
+pub mod health;
 mod migration;
 pub mod sqlite;
 
+pub use connecting::{Backoff, Connecting};
+pub use health::{Cause, StoreState, Unready};
 pub use migration::{DynMigrationStore, ImportOutcome, MigrationStore, SessionImport};
 
 /// Who is asking, which decides the sessions they can reach.
@@ -339,6 +343,18 @@ pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
         id: &SessionId,
         message: NewMessage,
     ) -> StoreResult<Appended>;
+
+    /// The store's state as last known, without asking the backend (what
+    /// liveness reports). A store that was opened before serving is ready.
+    fn state(&self) -> StoreState {
+        StoreState::Ready
+    }
+
+    /// Asks the backend, with its cheapest real request, whether it can
+    /// serve now (what readiness reports).
+    async fn check_ready(&self) -> Result<(), Unready> {
+        Ok(())
+    }
 }
 
 /// A shared store handle.

@@ -9,7 +9,8 @@
 //! The files of this module: `schema` (the file, its tables, opening it),
 //! `writer` (the writer thread and its group commit), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
-//! operations) and `import` (the [`MigrationStore`] side). The trait impls
+//! operations), `import` (the [`MigrationStore`] side) and `health`
+//! (readiness, and closing the file cleanly). The trait impls
 //! below only delegate to them.
 
 use std::{
@@ -22,10 +23,11 @@ use rusqlite::Connection;
 
 use super::{
     Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
-    SessionImport, SessionPage, SessionStore, StoreResult, Versioned,
+    SessionImport, SessionPage, SessionStore, StoreResult, Unready, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
+mod health;
 mod import;
 mod read;
 mod rows;
@@ -55,6 +57,8 @@ struct Inner {
     path: PathBuf,
     durability: Durability,
     jobs: mpsc::Sender<writer::Job>,
+    /// The writer thread, joined when the store closes.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     /// Connections with no busy timeout, for reads on async threads.
     inline_readers: Mutex<Vec<Connection>>,
@@ -130,6 +134,10 @@ impl SessionStore for SqliteStore {
         message: NewMessage,
     ) -> StoreResult<Appended> {
         self.append(owner, id, message).await
+    }
+
+    async fn check_ready(&self) -> Result<(), Unready> {
+        self.probe().await
     }
 }
 
