@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 pub mod init_cosmos;
 pub mod migrate;
+pub mod openapi;
 pub mod serve;
 
 /// Chat-session history service and its tools.
@@ -36,7 +37,7 @@ pub enum Command {
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
-        print!("{}", crate::api::openapi::document_json());
+        openapi::run();
         return Ok(());
     }
     init_logging();
