@@ -333,14 +333,15 @@ impl<S: SessionStore> SessionStore for Connecting<S> {
         match &result {
             Ok(()) => {
                 if let Some(was) = self.progress().failing.take() {
-                    tracing::info!(
-                        "{} answers again (it was not ready: {was})",
-                        self.backend
-                    );
+                    tracing::info!("{} answers again (it was not ready: {was})", self.backend);
                 }
             }
             Err(why) => {
-                tracing::warn!(cause = why.cause.code(), "{} is not ready: {why}", self.backend);
+                tracing::warn!(
+                    cause = why.cause.code(),
+                    "{} is not ready: {why}",
+                    self.backend
+                );
                 self.progress().failing = Some(why.clone());
             }
         }

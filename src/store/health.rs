@@ -140,10 +140,16 @@ impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Starting { backend } => {
-                write!(f, "connecting to {backend}: the first attempt has not finished yet")
+                write!(
+                    f,
+                    "connecting to {backend}: the first attempt has not finished yet"
+                )
             }
             Self::Credential { identity, reason } => {
-                write!(f, "{identity} could not get a token for Cosmos DB: {reason}. ")?;
+                write!(
+                    f,
+                    "{identity} could not get a token for Cosmos DB: {reason}. "
+                )?;
                 f.write_str(match identity {
                     Identity::DeveloperLogin => {
                         "Sign in with `az login` (or `azd auth login`), or set COSMOS_KEY for a \
@@ -212,9 +218,9 @@ impl fmt::Display for Identity {
                 f,
                 "the user-assigned managed identity with client id {client_id} (AZURE_CLIENT_ID)"
             ),
-            Self::SystemAssigned => f.write_str(
-                "the system-assigned managed identity (AZURE_CLIENT_ID is not set)",
-            ),
+            Self::SystemAssigned => {
+                f.write_str("the system-assigned managed identity (AZURE_CLIENT_ID is not set)")
+            }
             Self::DeveloperLogin => f.write_str("the developer login (az / azd)"),
         }
     }
@@ -257,7 +263,10 @@ mod tests {
             reason: "The requested identity has not been assigned to this resource".into(),
         }
         .to_string();
-        assert!(credential.contains("client id 0000 (AZURE_CLIENT_ID)"), "{credential}");
+        assert!(
+            credential.contains("client id 0000 (AZURE_CLIENT_ID)"),
+            "{credential}"
+        );
         assert!(credential.contains("has not been assigned"), "{credential}");
     }
 

@@ -66,8 +66,7 @@ pub async fn open(
     let client = client::client(config, account)
         .await
         .map_err(|e| classify(&e, &target))?;
-    let store = match CosmosStore::open(&client, &config.database, &config.sessions_container)
-        .await
+    let store = match CosmosStore::open(&client, &config.database, &config.sessions_container).await
     {
         Ok(store) => store.with_seal_policy(config.seal).with_target(target),
         Err(e) if cosmos_error(&e).is_some_and(|c| status(c) == 404) => {
@@ -175,8 +174,8 @@ pub fn classify(e: &anyhow::Error, target: &Target) -> Unready {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use azure_data_cosmos::CosmosStatus;
     use azure_core::http::StatusCode;
+    use azure_data_cosmos::CosmosStatus;
 
     fn target(identity: Option<Identity>) -> Target {
         Target {
@@ -218,7 +217,10 @@ mod tests {
     fn a_client_side_503_is_an_unreachable_endpoint() {
         let why = classify(&error(503, Some(20010), "fetch"), &target(None));
         assert_eq!(why.cause.code(), "unreachable");
-        assert!(why.to_string().contains("https://acct.documents.azure.com:443/"));
+        assert!(
+            why.to_string()
+                .contains("https://acct.documents.azure.com:443/")
+        );
     }
 
     #[test]

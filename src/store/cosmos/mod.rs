@@ -69,11 +69,7 @@ impl std::fmt::Debug for CosmosStore {
 
 impl CosmosStore {
     /// The store over container `name` of `database`, through `client`.
-    pub async fn open(
-        client: &CosmosClient,
-        database: &str,
-        name: &str,
-    ) -> anyhow::Result<Self> {
+    pub async fn open(client: &CosmosClient, database: &str, name: &str) -> anyhow::Result<Self> {
         let container = client
             .database_client(database)
             .container_client(name, None)
