@@ -1,10 +1,13 @@
 //! The store conformance suite: one function per behaviour, for
-//! `SessionStore` here and for `MigrationStore` in `migration.rs`. Every
+//! `SessionStore` here, for `MigrationStore` in `migration.rs` and for
+//! readiness in `health.rs`. Every
 //! backend runs all of them through `conformance_suite!`.
 
 #![allow(dead_code)]
 
+mod health;
 mod migration;
+pub use health::*;
 pub use migration::*;
 
 use std::{collections::HashSet, sync::Arc};
@@ -59,6 +62,7 @@ macro_rules! conformance_suite {
             a_checkpoint_save_from_a_wrong_version_is_refused_and_changes_nothing,
             concurrent_checkpoint_saves_from_one_version_have_one_winner,
             concurrent_first_checkpoint_saves_have_one_winner,
+            a_reachable_store_is_ready_and_asking_changes_nothing,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
