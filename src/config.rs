@@ -336,6 +336,88 @@ mod tests {
         assert_eq!(c.auth_mode, AuthMode::EasyAuth);
     }
 
+    #[test]
+    fn settings_that_can_never_work_are_refused_naming_setting_and_value() {
+        let account = ("COSMOS_ENDPOINT", "https://acct.documents.azure.com:443/");
+        for (vars, named) in [
+            (vec![("MAX_BODY_BYTES", "0")], "MAX_BODY_BYTES=0"),
+            (
+                vec![("COSMOS_SEAL_MAX_BYTES", "1000")],
+                "COSMOS_SEAL_MAX_BYTES=1000",
+            ),
+            (
+                vec![("COSMOS_SEAL_MAX_BYTES", "2000000")],
+                "COSMOS_SEAL_MAX_BYTES=2000000",
+            ),
+            (
+                vec![("COSMOS_SEAL_MAX_MESSAGES", "1")],
+                "COSMOS_SEAL_MAX_MESSAGES=1",
+            ),
+            (
+                vec![("COSMOS_ENDPOINT", "acct")],
+                "COSMOS_ENDPOINT=\"acct\"",
+            ),
+            (
+                vec![("COSMOS_ENDPOINT", "http://acct.documents.azure.com/")],
+                "plain http://",
+            ),
+            (
+                vec![("COSMOS_ENDPOINT", "ftp://acct/")],
+                "COSMOS_ENDPOINT=\"ftp://acct/\"",
+            ),
+            (
+                vec![account, ("AZURE_CLIENT_ID", "me")],
+                "AZURE_CLIENT_ID=\"me\"",
+            ),
+            (
+                vec![account, ("COSMOS_DATABASE", "a#b")],
+                "COSMOS_DATABASE=\"a#b\"",
+            ),
+            (
+                vec![account, ("COSMOS_SESSIONS_CONTAINER", "a?")],
+                "COSMOS_SESSIONS_CONTAINER",
+            ),
+            (
+                vec![account, ("COSMOS_LEGACY_PARTITION_KEY", "id")],
+                "COSMOS_LEGACY_PARTITION_KEY",
+            ),
+        ] {
+            let err = format!("{:#}", config(&vars, Overrides::default()).unwrap_err());
+            assert!(err.contains(named), "{vars:?}: {err}");
+        }
+        // A bad key is named, its value never shown.
+        let err = config(&[account, ("COSMOS_KEY", "s3cret!")], Overrides::default()).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("COSMOS_KEY") && !err.contains("s3cret!"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn emulators_may_use_plain_http() {
+        for (endpoint, emulator_host) in [
+            ("http://localhost:8081/", None),
+            ("http://127.0.0.1:8081/", None),
+            ("http://[::1]:8081/", None),
+            ("http://cosmos-emulator:8081/", Some("cosmos-emulator")),
+        ] {
+            let mut vars = vec![("COSMOS_ENDPOINT", endpoint)];
+            vars.extend(emulator_host.map(|h| ("AZURE_COSMOS_EMULATOR_HOST", h)));
+            let c = config(&vars, Overrides::default()).unwrap();
+            assert_eq!(c.cosmos.unwrap().endpoint, endpoint);
+        }
+        let c = config(
+            &[
+                ("COSMOS_ENDPOINT", "https://acct.documents.azure.com:443/"),
+                ("AZURE_CLIENT_ID", "6f1c1b7e-2f4a-4d7e-9a53-1c2b3d4e5f60"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.cosmos.unwrap().auth_kind(), "managed identity");
+    }
+
     /// The settings this module reads, with `lookup` recording each name it
     /// is asked for: once for the local defaults, once under the Functions
     /// host with Cosmos DB (which reads the `COSMOS_*` names and skips

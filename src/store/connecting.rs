@@ -28,6 +28,9 @@ use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch
 /// polled by several monitors; the backend is asked at most this often.
 const CHECK_REUSE: Duration = Duration::from_secs(5);
 
+/// Longest a readiness check may take before it counts as failed.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Longest one connection attempt may take before it counts as failed.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -329,7 +332,19 @@ impl<S: SessionStore> SessionStore for Connecting<S> {
         {
             return last.result.clone();
         }
-        let result = store.check_ready().await;
+        let result = match tokio::time::timeout(CHECK_TIMEOUT, store.check_ready()).await {
+            Ok(result) => result,
+            Err(_) => Err(Unready::new(
+                Cause::Other {
+                    reason: format!(
+                        "{} did not answer the readiness check within {} s",
+                        self.backend,
+                        CHECK_TIMEOUT.as_secs()
+                    ),
+                },
+                Duration::from_secs(5),
+            )),
+        };
         match &result {
             Ok(()) => {
                 if let Some(was) = self.progress().failing.take() {
