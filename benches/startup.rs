@@ -85,7 +85,10 @@ fn start(env: &[(&str, String)]) -> (f64, f64) {
         if let Some((200, _)) = get(addr, "/") {
             break started.elapsed();
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "no answer on /");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no answer on /"
+        );
         std::thread::sleep(Duration::from_micros(200));
     };
     let ready = loop {
@@ -99,10 +102,7 @@ fn start(env: &[(&str, String)]) -> (f64, f64) {
     };
     child.kill().unwrap();
     child.wait().unwrap();
-    (
-        probe.as_secs_f64() * 1000.0,
-        ready.as_secs_f64() * 1000.0,
-    )
+    (probe.as_secs_f64() * 1000.0, ready.as_secs_f64() * 1000.0)
 }
 
 fn summary(mut values: Vec<f64>) -> String {

@@ -16,7 +16,8 @@ use crate::{
     functions::{self, FunctionsSettings, FunctionsState},
     migration::SourceSpec,
     store::{
-        Backoff, Connecting, DynMigrationStore,
+        Backoff, Connecting, DynLegacyEraser, DynMigrationStore, DynSearchStore, LegacyErased,
+        LegacyEraser, StoreError, StoreResult, StoreState,
         cosmos::{self, CosmosStore},
         sqlite::SqliteStore,
     },
@@ -27,6 +28,8 @@ use crate::{
 pub struct Backend {
     /// Where sessions live (with what the migration needs of the store).
     pub store: DynMigrationStore,
+    /// Search over the same store.
+    pub search: DynSearchStore,
     /// Where the migration reads old messages: the legacy Cosmos container,
     /// or the `MIGRATION_JSONL` file; empty when there is neither (or, while
     /// Cosmos DB is being connected, not yet).
@@ -50,8 +53,10 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<Backend> {
     if let Some(source) = legacy_source(&client, settings).await {
         let _ = legacy.set(source);
     }
+    let store = Arc::new(store);
     Ok(Backend {
-        store: Arc::new(store),
+        store: store.clone(),
+        search: store,
         legacy,
         connecting: None,
     })
@@ -85,7 +90,8 @@ pub fn start_backend(config: &Config) -> anyhow::Result<Backend> {
             .await;
     });
     Ok(Backend {
-        store,
+        store: store.clone(),
+        search: store,
         legacy,
         connecting: Some(task.abort_handle()),
     })
@@ -98,8 +104,10 @@ fn open_embedded(config: &Config) -> anyhow::Result<Backend> {
     if let Some(path) = &config.migration_jsonl {
         let _ = legacy.set(SourceSpec::Jsonl(path.clone()));
     }
+    let store = Arc::new(store);
     Ok(Backend {
-        store: Arc::new(store),
+        store: store.clone(),
+        search: store,
         legacy,
         connecting: None,
     })
@@ -142,6 +150,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         auth_mode: config.auth_mode,
         max_body_bytes: config.max_body_bytes,
         bench_routes: config.bench_routes,
+        ..ApiSettings::default()
     }
 }
 
@@ -151,12 +160,29 @@ pub fn functions_settings(config: &Config) -> FunctionsSettings {
         max_body_bytes: config.max_body_bytes,
         migration_sweep_enabled: config.migration_sweep_enabled,
         migration_budget: config.migration_budget,
+        retention: config.retention,
+        retention_sweep_enabled: config.retention_sweep_enabled,
+        ..FunctionsSettings::default()
     }
 }
 
 /// The whole service over `backend`, as `serve` runs it.
 pub fn router(config: &Config, backend: Backend) -> Router {
-    let api = AppState::new(backend.store.clone(), api_settings(config));
+    let mut api =
+        AppState::new(backend.store.clone(), api_settings(config)).with_search(backend.search);
+    let eraser: Option<DynLegacyEraser> = match backend.legacy.get() {
+        Some(source) => source.eraser(),
+        // Cosmos DB is being connected: the legacy container is known once
+        // it is.
+        None if backend.connecting.is_some() => Some(Arc::new(PendingEraser {
+            source: backend.legacy.clone(),
+            store: backend.store.clone(),
+        })),
+        None => None,
+    };
+    if let Some(eraser) = eraser {
+        api = api.with_legacy_eraser(eraser);
+    }
     let functions = FunctionsState::new(backend.store, functions_settings(config))
         .with_pending_migration_source(backend.legacy);
     service(api, functions)
@@ -168,4 +194,34 @@ pub fn router(config: &Config, backend: Backend) -> Router {
 pub fn service(api: AppState, functions: FunctionsState) -> Router {
     let api = api::router(api);
     api.clone().merge(functions::router(api, functions))
+}
+
+/// Erases legacy documents through the legacy container once Cosmos DB is
+/// connected (which is when the container is known); until then it answers
+/// "unavailable", so that an erase never skips the legacy documents.
+#[derive(Debug)]
+struct PendingEraser {
+    source: Arc<OnceLock<SourceSpec>>,
+    store: DynMigrationStore,
+}
+
+#[async_trait::async_trait]
+impl LegacyEraser for PendingEraser {
+    async fn erase_legacy(
+        &self,
+        user: &crate::domain::UserId,
+        deadline: std::time::Instant,
+    ) -> StoreResult<LegacyErased> {
+        match self.source.get().and_then(SourceSpec::eraser) {
+            Some(eraser) => eraser.erase_legacy(user, deadline).await,
+            None if matches!(self.store.state(), StoreState::Connecting { .. }) => {
+                Err(StoreError::Unavailable { retry_after: None })
+            }
+            // Connected, and there is no legacy container: nothing to erase.
+            None => Ok(LegacyErased {
+                messages: 0,
+                complete: true,
+            }),
+        }
+    }
 }

@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 
 use crate::{
     auth::AuthMode,
+    retention::{MAX_DAYS, RetentionPolicy},
     store::{
         cosmos::{self, CosmosConfig, SealPolicy},
         sqlite::Durability,
@@ -49,6 +50,11 @@ pub struct Config {
     /// A JSONL file of old messages for the queue-triggered migration when
     /// there is no Cosmos DB (`MIGRATION_JSONL`; local use).
     pub migration_jsonl: Option<PathBuf>,
+    /// The retention rules (`RETENTION_ARCHIVE_AFTER_DAYS`,
+    /// `RETENTION_DELETE_AFTER_DAYS`); off by default.
+    pub retention: RetentionPolicy,
+    /// Let the `RetentionSweep` timer apply them (`RETENTION_SWEEP_ENABLED`).
+    pub retention_sweep_enabled: bool,
 }
 
 /// Overrides given on the command line; they beat the environment, except
@@ -165,6 +171,24 @@ impl Config {
                 })
                 .transpose()
         };
+        let days = |name: &str| -> anyhow::Result<Option<u32>> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|d| (1..=MAX_DAYS).contains(d))
+                        .with_context(|| {
+                            format!("{name}={v:?} is not a number of days from 1 to {MAX_DAYS}")
+                        })
+                })
+                .transpose()
+        };
+        let retention = RetentionPolicy {
+            archive_after_days: days("RETENTION_ARCHIVE_AFTER_DAYS")?,
+            delete_after_days: days("RETENTION_DELETE_AFTER_DAYS")?,
+        };
+        let retention_sweep_enabled = flag("RETENTION_SWEEP_ENABLED")?;
         let seal = SealPolicy {
             max_bytes: match number("COSMOS_SEAL_MAX_BYTES")? {
                 None => SealPolicy::default().max_bytes,
@@ -249,6 +273,8 @@ impl Config {
             cosmos,
             migration_budget,
             migration_jsonl: get("MIGRATION_JSONL").map(PathBuf::from),
+            retention,
+            retention_sweep_enabled,
         })
     }
 }
@@ -275,6 +301,24 @@ mod tests {
         assert_eq!(c.durability, Durability::Full);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.cosmos.is_none(), "no endpoint: the embedded store");
+        assert!(c.retention.is_off(), "retention is off unless configured");
+        assert!(!c.retention_sweep_enabled);
+    }
+
+    #[test]
+    fn retention_days_are_read() {
+        let c = config(
+            &[
+                ("RETENTION_ARCHIVE_AFTER_DAYS", "90"),
+                ("RETENTION_DELETE_AFTER_DAYS", " 30 "),
+                ("RETENTION_SWEEP_ENABLED", "true"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.retention.archive_after_days, Some(90));
+        assert_eq!(c.retention.delete_after_days, Some(30));
+        assert!(c.retention_sweep_enabled);
     }
 
     #[test]
@@ -328,6 +372,9 @@ mod tests {
             ("MAX_BODY_BYTES", "1MB"),
             ("SQLITE_SYNCHRONOUS", "off"),
             ("MIGRATION_SWEEP_ENABLED", "maybe"),
+            ("RETENTION_ARCHIVE_AFTER_DAYS", "0"),
+            ("RETENTION_DELETE_AFTER_DAYS", "30d"),
+            ("RETENTION_SWEEP_ENABLED", "sometimes"),
         ] {
             let err = config(&[(k, v)], Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");

@@ -8,13 +8,16 @@ use tower_http::trace::TraceLayer;
 pub mod bench;
 pub mod cache;
 pub mod conditional;
+pub mod erase;
 pub mod error;
+pub mod export;
 pub mod extract;
 pub mod legacy;
 pub mod messages;
 pub mod meta;
 pub mod openapi;
 pub mod routes;
+pub mod search;
 pub mod sessions;
 pub mod state;
 

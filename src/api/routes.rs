@@ -10,7 +10,7 @@ use axum::{
     routing::{MethodFilter, MethodRouter, on},
 };
 
-use super::{AppState, legacy, messages, meta, sessions};
+use super::{AppState, erase, export, legacy, messages, meta, search, sessions};
 
 /// One HTTP endpoint: its Azure Functions name, method, route and handler.
 #[derive(Debug, Clone)]
@@ -78,8 +78,16 @@ endpoints! {
         problems [401, 403, 422, 500, 503];
     PostChatMessage: POST "chat/message" => legacy::post_message,
         problems [400, 401, 403, 404, 409, 413, 415, 422, 500, 503];
+    SearchHistory: GET "chat/search" => search::search,
+        problems [401, 403, 422, 500, 503];
     OpenApi: GET "openapi.json" => meta::openapi,
         problems [500];
+    ExportSession: GET "chat/sessions/{session_id}/export" => export::export_session,
+        problems [401, 403, 404, 422, 500, 503];
+    ExportUserData: GET "chat/export" => export::export_all,
+        problems [401, 403, 422, 500, 503];
+    EraseUserData: POST "chat/erase" => erase::erase,
+        problems [400, 401, 403, 413, 415, 422, 500, 503];
 }
 
 /// The prefix the Functions host puts before every HTTP route.

@@ -17,12 +17,17 @@ use std::{
 
 use async_trait::async_trait;
 
+use futures::{StreamExt as _, stream::BoxStream};
+
 use super::{
-    Appended, Cause, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore,
-    Owner, SessionImport, SessionPage, SessionRead, SessionStore, StoreError, StoreResult,
-    StoreState, Unready, Versioned,
+    Appended, Cause, ETag, EraseStore, Erased, ExportStore, ImportOutcome, ListQuery, MessagePage,
+    MessageQuery, MigrationStore, Owner, RetentionStore, SearchPage, SearchQuery, SearchStore,
+    SessionImport, SessionPage, SessionRead, SessionStore, StoreError, StoreResult, StoreState,
+    Unready, Versioned, export::SummaryStream, retention::CandidateStream,
 };
-use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
+use crate::domain::{
+    ChatSession, NewMessage, NewSession, SessionId, SessionPatch, Timestamp, UserId,
+};
 
 /// How long a readiness answer is reused. Readiness is anonymous and may be
 /// polled by several monitors; the backend is asked at most this often.
@@ -215,6 +220,47 @@ impl<S: SessionStore> Connecting<S> {
         self.store.get().ok_or_else(|| StoreError::Unavailable {
             retry_after: Some(self.not_connected().retry_after),
         })
+    }
+
+    /// The store's stream, or one "unavailable" while connecting.
+    fn stream<T: Send + 'static>(
+        &self,
+        open: impl FnOnce(&S) -> BoxStream<'static, StoreResult<T>>,
+    ) -> BoxStream<'static, StoreResult<T>> {
+        match self.ready() {
+            Ok(store) => open(store),
+            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+        }
+    }
+}
+
+impl<S: SessionStore> ExportStore for Connecting<S> {
+    fn all_sessions(&self, owner: &Owner) -> SummaryStream {
+        self.stream(|store| store.all_sessions(owner))
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> EraseStore for Connecting<S> {
+    async fn erase_user(&self, user: &UserId, deadline: Instant) -> StoreResult<Erased> {
+        self.ready()?.erase_user(user, deadline).await
+    }
+}
+
+impl<S: SessionStore> RetentionStore for Connecting<S> {
+    fn untouched_before(&self, cutoff: Timestamp) -> CandidateStream {
+        self.stream(|store| store.untouched_before(cutoff))
+    }
+
+    fn archived_before(&self, cutoff: Timestamp) -> CandidateStream {
+        self.stream(|store| store.archived_before(cutoff))
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore + SearchStore> SearchStore for Connecting<S> {
+    async fn search(&self, owner: &Owner, query: &SearchQuery) -> StoreResult<SearchPage> {
+        self.ready()?.search(owner, query).await
     }
 }
 

@@ -13,10 +13,12 @@ use chat_sessions::{
     api::ApiSettings,
     domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
     store::{
-        Appended, DynStore, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError,
-        StoreResult, Versioned,
+        Appended, DynStore, ETag, EraseStore, Erased, ExportStore, ListQuery, Owner,
+        RetentionStore, SessionPage, SessionStore, StoreError, StoreResult, Versioned,
+        export::SummaryStream, retention::CandidateStream,
     },
 };
+use futures::StreamExt as _;
 use serde_json::json;
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -69,6 +71,35 @@ impl SessionStore for BrokenStore {
         _: NewMessage,
     ) -> StoreResult<Appended> {
         Err((self.0)())
+    }
+}
+
+impl ExportStore for BrokenStore {
+    fn all_sessions(&self, _: &Owner) -> SummaryStream {
+        let error = (self.0)();
+        futures::stream::once(async move { Err(error) }).boxed()
+    }
+}
+
+#[async_trait]
+impl EraseStore for BrokenStore {
+    async fn erase_user(
+        &self,
+        _: &chat_sessions::domain::UserId,
+        _: std::time::Instant,
+    ) -> StoreResult<Erased> {
+        Err((self.0)())
+    }
+}
+
+impl RetentionStore for BrokenStore {
+    fn untouched_before(&self, _: chat_sessions::domain::Timestamp) -> CandidateStream {
+        let error = (self.0)();
+        futures::stream::once(async move { Err(error) }).boxed()
+    }
+    fn archived_before(&self, _: chat_sessions::domain::Timestamp) -> CandidateStream {
+        let error = (self.0)();
+        futures::stream::once(async move { Err(error) }).boxed()
     }
 }
 

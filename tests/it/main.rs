@@ -40,11 +40,24 @@
 //! - [`functions`]: the Azure Functions app: function folders, `host.json`,
 //!   `local.settings.json.example`, the host's payloads replayed against the
 //!   router (on: embedded SQLite);
+//! - [`lifecycle_cli`]: `chat-sessions export`, `erase` and `retention`
+//!   (the real binary) and the `RetentionSweep` timer (on: embedded SQLite);
+//! - [`lifecycle_cosmos`]: export, erase and retention where Cosmos DB
+//!   differs: sealed pages streamed and erased, leftover pages, the legacy
+//!   container erased with the user, documents without `archived_at`
+//!   (on: the Cosmos server; sealed pages on the emulator too);
 //! - [`migration`]: the migration from JSONL: result, idempotence, merging,
 //!   dry runs, budgets, the CLI killed mid-run, the queue function
 //!   (on: embedded SQLite);
 //! - [`migration_cosmos`]: the migration from the legacy Cosmos container,
 //!   with `--delete-old` (on: the Cosmos server);
+//! - [`search`]: `GET /api/chat/search` over HTTP (on: embedded SQLite and
+//!   the Cosmos server), through the real binary and the `search`
+//!   subcommand, the embedded index (built for older files, in step with the
+//!   data, bounded work per page), hits in sealed pages (on: the Cosmos
+//!   server); the search conformance suite itself runs from
+//!   [`store_sqlite`] and [`store_cosmos`] (not on the emulator: its query
+//!   engine has no subqueries);
 //! - [`openapi`]: the OpenAPI document against the route table and the
 //!   checked-in `openapi.json` (on: no store, or embedded SQLite).
 
@@ -61,10 +74,13 @@ mod api;
 mod api_cosmos;
 mod durability;
 mod functions;
+mod lifecycle_cli;
+mod lifecycle_cosmos;
 mod migration;
 mod migration_cosmos;
 mod openapi;
 mod sealing;
+mod search;
 mod startup;
 mod store_cosmos;
 mod store_sqlite;

@@ -388,7 +388,9 @@ async fn missing_database_then_container_are_named_until_init_cosmos_creates_the
 async fn settings_that_can_never_work_stop_it_at_once_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let cosmos = ("COSMOS_ENDPOINT", "https://acct.documents.azure.com:443/");
-    let cases: &[(&[(&str, &str)], &[&str])] = &[
+    // (settings, words the one line must contain)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case] = &[
         (&[("AUTH_MODE", "magic")], &["AUTH_MODE", "magic"]),
         (&[("MAX_BODY_BYTES", "0")], &["MAX_BODY_BYTES", "0"]),
         (

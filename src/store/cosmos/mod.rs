@@ -15,9 +15,10 @@
 //! The files of this module, one concern each: `documents` (what is stored),
 //! `errors` (SDK errors, ETags, retries), `metrics`, `read` and `write` (the
 //! [`SessionStore`] operations), `seal` (long sessions' sealed pages),
-//! `import` and `checkpoint` (the migration's [`MigrationStore`] side) and
-//! `client` (configuration, connection, container setup) and `health`
-//! (connecting at start, readiness, causes in operator words). The trait impls
+//! `import` and `checkpoint` (the migration's [`MigrationStore`] side),
+//! `export`, `erase` and `retention` (those capabilities), `client`
+//! (configuration, connection, container setup) and `health` (connecting
+//! at start, readiness, causes in operator words). The trait impls
 //! below only delegate to them.
 
 use std::sync::Arc;
@@ -35,12 +36,16 @@ use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch
 mod checkpoint;
 mod client;
 mod documents;
+mod erase;
 mod errors;
+mod export;
 mod health;
 mod import;
 mod metrics;
 mod read;
+mod retention;
 mod seal;
+mod search;
 mod write;
 
 pub use client::{

@@ -9,9 +9,9 @@
 //! The files of this module: `schema` (the file, its tables, opening it),
 //! `writer` (the writer thread and its group commit), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
-//! operations), `import` (the [`MigrationStore`] side) and `health`
-//! (readiness, and closing the file cleanly). The trait impls
-//! below only delegate to them.
+//! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
+//! and `retention` (those capabilities) and `health` (readiness, and
+//! closing the file cleanly). The trait impls below only delegate to them.
 
 use std::{
     path::PathBuf,
@@ -23,15 +23,20 @@ use rusqlite::Connection;
 
 use super::{
     Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
-    SessionImport, SessionPage, SessionStore, StoreResult, Unready, Versioned,
+    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Unready, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
+mod erase;
+mod export;
 mod health;
 mod import;
 mod read;
+mod retention;
 mod rows;
 mod schema;
+mod search;
+mod search_index;
 mod write;
 mod writer;
 
@@ -84,6 +89,15 @@ impl SessionStore for SqliteStore {
         known: Option<&ETag>,
     ) -> StoreResult<Option<Versioned<ChatSession>>> {
         self.get_if_changed(owner, id, known).await
+    }
+
+    async fn read_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<SessionRead>> {
+        self.read_streamed(owner, id, known).await
     }
 
     async fn get_session_tail(

@@ -82,8 +82,14 @@ impl Binary {
     /// `chat-sessions <args>` over the embedded store in `data_dir`, stdout
     /// captured (see [`Binary::wait_with_output`]), stderr discarded.
     pub fn run(data_dir: &Path, args: &[&str]) -> Self {
+        Self::run_with_env(data_dir, args, &[])
+    }
+
+    /// [`Binary::run`] with these settings in its environment.
+    pub fn run_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let child = command(data_dir)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -181,6 +187,8 @@ fn command(data_dir: &Path) -> Command {
         .env("DATA_DIR", data_dir)
         .env("RUST_LOG", "warn")
         .env_remove("COSMOS_ENDPOINT")
-        .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT");
+        .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .env_remove("RETENTION_ARCHIVE_AFTER_DAYS")
+        .env_remove("RETENTION_DELETE_AFTER_DAYS");
     command
 }

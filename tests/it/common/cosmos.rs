@@ -74,7 +74,11 @@ pub fn launch(port: u16) -> (Child, u16) {
         .env("PORT", port.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("COSMOS_SERVER_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .expect("node must be installed to run the Cosmos tests");
     let mut line = String::new();
@@ -194,6 +198,25 @@ pub async fn emulator_cosmos_store() -> (CosmosStore, CosmosClient) {
 pub async fn emulator_store() -> (DynMigrationStore, Box<dyn std::any::Any + Send + Sync>) {
     let (store, client) = emulator_cosmos_store().await;
     (Arc::new(store), Box::new(client))
+}
+
+/// Every stored document of one user's partition, raw.
+pub async fn partition_docs(
+    container: &azure_data_cosmos::ContainerClient,
+    user: &str,
+) -> Vec<serde_json::Value> {
+    use futures::TryStreamExt as _;
+    container
+        .query_items::<serde_json::Value>(
+            azure_data_cosmos::Query::from("SELECT * FROM c"),
+            azure_data_cosmos::FeedScope::partition(user.to_owned()),
+            None,
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// The store `serve` runs on Cosmos DB: a [`Connecting`] wrapper, here

@@ -6,8 +6,11 @@
 #![allow(dead_code)]
 
 mod health;
+mod lifecycle;
 mod migration;
+pub mod search;
 pub use health::*;
+pub use lifecycle::*;
 pub use migration::*;
 
 use std::{collections::HashSet, sync::Arc};
@@ -62,6 +65,14 @@ macro_rules! conformance_suite {
             a_checkpoint_save_from_a_wrong_version_is_refused_and_changes_nothing,
             concurrent_checkpoint_saves_from_one_version_have_one_winner,
             concurrent_first_checkpoint_saves_have_one_winner,
+            export_streams_every_session_of_the_owner_with_its_messages,
+            export_lists_each_session_once_while_the_owner_keeps_writing,
+            erase_deletes_everything_of_the_user_and_nothing_else,
+            erase_continues_where_an_interrupted_call_stopped,
+            archiving_sets_archived_at_and_restoring_clears_it,
+            retention_finds_the_sessions_each_rule_applies_to,
+            retention_archives_then_deletes_and_a_dry_run_changes_nothing,
+            retention_leaves_a_session_touched_since_it_was_found,
             a_reachable_store_is_ready_and_asking_changes_nothing,
         );
     };
@@ -84,7 +95,7 @@ pub fn sid(name: &str) -> SessionId {
     SessionId::parse(name).unwrap()
 }
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 

@@ -2,6 +2,9 @@
 //! checked on status codes, headers and bodies. Every backend runs it
 //! through `http_suite!`.
 
+mod lifecycle;
+pub use lifecycle::*;
+
 use std::collections::HashSet;
 
 use axum::http::{Method, StatusCode};
@@ -46,6 +49,14 @@ macro_rules! http_suite {
             repeated_gets_always_show_the_latest_version,
             optional_bodies_may_be_absent_or_null,
             messages_pager_and_messages_limit,
+            export_session_in_each_format_as_a_download,
+            export_session_refuses_bad_input_and_other_users,
+            export_all_streams_every_session_of_the_caller,
+            exports_follow_the_easy_auth_principal,
+            erase_refuses_anything_but_the_callers_own_id,
+            erase_deletes_everything_of_the_caller_and_nothing_else,
+            erase_resumes_when_a_request_runs_out_of_time,
+            archived_at_follows_is_active,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
