@@ -100,6 +100,9 @@ param retentionDeleteAfterDays int = 0
 @description('Time budget in seconds of one migration invocation (below functionTimeout, 600 s).')
 param migrationInvocationSeconds int = 240
 
+@description('Origins (scheme://host[:port], exactly as browsers send them, e.g. https://chat.example.com) whose pages may call the API from a browser. The platform answers CORS for them before the request reaches the handler, so the app\'s own CORS_ALLOWED_ORIGINS stays unset in Azure. Empty = no cross-origin callers; the built-in web app (/api/ui/) is same-origin and needs none.')
+param corsAllowedOrigins array = []
+
 @description('RUST_LOG filter of the handler.')
 param rustLog string = 'info'
 
@@ -206,6 +209,7 @@ module functionApp 'modules/function-app.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    corsAllowedOrigins: corsAllowedOrigins
     appSettings: {
       AUTH_MODE: 'easyauth'
       RUST_LOG: rustLog

@@ -150,6 +150,8 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         auth_mode: config.auth_mode,
         max_body_bytes: config.max_body_bytes,
         bench_routes: config.bench_routes,
+        import_max_bytes: config.import_max_bytes,
+        cors: config.cors_allowed_origins.clone(),
         ..ApiSettings::default()
     }
 }

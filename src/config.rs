@@ -8,6 +8,7 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
+    api::cors::AllowedOrigins,
     auth::AuthMode,
     retention::{MAX_DAYS, RetentionPolicy},
     store::{
@@ -20,6 +21,8 @@ use crate::{
 pub const DEFAULT_PORT: u16 = 7071;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default limit of an import file: 64 MiB.
+pub const DEFAULT_IMPORT_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Smallest `COSMOS_SEAL_MAX_BYTES`: 16 KiB.
 const SEAL_MIN_BYTES: usize = 16 * 1024;
 /// Largest `COSMOS_SEAL_MAX_BYTES`: 1 MiB, so that a seal (the page and the
@@ -39,8 +42,13 @@ pub struct Config {
     pub durability: Durability,
     /// Largest request body (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Largest import file (`IMPORT_MAX_BYTES`).
+    pub import_max_bytes: usize,
     /// Serve the benchmark's ceiling route (`BENCH_ROUTES=1`).
     pub bench_routes: bool,
+    /// Origins whose pages may call the API from a browser
+    /// (`CORS_ALLOWED_ORIGINS`); unset: no CORS answers.
+    pub cors_allowed_origins: Option<AllowedOrigins>,
     /// Let the `MigrationSweep` timer enqueue runs (`MIGRATION_SWEEP_ENABLED`).
     pub migration_sweep_enabled: bool,
     /// Cosmos DB, when `COSMOS_ENDPOINT` is set; else the embedded store.
@@ -134,6 +142,17 @@ impl Config {
         if max_body_bytes == 0 {
             bail!("MAX_BODY_BYTES=0 is out of range: it must be positive");
         }
+        let import_max_bytes = get("IMPORT_MAX_BYTES")
+            .map(|v| {
+                v.trim()
+                    .parse::<usize>()
+                    .with_context(|| format!("IMPORT_MAX_BYTES={v:?} is not a number of bytes"))
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_IMPORT_MAX_BYTES);
+        if import_max_bytes == 0 {
+            bail!("IMPORT_MAX_BYTES must be positive");
+        }
         let data_dir = overrides
             .data_dir
             .or_else(|| get("DATA_DIR").map(PathBuf::from))
@@ -146,6 +165,10 @@ impl Config {
             }
         };
         let bench_routes = flag("BENCH_ROUTES")?;
+        let cors_allowed_origins = get("CORS_ALLOWED_ORIGINS")
+            .map(|v| v.parse::<AllowedOrigins>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let migration_sweep_enabled = flag("MIGRATION_SWEEP_ENABLED")?;
         let migration_budget = match get("MIGRATION_INVOCATION_SECONDS") {
             None => std::time::Duration::from_secs(240),
@@ -268,7 +291,9 @@ impl Config {
             data_dir,
             durability,
             max_body_bytes,
+            import_max_bytes,
             bench_routes,
+            cors_allowed_origins,
             migration_sweep_enabled,
             cosmos,
             migration_budget,
@@ -302,6 +327,7 @@ mod tests {
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.cosmos.is_none(), "no endpoint: the embedded store");
         assert!(c.retention.is_off(), "retention is off unless configured");
+        assert!(c.cors_allowed_origins.is_none(), "no CORS answers");
         assert!(!c.retention_sweep_enabled);
     }
 
@@ -375,6 +401,7 @@ mod tests {
             ("RETENTION_ARCHIVE_AFTER_DAYS", "0"),
             ("RETENTION_DELETE_AFTER_DAYS", "30d"),
             ("RETENTION_SWEEP_ENABLED", "sometimes"),
+            ("CORS_ALLOWED_ORIGINS", "http://localhost:5173/"),
         ] {
             let err = config(&[(k, v)], Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");

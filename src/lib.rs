@@ -26,6 +26,7 @@
 //! | start, SIGTERM and the drain | [`cli::serve`], [`app::start_backend`] |
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
+//! | importing a file (our export, ChatGPT's `conversations.json`) | [`import`] |
 //! | the migration from per-message documents | [`migration`] |
 //! | export, erase (store side) | [`store::export`], [`store::erase`] |
 //! | retention rules (archive, delete after N days) | [`retention`] |
@@ -43,6 +44,7 @@ pub mod config;
 pub mod domain;
 pub mod export;
 pub mod functions;
+pub mod import;
 pub mod migration;
 pub mod retention;
 pub mod search;

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
 
-use super::{ApiError, bench, cache};
+use super::{ApiError, bench, cache, cors::AllowedOrigins};
 use crate::{
     auth::{self, AuthError, AuthMode},
     store::{DynLegacyEraser, DynSearchStore, DynStore, Owner},
@@ -23,6 +23,11 @@ pub struct ApiSettings {
     /// How long one erase request works before it answers with what it has
     /// done (`complete: false`; the next request continues).
     pub erase_budget: Duration,
+    /// Largest accepted import file (`POST /api/chat/import`), in bytes.
+    pub import_max_bytes: usize,
+    /// Origins whose pages may call the API (`CORS_ALLOWED_ORIGINS`); `None`:
+    /// no CORS answers at all.
+    pub cors: Option<AllowedOrigins>,
 }
 
 /// Default [`ApiSettings::erase_budget`]: well inside the 230 s an HTTP
@@ -36,6 +41,8 @@ impl Default for ApiSettings {
             max_body_bytes: 1024 * 1024,
             bench_routes: false,
             erase_budget: DEFAULT_ERASE_BUDGET,
+            import_max_bytes: crate::config::DEFAULT_IMPORT_MAX_BYTES,
+            cors: None,
         }
     }
 }

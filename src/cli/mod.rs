@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 pub mod erase;
 pub mod export;
+pub mod import;
 pub mod init_cosmos;
 pub mod migrate;
 pub mod openapi;
@@ -43,6 +44,9 @@ pub enum Command {
     Erase(erase::EraseArgs),
     /// Archive and delete old sessions by the retention settings.
     Retention(retention::RetentionArgs),
+    /// Import a user's sessions from a file (an export of this service, or
+    /// ChatGPT's conversations.json).
+    Import(import::ImportArgs),
 }
 
 /// Parses the command line and runs it.
@@ -75,6 +79,10 @@ pub fn main() -> anyhow::Result<()> {
         Command::Export(args) => runtime.block_on(export::run(args)),
         Command::Erase(args) => runtime.block_on(erase::run(args)),
         Command::Retention(args) => runtime.block_on(retention::run(args)),
+        Command::Import(args) => {
+            let code = runtime.block_on(import::run(args))?;
+            std::process::exit(code);
+        }
     }
 }
 

@@ -20,10 +20,10 @@ use async_trait::async_trait;
 use futures::{StreamExt as _, stream::BoxStream};
 
 use super::{
-    Appended, Cause, ETag, EraseStore, Erased, ExportStore, ImportOutcome, ListQuery, MessagePage,
-    MessageQuery, MigrationStore, Owner, RetentionStore, SearchPage, SearchQuery, SearchStore,
-    SessionImport, SessionPage, SessionRead, SessionStore, StoreError, StoreResult, StoreState,
-    Unready, Versioned, export::SummaryStream, retention::CandidateStream,
+    Appended, Cause, ETag, EraseStore, Erased, ExportStore, ImportOutcome, ImportStore, ListQuery,
+    MessagePage, MessageQuery, MigrationStore, Owner, RetentionStore, SearchPage, SearchQuery,
+    SearchStore, SessionFields, SessionImport, SessionPage, SessionRead, SessionStore, StoreError,
+    StoreResult, StoreState, Unready, Versioned, export::SummaryStream, retention::CandidateStream,
 };
 use crate::domain::{
     ChatSession, NewMessage, NewSession, SessionId, SessionPatch, Timestamp, UserId,
@@ -244,6 +244,25 @@ impl<S: SessionStore> ExportStore for Connecting<S> {
 impl<S: SessionStore> EraseStore for Connecting<S> {
     async fn erase_user(&self, user: &UserId, deadline: Instant) -> StoreResult<Erased> {
         self.ready()?.erase_user(user, deadline).await
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> ImportStore for Connecting<S> {
+    async fn sessions_of_others(
+        &self,
+        owner: &Owner,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<SessionId>> {
+        self.ready()?.sessions_of_others(owner, ids).await
+    }
+
+    async fn import_session(
+        &self,
+        fields: SessionFields,
+        import: SessionImport,
+    ) -> StoreResult<ImportOutcome> {
+        self.ready()?.import_session(fields, import).await
     }
 }
 

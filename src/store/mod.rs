@@ -17,6 +17,7 @@ pub mod cosmos;
 pub mod erase;
 pub mod export;
 pub mod health;
+mod import;
 mod migration;
 pub mod retention;
 mod search;
@@ -26,6 +27,7 @@ pub use connecting::{Backoff, Connecting};
 pub use erase::{DynLegacyEraser, EraseStore, Erased, LegacyErased, LegacyEraser};
 pub use export::{ExportItem, ExportStore};
 pub use health::{Cause, StoreState, Unready};
+pub use import::{ImportStore, SessionFields};
 pub use migration::{DynMigrationStore, ImportOutcome, MigrationStore, SessionImport};
 pub use retention::{RetentionCandidate, RetentionStore};
 pub use search::{DynSearchStore, SearchHit, SearchPage, SearchQuery, SearchStore};
@@ -239,14 +241,14 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The storage contract of the API. Small enough to be used as
 /// `dyn SessionStore`. The capabilities with their own files
-/// ([`ExportStore`], [`EraseStore`], [`RetentionStore`]) are part of it, so
-/// every `dyn SessionStore` offers them.
+/// ([`ExportStore`], [`EraseStore`], [`RetentionStore`], [`ImportStore`])
+/// are part of it, so every `dyn SessionStore` offers them.
 ///
 /// Every operation that names a session takes the [`Owner`] asking: a session
 /// the owner cannot see behaves exactly like a missing one.
 #[async_trait]
 pub trait SessionStore:
-    ExportStore + EraseStore + RetentionStore + Send + Sync + fmt::Debug + 'static
+    ExportStore + EraseStore + RetentionStore + ImportStore + Send + Sync + fmt::Debug + 'static
 {
     /// A short name of the backend, for health answers and logs.
     fn kind(&self) -> &'static str;

@@ -13,9 +13,9 @@ use chat_sessions::{
     api::ApiSettings,
     domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
     store::{
-        Appended, DynStore, ETag, EraseStore, Erased, ExportStore, ListQuery, Owner,
-        RetentionStore, SessionPage, SessionStore, StoreError, StoreResult, Versioned,
-        export::SummaryStream, retention::CandidateStream,
+        Appended, DynStore, ETag, EraseStore, Erased, ExportStore, ImportOutcome, ImportStore,
+        ListQuery, Owner, RetentionStore, SessionFields, SessionImport, SessionPage, SessionStore,
+        StoreError, StoreResult, Versioned, export::SummaryStream, retention::CandidateStream,
     },
 };
 use futures::StreamExt as _;
@@ -92,6 +92,20 @@ impl EraseStore for BrokenStore {
     }
 }
 
+#[async_trait]
+impl ImportStore for BrokenStore {
+    async fn sessions_of_others(&self, _: &Owner, _: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+        Err((self.0)())
+    }
+    async fn import_session(
+        &self,
+        _: SessionFields,
+        _: SessionImport,
+    ) -> StoreResult<ImportOutcome> {
+        Err((self.0)())
+    }
+}
+
 impl RetentionStore for BrokenStore {
     fn untouched_before(&self, _: chat_sessions::domain::Timestamp) -> CandidateStream {
         let error = (self.0)();
@@ -117,6 +131,11 @@ async fn internal_errors_are_500_without_internals() {
         app.post(
             "/api/chat/sessions/s1/messages",
             json!({ "content": "x", "message_type": "user" }),
+        )
+        .await,
+        app.post(
+            "/api/chat/import",
+            json!([{ "id": "c1", "create_time": 1.7e9, "mapping": {} }]),
         )
         .await,
     ] {

@@ -234,7 +234,7 @@ async fn identity_refusing_tokens_then_assigned() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
     let endpoint = format!("http://127.0.0.1:{}/", server_port());
-    let mut server = Binary::serve_with(
+    let mut server = Binary::serve_logged(
         dir.path(),
         &[
             ("COSMOS_ENDPOINT", &endpoint),
@@ -296,7 +296,7 @@ async fn no_cosmos_server_listening_then_started() {
     config.endpoint = format!("http://127.0.0.1:{port}/");
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("log");
-    let mut server = Binary::serve_with(
+    let mut server = Binary::serve_logged(
         dir.path(),
         &[
             ("COSMOS_ENDPOINT", &config.endpoint),
@@ -355,7 +355,7 @@ async fn missing_database_then_container_are_named_until_init_cosmos_creates_the
         ("COSMOS_DATABASE", config.database.as_str()),
         ("COSMOS_SESSIONS_CONTAINER", "my_sessions"),
     ];
-    let server = Binary::serve_with(dir.path(), &env, &log).await;
+    let server = Binary::serve_logged(dir.path(), &env, &log).await;
     let app = server.app();
 
     let quoted = format!("{:?}", config.database);
@@ -379,7 +379,7 @@ async fn missing_database_then_container_are_named_until_init_cosmos_creates_the
     serves_without_its_store(&app).await;
 
     // What the detail advises.
-    let init = Binary::run_with(dir.path(), &["init-cosmos"], &env).wait_with_output();
+    let init = Binary::run_with_output(dir.path(), &["init-cosmos"], &env).wait_with_output();
     assert!(init.status.success(), "{init:?}");
     serves_once_ready(&app).await;
 }
@@ -419,7 +419,7 @@ async fn settings_that_can_never_work_stop_it_at_once_with_one_line() {
         let port = free_port().to_string();
         let mut env = env.to_vec();
         env.push(("PORT", &port));
-        let run = Binary::run_with(dir.path(), &["serve"], &env);
+        let run = Binary::run_with_output(dir.path(), &["serve"], &env);
         let output = tokio::time::timeout(
             Duration::from_secs(10),
             tokio::task::spawn_blocking(move || run.wait_with_output()),
@@ -436,7 +436,7 @@ async fn settings_that_can_never_work_stop_it_at_once_with_one_line() {
         }
     }
     // A secret is named, never shown.
-    let run = Binary::run_with(
+    let run = Binary::run_with_output(
         dir.path(),
         &["serve"],
         &[cosmos, ("COSMOS_KEY", "not*base64")],
@@ -480,7 +480,7 @@ async fn append_until_stopped(app: &RunningApp, id: &str, writers: usize) -> Vec
 /// is there, once.
 async fn sigterm_loses_nothing_acknowledged(data_dir: &Path, env: &[(&str, &str)]) {
     let log = data_dir.join("log");
-    let server = Binary::serve_with(data_dir, env, &log).await;
+    let server = Binary::serve_logged(data_dir, env, &log).await;
     let app = server.app();
     eventually(Duration::from_secs(30), "readiness 200", || async {
         (fetch(&app, "/api/health/ready").await.0 == 200).then_some(())
@@ -498,7 +498,7 @@ async fn sigterm_loses_nothing_acknowledged(data_dir: &Path, env: &[(&str, &str)
     assert!(log_of(&log).contains("store closed"), "{}", log_of(&log));
     assert!(acknowledged.len() > 8, "{}", acknowledged.len());
 
-    let server = Binary::serve_with(data_dir, env, &log).await;
+    let server = Binary::serve_logged(data_dir, env, &log).await;
     let app = server.app();
     eventually(Duration::from_secs(30), "readiness 200", || async {
         (fetch(&app, "/api/health/ready").await.0 == 200).then_some(())

@@ -9,8 +9,7 @@
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::Path,
-    process::ExitStatus,
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, ExitStatus, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -28,13 +27,31 @@ impl Binary {
     /// `chat-sessions serve` on a free loopback port over the embedded store
     /// in `data_dir`, once it answers `GET /`.
     pub async fn serve(data_dir: &Path) -> Self {
+        Self::serve_with(data_dir, &[]).await
+    }
+
+    /// [`Binary::serve`] with these settings in its environment.
+    pub async fn serve_with(data_dir: &Path, settings: &[(&str, &str)]) -> Self {
+        Self::serve_logging(data_dir, settings, None).await
+    }
+
+    /// [`Binary::serve_with`], its log (stderr) written to the file `log`.
+    pub async fn serve_logged(data_dir: &Path, settings: &[(&str, &str)], log: &Path) -> Self {
+        Self::serve_logging(data_dir, settings, Some(log)).await
+    }
+
+    async fn serve_logging(data_dir: &Path, settings: &[(&str, &str)], log: Option<&Path>) -> Self {
         let port = free_port();
-        let child = command(data_dir)
+        let mut command = command(data_dir);
+        command
             .arg("serve")
+            .envs(settings.iter().copied())
             .env("PORT", port.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
+            .stdout(Stdio::null());
+        if let Some(log) = log {
+            command.stderr(std::fs::File::create(log).unwrap());
+        }
+        let child = command.spawn().expect("the binary starts");
         let server = Self {
             child: Some(child),
             addr: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
@@ -43,29 +60,9 @@ impl Binary {
         server
     }
 
-    /// `chat-sessions serve` like [`Binary::serve`], with the settings `env`
-    /// on top and its log (stderr) written to the file `log`.
-    pub async fn serve_with(data_dir: &Path, env: &[(&str, &str)], log: &Path) -> Self {
-        let port = free_port();
-        let child = command(data_dir)
-            .arg("serve")
-            .env("PORT", port.to_string())
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .expect("the binary starts");
-        let server = Self {
-            child: Some(child),
-            addr: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
-        };
-        server.wait_ready().await;
-        server
-    }
-
-    /// `chat-sessions <args>` with the settings `env` on top, stdout and
-    /// stderr captured (see [`Binary::wait_with_output`]).
-    pub fn run_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+    /// [`Binary::run_with_env`] with stderr captured too (see
+    /// [`Binary::wait_with_output`]).
+    pub fn run_with_output(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let child = command(data_dir)
             .args(args)
             .envs(env.iter().copied())
@@ -179,8 +176,9 @@ impl Drop for Binary {
     }
 }
 
-/// The binary over the embedded store in `data_dir`, whatever the
-/// environment of the tests says about Cosmos DB or the Functions host.
+/// The binary over the embedded store in `data_dir`, in local mode without
+/// CORS, whatever the environment of the tests says about Cosmos DB, the
+/// Functions host, `AUTH_MODE` or `CORS_ALLOWED_ORIGINS`.
 fn command(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-sessions"));
     command
@@ -189,6 +187,8 @@ fn command(data_dir: &Path) -> Command {
         .env_remove("COSMOS_ENDPOINT")
         .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT")
         .env_remove("RETENTION_ARCHIVE_AFTER_DAYS")
-        .env_remove("RETENTION_DELETE_AFTER_DAYS");
+        .env_remove("RETENTION_DELETE_AFTER_DAYS")
+        .env_remove("AUTH_MODE")
+        .env_remove("CORS_ALLOWED_ORIGINS");
     command
 }

@@ -11,6 +11,8 @@ mod migration;
 pub mod search;
 pub use health::*;
 pub use lifecycle::*;
+mod import;
+pub use import::*;
 pub use migration::*;
 
 use std::{collections::HashSet, sync::Arc};
@@ -73,6 +75,12 @@ macro_rules! conformance_suite {
             retention_finds_the_sessions_each_rule_applies_to,
             retention_archives_then_deletes_and_a_dry_run_changes_nothing,
             retention_leaves_a_session_touched_since_it_was_found,
+            import_session_creates_it_with_the_files_fields_and_order,
+            import_session_creates_a_session_without_messages,
+            import_session_into_an_existing_session_adds_only_what_it_lacks,
+            import_session_of_any_length_reads_back_whole,
+            sessions_of_others_names_only_other_owners_sessions,
+            import_session_into_another_owners_session_conflicts_and_changes_nothing,
             a_reachable_store_is_ready_and_asking_changes_nothing,
         );
     };
