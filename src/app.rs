@@ -16,8 +16,8 @@ use crate::{
     functions::{self, FunctionsSettings, FunctionsState},
     migration::SourceSpec,
     store::{
-        Backoff, Connecting, DynLegacyEraser, DynMigrationStore, DynSearchStore, LegacyErased,
-        LegacyEraser, StoreError, StoreResult, StoreState,
+        Backoff, Cause, Connecting, DynLegacyEraser, DynMigrationStore, DynSearchStore,
+        LegacyErased, LegacyEraser, StoreError, StoreResult, StoreState, Unready,
         cosmos::{self, CosmosStore},
         sqlite::SqliteStore,
     },
@@ -65,21 +65,32 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<Backend> {
 /// Opens the configured store for serving: the embedded store at once;
 /// Cosmos DB in the background, retried with backoff for as long as it
 /// takes, so that the service answers from the start and says why the
-/// store is not there yet. Fails only on settings that can never work.
-/// Must run inside the Tokio runtime.
+/// store is not there yet. Settings that can never work were refused by
+/// [`Config`] already; this only fails when the embedded store cannot be
+/// opened. Must run inside the Tokio runtime.
 pub fn start_backend(config: &Config) -> anyhow::Result<Backend> {
     let Some(settings) = &config.cosmos else {
         return open_embedded(config);
     };
     log_cosmos(settings);
-    let account = cosmos::account(settings)?;
     let store = Arc::new(Connecting::<CosmosStore>::new("cosmos", "Cosmos DB"));
     let legacy = Arc::new(OnceLock::new());
     let (connecting, slot, settings) = (store.clone(), legacy.clone(), settings.clone());
     let task = tokio::spawn(async move {
         connecting
             .connect(Backoff::default(), || async {
-                let (client, store) = cosmos::open(&settings, account.clone()).await?;
+                // Setting up the credential builds an HTTP client: done here,
+                // so that nothing delays the first answer. It fails only
+                // when the platform offers no usable managed identity.
+                let account = cosmos::account(&settings).map_err(|e| {
+                    Unready::new(
+                        Cause::Other {
+                            reason: format!("{e:#}"),
+                        },
+                        std::time::Duration::ZERO,
+                    )
+                })?;
+                let (client, store) = cosmos::open(&settings, account).await?;
                 if slot.get().is_none()
                     && let Some(source) = legacy_source(&client, &settings).await
                 {

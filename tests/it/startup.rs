@@ -199,6 +199,24 @@ async fn serves_without_its_store(app: &RunningApp) {
         response.headers()["content-type"],
         "application/problem+json"
     );
+    // Every capability waits for the store the same way.
+    for path in [
+        "/api/chat/sessions?user_id=u1",
+        "/api/chat/search?q=hello&user_id=u1",
+        "/api/chat/export?user_id=u1",
+    ] {
+        let (status, retry_after, content_type, _) = fetch(app, path).await;
+        assert_eq!(status, 503, "{path}");
+        assert!(retry_after.is_some(), "{path}");
+        assert_eq!(content_type, "application/problem+json", "{path}");
+    }
+    let erase = app
+        .post(
+            "/api/chat/erase?user_id=u1",
+            json!({ "confirm": "u1", "user_id": "u1" }),
+        )
+        .await;
+    assert_eq!(erase.status().as_u16(), 503);
 }
 
 /// Once the store can be reached: readiness turns 200 and a session and a
@@ -221,6 +239,16 @@ async fn serves_once_ready(app: &RunningApp) {
         .get_json(&format!("/api/chat/sessions/{id}?user_id=u1"))
         .await;
     assert_eq!(json::texts(&session["messages"], "content"), ["hello"]);
+    let found = app.get_json("/api/chat/search?q=hello&user_id=u1").await;
+    assert_eq!(json::texts(&found["results"], "session_id"), [id.as_str()]);
+    let export = app
+        .client
+        .get(app.url("/api/chat/export?user_id=u1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(export.status().as_u16(), 200);
+    assert!(export.text().await.unwrap().contains("\"hello\""));
 }
 
 fn log_of(path: &Path) -> String {
@@ -275,6 +303,17 @@ async fn identity_refusing_tokens_then_assigned() {
         assert!(!detail.contains(secret));
         assert!(!log.contains(secret), "{secret} is in the log");
     }
+    // Erasing, legacy container included, works once connected.
+    let erased = app
+        .post(
+            "/api/chat/erase?user_id=u1",
+            json!({ "confirm": "u1", "user_id": "u1" }),
+        )
+        .await;
+    assert_eq!(erased.status().as_u16(), 200);
+    let erased: Value = erased.json().await.unwrap();
+    assert_eq!(erased["complete"], true, "{erased}");
+    assert_eq!(erased["sessions_deleted"], 1, "{erased}");
 }
 
 /// A local Cosmos server on a port chosen before it starts, stopped when
