@@ -77,6 +77,14 @@ pub async fn import_history(
             }
         })?
         .to_bytes();
+    // The body is required (the OpenAPI document says so): an empty request
+    // is a client's mistake, not an empty file to import.
+    if bytes.trim_ascii().is_empty() {
+        return Err(ApiError::BadRequest(
+            "the body is empty: send this service's export (NDJSON) or ChatGPT's conversations.json"
+                .into(),
+        ));
+    }
     // Its own task: a client that gives up (or a front end that times out)
     // does not stop an import halfway; it finishes, and a repeat finds it
     // done.

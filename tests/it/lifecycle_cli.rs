@@ -44,7 +44,7 @@ async fn seed(app: &TestApp) {
 /// Makes every session of the file look untouched (and archived, if so)
 /// since 2020.
 fn age(dir: &Path) {
-    let conn = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    let conn = chat_sessions::store::sqlite::tool_connection(&dir.join(DB_FILE)).unwrap();
     conn.execute_batch(
         "UPDATE sessions SET updated_at = '2020-01-01T00:00:00.000000Z', \
          archived_at = CASE WHEN archived_at IS NULL THEN NULL \

@@ -72,6 +72,16 @@ struct Inner {
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "chat-sessions.sqlite3";
 
+/// A plain connection to the store's file at `path` for tools that edit it
+/// directly (tests, repairs): the search index's triggers call functions
+/// that live in this program, so a connection without them cannot write
+/// sessions or messages.
+pub fn tool_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    search_index::register_functions(&conn)?;
+    Ok(conn)
+}
+
 #[async_trait]
 impl SessionStore for SqliteStore {
     fn kind(&self) -> &'static str {

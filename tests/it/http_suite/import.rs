@@ -522,13 +522,16 @@ pub async fn import_has_its_own_size_limit_and_media_types(store: DynStore, guar
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
     )
     .await;
-    // No Content-Type, and an empty file: fine, nothing to do.
-    let r = app
+    // No body at all: the body is required, so it is a client's mistake.
+    let detail = app
         .request(Method::POST, &format!("/api/chat/import?user_id={alice}"))
         .send()
         .await
-        .expect_status(StatusCode::OK);
-    assert_eq!(r.json(), report(0, 0, 0, 0));
+        .expect_problem(StatusCode::BAD_REQUEST);
+    assert!(
+        detail["detail"].as_str().unwrap().contains("empty"),
+        "{detail}"
+    );
 }
 
 pub async fn import_goes_to_the_easy_auth_principal(store: DynStore, guard: Guard) {

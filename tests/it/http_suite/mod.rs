@@ -67,6 +67,7 @@ macro_rules! http_suite {
             import_of_another_users_session_is_409_and_writes_nothing,
             import_has_its_own_size_limit_and_media_types,
             import_goes_to_the_easy_auth_principal,
+            export_erase_import_round_trip_gives_the_same_history,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
