@@ -45,7 +45,7 @@ param authAllowedAudiences array = []
 @description('Client application ids allowed to call the API (e.g. the frontend SPA registration); empty = any client application of the tenant that obtains a token for the audience.')
 param authAllowedClientApplications array = []
 
-@description('Let /api/health through without a token. It returns only {"status","store"}, so platform probes and uptime checks can use it.')
+@description('Let /api/health and /api/health/ready through without a token, for uptime checks and the readiness availability test. Liveness returns only {"status","store","store_state"}; readiness adds, when not ready, the cause in words (client id of the identity, database and container names; never a secret).')
 param healthAnonymous bool = true
 
 @allowed([
@@ -238,7 +238,22 @@ module functionApp 'modules/function-app.bicep' = {
     authAllowedClientApplications: authAllowedClientApplications
     authExcludedPaths: healthAnonymous ? [
       '/api/health'
+      '/api/health/ready'
     ] : []
+  }
+}
+
+// Flex Consumption has no App Service health check (siteConfig.healthCheckPath); readiness is
+// watched by an availability test instead. It needs the anonymous health paths.
+module availability 'modules/availability.bicep' = if (healthAnonymous) {
+  name: 'availability'
+  scope: rg
+  params: {
+    name: 'ready-${resourceToken}'
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.id
+    appUrl: functionApp.outputs.url
   }
 }
 

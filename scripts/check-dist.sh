@@ -5,7 +5,7 @@
 #   - the binary is statically linked (`file`, `ldd`);
 #   - the binary starts the way the Functions host starts it (FUNCTIONS_CUSTOMHANDLER_PORT set,
 #     working directory = the folder, argument `serve`) and answers GET / with 200 within 20 s,
-#     and GET /api/health with 200.
+#     and GET /api/health and GET /api/health/ready with 200.
 set -euo pipefail
 
 dist="${1:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/dist}"
@@ -148,4 +148,7 @@ log "GET / -> 200"
 health="$(http_status "http://127.0.0.1:$port/api/health")"
 [[ "$health" == "200" ]] || { cat "$out" >&2; die "GET /api/health -> $health, expected 200"; }
 log "GET /api/health -> 200"
+ready="$(http_status "http://127.0.0.1:$port/api/health/ready")"
+[[ "$ready" == "200" ]] || { cat "$out" >&2; die "GET /api/health/ready -> $ready, expected 200"; }
+log "GET /api/health/ready -> 200"
 log "ok: $dist"

@@ -62,8 +62,10 @@ fuzz() { # store
   DATA_DIR="$WORK/store-$store" PORT=$port SQLITE_SYNCHRONOUS=normal RUST_LOG=warn "$BIN" serve >"$log" 2>&1 &
   local pid=$!
   PIDS+=($pid)
+  # Readiness, not just the probe: with Cosmos DB the server answers at
+  # once but connects in the background (503 until then).
   for _ in $(seq 1 400); do
-    curl -fs "http://127.0.0.1:$port/" >/dev/null && break
+    curl -fs "http://127.0.0.1:$port/api/health/ready" >/dev/null && break
     sleep 0.05
   done
   "$VENV/bin/st" run openapi.json \

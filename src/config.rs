@@ -12,7 +12,7 @@ use crate::{
     auth::AuthMode,
     retention::{MAX_DAYS, RetentionPolicy},
     store::{
-        cosmos::{CosmosConfig, SealPolicy},
+        cosmos::{self, CosmosConfig, SealPolicy},
         sqlite::Durability,
     },
 };
@@ -23,6 +23,11 @@ pub const DEFAULT_PORT: u16 = 7071;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default limit of an import file: 64 MiB.
 pub const DEFAULT_IMPORT_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Smallest `COSMOS_SEAL_MAX_BYTES`: 16 KiB.
+const SEAL_MIN_BYTES: usize = 16 * 1024;
+/// Largest `COSMOS_SEAL_MAX_BYTES`: 1 MiB, so that a seal (the page and the
+/// rewritten session) fits one 2 MB transactional batch.
+const SEAL_MAX_BYTES: usize = 1024 * 1024;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -135,7 +140,7 @@ impl Config {
             .transpose()?
             .unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes == 0 {
-            bail!("MAX_BODY_BYTES must be positive");
+            bail!("MAX_BODY_BYTES=0 is out of range: it must be positive");
         }
         let import_max_bytes = get("IMPORT_MAX_BYTES")
             .map(|v| {
@@ -208,23 +213,78 @@ impl Config {
         };
         let retention_sweep_enabled = flag("RETENTION_SWEEP_ENABLED")?;
         let seal = SealPolicy {
-            max_bytes: number("COSMOS_SEAL_MAX_BYTES")?.unwrap_or(SealPolicy::default().max_bytes),
-            max_messages: number("COSMOS_SEAL_MAX_MESSAGES")?,
+            max_bytes: match number("COSMOS_SEAL_MAX_BYTES")? {
+                None => SealPolicy::default().max_bytes,
+                Some(n) if (SEAL_MIN_BYTES..=SEAL_MAX_BYTES).contains(&n) => n,
+                Some(n) => bail!(
+                    "COSMOS_SEAL_MAX_BYTES={n} is out of range: it must be between \
+                     {SEAL_MIN_BYTES} and {SEAL_MAX_BYTES} (so that a sealed page fits one Cosmos \
+                     DB batch)"
+                ),
+            },
+            max_messages: match number("COSMOS_SEAL_MAX_MESSAGES")? {
+                Some(n) if n < 2 => {
+                    bail!("COSMOS_SEAL_MAX_MESSAGES={n} is out of range: it must be at least 2")
+                }
+                n => n,
+            },
         };
-        let cosmos = get("COSMOS_ENDPOINT").map(|endpoint| CosmosConfig {
-            endpoint: endpoint.trim().to_owned(),
-            database: or("COSMOS_DATABASE", "chat"),
-            sessions_container: or("COSMOS_SESSIONS_CONTAINER", "chat_sessions"),
-            legacy_container: or("COSMOS_LEGACY_CONTAINER", "chat_messages"),
-            legacy_partition_key: or("COSMOS_LEGACY_PARTITION_KEY", "/session_id"),
-            key: get("COSMOS_KEY")
-                .map(|k| azure_core::credentials::Secret::new(k.trim().to_owned())),
-            client_id: get("AZURE_CLIENT_ID").map(|v| v.trim().to_owned()),
-            region: get("COSMOS_REGION")
-                .or_else(|| get("REGION_NAME"))
-                .map_or_else(|| "East US".to_owned(), |v| v.trim().to_owned()),
-            seal,
-        });
+        let cosmos = match get("COSMOS_ENDPOINT") {
+            None => None,
+            Some(endpoint) => {
+                let endpoint = endpoint.trim().to_owned();
+                cosmos::check_endpoint(&endpoint, get("AZURE_COSMOS_EMULATOR_HOST").as_deref())?;
+                let name = |setting: &str, default: &str| -> anyhow::Result<String> {
+                    let value = or(setting, default);
+                    cosmos::check_name(&value).map_err(|why| {
+                        anyhow::anyhow!("{setting}={value:?} is not a Cosmos DB name: {why}")
+                    })?;
+                    Ok(value)
+                };
+                let legacy_partition_key = or("COSMOS_LEGACY_PARTITION_KEY", "/session_id");
+                if !legacy_partition_key.starts_with('/') || legacy_partition_key.len() < 2 {
+                    bail!(
+                        "COSMOS_LEGACY_PARTITION_KEY={legacy_partition_key:?} is not a partition \
+                         key path (like /session_id)"
+                    );
+                }
+                let key = get("COSMOS_KEY").map(|k| k.trim().to_owned());
+                if let Some(key) = &key {
+                    use base64::Engine as _;
+                    // Never echo the value: it is a secret.
+                    base64::engine::general_purpose::STANDARD
+                        .decode(key)
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "COSMOS_KEY is not an account key (a base64 string); its value \
+                                 is not shown"
+                            )
+                        })?;
+                }
+                let client_id = get("AZURE_CLIENT_ID").map(|v| v.trim().to_owned());
+                if let Some(id) = &client_id
+                    && uuid::Uuid::try_parse(id).is_err()
+                {
+                    bail!(
+                        "AZURE_CLIENT_ID={id:?} is not a client id (a GUID such as \
+                         00000000-0000-0000-0000-000000000000)"
+                    );
+                }
+                Some(CosmosConfig {
+                    endpoint,
+                    database: name("COSMOS_DATABASE", "chat")?,
+                    sessions_container: name("COSMOS_SESSIONS_CONTAINER", "chat_sessions")?,
+                    legacy_container: name("COSMOS_LEGACY_CONTAINER", "chat_messages")?,
+                    legacy_partition_key,
+                    key: key.map(azure_core::credentials::Secret::new),
+                    client_id,
+                    region: get("COSMOS_REGION")
+                        .or_else(|| get("REGION_NAME"))
+                        .map_or_else(|| "East US".to_owned(), |v| v.trim().to_owned()),
+                    seal,
+                })
+            }
+        };
         Ok(Self {
             listen,
             auth_mode,
@@ -348,6 +408,88 @@ mod tests {
         }
         let c = config(&[("AUTH_MODE", "EasyAuth")], Overrides::default()).unwrap();
         assert_eq!(c.auth_mode, AuthMode::EasyAuth);
+    }
+
+    #[test]
+    fn settings_that_can_never_work_are_refused_naming_setting_and_value() {
+        let account = ("COSMOS_ENDPOINT", "https://acct.documents.azure.com:443/");
+        for (vars, named) in [
+            (vec![("MAX_BODY_BYTES", "0")], "MAX_BODY_BYTES=0"),
+            (
+                vec![("COSMOS_SEAL_MAX_BYTES", "1000")],
+                "COSMOS_SEAL_MAX_BYTES=1000",
+            ),
+            (
+                vec![("COSMOS_SEAL_MAX_BYTES", "2000000")],
+                "COSMOS_SEAL_MAX_BYTES=2000000",
+            ),
+            (
+                vec![("COSMOS_SEAL_MAX_MESSAGES", "1")],
+                "COSMOS_SEAL_MAX_MESSAGES=1",
+            ),
+            (
+                vec![("COSMOS_ENDPOINT", "acct")],
+                "COSMOS_ENDPOINT=\"acct\"",
+            ),
+            (
+                vec![("COSMOS_ENDPOINT", "http://acct.documents.azure.com/")],
+                "plain http://",
+            ),
+            (
+                vec![("COSMOS_ENDPOINT", "ftp://acct/")],
+                "COSMOS_ENDPOINT=\"ftp://acct/\"",
+            ),
+            (
+                vec![account, ("AZURE_CLIENT_ID", "me")],
+                "AZURE_CLIENT_ID=\"me\"",
+            ),
+            (
+                vec![account, ("COSMOS_DATABASE", "a#b")],
+                "COSMOS_DATABASE=\"a#b\"",
+            ),
+            (
+                vec![account, ("COSMOS_SESSIONS_CONTAINER", "a?")],
+                "COSMOS_SESSIONS_CONTAINER",
+            ),
+            (
+                vec![account, ("COSMOS_LEGACY_PARTITION_KEY", "id")],
+                "COSMOS_LEGACY_PARTITION_KEY",
+            ),
+        ] {
+            let err = format!("{:#}", config(&vars, Overrides::default()).unwrap_err());
+            assert!(err.contains(named), "{vars:?}: {err}");
+        }
+        // A bad key is named, its value never shown.
+        let err = config(&[account, ("COSMOS_KEY", "s3cret!")], Overrides::default()).unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("COSMOS_KEY") && !err.contains("s3cret!"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn emulators_may_use_plain_http() {
+        for (endpoint, emulator_host) in [
+            ("http://localhost:8081/", None),
+            ("http://127.0.0.1:8081/", None),
+            ("http://[::1]:8081/", None),
+            ("http://cosmos-emulator:8081/", Some("cosmos-emulator")),
+        ] {
+            let mut vars = vec![("COSMOS_ENDPOINT", endpoint)];
+            vars.extend(emulator_host.map(|h| ("AZURE_COSMOS_EMULATOR_HOST", h)));
+            let c = config(&vars, Overrides::default()).unwrap();
+            assert_eq!(c.cosmos.unwrap().endpoint, endpoint);
+        }
+        let c = config(
+            &[
+                ("COSMOS_ENDPOINT", "https://acct.documents.azure.com:443/"),
+                ("AZURE_CLIENT_ID", "6f1c1b7e-2f4a-4d7e-9a53-1c2b3d4e5f60"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.cosmos.unwrap().auth_kind(), "managed identity");
     }
 
     /// The settings this module reads, with `lookup` recording each name it

@@ -56,10 +56,10 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_222: This is the public API of a browser frontend; every route except /api/health requires a Microsoft Entra token (App Service Authentication, Return401).
+  // checkov:skip=CKV_AZURE_222: This is the public API of a browser frontend; every route except /api/health and /api/health/ready requires a Microsoft Entra token (App Service Authentication, Return401).
   // checkov:skip=CKV_AZURE_17: Callers are browsers authenticated with Entra bearer tokens; client (mTLS) certificates do not apply.
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales instances itself (per-function scaling, scale to zero); siteConfig.numberOfWorkers is a dedicated-plan setting.
-  // checkov:skip=CKV_AZURE_213: App Service health check evicts instances from a fixed worker pool (dedicated plans); Flex Consumption owns instance lifecycle and the Functions host already polls the handler. /api/health is served for external probes.
+  // checkov:skip=CKV_AZURE_213: Flex Consumption does not support the App Service health check (siteConfig.healthCheckPath); it owns instance lifecycle and the Functions host polls the handler. Readiness (/api/health/ready) is watched by an Application Insights availability test (modules/availability.bicep).
   name: name
   location: location
   tags: union(tags, {

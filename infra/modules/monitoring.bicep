@@ -47,5 +47,6 @@ resource publisherRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 output name string = applicationInsights.name
+output id string = applicationInsights.id
 output connectionString string = applicationInsights.properties.ConnectionString
 output logAnalyticsWorkspaceId string = logAnalytics.id

@@ -50,8 +50,20 @@ pub enum ApiError {
     #[error("{0}")]
     Validation(String),
     /// 503: the store is throttled or unreachable; retry later.
-    #[error("the service is temporarily unavailable")]
+    #[error(
+        "the service is temporarily unavailable: its store cannot be reached or is busy; retry \
+         after the time in Retry-After (GET /api/health/ready says why)"
+    )]
     Unavailable {
+        /// Sent as `Retry-After`.
+        retry_after: Duration,
+    },
+    /// 503 from readiness: the store cannot serve; `detail` says why in an
+    /// operator's words.
+    #[error("{detail}")]
+    NotReady {
+        /// Why, and what to do.
+        detail: String,
         /// Sent as `Retry-After`.
         retry_after: Duration,
     },
@@ -88,7 +100,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -106,6 +118,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => ("unsupported-media-type", "Unsupported media type"),
             Self::Validation(_) => ("validation-error", "Invalid request"),
             Self::Unavailable { .. } => ("unavailable", "Service unavailable"),
+            Self::NotReady { .. } => ("not-ready", "Not ready"),
             Self::Internal(_) => ("internal-error", "Internal server error"),
         }
     }
@@ -164,7 +177,7 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Self::Unavailable { retry_after } = &self {
+        if let Self::Unavailable { retry_after } | Self::NotReady { retry_after, .. } = &self {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -58,6 +58,8 @@ macro_rules! endpoints {
 endpoints! {
     Health: GET "health" => meta::health,
         problems [500];
+    Ready: GET "health/ready" => meta::ready,
+        problems [500, 503];
     ListSessions: GET "chat/sessions" => sessions::list,
         problems [401, 403, 422, 500, 503];
     CreateSession: POST "chat/sessions" => sessions::create,

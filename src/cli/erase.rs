@@ -43,7 +43,7 @@ pub async fn run(args: EraseArgs) -> anyhow::Result<()> {
         ..Overrides::default()
     })?;
     let backend = app::open_backend(&config).await?;
-    let legacy = backend.legacy.as_ref().and_then(|l| l.eraser());
+    let legacy = backend.legacy.get().and_then(|l| l.eraser());
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(200));

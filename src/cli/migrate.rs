@@ -115,7 +115,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
         print_out(&text);
         return Ok(0);
     }
-    let source = match (&args.from_jsonl, legacy) {
+    let source = match (&args.from_jsonl, legacy.get().cloned()) {
         (Some(path), _) => SourceSpec::Jsonl(path.clone()),
         (
             None,

@@ -62,7 +62,13 @@ pub fn main() -> anyhow::Result<()> {
         .command
         .unwrap_or(Command::Serve(serve::ServeArgs::default()))
     {
-        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Serve(args) => {
+            let served = runtime.block_on(serve::run(args));
+            // Tasks still running (requests cut after the drain) are
+            // dropped, which closes the store if they held it last.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            served
+        }
         Command::Openapi => Ok(()),
         Command::InitCosmos => runtime.block_on(init_cosmos::run()),
         Command::Migrate(args) => {

@@ -1,13 +1,14 @@
 //! `chat-sessions serve`: the HTTP API and the Functions invocations on one
 //! port, until SIGTERM or Ctrl-C.
 
-use std::{net::IpAddr, path::PathBuf};
+use std::{future::IntoFuture as _, net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 
 use crate::{
     app,
     config::{Config, Overrides},
+    store::DynMigrationStore,
 };
 
 /// Flags of `serve`.
@@ -25,24 +26,71 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-/// Runs the service.
+/// How long requests in flight may take to finish after SIGTERM (or
+/// Ctrl-C) before the process stops without them. Ordinary requests take
+/// milliseconds; a migration invocation cut here fails, and its queue
+/// message is retried (the migration is idempotent).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the service: answers from the first moment (the store connects in
+/// the background), and on SIGTERM stops accepting, lets the requests in
+/// flight finish for up to [`DRAIN_TIMEOUT`], and closes the store.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::from_env(Overrides {
         port: args.port,
         host: args.host,
         data_dir: args.data_dir,
     })?;
-    // Bind before opening the store so the host's first probe of `/` is
-    // answered as soon as possible; the store opens in milliseconds anyway.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    let backend = app::open_backend(&config).await?;
+    let backend = app::start_backend(&config)?;
+    let (store, connecting) = (backend.store.clone(), backend.connecting.clone());
     tracing::info!(address = %listener.local_addr()?, auth_mode = ?config.auth_mode, "serving");
-    axum::serve(listener, app::router(&config, backend))
-        .with_graceful_shutdown(shutdown_signal())
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let server =
+        axum::serve(listener, app::router(&config, backend)).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stopping.send(true);
+        });
+    let deadline = async {
+        let _ = stopped.wait_for(|s| *s).await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        served = server.into_future() => served.context("serving HTTP")?,
+        () = deadline => tracing::warn!(
+            "requests still running {} s after the signal are cut (unanswered, so nothing \
+             they did was acknowledged)",
+            DRAIN_TIMEOUT.as_secs()
+        ),
+    }
+    if let Some(connecting) = connecting {
+        connecting.abort();
+    }
+    close(store).await
+}
+
+/// Closes the store by dropping the last handle: the embedded store then
+/// commits what is queued and closes its file; Cosmos DB has nothing to
+/// flush. The connection tasks that held the service let go of it just
+/// after the server returns, so this waits for them a little.
+async fn close(store: DynMigrationStore) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while Arc::strong_count(&store) > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let others = Arc::strong_count(&store) - 1;
+    // Closing the embedded store blocks briefly: off the async threads.
+    tokio::task::spawn_blocking(move || drop(store))
         .await
-        .context("serving HTTP")
+        .context("closing the store")?;
+    if others == 0 {
+        tracing::info!("store closed; stopped");
+    } else {
+        tracing::info!("stopped; the store closes as the {others} tasks still holding it end");
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

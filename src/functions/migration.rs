@@ -22,6 +22,7 @@ use super::{
 use crate::{
     api::ApiError,
     migration::{self, Checkpoint, Options, Quiet, Resume, RunError},
+    store::StoreState,
 };
 
 /// `POST /MigrateChatSessions`: a message from the `chat-migration` queue.
@@ -51,12 +52,21 @@ pub async fn migrate(State(state): State<FunctionsState>, body: Bytes) -> Respon
             );
         }
     };
-    let Some(source) = state.migration_source.clone() else {
-        tracing::error!(message_id = %id, "no legacy source configured (COSMOS_ENDPOINT or MIGRATION_JSONL); refusing the message");
-        return refuse(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no legacy source is configured (COSMOS_ENDPOINT or MIGRATION_JSONL)".into(),
-        );
+    let Some(source) = state.migration_source.get().cloned() else {
+        // While Cosmos DB is still being connected the legacy container is
+        // not known yet; the queue retries the message later.
+        let why = match state.store.state() {
+            StoreState::Ready => "no legacy source: neither COSMOS_ENDPOINT nor MIGRATION_JSONL \
+                                  is set, or the legacy container (COSMOS_LEGACY_CONTAINER) does \
+                                  not exist"
+                .to_owned(),
+            not_ready => match not_ready.cause() {
+                Some(cause) => format!("the store is not reachable yet: {cause}"),
+                None => "the store is not reachable yet".to_owned(),
+            },
+        };
+        tracing::error!(message_id = %id, "refusing the migration message (the queue retries it): {why}");
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, why);
     };
     let run_id = request
         .run_id

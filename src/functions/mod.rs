@@ -14,7 +14,10 @@
 //! translated into ordinary requests to the same API router, so the app works
 //! either way.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use axum::{Router, body::Bytes, extract::DefaultBodyLimit, routing::post};
 
@@ -72,8 +75,9 @@ impl Default for FunctionsSettings {
 pub struct FunctionsState {
     /// Where sessions are written.
     pub store: DynMigrationStore,
-    /// Where the queue-triggered migration reads old messages, if anywhere.
-    pub migration_source: Option<SourceSpec>,
+    /// Where the queue-triggered migration reads old messages, if anywhere
+    /// (set once the store is connected, for the legacy Cosmos container).
+    pub migration_source: Arc<OnceLock<SourceSpec>>,
     /// Settings.
     pub settings: Arc<FunctionsSettings>,
 }
@@ -83,14 +87,19 @@ impl FunctionsState {
     pub fn new(store: DynMigrationStore, settings: FunctionsSettings) -> Self {
         Self {
             store,
-            migration_source: None,
+            migration_source: Arc::default(),
             settings: Arc::new(settings),
         }
     }
 
     /// The same state with a legacy source for the migration function.
-    pub fn with_migration_source(mut self, source: SourceSpec) -> Self {
-        self.migration_source = Some(source);
+    pub fn with_migration_source(self, source: SourceSpec) -> Self {
+        self.with_pending_migration_source(Arc::new(OnceLock::from(source)))
+    }
+
+    /// The same state with a legacy source that is set once known.
+    pub fn with_pending_migration_source(mut self, source: Arc<OnceLock<SourceSpec>>) -> Self {
+        self.migration_source = source;
         self
     }
 }

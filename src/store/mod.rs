@@ -12,17 +12,21 @@ use crate::domain::{
     UserId, ValidationError,
 };
 
+mod connecting;
 pub mod cosmos;
 pub mod erase;
 pub mod export;
+pub mod health;
 mod import;
 mod migration;
 pub mod retention;
 mod search;
 pub mod sqlite;
 
+pub use connecting::{Backoff, Connecting};
 pub use erase::{DynLegacyEraser, EraseStore, Erased, LegacyErased, LegacyEraser};
 pub use export::{ExportItem, ExportStore};
+pub use health::{Cause, StoreState, Unready};
 pub use import::{ImportStore, SessionFields};
 pub use migration::{DynMigrationStore, ImportOutcome, MigrationStore, SessionImport};
 pub use retention::{RetentionCandidate, RetentionStore};
@@ -353,6 +357,18 @@ pub trait SessionStore:
         id: &SessionId,
         message: NewMessage,
     ) -> StoreResult<Appended>;
+
+    /// The store's state as last known, without asking the backend (what
+    /// liveness reports). A store that was opened before serving is ready.
+    fn state(&self) -> StoreState {
+        StoreState::Ready
+    }
+
+    /// Asks the backend, with its cheapest real request, whether it can
+    /// serve now (what readiness reports).
+    async fn check_ready(&self) -> Result<(), Unready> {
+        Ok(())
+    }
 }
 
 /// A shared store handle.

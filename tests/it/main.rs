@@ -29,6 +29,12 @@
 //! - [`sealing`]: sessions that outgrow one Cosmos document, sealed into
 //!   pages (on: the Cosmos server and the emulator; the API part on embedded
 //!   SQLite too);
+//! - [`startup`]: the real binary started before its dependencies are there
+//!   (identity endpoint refusing tokens, no Cosmos server listening, missing
+//!   database or container) serves, says why, and recovers without a
+//!   restart; settings that can never work stop it at once; SIGTERM during
+//!   concurrent appends loses nothing acknowledged (on: the Cosmos server,
+//!   and embedded SQLite for SIGTERM);
 //! - [`durability`]: the real binary killed with SIGKILL while serving loses
 //!   nothing it acknowledged (on: embedded SQLite);
 //! - [`functions`]: the Azure Functions app: function folders, `host.json`,
@@ -86,6 +92,7 @@ mod migration_cosmos;
 mod openapi;
 mod sealing;
 mod search;
+mod startup;
 mod store_cosmos;
 mod store_sqlite;
 mod webapp;

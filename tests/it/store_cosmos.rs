@@ -1,6 +1,6 @@
 //! The conformance suite on Cosmos DB: against the local Cosmos-compatible
-//! server (started by the test itself) and against the SDK's in-memory
-//! emulator.
+//! server (started by the test itself), against the SDK's in-memory
+//! emulator, and through the `Connecting` wrapper `serve` uses.
 
 use crate::common::{
     cosmos,
@@ -15,6 +15,14 @@ mod server {
 mod emulator {
     use crate::conformance;
     crate::conformance_suite!(crate::common::cosmos::emulator_store());
+}
+
+/// The store as `serve` runs it on Cosmos DB: connected in the background
+/// by a `Connecting` wrapper (on the emulator; the wrapper is the same
+/// whatever it wraps).
+mod connecting {
+    use crate::conformance;
+    crate::conformance_suite!(crate::common::cosmos::connecting_emulator_store());
 }
 
 mod server_search {

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use azure_data_cosmos::{CosmosClient, CosmosError};
+use azure_data_cosmos::{AccountEndpoint, AccountReference, CosmosClient, CosmosError};
 
 use super::SealPolicy;
+use crate::store::health::Identity;
 
 /// Where and how to reach Cosmos DB. The account key, when there is one, is
 /// never printed (`Debug` leaves it out).
@@ -51,51 +52,137 @@ impl std::fmt::Debug for CosmosConfig {
 impl CosmosConfig {
     /// How the client authenticates, for logs.
     pub fn auth_kind(&self) -> &'static str {
-        if self.key.is_some() {
-            "account key (emulator)"
-        } else if self.client_id.is_some() || std::env::var_os("IDENTITY_ENDPOINT").is_some() {
-            "managed identity"
-        } else {
-            "developer tools (az / azd login)"
+        match identity(self) {
+            None => "account key (emulator)",
+            Some(Identity::DeveloperLogin) => "developer tools (az / azd login)",
+            Some(_) => "managed identity",
         }
     }
 }
 
-/// A client for the configured account: account key when given (emulators),
-/// else managed identity in Azure (user-assigned with `AZURE_CLIENT_ID`),
-/// else the developer's `az`/`azd` login. A plain-`http://` endpoint can only
-/// be a local emulator (the SDK refuses it for anything but loopback), so
-/// HTTP/2 and binary encoding, which emulators lack, are turned off for it.
-pub async fn connect(config: &CosmosConfig) -> anyhow::Result<CosmosClient> {
-    use azure_data_cosmos::{
-        AccountEndpoint, AccountReference, CosmosRuntime, RoutingStrategy,
-        options::{BinaryEncodingOptions, ConnectionPoolOptions, Region},
-    };
+/// Checks `COSMOS_ENDPOINT` as the SDK will when connecting, so that an
+/// endpoint that can never work stops the program at start: an absolute
+/// `https://` URL, or `http://` to a local emulator (loopback, or the host
+/// named by `AZURE_COSMOS_EMULATOR_HOST`, which the SDK also reads).
+pub fn check_endpoint(endpoint: &str, emulator_host: Option<&str>) -> anyhow::Result<()> {
+    let parsed: AccountEndpoint = endpoint
+        .parse()
+        .map_err(|_| anyhow::anyhow!("COSMOS_ENDPOINT={endpoint:?} is not a URL"))?;
+    let url = parsed.url();
+    let host = url.host_str().unwrap_or_default();
+    let emulator = ["localhost", "127.0.0.1", "[::1]"]
+        .iter()
+        .chain(emulator_host.iter())
+        .any(|h| host.eq_ignore_ascii_case(h));
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if emulator => Ok(()),
+        "http" => anyhow::bail!(
+            "COSMOS_ENDPOINT={endpoint:?} is plain http:// to a host that is not a local emulator; \
+             use the account's https:// endpoint (or name an emulator host in \
+             AZURE_COSMOS_EMULATOR_HOST)"
+        ),
+        other => anyhow::bail!(
+            "COSMOS_ENDPOINT={endpoint:?} has scheme {other:?}; it must be https:// (or http:// \
+             for a local emulator)"
+        ),
+    }
+}
+
+/// Whether `name` can be a Cosmos DB database or container id: 1–255
+/// characters, none of `/ \ # ?`, no trailing space.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.chars().count() > 255 {
+        Err("it must have 1 to 255 characters")
+    } else if name.contains(['/', '\\', '#', '?']) {
+        Err("it must not contain / \\ # or ?")
+    } else if name.ends_with(' ') {
+        Err("it must not end with a space")
+    } else {
+        Ok(())
+    }
+}
+
+/// How the client signs in, as readiness names it; `None` with an account
+/// key.
+pub fn identity(config: &CosmosConfig) -> Option<Identity> {
+    if config.key.is_some() {
+        None
+    } else if let Some(id) = &config.client_id {
+        Some(Identity::UserAssigned(id.clone()))
+    } else if std::env::var_os("IDENTITY_ENDPOINT").is_some() {
+        Some(Identity::SystemAssigned)
+    } else {
+        Some(Identity::DeveloperLogin)
+    }
+}
+
+/// The account and its credential, checked without the network: an error
+/// here is a setting that can never work (a malformed endpoint, a managed
+/// identity the platform cannot provide), not an outage.
+///
+/// Account key when given (emulators), else managed identity in Azure
+/// (user-assigned with `AZURE_CLIENT_ID`), else the developer's `az`/`azd`
+/// login. The identity endpoint is retried only briefly: connection
+/// attempts are retried by the caller, with backoff, and a failure that
+/// comes back fast can be reported fast.
+pub fn account(config: &CosmosConfig) -> anyhow::Result<AccountReference> {
     let endpoint: AccountEndpoint = config.endpoint.parse().with_context(|| {
         format!(
-            "COSMOS_ENDPOINT {:?} is not a valid endpoint",
+            "COSMOS_ENDPOINT={:?} is not a valid endpoint",
             config.endpoint
         )
     })?;
-    let account = match &config.key {
-        Some(key) => AccountReference::with_authentication_key(endpoint, key.clone()),
-        None => {
-            let credential: Arc<dyn azure_core::credentials::TokenCredential> =
-                if config.client_id.is_some() || std::env::var_os("IDENTITY_ENDPOINT").is_some() {
-                    azure_identity::ManagedIdentityCredential::new(Some(
-                        azure_identity::ManagedIdentityCredentialOptions {
-                            user_assigned_id: config
-                                .client_id
-                                .clone()
-                                .map(azure_identity::UserAssignedId::ClientId),
-                            ..Default::default()
-                        },
-                    ))?
-                } else {
-                    azure_identity::DeveloperToolsCredential::new(None)?
-                };
-            AccountReference::with_credential(endpoint, credential)
+    if let Some(key) = &config.key {
+        return Ok(AccountReference::with_authentication_key(
+            endpoint,
+            key.clone(),
+        ));
+    }
+    let credential: Arc<dyn azure_core::credentials::TokenCredential> = match identity(config) {
+        Some(Identity::DeveloperLogin) => azure_identity::DeveloperToolsCredential::new(None)
+            .context("setting up the developer login (az / azd) for Cosmos DB")?,
+        _ => {
+            use azure_core::{
+                http::{ClientOptions, ExponentialRetryOptions, RetryOptions},
+                time::Duration,
+            };
+            let retry = RetryOptions::exponential(ExponentialRetryOptions {
+                initial_delay: Duration::milliseconds(200),
+                max_retries: 3,
+                max_total_elapsed: Duration::seconds(10),
+                max_delay: Duration::seconds(2),
+            });
+            azure_identity::ManagedIdentityCredential::new(Some(
+                azure_identity::ManagedIdentityCredentialOptions {
+                    user_assigned_id: config
+                        .client_id
+                        .clone()
+                        .map(azure_identity::UserAssignedId::ClientId),
+                    client_options: ClientOptions {
+                        retry,
+                        ..Default::default()
+                    },
+                },
+            ))
+            .context("setting up the managed identity for Cosmos DB")?
         }
+    };
+    Ok(AccountReference::with_credential(endpoint, credential))
+}
+
+/// A client of `account` (from [`account`]). This reaches the account (it
+/// reads its properties), so it fails while the account cannot be reached
+/// or no token can be had. A plain-`http://` endpoint can only be a local
+/// emulator (the SDK refuses it for anything but loopback), so HTTP/2 and
+/// binary encoding, which emulators lack, are turned off for it.
+pub async fn client(
+    config: &CosmosConfig,
+    account: AccountReference,
+) -> anyhow::Result<CosmosClient> {
+    use azure_data_cosmos::{
+        CosmosRuntime, RoutingStrategy,
+        options::{BinaryEncodingOptions, ConnectionPoolOptions, Region},
     };
     let mut builder = CosmosClient::builder();
     if config.endpoint.starts_with("http://") {
@@ -118,6 +205,12 @@ pub async fn connect(config: &CosmosConfig) -> anyhow::Result<CosmosClient> {
         )
         .await
         .context("connecting to Cosmos DB")
+}
+
+/// A client for the configured account ([`account`], then [`client`]), for
+/// tools that need it now or fail (`init-cosmos`, `migrate`).
+pub async fn connect(config: &CosmosConfig) -> anyhow::Result<CosmosClient> {
+    client(config, account(config)?).await
 }
 
 /// Creates the database and containers if missing (local emulators: needs

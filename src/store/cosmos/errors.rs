@@ -19,9 +19,10 @@ pub(super) fn status(e: &CosmosError) -> u16 {
     u16::from(e.status().status_code())
 }
 
-/// Maps an SDK error to the store's. Throttling, timeouts and unavailability
-/// (after the SDK's own retries) are worth retrying later; anything else is
-/// internal and its text goes to the log only.
+/// Maps an SDK error to the store's. Throttling, timeouts, unavailability
+/// (after the SDK's own retries) and failing to get a token are worth
+/// retrying later; anything else is internal and its text goes to the log
+/// only.
 pub(super) fn store_error(e: CosmosError) -> StoreError {
     let s = e.status();
     if s.is_not_found() || status(&e) == 404 {
@@ -30,7 +31,13 @@ pub(super) fn store_error(e: CosmosError) -> StoreError {
         StoreError::Conflict("a session with this id already exists".into())
     } else if s.is_precondition_failed() {
         StoreError::PreconditionFailed
-    } else if s.is_throttled() || s.is_timeout() || s.is_transient() || status(&e) == 503 {
+    } else if s.is_throttled()
+        || s.is_timeout()
+        || s.is_transient()
+        || status(&e) == 503
+        // No token (the identity endpoint failed): an outage, not a bug.
+        || (status(&e) == 401 && !e.is_from_wire())
+    {
         tracing::warn!(status = status(&e), "Cosmos DB unavailable: {e}");
         StoreError::Unavailable { retry_after: None }
     } else {

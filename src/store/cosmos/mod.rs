@@ -16,8 +16,9 @@
 //! `errors` (SDK errors, ETags, retries), `metrics`, `read` and `write` (the
 //! [`SessionStore`] operations), `seal` (long sessions' sealed pages),
 //! `import` and `checkpoint` (the migration's [`MigrationStore`] side),
-//! `export`, `erase` and `retention` (those capabilities) and `client`
-//! (configuration, connection, container setup). The trait impls
+//! `export`, `erase` and `retention` (those capabilities), `client`
+//! (configuration, connection, container setup) and `health` (connecting
+//! at start, readiness, causes in operator words). The trait impls
 //! below only delegate to them.
 
 use std::sync::Arc;
@@ -28,7 +29,7 @@ use azure_data_cosmos::{ContainerClient, CosmosClient};
 
 use super::{
     Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
-    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Versioned,
+    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Unready, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
@@ -38,6 +39,7 @@ mod documents;
 mod erase;
 mod errors;
 mod export;
+mod health;
 mod import;
 mod metrics;
 mod read;
@@ -46,8 +48,12 @@ mod seal;
 mod search;
 mod write;
 
-pub use client::{CosmosConfig, connect, init_containers, sessions_indexing_policy};
+pub use client::{
+    CosmosConfig, account, check_endpoint, check_name, client, connect, identity, init_containers,
+    sessions_indexing_policy,
+};
 pub use documents::{CHECKPOINT_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE};
+pub use health::{Target, classify, open};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use seal::SealPolicy;
 
@@ -57,6 +63,7 @@ pub struct CosmosStore {
     container: ContainerClient,
     metrics: Arc<Metrics>,
     seal: SealPolicy,
+    target: Arc<Target>,
 }
 
 impl std::fmt::Debug for CosmosStore {
@@ -66,21 +73,22 @@ impl std::fmt::Debug for CosmosStore {
 }
 
 impl CosmosStore {
-    /// The store over `container` of `database`, through `client`.
-    pub async fn open(
-        client: &CosmosClient,
-        database: &str,
-        container: &str,
-    ) -> anyhow::Result<Self> {
+    /// The store over container `name` of `database`, through `client`.
+    pub async fn open(client: &CosmosClient, database: &str, name: &str) -> anyhow::Result<Self> {
         let container = client
             .database_client(database)
-            .container_client(container, None)
+            .container_client(name, None)
             .await
-            .with_context(|| format!("opening Cosmos DB container {database}/{container}"))?;
+            .with_context(|| format!("opening Cosmos DB container {database}/{name}"))?;
         Ok(Self {
             container,
             metrics: Arc::default(),
             seal: SealPolicy::default(),
+            target: Arc::new(Target {
+                database: database.to_owned(),
+                container: name.to_owned(),
+                ..Target::default()
+            }),
         })
     }
 
@@ -166,6 +174,10 @@ impl SessionStore for CosmosStore {
         message: NewMessage,
     ) -> StoreResult<Appended> {
         self.append(owner, id, message).await
+    }
+
+    async fn check_ready(&self) -> Result<(), Unready> {
+        self.probe().await
     }
 }
 

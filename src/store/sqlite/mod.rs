@@ -10,8 +10,8 @@
 //! `writer` (the writer thread and its group commit), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
 //! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
-//! and `retention` (those capabilities). The trait impls below only
-//! delegate to them.
+//! and `retention` (those capabilities) and `health` (readiness, and
+//! closing the file cleanly). The trait impls below only delegate to them.
 
 use std::{
     path::PathBuf,
@@ -23,12 +23,13 @@ use rusqlite::Connection;
 
 use super::{
     Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
-    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Versioned,
+    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Unready, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
 mod erase;
 mod export;
+mod health;
 mod import;
 mod read;
 mod retention;
@@ -63,6 +64,8 @@ struct Inner {
     path: PathBuf,
     durability: Durability,
     jobs: mpsc::Sender<writer::Job>,
+    /// The writer thread, joined when the store closes.
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     readers: Mutex<Vec<Connection>>,
     /// Connections with no busy timeout, for reads on async threads.
     inline_readers: Mutex<Vec<Connection>>,
@@ -157,6 +160,10 @@ impl SessionStore for SqliteStore {
         message: NewMessage,
     ) -> StoreResult<Appended> {
         self.append(owner, id, message).await
+    }
+
+    async fn check_ready(&self) -> Result<(), Unready> {
+        self.probe().await
     }
 }
 

@@ -137,7 +137,7 @@ impl SqliteStore {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let (jobs, queue) = mpsc::channel();
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || write_loop(writer, queue))
             .context("starting the SQLite writer thread")?;
@@ -146,6 +146,7 @@ impl SqliteStore {
                 path,
                 durability,
                 jobs,
+                writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
                 inline_readers: Mutex::new(inline_readers),
             }),

@@ -1,13 +1,15 @@
 //! The real binary (`chat-sessions`) as a child process: the one way the
 //! tests start it, whether it serves (`serve`, on a free loopback port,
 //! ready once `GET /` answers) or runs one subcommand (a CLI run, waited for
-//! or killed). Always over the embedded store in a given data directory;
-//! killed with SIGKILL when dropped.
+//! or killed). Over the embedded store in a given data directory unless the
+//! `_with` variants add other settings (Cosmos DB, a managed identity);
+//! stopped with SIGTERM ([`Binary::terminate`]) or SIGKILL; killed with
+//! SIGKILL when dropped.
 
 use std::{
     net::{Ipv4Addr, SocketAddr},
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::{Child, Command, ExitStatus, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -30,20 +32,48 @@ impl Binary {
 
     /// [`Binary::serve`] with these settings in its environment.
     pub async fn serve_with(data_dir: &Path, settings: &[(&str, &str)]) -> Self {
+        Self::serve_logging(data_dir, settings, None).await
+    }
+
+    /// [`Binary::serve_with`], its log (stderr) written to the file `log`.
+    pub async fn serve_logged(data_dir: &Path, settings: &[(&str, &str)], log: &Path) -> Self {
+        Self::serve_logging(data_dir, settings, Some(log)).await
+    }
+
+    async fn serve_logging(data_dir: &Path, settings: &[(&str, &str)], log: Option<&Path>) -> Self {
         let port = free_port();
-        let child = command(data_dir)
+        let mut command = command(data_dir);
+        command
             .arg("serve")
             .envs(settings.iter().copied())
             .env("PORT", port.to_string())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the binary starts");
+            .stdout(Stdio::null());
+        if let Some(log) = log {
+            command.stderr(std::fs::File::create(log).unwrap());
+        }
+        let child = command.spawn().expect("the binary starts");
         let server = Self {
             child: Some(child),
             addr: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
         };
         server.wait_ready().await;
         server
+    }
+
+    /// [`Binary::run_with_env`] with stderr captured too (see
+    /// [`Binary::wait_with_output`]).
+    pub fn run_with_output(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let child = command(data_dir)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        Self {
+            child: Some(child),
+            addr: None,
+        }
     }
 
     /// `chat-sessions <args>` over the embedded store in `data_dir`, stdout
@@ -95,6 +125,40 @@ impl Binary {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    /// SIGTERM: what the platform sends on scale-in or redeploy.
+    pub fn terminate(&self) {
+        let pid = self.child.as_ref().expect("a running process").id();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("a started process");
+        child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits up to `limit` for the process to exit; its status. Panics if
+    /// it is still running then.
+    pub async fn wait_exit(mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits for the process to exit; its status and stdout.

@@ -18,7 +18,7 @@ use azure_data_cosmos_driver::in_memory_emulator::{
     InMemoryEmulatorHttpClient, VirtualAccountConfig, VirtualRegion,
 };
 use chat_sessions::store::{
-    DynMigrationStore,
+    Backoff, Connecting, DynMigrationStore,
     cosmos::{CosmosConfig, CosmosStore, connect, init_containers},
 };
 
@@ -57,9 +57,21 @@ pub fn server_port() -> u16 {
             .expect("npm must be installed to run the Cosmos tests");
         assert!(status.success(), "npm ci for the Cosmos test server failed");
     }
+    let (child, port) = launch(0);
+    *guard = Some(Server {
+        port,
+        _child: child,
+    });
+    port
+}
+
+/// Starts a local Cosmos server on `port` (0: a free one) and returns it
+/// with its port once it listens. It stops when the handle is dropped (its
+/// stdin closes); `npm ci` must have run ([`server_port`] does it).
+pub fn launch(port: u16) -> (Child, u16) {
     let mut child = Command::new("node")
         .arg(Path::new(SERVER_DIR).join("launcher.js"))
-        .env("PORT", "0")
+        .env("PORT", port.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(if std::env::var_os("COSMOS_SERVER_LOG").is_some() {
@@ -78,11 +90,7 @@ pub fn server_port() -> u16 {
         .strip_prefix("LISTENING ")
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected launcher output: {line:?}"));
-    *guard = Some(Server {
-        port,
-        _child: child,
-    });
-    port
+    (child, port)
 }
 
 /// Settings for a fresh database on the local server.
@@ -209,4 +217,20 @@ pub async fn partition_docs(
         .try_collect()
         .await
         .unwrap()
+}
+
+/// The store `serve` runs on Cosmos DB: a [`Connecting`] wrapper, here
+/// connected (at once) to a fresh in-memory emulator, so that the suite
+/// checks that every operation reaches the real store unchanged.
+pub async fn connecting_emulator_store() -> (DynMigrationStore, Box<dyn std::any::Any + Send + Sync>)
+{
+    let (store, client) = emulator_cosmos_store().await;
+    let connecting = Arc::new(Connecting::<CosmosStore>::new("cosmos", "Cosmos DB"));
+    connecting
+        .connect(Backoff::default(), || {
+            let store = store.clone();
+            async move { Ok(store) }
+        })
+        .await;
+    (connecting, Box::new(client))
 }

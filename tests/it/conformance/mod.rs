@@ -1,12 +1,15 @@
 //! The store conformance suite: one function per behaviour, for
-//! `SessionStore` here and for `MigrationStore` in `migration.rs`. Every
+//! `SessionStore` here, for `MigrationStore` in `migration.rs` and for
+//! readiness in `health.rs`. Every
 //! backend runs all of them through `conformance_suite!`.
 
 #![allow(dead_code)]
 
+mod health;
 mod lifecycle;
 mod migration;
 pub mod search;
+pub use health::*;
 pub use lifecycle::*;
 mod import;
 pub use import::*;
@@ -78,6 +81,7 @@ macro_rules! conformance_suite {
             import_session_of_any_length_reads_back_whole,
             sessions_of_others_names_only_other_owners_sessions,
             import_session_into_another_owners_session_conflicts_and_changes_nothing,
+            a_reachable_store_is_ready_and_asking_changes_nothing,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {

@@ -99,6 +99,10 @@ pub async fn probe_and_health_answer_at_once(store: DynStore, guard: Guard) {
     assert_eq!(&r.body[..], b"ok");
     let health = app.get_ok_json("/api/health").await;
     assert_eq!(health["status"], "ok");
+    assert_eq!(health["store_state"], "ready");
+    let ready = app.get_ok_json("/api/health/ready").await;
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["store"], health["store"]);
 }
 
 pub async fn create_returns_201_with_location_etag_and_the_seed_shape(
