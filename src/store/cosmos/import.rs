@@ -9,10 +9,11 @@ use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 use super::{
     CosmosStore,
     documents::{
-        PAGE_DOC_TYPE, PageDoc, SESSION_DOC_TYPE, SessionDoc, json_len, page_id, partition,
+        PAGE_DOC_TYPE, PageDoc, SESSION_DOC_TYPE, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len,
+        page_id, partition,
     },
     errors::{APPEND_DEADLINE, backoff, store_error, to_etag},
-    metrics::item_charge,
+    metrics::{ItemIo, item_charge},
 };
 use crate::{
     domain::{ChatMessage, ChatSession, MessageId, UserId},
@@ -157,6 +158,7 @@ impl CosmosStore {
                 item_charge,
             )
             .map_err(store_error)?;
+            self.io(ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
         }
         self.track(
             self.container
@@ -165,6 +167,7 @@ impl CosmosStore {
             item_charge,
         )
         .map_err(store_error)?;
+        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
         Ok(ImportOutcome {
             created: true,
             added: import.messages.len() as u64,
@@ -245,6 +248,7 @@ impl CosmosStore {
             item_charge,
         )
         .map_err(store_error)?;
+        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
         outcome.added += added;
         Ok(missing.len() as u64 == added)
     }

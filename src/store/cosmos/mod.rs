@@ -43,7 +43,7 @@ mod write;
 
 pub use client::{CosmosConfig, connect, init_containers, sessions_indexing_policy};
 pub use documents::{CHECKPOINT_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE};
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{ItemIo, Metrics, MetricsSnapshot};
 pub use seal::SealPolicy;
 
 /// The Cosmos DB store over one sessions container.

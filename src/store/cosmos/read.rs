@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use super::{
     CosmosStore,
-    documents::{SESSION_DOC_TYPE, SessionDoc, partition},
+    documents::{SESSION_DOC_TYPE, SessionDoc, decode, json_len, partition},
     errors::{etag_of, invalid_continuation, status, store_error, to_etag},
-    metrics::item_charge,
+    metrics::{ItemIo, item_charge},
 };
 use crate::{
     domain::{ChatMessage, ChatSession, SessionId, SessionSummary, UserId},
@@ -56,6 +56,7 @@ impl CosmosStore {
         while let Some(page) = pages.try_next().await.map_err(store_error)? {
             self.metrics
                 .record(page.headers().request_charge().map(|c| c.value()));
+            self.io(ItemIo::Query(json_len(&page.items())));
             owners.extend(page.into_items());
         }
         if owners.len() > 1 {
@@ -90,12 +91,12 @@ impl CosmosStore {
             )
             .map_err(store_error)?;
         if u16::from(response.status().status_code()) == 304 {
+            self.io(ItemIo::Read(0));
             return Ok(None);
         }
         let etag = etag_of(&response, "Cosmos DB read without an ETag")?;
-        let doc: SessionDoc = response.into_model().map_err(|e| {
-            StoreError::Internal(anyhow::Error::new(e).context("decoding a session document"))
-        })?;
+        let doc: SessionDoc = decode(response, |bytes| self.io(ItemIo::Read(bytes)))
+            .map_err(|e| StoreError::Internal(e.context("decoding a session document")))?;
         if doc.doc_type != SESSION_DOC_TYPE {
             return Err(StoreError::NotFound);
         }
@@ -311,6 +312,7 @@ impl CosmosStore {
         while let Some(page) = pages.try_next().await.map_err(bad_token)? {
             self.metrics
                 .record(page.headers().request_charge().map(|c| c.value()));
+            self.io(ItemIo::Query(json_len(&page.items())));
             more = page.headers().continuation().is_some();
             sessions.extend(page.into_items());
             if !sessions.is_empty() || !more {

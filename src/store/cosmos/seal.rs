@@ -6,9 +6,12 @@ use azure_data_cosmos::options::Precondition;
 
 use super::{
     CosmosStore,
-    documents::{PAGE_DOC_TYPE, PageDoc, SessionDoc, json_len, page_id, partition},
+    documents::{
+        PAGE_DOC_TYPE, PageDoc, SYSTEM_PROPERTY_BYTES, SessionDoc, decode, json_len, page_id,
+        partition,
+    },
     errors::{store_error, to_etag},
-    metrics::item_charge,
+    metrics::{ItemIo, item_charge},
 };
 use crate::{
     domain::{SessionId, UserId},
@@ -71,9 +74,10 @@ impl CosmosStore {
                     )),
                     other => other,
                 })?;
-            out.push(response.into_model().map_err(|e| {
-                StoreError::Internal(anyhow::Error::new(e).context("decoding a sealed page"))
-            })?);
+            out.push(
+                decode(response, |bytes| self.io(ItemIo::Read(bytes)))
+                    .map_err(|e| StoreError::Internal(e.context("decoding a sealed page")))?,
+            );
         }
         Ok(out)
     }
@@ -151,6 +155,8 @@ impl CosmosStore {
             )
             .map_err(store_error)?;
         if u16::from(response.status().status_code()) == 200 {
+            self.io(ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
+            self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
             return Ok(());
         }
         let results = response.into_model().map_err(|e| {

@@ -15,9 +15,12 @@ use serde_json::json;
 
 use super::{
     CosmosStore,
-    documents::{SESSION_DOC_TYPE, SessionDoc, json_len, json_of, partition},
+    documents::{
+        SESSION_DOC_TYPE, SYSTEM_PROPERTY_BYTES, SessionDoc, decode, json_len, json_of,
+        len_after_append, partition,
+    },
     errors::{APPEND_DEADLINE, backoff, etag_of, store_error, to_etag},
-    metrics::item_charge,
+    metrics::{ItemIo, item_charge},
 };
 use crate::{
     domain::{
@@ -54,6 +57,7 @@ impl CosmosStore {
                 )),
                 other => other,
             })?;
+        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
         let etag = etag_of(&response, "Cosmos DB create without an ETag")?;
         Ok(Versioned {
             value: doc.session,
@@ -123,9 +127,8 @@ impl CosmosStore {
             .patch(user.as_ref(), id, operations, if_match, true)
             .await?;
         let etag = etag_of(&response, "Cosmos DB patch without an ETag")?;
-        let doc: SessionDoc = response.into_model().map_err(|e| {
-            StoreError::Internal(anyhow::Error::new(e).context("decoding a patched session"))
-        })?;
+        let doc: SessionDoc = decode(response, |bytes| self.io(ItemIo::Write(bytes)))
+            .map_err(|e| StoreError::Internal(e.context("decoding a patched session")))?;
         Ok(Versioned {
             value: self.whole(user.as_ref(), doc).await?,
             etag,
@@ -164,7 +167,10 @@ impl CosmosStore {
                 )
                 .map_err(store_error);
             match result {
-                Ok(_) => break doc.sealed_page_sizes.len() as u32,
+                Ok(_) => {
+                    self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+                    break doc.sealed_page_sizes.len() as u32;
+                }
                 Err(StoreError::PreconditionFailed)
                     if if_match.is_none() && started.elapsed() < APPEND_DEADLINE =>
                 {
@@ -235,9 +241,17 @@ impl CosmosStore {
                     PatchOperation::set("/last_message_at", json_of(&now)?),
                     PatchOperation::set("/updated_at", json_of(&now.max(doc.session.updated_at))?),
                 ];
+                let after = len_after_append(
+                    json_len(&doc),
+                    doc.session.messages.len(),
+                    doc.session.message_count,
+                    doc.session.last_message_at.is_some(),
+                    json_len(&stored),
+                );
                 self.patch(user, id, operations, Some(&etag), false)
                     .await
                     .and_then(|response| {
+                        self.io(ItemIo::Write(after + SYSTEM_PROPERTY_BYTES));
                         etag_of(&response, "Cosmos DB patch without an ETag").map(Some)
                     })
             };
