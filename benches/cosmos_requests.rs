@@ -5,7 +5,8 @@
 //!
 //!     cargo bench --bench cosmos_requests
 
-#[path = "../tests/common/cosmos.rs"]
+#[path = "../tests/it/common/cosmos.rs"]
+#[allow(dead_code)] // the integration tests use all of it, this bench a part
 mod cosmos;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use axum::{
 };
 use azure_data_cosmos::{FeedScope, Query};
 use chat_sessions::{
-    api::{ApiSettings, AppState, app},
+    api::{self, ApiSettings, AppState},
     store::cosmos::{CosmosStore, MetricsSnapshot},
 };
 use futures::TryStreamExt as _;
@@ -70,7 +71,7 @@ fn row(name: &str, m: MetricsSnapshot) {
 async fn main() {
     let (store, client) = cosmos::emulator_cosmos_store().await;
     let bench = Bench {
-        router: app(AppState::new(
+        router: api::router(AppState::new(
             Arc::new(store.clone()),
             ApiSettings::default(),
         )),

@@ -1,7 +1,7 @@
 //! Where sessions live. [`SessionStore`] is the whole contract the API needs
 //! from a backend, [`MigrationStore`] what the migration needs besides; every
 //! backend fulfils both and runs the same conformance suite
-//! (`tests/conformance/`).
+//! (`tests/it/conformance/`).
 
 use std::{fmt, sync::Arc, time::Duration};
 

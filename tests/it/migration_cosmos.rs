@@ -2,10 +2,6 @@
 //! Cosmos-compatible server, seeded through the SDK, into the sessions
 //! container; with --delete-old, only orphans and conflicts stay behind.
 
-#[path = "common/cosmos.rs"]
-mod cosmos;
-mod legacy_data;
-
 use std::{collections::BTreeSet, sync::Arc};
 
 use azure_data_cosmos::{ContainerClient, FeedScope, PartitionKey, Query};
@@ -15,8 +11,12 @@ use chat_sessions::{
     store::{DynMigrationStore, Owner},
 };
 use futures::TryStreamExt as _;
-use legacy_data::{LegacySet, generate, run_pass, verify};
 use serde_json::Value;
+
+use crate::{
+    common::cosmos,
+    legacy_data::{LegacySet, generate, run_pass, verify},
+};
 
 /// Writes the legacy set into the old container (partitioned by
 /// `/session_id`). A container cannot hold one id twice in a partition, so

@@ -1,11 +1,12 @@
 //! The HTTP API on the embedded store: the shared suite, plus what only this
 //! file can set up (a failing store, a real socket, many clients).
 
-mod common;
-mod http_suite;
-
 use std::{collections::HashSet, sync::Arc};
 
+use crate::{
+    common::{TestApp, json::texts, spawn_app, sqlite_store},
+    http_suite,
+};
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use chat_sessions::{
@@ -16,7 +17,6 @@ use chat_sessions::{
         StoreResult, Versioned,
     },
 };
-use common::{TestApp, spawn_app, sqlite_store};
 use serde_json::json;
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -140,11 +140,6 @@ async fn concurrent_posts_over_http_lose_nothing() {
         .get_json(&format!("/api/chat/sessions/{id}?user_id=u1"))
         .await;
     assert_eq!(session["message_count"], 200);
-    let ids: HashSet<&str> = session["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap())
-        .collect();
+    let ids: HashSet<&str> = texts(&session["messages"], "id").into_iter().collect();
     assert_eq!(ids.len(), 200);
 }

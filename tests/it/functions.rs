@@ -2,25 +2,25 @@
 //! the host's real payloads (fixtures) replayed against the router get the
 //! answers the host needs.
 
-mod common;
-
 use std::{collections::BTreeSet, path::Path};
 
 use axum::http::{Method, StatusCode};
 use chat_sessions::{
-    api::{ApiSettings, routes::ROUTES},
-    functions::{InvocationRequest, InvocationResponse},
-    jobs::MigrationRequest,
+    api::routes::ROUTES,
+    functions::{
+        CONTINUATION_BINDING, FunctionsSettings, HTTP_OUTPUT_BINDING, HTTP_TRIGGER_BINDING,
+        InvocationRequest, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING, SWEEP_FUNCTION,
+        queue::MigrationRequest,
+    },
 };
-use common::{TestApp, TestResponse};
 use serde_json::{Value, json};
 
-const NON_HTTP_FUNCTIONS: [&str; 2] = ["MigrateChatSessions", "MigrationSweep"];
+use crate::common::{
+    TestApp, TestResponse,
+    json::{fixture, read_json},
+};
 
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+const NON_HTTP_FUNCTIONS: [&str; 2] = [MIGRATE_FUNCTION, SWEEP_FUNCTION];
 
 /// Every folder under functions/: (name, function.json).
 fn function_folders() -> Vec<(String, Value)> {
@@ -35,10 +35,6 @@ fn function_folders() -> Vec<(String, Value)> {
         .collect();
     folders.sort_by(|a, b| a.0.cmp(&b.0));
     folders
-}
-
-fn fixture(name: &str) -> Value {
-    read_json(&Path::new("tests/fixtures/functions").join(name))
 }
 
 /// A route's path with every `{param}` filled in.
@@ -85,10 +81,10 @@ async fn every_function_folder_is_served_and_every_route_has_a_folder() {
                 assert!(
                     bindings.iter().any(|b| b["type"] == "http"
                         && b["direction"] == "out"
-                        && b["name"] == "res"),
+                        && b["name"] == HTTP_OUTPUT_BINDING),
                     "{name}"
                 );
-                assert_eq!(trigger["name"], "req", "{name}");
+                assert_eq!(trigger["name"], HTTP_TRIGGER_BINDING, "{name}");
                 assert_eq!(
                     trigger["authLevel"], "anonymous",
                     "{name}: Easy Auth authenticates, not function keys"
@@ -145,14 +141,14 @@ async fn every_function_folder_is_served_and_every_route_has_a_folder() {
 fn the_migration_functions_are_wired_to_the_queue() {
     let folders = function_folders();
     let get = |name: &str| folders.iter().find(|(n, _)| n == name).unwrap().1.clone();
-    let migrate = get("MigrateChatSessions");
+    let migrate = get(MIGRATE_FUNCTION);
     let bindings = migrate["bindings"].as_array().unwrap();
     let trigger = &bindings[0];
     assert_eq!(trigger["type"], "queueTrigger");
-    assert_eq!(trigger["name"], "message");
+    assert_eq!(trigger["name"], QUEUE_TRIGGER_BINDING);
     assert_eq!(trigger["queueName"], "chat-migration");
     assert_eq!(trigger["connection"], "AzureWebJobsStorage");
-    for function in [migrate.clone(), get("MigrationSweep")] {
+    for function in [migrate.clone(), get(SWEEP_FUNCTION)] {
         let out = function["bindings"]
             .as_array()
             .unwrap()
@@ -161,11 +157,11 @@ fn the_migration_functions_are_wired_to_the_queue() {
             .unwrap()
             .clone();
         assert_eq!(out["type"], "queue");
-        assert_eq!(out["name"], "continuation");
+        assert_eq!(out["name"], CONTINUATION_BINDING);
         assert_eq!(out["queueName"], "chat-migration");
     }
     assert_eq!(
-        get("MigrationSweep")["bindings"][0]["schedule"],
+        get(SWEEP_FUNCTION)["bindings"][0]["schedule"],
         "%MIGRATION_SWEEP_SCHEDULE%"
     );
 }
@@ -231,7 +227,7 @@ fn queue_fixtures_decode_single_and_double_encoded_messages() {
     };
     for name in ["queue_trigger.json", "queue_trigger_double_encoded.json"] {
         let invocation: InvocationRequest = serde_json::from_value(fixture(name)).unwrap();
-        let request: MigrationRequest = invocation.queue_message("message").unwrap();
+        let request: MigrationRequest = invocation.queue_message(QUEUE_TRIGGER_BINDING).unwrap();
         assert_eq!(request, expected, "{name}");
         assert_eq!(invocation.dequeue_count(), Some(1), "{name}");
         assert_eq!(
@@ -242,7 +238,7 @@ fn queue_fixtures_decode_single_and_double_encoded_messages() {
     let malformed: InvocationRequest =
         serde_json::from_value(fixture("queue_trigger_malformed.json")).unwrap();
     let err = malformed
-        .queue_message::<MigrationRequest>("message")
+        .queue_message::<MigrationRequest>(QUEUE_TRIGGER_BINDING)
         .unwrap_err();
     assert!(err.0.contains("not JSON"), "{err}");
 }
@@ -250,17 +246,15 @@ fn queue_fixtures_decode_single_and_double_encoded_messages() {
 #[tokio::test]
 async fn a_malformed_queue_message_is_refused_so_it_reaches_the_poison_queue() {
     let app = TestApp::new();
+    let migrate = format!("/{MIGRATE_FUNCTION}");
     let r = app
-        .post(
-            "/MigrateChatSessions",
-            fixture("queue_trigger_malformed.json"),
-        )
+        .post(&migrate, fixture("queue_trigger_malformed.json"))
         .await;
     assert!(
         !r.status.is_success(),
         "a 2xx would delete the message for good"
     );
-    let body: InvocationResponse = serde_json::from_slice(&r.body).unwrap();
+    let body = r.invocation();
     assert!(
         body.outputs.is_empty(),
         "no continuation for a malformed message"
@@ -268,11 +262,11 @@ async fn a_malformed_queue_message_is_refused_so_it_reaches_the_poison_queue() {
     assert!(body.logs[0].contains("malformed"), "{:?}", body.logs);
     // Well-formed JSON with a typo is refused the same way.
     let mut typo = fixture("queue_trigger.json");
-    typo["Data"]["message"] = json!("{\"dryrun\": false}");
-    let r = app.post("/MigrateChatSessions", typo).await;
+    typo["Data"][QUEUE_TRIGGER_BINDING] = json!("{\"dryrun\": false}");
+    let r = app.post(&migrate, typo).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Not an invocation payload at all.
-    app.request(Method::POST, "/MigrateChatSessions")
+    app.request(Method::POST, &migrate)
         .raw(Some("application/json"), "[")
         .send()
         .await
@@ -282,24 +276,20 @@ async fn a_malformed_queue_message_is_refused_so_it_reaches_the_poison_queue() {
 #[tokio::test]
 async fn the_timer_sweep_enqueues_a_run_only_when_enabled() {
     let off = TestApp::new();
-    let r = off
-        .post("/MigrationSweep", fixture("timer_trigger.json"))
-        .await
-        .expect_status(StatusCode::OK);
-    let body: InvocationResponse = serde_json::from_slice(&r.body).unwrap();
+    let body = off
+        .invoke(SWEEP_FUNCTION, fixture("timer_trigger.json"))
+        .await;
     assert!(body.outputs.is_empty());
     assert!(body.logs[0].contains("disabled"));
 
-    let on = TestApp::with_settings(ApiSettings {
+    let on = TestApp::with_functions(FunctionsSettings {
         migration_sweep_enabled: true,
-        ..ApiSettings::default()
+        ..FunctionsSettings::default()
     });
-    let r = on
-        .post("/MigrationSweep", fixture("timer_trigger.json"))
-        .await
-        .expect_status(StatusCode::OK);
-    let body: InvocationResponse = serde_json::from_slice(&r.body).unwrap();
-    let text = body.outputs["continuation"]
+    let body = on
+        .invoke(SWEEP_FUNCTION, fixture("timer_trigger.json"))
+        .await;
+    let text = body.outputs[CONTINUATION_BINDING]
         .as_str()
         .expect("the queue output is JSON text");
     let run: MigrationRequest = serde_json::from_str(text).unwrap();
@@ -312,12 +302,8 @@ async fn a_non_forwarded_http_invocation_is_answered_through_the_router() {
     let app = TestApp::new();
     let invocation = fixture("http_not_forwarded.json");
     // Before the session exists: the API's 404 problem, inside Outputs.res.
-    let r = app
-        .post("/GetSession", invocation.clone())
-        .await
-        .expect_status(StatusCode::OK);
-    let body: InvocationResponse = serde_json::from_slice(&r.body).unwrap();
-    let res = &body.outputs["res"];
+    let body = app.invoke("GetSession", invocation.clone()).await;
+    let res = &body.outputs[HTTP_OUTPUT_BINDING];
     assert_eq!(res["statusCode"], 404);
     assert_eq!(res["headers"]["content-type"], "application/problem+json");
     app.post(
@@ -326,12 +312,8 @@ async fn a_non_forwarded_http_invocation_is_answered_through_the_router() {
     )
     .await
     .expect_status(StatusCode::CREATED);
-    let r = app
-        .post("/GetSession", invocation)
-        .await
-        .expect_status(StatusCode::OK);
-    let body: InvocationResponse = serde_json::from_slice(&r.body).unwrap();
-    let res = &body.outputs["res"];
+    let body = app.invoke("GetSession", invocation).await;
+    let res = &body.outputs[HTTP_OUTPUT_BINDING];
     assert_eq!(res["statusCode"], 200);
     assert!(res["headers"]["etag"].is_string());
     let session: Value = serde_json::from_str(res["body"].as_str().unwrap()).unwrap();

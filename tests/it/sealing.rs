@@ -6,10 +6,6 @@
 //! Cosmos-compatible server and on the SDK's emulator (and the API part on
 //! the embedded store too, which stores messages its own way).
 
-mod common;
-#[path = "common/cosmos.rs"]
-mod cosmos;
-
 use std::{collections::HashSet, sync::Arc};
 
 use axum::http::StatusCode;
@@ -21,9 +17,10 @@ use chat_sessions::{
         cosmos::{CosmosStore, SealPolicy},
     },
 };
-use common::{TestApp, sqlite_store};
 use futures::TryStreamExt as _;
 use serde_json::{Value, json};
+
+use crate::common::{self, Guard, TestApp, cosmos, json::texts, sqlite_store};
 
 /// A small threshold keeps the test fast; the mechanism is the same at 512 KiB.
 const THRESHOLD: usize = 64 * 1024;
@@ -50,13 +47,8 @@ async fn partition_docs(container: &ContainerClient, user: &str) -> Vec<Value> {
         .unwrap()
 }
 
-fn ids(messages: &Value) -> Vec<String> {
-    messages
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect()
+fn ids(messages: &Value) -> Vec<&str> {
+    texts(messages, "id")
 }
 
 /// Grows a session to `count` messages of ~2 KB through the API and checks
@@ -76,10 +68,8 @@ async fn grow_and_read(app: &TestApp, user: &str, count: usize) -> String {
         expected.push(mid);
     }
     let session = app
-        .get(&format!("/api/chat/sessions/{id}?user_id={user}"))
-        .await
-        .expect_status(StatusCode::OK)
-        .json();
+        .get_ok_json(&format!("/api/chat/sessions/{id}?user_id={user}"))
+        .await;
     assert_eq!(session["message_count"], count);
     assert_eq!(
         ids(&session["messages"]),
@@ -87,31 +77,18 @@ async fn grow_and_read(app: &TestApp, user: &str, count: usize) -> String {
         "GET session: each message once, in order"
     );
     let history = app
-        .get(&format!("/api/chat/history?session_id={id}&user_id={user}"))
-        .await
-        .json();
+        .get_json(&format!("/api/chat/history?session_id={id}&user_id={user}"))
+        .await;
     assert_eq!(ids(&history), expected, "legacy history");
-    let mut paged = Vec::new();
-    let mut uri = format!("/api/chat/sessions/{id}/messages?user_id={user}&limit=200");
-    loop {
-        let page = app.get(&uri).await.expect_status(StatusCode::OK).json();
-        paged.extend(ids(&page["messages"]));
-        match page["next_before"].as_str() {
-            Some(c) => {
-                uri =
-                    format!("/api/chat/sessions/{id}/messages?user_id={user}&limit=200&before={c}")
-            }
-            None => break,
-        }
-    }
+    let pages = app.messages_paged(&id, user, 200).await;
+    let mut paged = ids(&pages);
     paged.reverse();
     assert_eq!(paged, expected, "pager, newest first");
     let tail = app
-        .get(&format!(
+        .get_json(&format!(
             "/api/chat/sessions/{id}?user_id={user}&messages_limit=50"
         ))
-        .await
-        .json();
+        .await;
     assert_eq!(ids(&tail["messages"]), expected[count - 50..].to_vec());
     assert_eq!(tail["message_count"], count);
     id
@@ -153,10 +130,7 @@ async fn check_sealed_storage(
     assert_eq!(session["message_count"], count);
 }
 
-async fn sealed_session_reads_whole(
-    store: CosmosStore,
-    client_guard: Box<dyn std::any::Any + Send + Sync>,
-) {
+async fn sealed_session_reads_whole(store: CosmosStore, client_guard: Guard) {
     let container = store.container().clone();
     let store: DynStore = Arc::new(store.with_seal_policy(policy()));
     let app = TestApp::over(store, ApiSettings::default(), client_guard);
@@ -164,7 +138,7 @@ async fn sealed_session_reads_whole(
     let id = grow_and_read(&app, "grower", 2500).await;
     check_sealed_storage(&container, "grower", &id, 2500).await;
     // Listing shows the session once, never its pages.
-    let listed = app.get("/api/chat/sessions?user_id=grower").await.json();
+    let listed = app.get_json("/api/chat/sessions?user_id=grower").await;
     assert_eq!(listed["sessions"].as_array().unwrap().len(), 1);
     assert_eq!(listed["sessions"][0]["message_count"], 2500);
     // The whole history is streamed, not built in memory: no length up front.
@@ -206,38 +180,30 @@ async fn embedded_store_serves_the_same_long_session() {
     grow_and_read(&app, "grower", 2500).await;
 }
 
-async fn concurrent_appends_across_a_seal(
-    store: CosmosStore,
-    guard: Box<dyn std::any::Any + Send + Sync>,
-) {
+async fn concurrent_appends_across_a_seal(store: CosmosStore, guard: Guard) {
     let container = store.container().clone();
     let store: DynStore = Arc::new(store.with_seal_policy(policy()));
     let server = common::spawn_app(store, guard).await;
     let id = server.create_session("racer").await;
-    let url = server.url(&format!("/api/chat/sessions/{id}/messages?user_id=racer"));
+    let path = format!("/api/chat/sessions/{id}/messages?user_id=racer");
     let filler = "y".repeat(2000);
     // Just below the threshold, so the concurrent appends must seal.
     for i in 0..25 {
         server
-            .client
-            .post(&url)
-            .json(&json!({ "id": format!("pre_{i}"), "content": filler, "message_type": "user" }))
-            .send()
-            .await
-            .unwrap();
+            .post(
+                &path,
+                json!({ "id": format!("pre_{i}"), "content": filler, "message_type": "user" }),
+            )
+            .await;
     }
-    let posts: Vec<_> = (0..200)
-        .map(|i| {
-            let (client, url, filler) = (server.client.clone(), url.clone(), filler.clone());
-            tokio::spawn(async move {
-                client.post(&url).json(&json!({ "id": format!("c_{i:03}"), "content": filler, "message_type": "user" }))
-                    .send().await.unwrap().status()
-            })
-        })
-        .collect();
-    for post in posts {
-        assert_eq!(post.await.unwrap(), reqwest::StatusCode::CREATED);
-    }
+    server
+        .post_all_created(
+            &path,
+            (0..200).map(
+                |i| json!({ "id": format!("c_{i:03}"), "content": filler, "message_type": "user" }),
+            ),
+        )
+        .await;
     let session = server
         .get_json(&format!("/api/chat/sessions/{id}?user_id=racer"))
         .await;
@@ -279,9 +245,8 @@ async fn a_message_larger_than_the_threshold_still_works() {
         .expect_status(StatusCode::CREATED);
     }
     let session = app
-        .get(&format!("/api/chat/sessions/{id}?user_id=big"))
-        .await
-        .json();
+        .get_json(&format!("/api/chat/sessions/{id}?user_id=big"))
+        .await;
     assert_eq!(ids(&session["messages"]), ["b0", "b1", "b2", "b3"]);
     assert_eq!(
         session["messages"][3]["content"].as_str().unwrap().len(),

@@ -2,17 +2,16 @@
 //! checked on status codes, headers and bodies. Every backend runs it
 //! through `http_suite!`.
 
-#![allow(dead_code)]
-
 use std::collections::HashSet;
 
 use axum::http::{Method, StatusCode};
 use chat_sessions::{api::ApiSettings, auth::AuthMode, store::DynStore};
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-
-type Guard = Box<dyn std::any::Any + Send + Sync>;
+use crate::common::{
+    Guard, TestApp,
+    json::{MESSAGE_MEMBERS, SESSION_MEMBERS, sorted_keys, texts},
+};
 
 /// One `#[tokio::test]` per behaviour; `$factory` is an async expression
 /// yielding `(DynStore, guard)`.
@@ -76,11 +75,7 @@ pub async fn probe_and_health_answer_at_once(store: DynStore, guard: Guard) {
     let app = app(store, guard);
     let r = app.get("/").await.expect_status(StatusCode::OK);
     assert_eq!(&r.body[..], b"ok");
-    let health = app
-        .get("/api/health")
-        .await
-        .expect_status(StatusCode::OK)
-        .json();
+    let health = app.get_ok_json("/api/health").await;
     assert_eq!(health["status"], "ok");
 }
 
@@ -114,28 +109,7 @@ pub async fn create_returns_201_with_location_etag_and_the_seed_shape(
     assert_eq!(parts[0], "session");
     assert_eq!(parts[2].len(), 8);
     assert_eq!(parts[3].len(), 6);
-    let mut keys: Vec<&str> = body
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "context",
-            "created_at",
-            "id",
-            "is_active",
-            "last_message_at",
-            "message_count",
-            "messages",
-            "session_name",
-            "updated_at",
-            "user_id"
-        ]
-    );
+    assert_eq!(sorted_keys(&body), SESSION_MEMBERS);
     assert_eq!(body["user_id"], u.as_str());
     assert_eq!(body["session_name"], "Shopping Chat");
     assert_eq!(body["is_active"], true);
@@ -195,11 +169,7 @@ pub async fn create_with_a_taken_id_is_409(store: DynStore, guard: Guard) {
     )
     .await
     .expect_problem(StatusCode::CONFLICT);
-    let s = app
-        .get(&session_uri(&id, &u))
-        .await
-        .expect_status(StatusCode::OK)
-        .json();
+    let s = app.get_ok_json(&session_uri(&id, &u)).await;
     assert_eq!(s["session_name"], "first");
 }
 
@@ -227,10 +197,8 @@ pub async fn create_rejects_invalid_input_with_422_and_stores_nothing(
         assert!(!problem["detail"].as_str().unwrap().is_empty(), "{body}");
     }
     let list = app
-        .get(&format!("/api/chat/sessions?user_id={u}"))
-        .await
-        .expect_status(StatusCode::OK)
-        .json();
+        .get_ok_json(&format!("/api/chat/sessions?user_id={u}"))
+        .await;
     assert_eq!(list["sessions"], json!([]));
 }
 
@@ -257,9 +225,8 @@ pub async fn malformed_json_is_400_and_other_media_types_415(store: DynStore, gu
         .await
         .expect_status(StatusCode::CREATED);
     let list = app
-        .get(&format!("/api/chat/sessions?user_id={u}"))
-        .await
-        .json();
+        .get_json(&format!("/api/chat/sessions?user_id={u}"))
+        .await;
     assert_eq!(list["sessions"].as_array().unwrap().len(), 1);
 }
 
@@ -278,7 +245,7 @@ pub async fn body_over_the_limit_is_413(store: DynStore, guard: Guard) {
     )
     .await
     .expect_problem(StatusCode::PAYLOAD_TOO_LARGE);
-    let s = app.get(&session_uri(&id, &u)).await.json();
+    let s = app.get_json(&session_uri(&id, &u)).await;
     assert_eq!(s["message_count"], 0);
     app.post(
         &format!("/api/chat/sessions/{id}/messages?user_id={u}"),
@@ -321,13 +288,7 @@ pub async fn get_returns_messages_in_order_with_etag_and_304(store: DynStore, gu
         .expect_status(StatusCode::OK);
     let etag = r.header("etag").unwrap().to_owned();
     let s = r.json();
-    let contents: Vec<&str> = s["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
-    assert_eq!(contents, ["m0", "m1", "m2"]);
+    assert_eq!(texts(&s["messages"], "content"), ["m0", "m1", "m2"]);
     assert_eq!(s["messages"][1]["message_type"], "assistant");
     assert_eq!(s["message_count"], 3);
     let not_modified = app
@@ -383,7 +344,7 @@ pub async fn list_pages_without_messages_and_validates_parameters(store: DynStor
         if let Some(t) = &token {
             uri.push_str(&format!("&continuation_token={t}"));
         }
-        let page = app.get(&uri).await.expect_status(StatusCode::OK).json();
+        let page = app.get_ok_json(&uri).await;
         let sessions = page["sessions"].as_array().unwrap();
         assert!(sessions.len() <= 2);
         for s in sessions {
@@ -412,9 +373,8 @@ pub async fn list_pages_without_messages_and_validates_parameters(store: DynStor
             .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
     }
     let all = app
-        .get(&format!("/api/chat/sessions?user_id={alice}&limit=200"))
-        .await
-        .json();
+        .get_json(&format!("/api/chat/sessions?user_id={alice}&limit=200"))
+        .await;
     assert_eq!(all["sessions"].as_array().unwrap().len(), 5);
 }
 
@@ -426,35 +386,21 @@ pub async fn list_filters_by_is_active(store: DynStore, guard: Guard) {
     app.put(&session_uri(&archived, &u), json!({ "is_active": false }))
         .await
         .expect_status(StatusCode::OK);
-    let ids = |v: Value| -> Vec<String> {
-        v["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["id"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(
-        ids(app
-            .get(&format!("/api/chat/sessions?user_id={u}&is_active=true"))
-            .await
-            .json()),
-        [active]
-    );
-    assert_eq!(
-        ids(app
-            .get(&format!("/api/chat/sessions?user_id={u}&is_active=false"))
-            .await
-            .json()),
-        [archived]
-    );
+    for (filter, expected) in [("true", active), ("false", archived)] {
+        let listed = app
+            .get_json(&format!(
+                "/api/chat/sessions?user_id={u}&is_active={filter}"
+            ))
+            .await;
+        assert_eq!(texts(&listed["sessions"], "id"), [expected]);
+    }
 }
 
 pub async fn put_updates_and_bumps_updated_at(store: DynStore, guard: Guard) {
     let app = app(store, guard);
     let u = user();
     let id = app.create_session(&u).await;
-    let before = app.get(&session_uri(&id, &u)).await.json();
+    let before = app.get_json(&session_uri(&id, &u)).await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let r = app
         .put(
@@ -490,12 +436,14 @@ pub async fn put_honours_if_match(store: DynStore, guard: Guard) {
     let app = app(store, guard);
     let u = user();
     let id = app.create_session(&u).await;
-    let stale = app
-        .get(&session_uri(&id, &u))
-        .await
-        .header("etag")
-        .unwrap()
-        .to_owned();
+    let uri = session_uri(&id, &u);
+    let rename_if_match = |tag: &str, name: &str| {
+        app.request(Method::PUT, &uri)
+            .header("if-match", tag)
+            .json(&json!({ "session_name": name }))
+            .send()
+    };
+    let stale = app.etag(&uri).await;
     post_message(
         &app,
         &id,
@@ -503,60 +451,36 @@ pub async fn put_honours_if_match(store: DynStore, guard: Guard) {
         json!({ "content": "moves the etag", "message_type": "user" }),
     )
     .await;
-    let current = app.get(&session_uri(&id, &u)).await;
+    let current = app.get(&uri).await;
     let current_etag = current.header("etag").unwrap().to_owned();
-    app.request(Method::PUT, &session_uri(&id, &u))
-        .header("if-match", &stale)
-        .json(&json!({ "session_name": "lost update" }))
-        .send()
+    rename_if_match(&stale, "lost update")
         .await
         .expect_problem(StatusCode::PRECONDITION_FAILED);
     assert_eq!(
-        app.get(&session_uri(&id, &u)).await.json(),
+        app.get_json(&uri).await,
         current.json(),
         "a 412 changes nothing"
     );
-    let r = app
-        .request(Method::PUT, &session_uri(&id, &u))
-        .header("if-match", &format!("{stale}, {current_etag}"))
-        .json(&json!({ "session_name": "fresh" }))
-        .send()
+    let r = rename_if_match(&format!("{stale}, {current_etag}"), "fresh")
         .await
         .expect_status(StatusCode::OK);
     assert_ne!(r.header("etag"), Some(current_etag.as_str()));
-    app.request(Method::PUT, &session_uri(&id, &u))
-        .header("if-match", "*")
-        .json(&json!({ "session_name": "any" }))
-        .send()
+    rename_if_match("*", "any")
         .await
         .expect_status(StatusCode::OK);
     // Garbled or empty conditions never let a write through.
     for garbled in ["garbled", "", " , "] {
-        app.request(Method::PUT, &session_uri(&id, &u))
-            .header("if-match", garbled)
-            .json(&json!({ "session_name": "x" }))
-            .send()
+        rename_if_match(garbled, "x")
             .await
             .expect_problem(StatusCode::PRECONDITION_FAILED);
     }
     // A tag sent without its quotes is still that tag.
-    let current = app
-        .get(&session_uri(&id, &u))
-        .await
-        .header("etag")
-        .unwrap()
-        .to_owned();
-    app.request(Method::PUT, &session_uri(&id, &u))
-        .header("if-match", current.trim_matches('"'))
-        .json(&json!({ "session_name": "unquoted" }))
-        .send()
+    let current = app.etag(&uri).await;
+    rename_if_match(current.trim_matches('"'), "unquoted")
         .await
         .expect_status(StatusCode::OK);
     // A weak tag is well-formed but never matches (strong comparison).
-    app.request(Method::PUT, &session_uri(&id, &u))
-        .header("if-match", "W/\"whatever\"")
-        .json(&json!({ "session_name": "x" }))
-        .send()
+    rename_if_match("W/\"whatever\"", "x")
         .await
         .expect_problem(StatusCode::PRECONDITION_FAILED);
 }
@@ -565,7 +489,7 @@ pub async fn put_rejects_unknown_fields_and_bad_values(store: DynStore, guard: G
     let app = app(store, guard);
     let u = user();
     let id = app.create_session(&u).await;
-    let before = app.get(&session_uri(&id, &u)).await.json();
+    let before = app.get_json(&session_uri(&id, &u)).await;
     for body in [
         json!({ "messages": [] }),
         json!({ "message_count": 5 }),
@@ -577,7 +501,7 @@ pub async fn put_rejects_unknown_fields_and_bad_values(store: DynStore, guard: G
             .await
             .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
     }
-    assert_eq!(app.get(&session_uri(&id, &u)).await.json(), before);
+    assert_eq!(app.get_json(&session_uri(&id, &u)).await, before);
 }
 
 pub async fn delete_is_204_then_404_and_honours_if_match(store: DynStore, guard: Guard) {
@@ -609,7 +533,7 @@ pub async fn send_message_updates_the_session(store: DynStore, guard: Guard) {
     let app = app(store, guard);
     let u = user();
     let id = app.create_session(&u).await;
-    let before = app.get(&session_uri(&id, &u)).await.json();
+    let before = app.get_json(&session_uri(&id, &u)).await;
     let r = post_message(
         &app,
         &id,
@@ -625,20 +549,8 @@ pub async fn send_message_updates_the_session(store: DynStore, guard: Guard) {
     assert_eq!(m["message_type"], "user");
     assert_eq!(m["user_id"], u.as_str());
     assert_eq!(m["metadata"], json!({ "lang": "en" }));
-    let mut keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
-    keys.sort_unstable();
-    assert_eq!(
-        keys,
-        [
-            "content",
-            "created_at",
-            "id",
-            "message_type",
-            "metadata",
-            "user_id"
-        ]
-    );
-    let s = app.get(&session_uri(&id, &u)).await.json();
+    assert_eq!(sorted_keys(&m), MESSAGE_MEMBERS);
+    let s = app.get_json(&session_uri(&id, &u)).await;
     assert_eq!(s["message_count"], 1);
     assert_eq!(s["last_message_at"], m["created_at"]);
     assert!(s["updated_at"].as_str().unwrap() >= before["updated_at"].as_str().unwrap());
@@ -658,7 +570,7 @@ pub async fn send_message_validates_and_changes_nothing(store: DynStore, guard: 
     let app = app(store, guard);
     let u = user();
     let id = app.create_session(&u).await;
-    let before = app.get(&session_uri(&id, &u)).await.json();
+    let before = app.get_json(&session_uri(&id, &u)).await;
     for body in [
         json!({ "content": "", "message_type": "user" }),
         json!({ "content": "   ", "message_type": "user" }),
@@ -674,7 +586,7 @@ pub async fn send_message_validates_and_changes_nothing(store: DynStore, guard: 
             .await
             .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
     }
-    assert_eq!(app.get(&session_uri(&id, &u)).await.json(), before);
+    assert_eq!(app.get_json(&session_uri(&id, &u)).await, before);
     post_message(
         &app,
         "session_missing_3",
@@ -707,7 +619,7 @@ pub async fn send_message_retry_is_idempotent(store: DynStore, guard: Guard) {
     )
     .await
     .expect_problem(StatusCode::CONFLICT);
-    let s = app.get(&session_uri(&id, &u)).await.json();
+    let s = app.get_json(&session_uri(&id, &u)).await;
     assert_eq!(s["message_count"], 1);
     assert_eq!(s["messages"][0]["content"], "once");
 }
@@ -735,10 +647,8 @@ pub async fn legacy_history_serves_old_style_messages(store: DynStore, guard: Gu
     assert_eq!(list[0]["content"], "m0");
     assert_eq!(list[1]["message_type"], "assistant");
     for m in list {
-        let mut keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
-        keys.sort_unstable();
         assert_eq!(
-            keys,
+            sorted_keys(m),
             [
                 "content",
                 "created_at",
@@ -794,13 +704,9 @@ pub async fn legacy_post_creates_or_appends(store: DynStore, guard: Guard) {
     )
     .await
     .expect_status(StatusCode::CREATED);
-    let s = app.get(&session_uri(&sid, &u)).await.json();
+    let s = app.get_json(&session_uri(&sid, &u)).await;
     assert_eq!(s["message_count"], 2);
-    let named_session = app
-        .get(&session_uri(&named, &u))
-        .await
-        .expect_status(StatusCode::OK)
-        .json();
+    let named_session = app.get_ok_json(&session_uri(&named, &u)).await;
     assert_eq!(named_session["messages"][0]["metadata"], json!({ "a": 1 }));
     for bad in [
         json!({ "content": "" }),
@@ -846,33 +752,34 @@ pub async fn easy_auth_takes_the_user_from_the_principal(store: DynStore, guard:
     app.post("/api/chat/sessions", json!({}))
         .await
         .expect_problem(StatusCode::UNAUTHORIZED);
-    let r = app
-        .request(Method::POST, "/api/chat/sessions")
-        .header("x-ms-client-principal-id", &alice)
+    // A request as Easy Auth forwards it for `principal`.
+    let as_principal = |principal: &str, method: Method, uri: &str| {
+        app.request(method, uri)
+            .header("x-ms-client-principal-id", principal)
+    };
+    let r = as_principal(&alice, Method::POST, "/api/chat/sessions")
         .json(&json!({ "session_name": "mine" }))
         .send()
         .await
         .expect_status(StatusCode::CREATED);
     let id = r.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(r.json()["user_id"], alice.as_str());
-    app.request(Method::GET, &format!("/api/chat/sessions?user_id={bob}"))
-        .header("x-ms-client-principal-id", &alice)
-        .send()
-        .await
-        .expect_problem(StatusCode::FORBIDDEN);
-    app.request(Method::GET, &format!("/api/chat/sessions/{id}"))
-        .header("x-ms-client-principal-id", &bob)
-        .send()
-        .await
-        .expect_problem(StatusCode::NOT_FOUND);
-    app.request(Method::DELETE, &format!("/api/chat/sessions/{id}"))
-        .header("x-ms-client-principal-id", &bob)
-        .send()
-        .await
-        .expect_problem(StatusCode::NOT_FOUND);
-    let listed = app
-        .request(Method::GET, "/api/chat/sessions")
-        .header("x-ms-client-principal-id", &alice)
+    as_principal(
+        &alice,
+        Method::GET,
+        &format!("/api/chat/sessions?user_id={bob}"),
+    )
+    .send()
+    .await
+    .expect_problem(StatusCode::FORBIDDEN);
+    let uri = format!("/api/chat/sessions/{id}");
+    for method in [Method::GET, Method::DELETE] {
+        as_principal(&bob, method, &uri)
+            .send()
+            .await
+            .expect_problem(StatusCode::NOT_FOUND);
+    }
+    let listed = as_principal(&alice, Method::GET, "/api/chat/sessions")
         .send()
         .await
         .expect_status(StatusCode::OK)
@@ -934,19 +841,14 @@ pub async fn repeated_gets_always_show_the_latest_version(store: DynStore, guard
     .await
     .expect_status(StatusCode::OK);
     assert_eq!(
-        app.get(&session_uri(&id, &alice)).await.json()["session_name"],
+        app.get_json(&session_uri(&id, &alice)).await["session_name"],
         "renamed"
     );
     // A cached rendering is never shown to another user.
     app.get(&session_uri(&id, &bob))
         .await
         .expect_problem(StatusCode::NOT_FOUND);
-    let etag = app
-        .get(&session_uri(&id, &alice))
-        .await
-        .header("etag")
-        .unwrap()
-        .to_owned();
+    let etag = app.etag(&session_uri(&id, &alice)).await;
     app.request(Method::GET, &session_uri(&id, &bob))
         .header("if-none-match", &etag)
         .send()
@@ -1003,27 +905,9 @@ pub async fn messages_pager_and_messages_limit(store: DynStore, guard: Guard) {
         .await
         .expect_status(StatusCode::CREATED);
     }
-    let mut contents = Vec::new();
-    let mut uri = format!("/api/chat/sessions/{id}/messages?user_id={u}&limit=3");
-    loop {
-        let page = app.get(&uri).await.expect_status(StatusCode::OK).json();
-        contents.extend(
-            page["messages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["content"].as_str().unwrap().to_owned()),
-        );
-        match page["next_before"].as_str() {
-            Some(cursor) => {
-                uri =
-                    format!("/api/chat/sessions/{id}/messages?user_id={u}&limit=3&before={cursor}")
-            }
-            None => break,
-        }
-    }
+    let paged = app.messages_paged(&id, &u, 3).await;
     assert_eq!(
-        contents,
+        texts(&paged, "content"),
         ["m6", "m5", "m4", "m3", "m2", "m1", "m0"],
         "newest first, each once"
     );
@@ -1041,19 +925,11 @@ pub async fn messages_pager_and_messages_limit(store: DynStore, guard: Guard) {
     .await
     .expect_problem(StatusCode::NOT_FOUND);
     let tail = app
-        .get(&format!(
+        .get_ok_json(&format!(
             "/api/chat/sessions/{id}?user_id={u}&messages_limit=2"
         ))
-        .await
-        .expect_status(StatusCode::OK)
-        .json();
-    let tail_contents: Vec<&str> = tail["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["content"].as_str().unwrap())
-        .collect();
-    assert_eq!(tail_contents, ["m5", "m6"]);
+        .await;
+    assert_eq!(texts(&tail["messages"], "content"), ["m5", "m6"]);
     assert_eq!(tail["message_count"], 7);
     app.get(&format!(
         "/api/chat/sessions/{id}?user_id={u}&messages_limit=0"
@@ -1061,6 +937,6 @@ pub async fn messages_pager_and_messages_limit(store: DynStore, guard: Guard) {
     .await
     .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
     // The full GET still returns everything afterwards.
-    let full = app.get(&session_uri(&id, &u)).await.json();
+    let full = app.get_json(&session_uri(&id, &u)).await;
     assert_eq!(full["messages"].as_array().unwrap().len(), 7);
 }

@@ -1,8 +1,6 @@
 //! The OpenAPI document: generated from the code, served, checked in, and in
 //! agreement with the route table (and so with the router and the function
-//! folders, which tests/functions.rs checks against the same table).
-
-mod common;
+//! folders, which tests/it/functions.rs checks against the same table).
 
 use std::collections::BTreeSet;
 
@@ -11,8 +9,12 @@ use chat_sessions::api::{
     openapi::document_json,
     routes::{ROUTE_PREFIX, ROUTES},
 };
-use common::TestApp;
 use serde_json::Value;
+
+use crate::common::{
+    TestApp,
+    json::{MESSAGE_MEMBERS, SESSION_MEMBERS},
+};
 
 fn document() -> Value {
     serde_json::from_str(document_json()).unwrap()
@@ -29,7 +31,7 @@ fn the_checked_in_copy_is_the_generated_document() {
         }
         panic!(
             "openapi.json differs from the generated document; run \
-             `cargo run -q -- openapi > openapi.json` (or UPDATE_OPENAPI=1 cargo test --test openapi)"
+             `cargo run -q -- openapi > openapi.json` (or UPDATE_OPENAPI=1 cargo test --test it openapi)"
         );
     }
 }
@@ -142,36 +144,14 @@ fn schemas_match_the_seed_json() {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect()
     };
-    let session: BTreeSet<String> = [
-        "id",
-        "user_id",
-        "session_name",
-        "is_active",
-        "context",
-        "messages",
-        "message_count",
-        "last_message_at",
-        "created_at",
-        "updated_at",
-    ]
-    .map(String::from)
-    .into();
+    let session: BTreeSet<String> = SESSION_MEMBERS.map(String::from).into();
     assert_eq!(fields("ChatSession"), session);
     assert_eq!(
         required("ChatSession"),
         session,
         "every member is always present (null where nullable)"
     );
-    let message: BTreeSet<String> = [
-        "id",
-        "content",
-        "message_type",
-        "user_id",
-        "metadata",
-        "created_at",
-    ]
-    .map(String::from)
-    .into();
+    let message: BTreeSet<String> = MESSAGE_MEMBERS.map(String::from).into();
     assert_eq!(fields("ChatMessage"), message);
     assert_eq!(required("ChatMessage"), message);
     assert_eq!(

@@ -3,8 +3,6 @@
 //! the user, duplicate deliveries, timestamps out of order, messages without
 //! a user, and sessions without any user; plus the expected result.
 
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use chat_sessions::{

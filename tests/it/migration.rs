@@ -2,33 +2,35 @@
 //! merging, dry runs, stragglers, resumption, the CLI killed with SIGKILL,
 //! and the queue function following its own continuation messages.
 
-mod common;
-mod legacy_data;
-
 use std::{
     collections::BTreeSet,
-    path::Path,
-    process::{Command, Stdio},
+    path::{Path, PathBuf},
     time::Duration,
 };
 
-use axum::http::StatusCode;
 use chat_sessions::{
     api::ApiSettings,
     domain::{JsonObject, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId},
-    functions::InvocationResponse,
-    jobs::MigrationRequest,
+    functions::{
+        CONTINUATION_BINDING, FunctionsSettings, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING,
+        queue::MigrationRequest,
+    },
     migration::{self, Checkpoint, Options, Quiet, Report, Resume, SourceSpec, jsonl::JsonlSource},
     store::{DynMigrationStore, MigrationStore as _, Owner},
 };
-use common::{TestApp, sqlite_store};
-use legacy_data::{LegacySet, generate, run_pass, verify};
 use serde_json::{Value, json};
 
-fn write_jsonl(dir: &Path, set: &LegacySet) -> std::path::PathBuf {
-    let path = dir.join("legacy.jsonl");
+use crate::{
+    common::{TestApp, binary::Binary, json::fixture, sqlite_store},
+    legacy_data::{LegacySet, generate, run_pass, verify},
+};
+
+/// The set as a JSONL file in a fresh temp directory.
+fn write_jsonl(set: &LegacySet) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("legacy.jsonl");
     std::fs::write(&path, set.jsonl()).unwrap();
-    path
+    (dir, path)
 }
 
 async fn migrate(store: &DynMigrationStore, path: &Path, dry_run: bool, run_id: &str) -> Report {
@@ -41,8 +43,7 @@ async fn migrate(store: &DynMigrationStore, path: &Path, dry_run: bool, run_id: 
 async fn jsonl_migration_moves_everything_once_and_again_changes_nothing() {
     let set = generate(400, 6, 60, true);
     assert!(set.records.len() > 2000, "thousands of messages");
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, _guard) = sqlite_store();
 
     let report = migrate(&store, &path, false, "r1").await;
@@ -100,8 +101,7 @@ async fn snapshot(store: &DynMigrationStore, set: &LegacySet) -> Vec<String> {
 #[tokio::test]
 async fn a_dry_run_reports_and_writes_nothing() {
     let set = generate(60, 4, 10, true);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, _guard) = sqlite_store();
     let report = migrate(&store, &path, true, "dry").await;
     assert!(report.dry_run && report.finished);
@@ -124,8 +124,7 @@ async fn a_dry_run_reports_and_writes_nothing() {
 #[tokio::test]
 async fn existing_sessions_are_merged_and_stragglers_picked_up() {
     let set = generate(30, 4, 5, false);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, _guard) = sqlite_store();
     // A session the new API already wrote to, with the same id and owner.
     let target = set
@@ -215,8 +214,7 @@ async fn existing_sessions_are_merged_and_stragglers_picked_up() {
 #[tokio::test]
 async fn a_run_stopped_by_its_budget_resumes_where_it_was() {
     let set = generate(80, 4, 10, true);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, _guard) = sqlite_store();
     let options = Options {
         batch_size: 20,
@@ -253,28 +251,15 @@ async fn a_run_stopped_by_its_budget_resumes_where_it_was() {
     verify(&store, &set).await;
 }
 
-fn run_cli(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_chat-sessions"))
-        .arg("migrate")
-        .args(args)
-        .env("DATA_DIR", dir.join("store"))
-        .env("RUST_LOG", "warn")
-        .env_remove("COSMOS_ENDPOINT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_killed_mid_run_converges_when_started_again() {
     let set = generate(6000, 5, 200, true);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (dir, path) = write_jsonl(&set);
     let path_arg = path.to_str().unwrap();
-    let mut child = run_cli(dir.path(), &["--from-jsonl", path_arg, "--run-id", "crash"]);
-    // Kill it once it has checkpointed some sessions, not all.
     let store_dir = dir.path().join("store");
+    let migrate = ["migrate", "--from-jsonl", path_arg, "--run-id", "crash"];
+    let cli = Binary::run(&store_dir, &migrate);
+    // Kill it once it has checkpointed some sessions, not all.
     let mut killed_mid_run = false;
     for _ in 0..400 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -289,12 +274,10 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
             }
         }
     }
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    cli.kill(); // SIGKILL
     assert!(killed_mid_run, "the run was killed in the middle");
 
-    let again = run_cli(dir.path(), &["--from-jsonl", path_arg, "--run-id", "crash"]);
-    let output = again.wait_with_output().unwrap();
+    let output = Binary::run(&store_dir, &migrate).wait_with_output();
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
@@ -306,9 +289,8 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
         chat_sessions::store::sqlite::SqliteStore::open(&store_dir, Default::default()).unwrap(),
     );
     verify(&store, &set).await;
-    let status = run_cli(dir.path(), &["--status", "--run-id", "crash"])
-        .wait_with_output()
-        .unwrap();
+    let status =
+        Binary::run(&store_dir, &["migrate", "--status", "--run-id", "crash"]).wait_with_output();
     assert!(String::from_utf8_lossy(&status.stdout).contains("finished"));
 }
 
@@ -316,9 +298,8 @@ async fn the_cli_killed_mid_run_converges_when_started_again() {
 /// recorded host payload (tests/fixtures/functions/queue_trigger.json) with
 /// this message, delivery count and id.
 fn queue_invocation(message: &str, dequeue: u32, id: &str) -> Value {
-    let text = std::fs::read_to_string("tests/fixtures/functions/queue_trigger.json").unwrap();
-    let mut payload: Value = serde_json::from_str(&text).unwrap();
-    payload["Data"]["message"] = json!(message);
+    let mut payload = fixture("queue_trigger.json");
+    payload["Data"][QUEUE_TRIGGER_BINDING] = json!(message);
     payload["Metadata"]["DequeueCount"] = json!(dequeue.to_string());
     payload["Metadata"]["Id"] = json!(format!("\"{id}\""));
     payload
@@ -327,31 +308,32 @@ fn queue_invocation(message: &str, dequeue: u32, id: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries() {
     let set = generate(40, 4, 8, true);
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_jsonl(dir.path(), &set);
+    let (_dir, path) = write_jsonl(&set);
     let (store, guard) = sqlite_store();
-    let settings = ApiSettings {
+    let settings = FunctionsSettings {
         migration_budget: Duration::from_millis(1),
-        ..ApiSettings::default()
+        ..FunctionsSettings::default()
     };
-    let app = TestApp::over_state(store.clone(), settings, Box::new(guard), |state| {
-        state.with_migration_source(SourceSpec::Jsonl(path.clone()), store.clone())
-    });
+    let app = TestApp::service(
+        store.clone(),
+        ApiSettings::default(),
+        settings,
+        Some(SourceSpec::Jsonl(path.clone())),
+        Box::new(guard),
+    );
 
     // A dry run first: it reports and writes nothing, across invocations.
     let mut message = r#"{"dry_run":true,"batch_size":10,"run_id":"queue-dry"}"#.to_owned();
     let mut invocations = 0;
     let last_logs = loop {
-        let r = app
-            .post(
-                "/MigrateChatSessions",
+        let answer = app
+            .invoke(
+                MIGRATE_FUNCTION,
                 queue_invocation(&message, 1, &format!("d{invocations}")),
             )
             .await;
-        assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
-        let answer: InvocationResponse = serde_json::from_slice(&r.body).unwrap();
         invocations += 1;
-        match answer.outputs.get("continuation") {
+        match answer.outputs.get(CONTINUATION_BINDING) {
             Some(Value::String(next)) => message = next.clone(),
             _ => break answer.logs,
         }
@@ -377,23 +359,19 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
     let mut invocations = 0;
     let mut stale = 0;
     loop {
-        let first = app
-            .post(
-                "/MigrateChatSessions",
+        let answer = app
+            .invoke(
+                MIGRATE_FUNCTION,
                 queue_invocation(&message, 1, &format!("q{invocations}")),
             )
             .await;
-        assert_eq!(first.status, StatusCode::OK);
-        let answer: InvocationResponse = serde_json::from_slice(&first.body).unwrap();
         if invocations > 0 {
-            let again = app
-                .post(
-                    "/MigrateChatSessions",
+            let redelivered = app
+                .invoke(
+                    MIGRATE_FUNCTION,
                     queue_invocation(&message, 2, &format!("q{invocations}")),
                 )
                 .await;
-            assert_eq!(again.status, StatusCode::OK);
-            let redelivered: InvocationResponse = serde_json::from_slice(&again.body).unwrap();
             assert!(
                 redelivered.outputs.is_empty(),
                 "a redelivered continuation forks nothing"
@@ -406,7 +384,7 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
             stale += 1;
         }
         invocations += 1;
-        match answer.outputs.get("continuation") {
+        match answer.outputs.get(CONTINUATION_BINDING) {
             Some(Value::String(next)) => {
                 let parsed: MigrationRequest = serde_json::from_str(next).unwrap();
                 assert_eq!(parsed.run_id.as_deref(), Some("queue-real"));

@@ -3,8 +3,6 @@
 //! installed and started here, never skipped) and the SDK's in-memory
 //! emulator. Every test gets its own database and container.
 
-#![allow(dead_code)]
-
 use std::{
     io::{BufRead, BufReader},
     path::Path,

@@ -1,0 +1,63 @@
+//! The integration tests, one test binary (`cargo test --test it`; a module
+//! alone with `cargo test --test it <module>::`).
+//!
+//! Shared, no tests of their own:
+//! - [`common`]: the router called in-process ([`common::TestApp`]), the
+//!   router served on a loopback port ([`common::spawn_app`]), the real
+//!   binary as a child process ([`common::binary::Binary`]), the Cosmos DB
+//!   backends ([`common::cosmos`]: the local Cosmos-compatible server, which
+//!   it installs and starts itself, and the SDK's in-memory emulator), and
+//!   JSON helpers with the Functions host's recorded payloads
+//!   ([`common::json`]);
+//! - [`conformance`]: the `SessionStore` conformance suite, one function per
+//!   behaviour, instantiated per backend by `conformance_suite!`;
+//! - [`http_suite`]: every endpoint and every error through the router,
+//!   instantiated per backend by `http_suite!`;
+//! - [`legacy_data`]: a generated legacy (one document per message) data set
+//!   and the check of a migrated store against it.
+//!
+//! The tests, by module, and on which backends ("the Cosmos server" is the
+//! local Cosmos-compatible server, "the emulator" the SDK's in-memory one):
+//! - [`store_sqlite`]: the conformance suite, and reopening the file
+//!   (on: embedded SQLite);
+//! - [`store_cosmos`]: the conformance suite, the stored document's shape
+//!   (on: the Cosmos server and the emulator), the request budget per
+//!   operation (on: the emulator);
+//! - [`api`]: the HTTP suite, a failing store, concurrent clients over a
+//!   real socket (on: embedded SQLite);
+//! - [`api_cosmos`]: the HTTP suite (on: the Cosmos server and the emulator);
+//! - [`sealing`]: sessions that outgrow one Cosmos document, sealed into
+//!   pages (on: the Cosmos server and the emulator; the API part on embedded
+//!   SQLite too);
+//! - [`durability`]: the real binary killed with SIGKILL while serving loses
+//!   nothing it acknowledged (on: embedded SQLite);
+//! - [`functions`]: the Azure Functions app: function folders, `host.json`,
+//!   `local.settings.json.example`, the host's payloads replayed against the
+//!   router (on: embedded SQLite);
+//! - [`migration`]: the migration from JSONL: result, idempotence, merging,
+//!   dry runs, budgets, the CLI killed mid-run, the queue function
+//!   (on: embedded SQLite);
+//! - [`migration_cosmos`]: the migration from the legacy Cosmos container,
+//!   with `--delete-old` (on: the Cosmos server);
+//! - [`openapi`]: the OpenAPI document against the route table and the
+//!   checked-in `openapi.json` (on: no store, or embedded SQLite).
+
+// First, so that their macros (`conformance_suite!`, `http_suite!`) are in
+// scope in the modules below.
+mod common;
+#[macro_use]
+mod conformance;
+#[macro_use]
+mod http_suite;
+mod legacy_data;
+
+mod api;
+mod api_cosmos;
+mod durability;
+mod functions;
+mod migration;
+mod migration_cosmos;
+mod openapi;
+mod sealing;
+mod store_cosmos;
+mod store_sqlite;
