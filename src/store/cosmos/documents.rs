@@ -122,14 +122,18 @@ pub(super) fn len_after_append(
 }
 
 /// The item of a point operation's answer, decoded; `size` learns how many
-/// bytes it had.
+/// bytes of JSON it had, when `size` is given (measuring costs a detour
+/// through a JSON value: the answer may be in Cosmos' binary encoding).
 pub(super) fn decode<T: DeserializeOwned>(
     response: ItemResponse,
-    size: impl FnOnce(usize),
+    size: Option<&dyn Fn(usize)>,
 ) -> anyhow::Result<T> {
-    let bytes = response.into_body().single()?;
-    size(bytes.len());
-    Ok(serde_json::from_slice(&bytes)?)
+    let Some(size) = size else {
+        return Ok(response.into_model()?);
+    };
+    let value: Value = response.into_model()?;
+    size(json_len(&value));
+    Ok(serde_json::from_value(value)?)
 }
 
 #[cfg(test)]

@@ -116,6 +116,26 @@ impl CosmosStore {
             .unwrap_or_default()
     }
 
+    /// Whether the item log is on (measuring costs a little).
+    pub(super) fn logging(&self) -> bool {
+        self.metrics
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Decodes the item of `response`, noting its size as `io` when the
+    /// item log is on.
+    pub(super) fn decode_item<T: serde::de::DeserializeOwned>(
+        &self,
+        response: azure_data_cosmos::models::ItemResponse,
+        io: fn(usize) -> ItemIo,
+    ) -> anyhow::Result<T> {
+        let note = |bytes| self.io(io(bytes));
+        super::documents::decode(response, self.logging().then_some(&note as &dyn Fn(usize)))
+    }
+
     /// Notes one item a request read or wrote.
     pub(super) fn io(&self, io: ItemIo) {
         self.metrics.item(io);
