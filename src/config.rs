@@ -160,8 +160,11 @@ impl Config {
                 })
                 .transpose()
         };
+        let max_bytes = number("COSMOS_SEAL_MAX_BYTES")?.unwrap_or(SealPolicy::default().max_bytes);
         let seal = SealPolicy {
-            max_bytes: number("COSMOS_SEAL_MAX_BYTES")?.unwrap_or(SealPolicy::default().max_bytes),
+            max_bytes,
+            page_bytes: number("COSMOS_SEAL_PAGE_BYTES")?
+                .unwrap_or_else(|| SealPolicy::page_bytes_for(max_bytes)),
             max_messages: number("COSMOS_SEAL_MAX_MESSAGES")?,
         };
         let cosmos = get("COSMOS_ENDPOINT").map(|endpoint| CosmosConfig {
