@@ -7,14 +7,18 @@
 //! Request budget: a read is one point read (with `If-None-Match` when the
 //! caller knows a version: a 304 costs no transfer); a listing page is one
 //! single-partition query that leaves `messages` out; an update is one
-//! server-side patch; an append is a read plus a server-side patch guarded by
-//! the read's ETag, repeated with jittered backoff only when another writer got
-//! in between. Only local mode without a user (`Owner::Anonymous`) needs one
-//! extra cross-partition query to find a session's partition.
+//! server-side patch; an append is one server-side patch guarded by the ETag
+//! of the version this process last wrote or read, or, when it knows none or
+//! another writer got in between, a read plus that patch (appends from one
+//! process take turns per session). Only local mode without a user
+//! (`Owner::Anonymous`) needs one extra cross-partition query to find a
+//! session's partition.
 //!
 //! The files of this module, one concern each: `documents` (what is stored),
-//! `errors` (SDK errors, ETags, retries), `metrics`, `read` and `write` (the
-//! [`SessionStore`] operations), `seal` (long sessions' sealed pages),
+//! `errors` (SDK errors, ETags, retries), `metrics`, `read`, `write` and
+//! `append` (the [`SessionStore`] operations), `cache` (the versions this
+//! process knows) and `turns` (appends to a session take turns), `seal`
+//! (long sessions' sealed pages),
 //! `import` and `checkpoint` (the migration's [`MigrationStore`] side) and
 //! `client` (configuration, connection, container setup). The trait impls
 //! below only delegate to them.
@@ -31,6 +35,8 @@ use super::{
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
+mod append;
+mod cache;
 mod checkpoint;
 mod client;
 mod documents;
@@ -39,6 +45,7 @@ mod import;
 mod metrics;
 mod read;
 mod seal;
+mod turns;
 mod write;
 
 pub use client::{CosmosConfig, connect, init_containers, sessions_indexing_policy};
@@ -52,6 +59,10 @@ pub struct CosmosStore {
     container: ContainerClient,
     metrics: Arc<Metrics>,
     seal: SealPolicy,
+    /// The sessions this process wrote or read lately, for 1-request appends.
+    versions: Arc<cache::Versions>,
+    /// Appends to one session from this process take turns.
+    turns: Arc<turns::Turns>,
 }
 
 impl std::fmt::Debug for CosmosStore {
@@ -76,6 +87,8 @@ impl CosmosStore {
             container,
             metrics: Arc::default(),
             seal: SealPolicy::default(),
+            versions: Arc::default(),
+            turns: Arc::default(),
         })
     }
 

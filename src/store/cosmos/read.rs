@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use super::{
     CosmosStore,
-    documents::{SESSION_DOC_TYPE, SessionDoc, decode, json_len, partition},
+    cache::Known,
+    documents::{SESSION_DOC_TYPE, SessionDoc, json_len, partition},
     errors::{etag_of, invalid_continuation, status, store_error, to_etag},
     metrics::{ItemIo, item_charge},
 };
@@ -95,12 +96,23 @@ impl CosmosStore {
             return Ok(None);
         }
         let etag = etag_of(&response, "Cosmos DB read without an ETag")?;
-        let doc: SessionDoc = decode(response, |bytes| self.io(ItemIo::Read(bytes)))
+        let doc: SessionDoc = self
+            .decode_item(response, ItemIo::Read)
             .map_err(|e| StoreError::Internal(e.context("decoding a session document")))?;
         if doc.doc_type != SESSION_DOC_TYPE {
             return Err(StoreError::NotFound);
         }
         Ok(Some((doc, etag)))
+    }
+
+    /// Keeps what an append needs to know of version `etag` of `doc`, when
+    /// that is all in the document (no sealed pages), so that the next
+    /// append from this process needs no read.
+    fn remember(&self, user: Option<&UserId>, doc: &SessionDoc, etag: &ETag) {
+        if doc.sealed_page_sizes.is_empty() {
+            let key = (user.cloned(), doc.session.id.clone());
+            self.versions.put(&key, Known::of(doc, etag.clone(), None));
+        }
     }
 
     /// Every message of the session: its sealed pages, then its document.
@@ -132,6 +144,7 @@ impl CosmosStore {
         let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
             return Ok(None);
         };
+        self.remember(user.as_ref(), &doc, &etag);
         Ok(Some(Versioned {
             value: self.whole(user.as_ref(), doc).await?,
             etag,
@@ -148,6 +161,7 @@ impl CosmosStore {
         let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
             return Ok(None);
         };
+        self.remember(user.as_ref(), &doc, &etag);
         // The pages, one point read each, only when the stream gets to them.
         let pages = doc.sealed_page_sizes.len() as u32;
         let older = (pages > 0).then(|| {
@@ -183,6 +197,7 @@ impl CosmosStore {
             .ok_or_else(|| {
                 StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
             })?;
+        self.remember(user.as_ref(), &doc, &etag);
         let limit = limit as usize;
         let mut messages = doc.session.messages.clone();
         // Older messages only when the document does not hold enough.
@@ -214,12 +229,13 @@ impl CosmosStore {
         query: MessageQuery,
     ) -> StoreResult<MessagePage> {
         let user = self.partition_of(owner, id).await?;
-        let (doc, _) = self
+        let (doc, etag) = self
             .read_doc(user.as_ref(), id, None)
             .await?
             .ok_or_else(|| {
                 StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
             })?;
+        self.remember(user.as_ref(), &doc, &etag);
         let sealed = doc.sealed();
         let total = sealed + doc.session.messages.len() as u64;
         let end = query.before.map_or(total, |b| b.min(total));
