@@ -95,7 +95,11 @@ pub async fn run(store: &CosmosStore, content: &str) {
         let id = created["id"].as_str().unwrap().to_owned();
         let mut appends = Vec::new();
         for i in 0..n {
-            let kind = if i % 2 == 0 { "user" } else { "assistant" };
+            let kind = if i.is_multiple_of(2) {
+                "user"
+            } else {
+                "assistant"
+            };
             let ((status, _, _), cost) = measure(
                 store,
                 call(

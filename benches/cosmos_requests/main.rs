@@ -5,7 +5,7 @@
 //! alternatives: the old one-document-per-message model and a whole-document
 //! rewrite per message (as LangChain's `CosmosDBChatMessageHistory` does).
 //!
-//!     cargo bench --bench cosmos_requests
+//!     cargo bench --bench cosmos_requests [-- api|lengths|sweep]
 //!
 //! The emulator charges RU linearly in the document size rounded up to a
 //! power of two KB, and queries a flat 1 RU: not what Azure bills, so the
@@ -18,6 +18,7 @@ mod cosmos;
 mod api;
 mod lengths;
 mod model;
+mod sweep;
 
 use chat_sessions::{
     domain::{ChatMessage, JsonObject, MessageId, MessageType, NewMessage, Timestamp, UserId},
@@ -82,7 +83,7 @@ pub fn typical_content() -> String {
 
 /// A typical message to append, alternating user and assistant.
 pub fn typical_message(content: &str, i: usize) -> NewMessage {
-    let kind = if i % 2 == 0 {
+    let kind = if i.is_multiple_of(2) {
         MessageType::User
     } else {
         MessageType::Assistant
@@ -92,9 +93,22 @@ pub fn typical_message(content: &str, i: usize) -> NewMessage {
 
 #[tokio::main]
 async fn main() {
+    // `cargo bench` passes `--bench`; other arguments pick sections.
+    let picked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wants = |section: &str| picked.is_empty() || picked.iter().any(|p| p == section);
     let content = typical_content();
-    let (store, _client) = cosmos::emulator_cosmos_store().await;
-    store.start_item_log();
-    api::run(&store, &content).await;
-    lengths::run(&content).await;
+    if wants("api") {
+        let (store, _client) = cosmos::emulator_cosmos_store().await;
+        store.start_item_log();
+        api::run(&store, &content).await;
+    }
+    if wants("lengths") {
+        lengths::run(&content).await;
+    }
+    if wants("sweep") {
+        sweep::run(&content).await;
+    }
 }
