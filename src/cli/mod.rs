@@ -5,8 +5,14 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+pub mod erase;
+pub mod export;
+pub mod import;
 pub mod init_cosmos;
 pub mod migrate;
+pub mod openapi;
+pub mod retention;
+pub mod search;
 pub mod serve;
 
 /// Chat-session history service and its tools.
@@ -30,13 +36,24 @@ pub enum Command {
     InitCosmos,
     /// Move old one-document-per-message data into sessions.
     Migrate(migrate::MigrateArgs),
+    /// Search one user's chat history (the rules of `GET /api/chat/search`).
+    Search(search::SearchArgs),
+    /// Write everything of one user as the export stream (NDJSON).
+    Export(export::ExportArgs),
+    /// Delete everything of one user (sessions and legacy messages).
+    Erase(erase::EraseArgs),
+    /// Archive and delete old sessions by the retention settings.
+    Retention(retention::RetentionArgs),
+    /// Import a user's sessions from a file (an export of this service, or
+    /// ChatGPT's conversations.json).
+    Import(import::ImportArgs),
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
-        print!("{}", crate::api::openapi::document_json());
+        openapi::run();
         return Ok(());
     }
     init_logging();
@@ -50,6 +67,14 @@ pub fn main() -> anyhow::Result<()> {
         Command::InitCosmos => runtime.block_on(init_cosmos::run()),
         Command::Migrate(args) => {
             let code = runtime.block_on(migrate::run(args))?;
+            std::process::exit(code);
+        }
+        Command::Search(args) => runtime.block_on(search::run(args)),
+        Command::Export(args) => runtime.block_on(export::run(args)),
+        Command::Erase(args) => runtime.block_on(erase::run(args)),
+        Command::Retention(args) => runtime.block_on(retention::run(args)),
+        Command::Import(args) => {
+            let code = runtime.block_on(import::run(args))?;
             std::process::exit(code);
         }
     }

@@ -9,7 +9,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use axum::http::StatusCode;
-use azure_data_cosmos::{ContainerClient, FeedScope, Query};
+use azure_data_cosmos::ContainerClient;
 use chat_sessions::{
     api::ApiSettings,
     store::{
@@ -17,10 +17,14 @@ use chat_sessions::{
         cosmos::{CosmosStore, SealPolicy},
     },
 };
-use futures::TryStreamExt as _;
 use serde_json::{Value, json};
 
-use crate::common::{self, Guard, TestApp, cosmos, json::texts, sqlite_store};
+use crate::common::{
+    self, Guard, TestApp,
+    cosmos::{self, partition_docs},
+    json::texts,
+    sqlite_store,
+};
 
 /// A threshold of the tests' own, with messages of about 2 KB; the
 /// mechanism is the same at any threshold.
@@ -32,21 +36,6 @@ fn policy() -> SealPolicy {
         page_bytes: SealPolicy::page_bytes_for(THRESHOLD),
         max_messages: None,
     }
-}
-
-/// Every stored document of one user's partition, raw.
-async fn partition_docs(container: &ContainerClient, user: &str) -> Vec<Value> {
-    container
-        .query_items::<Value>(
-            Query::from("SELECT * FROM c"),
-            FeedScope::partition(user.to_owned()),
-            None,
-        )
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
 }
 
 fn ids(messages: &Value) -> Vec<&str> {

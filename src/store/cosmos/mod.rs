@@ -19,8 +19,9 @@
 //! `append` (the [`SessionStore`] operations), `cache` (the versions this
 //! process knows) and `turns` (appends to a session take turns), `seal`
 //! (long sessions' sealed pages),
-//! `import` and `checkpoint` (the migration's [`MigrationStore`] side) and
-//! `client` (configuration, connection, container setup). The trait impls
+//! `import` and `checkpoint` (the migration's [`MigrationStore`] side),
+//! `export`, `erase` and `retention` (those capabilities) and `client`
+//! (configuration, connection, container setup). The trait impls
 //! below only delegate to them.
 
 use std::sync::Arc;
@@ -40,11 +41,15 @@ mod cache;
 mod checkpoint;
 mod client;
 mod documents;
+mod erase;
 mod errors;
+mod export;
 mod import;
 mod metrics;
 mod read;
+mod retention;
 mod seal;
+mod search;
 mod turns;
 mod write;
 

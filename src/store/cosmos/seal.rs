@@ -7,9 +7,7 @@ use azure_data_cosmos::options::Precondition;
 use super::{
     CosmosStore,
     cache::Known,
-    documents::{
-        PAGE_DOC_TYPE, PageDoc, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, page_id, partition,
-    },
+    documents::{PageDoc, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, page_id, partition},
     errors::{store_error, to_etag},
     metrics::{ItemIo, item_charge},
 };
@@ -178,14 +176,7 @@ impl CosmosStore {
         let mut sealed = std::mem::take(&mut doc.session.messages);
         let kept = sealed.split_off(self.seal.page_len(sealed.iter()));
         let page = doc.sealed_page_sizes.len() as u32;
-        let page_doc = PageDoc {
-            id: page_id(&doc.session.id, page),
-            user_id: doc.session.user_id.clone(),
-            doc_type: PAGE_DOC_TYPE.into(),
-            session_id: doc.session.id.clone(),
-            page,
-            messages: sealed,
-        };
+        let page_doc = PageDoc::sealed(&doc.session.id, doc.session.user_id.clone(), page, sealed);
         doc.sealed_page_sizes.push(page_doc.messages.len() as u32);
         doc.session.messages = kept;
         let session_id = doc.session.id.to_string();
@@ -243,39 +234,7 @@ impl CosmosStore {
         id: &SessionId,
         pages: std::ops::Range<u32>,
     ) -> StoreResult<()> {
-        let all: Vec<u32> = pages.collect();
-        for chunk in all.chunks(100) {
-            let mut batch = azure_data_cosmos::TransactionalBatch::new(partition(user));
-            for &page in chunk {
-                batch = batch.delete_item(page_id(id, page), None);
-            }
-            let response = self
-                .track(
-                    self.container
-                        .execute_transactional_batch(batch, None)
-                        .await,
-                    |r| r.headers().request_charge().map(|c| c.value()),
-                )
-                .map_err(store_error)?;
-            if u16::from(response.status().status_code()) != 200 {
-                // One page was missing (an earlier, interrupted delete), which
-                // fails the whole batch: delete these one by one.
-                for &page in chunk {
-                    match self
-                        .track(
-                            self.container
-                                .delete_item(partition(user), &page_id(id, page), None)
-                                .await,
-                            item_charge,
-                        )
-                        .map_err(store_error)
-                    {
-                        Ok(_) | Err(StoreError::NotFound) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
-        Ok(())
+        let ids: Vec<String> = pages.map(|page| page_id(id, page)).collect();
+        self.delete_ids(user, &ids).await.map(drop)
     }
 }

@@ -9,8 +9,9 @@
 //! The files of this module: `schema` (the file, its tables, opening it),
 //! `writer` (the writer thread and its group commit), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
-//! operations) and `import` (the [`MigrationStore`] side). The trait impls
-//! below only delegate to them.
+//! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
+//! and `retention` (those capabilities). The trait impls below only
+//! delegate to them.
 
 use std::{
     path::PathBuf,
@@ -22,14 +23,19 @@ use rusqlite::Connection;
 
 use super::{
     Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
-    SessionImport, SessionPage, SessionStore, StoreResult, Versioned,
+    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
+mod erase;
+mod export;
 mod import;
 mod read;
+mod retention;
 mod rows;
 mod schema;
+mod search;
+mod search_index;
 mod write;
 mod writer;
 
@@ -80,6 +86,15 @@ impl SessionStore for SqliteStore {
         known: Option<&ETag>,
     ) -> StoreResult<Option<Versioned<ChatSession>>> {
         self.get_if_changed(owner, id, known).await
+    }
+
+    async fn read_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<SessionRead>> {
+        self.read_streamed(owner, id, known).await
     }
 
     async fn get_session_tail(

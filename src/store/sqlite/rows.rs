@@ -52,6 +52,10 @@ pub(super) fn session_row(row: &Row<'_>) -> rusqlite::Result<(SessionSummary, St
         user_id: optional_user("user_id", row.get(1)?)?,
         session_name: row.get(2)?,
         is_active: row.get(3)?,
+        archived_at: row
+            .get::<_, Option<String>>(10)?
+            .map(|t| timestamp("archived_at", t))
+            .transpose()?,
         context: json_object("context", row.get(4)?)?,
         message_count: row.get(5)?,
         last_message_at: row

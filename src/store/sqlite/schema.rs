@@ -9,7 +9,7 @@ use std::{
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{DB_FILE, Durability, Inner, SqliteStore, writer::write_loop};
+use super::{DB_FILE, Durability, Inner, SqliteStore, search_index, writer::write_loop};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -22,10 +22,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_message_at TEXT,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
-    etag            TEXT NOT NULL
+    etag            TEXT NOT NULL,
+    archived_at     TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS sessions_by_owner
     ON sessions (user_id, updated_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS sessions_by_owner_created
+    ON sessions (user_id, created_at, id);
 CREATE TABLE IF NOT EXISTS messages (
     session_id   TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
     seq          INTEGER NOT NULL,
@@ -46,9 +49,73 @@ CREATE TABLE IF NOT EXISTS migration_checkpoints (
 ) STRICT;
 "#;
 
+/// Steps that bring a database file made by an earlier version up to date,
+/// in order. The file's `user_version` counts the steps it has had; each
+/// step runs once, in one transaction with that count.
+const UPGRADES: &[(&str, UpgradeStep)] = &[("search index", search_index::create)];
+
+/// One upgrade step, run inside the upgrade's transaction.
+type UpgradeStep = fn(&Connection) -> rusqlite::Result<()>;
+
+/// Runs the upgrade steps the file has not had yet. The count is read
+/// inside the step's write transaction, so two processes opening the file
+/// at once never run a step twice.
+fn upgrade(conn: &Connection) -> anyhow::Result<()> {
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .context("upgrading the SQLite schema")?;
+        let run = || -> rusqlite::Result<Option<&str>> {
+            let done: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            let Some((name, step)) = UPGRADES.get(done.max(0) as usize) else {
+                return Ok(None);
+            };
+            tracing::info!(step = name, "upgrading the SQLite schema");
+            step(conn)?;
+            conn.execute_batch(&format!("PRAGMA user_version = {}", done + 1))?;
+            Ok(Some(name))
+        };
+        match run() {
+            Ok(ran) => {
+                conn.execute_batch("COMMIT")
+                    .context("upgrading the SQLite schema")?;
+                if ran.is_none() {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(anyhow::Error::new(e).context("upgrading the SQLite schema"));
+            }
+        }
+    }
+}
+
 pub(super) const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, \
                                           message_count, last_message_at, created_at, \
-                                          updated_at, etag";
+                                          updated_at, etag, archived_at";
+
+/// Columns added after the first release, each with its type: a file
+/// written by an older version gets them on open (as NULL, which reads as
+/// "not set").
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("sessions", "archived_at", "TEXT")];
+
+/// Adds the [`ADDED_COLUMNS`] a file lacks. The column list comes from the
+/// constants above, never from input.
+fn add_missing_columns(conn: &Connection) -> anyhow::Result<()> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present: bool = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                .with_context(|| format!("adding column {table}.{column}"))?;
+            tracing::info!(table, column, "added a column to the SQLite schema");
+        }
+    }
+    Ok(())
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`.
@@ -60,6 +127,8 @@ impl SqliteStore {
         writer
             .execute_batch(SCHEMA)
             .context("creating the SQLite schema")?;
+        add_missing_columns(&writer)?;
+        upgrade(&writer)?;
         let inline_readers = (0..4)
             .map(|_| {
                 let conn = open_connection(&path, durability, false)?;
@@ -109,5 +178,6 @@ pub(super) fn open_connection(
     ))
     .context("configuring SQLite")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    search_index::register_functions(&conn).context("registering the search functions")?;
     Ok(conn)
 }

@@ -62,7 +62,11 @@ pub fn server_port() -> u16 {
         .env("PORT", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("COSMOS_SERVER_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .expect("node must be installed to run the Cosmos tests");
     let mut line = String::new();
@@ -186,6 +190,25 @@ pub async fn emulator_cosmos_store() -> (CosmosStore, CosmosClient) {
 pub async fn emulator_store() -> (DynMigrationStore, Box<dyn std::any::Any + Send + Sync>) {
     let (store, client) = emulator_cosmos_store().await;
     (Arc::new(store), Box::new(client))
+}
+
+/// Every stored document of one user's partition, raw.
+pub async fn partition_docs(
+    container: &azure_data_cosmos::ContainerClient,
+    user: &str,
+) -> Vec<serde_json::Value> {
+    use futures::TryStreamExt as _;
+    container
+        .query_items::<serde_json::Value>(
+            azure_data_cosmos::Query::from("SELECT * FROM c"),
+            azure_data_cosmos::FeedScope::partition(user.to_owned()),
+            None,
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
 }
 
 /// Turns on fault injection on the local server for `database`'s documents

@@ -72,10 +72,29 @@ impl TestApp {
         Self::service(store, ApiSettings::default(), settings, None, Box::new(dir))
     }
 
+    /// The HTTP API alone over a state the test assembled.
+    pub fn over_state(state: AppState, guard: Guard) -> Self {
+        Self {
+            router: api::router(state),
+            _guard: guard,
+        }
+    }
+
     /// The HTTP API alone over any store.
     pub fn over(store: DynStore, settings: ApiSettings, guard: Guard) -> Self {
         Self {
             router: api::router(AppState::new(store, settings)),
+            _guard: guard,
+        }
+    }
+
+    /// The HTTP API alone over a store that also searches.
+    pub fn searchable<S>(store: Arc<S>, settings: ApiSettings, guard: Guard) -> Self
+    where
+        S: chat_sessions::store::SessionStore + chat_sessions::store::SearchStore,
+    {
+        Self {
+            router: api::router(AppState::new(store.clone(), settings).with_search(store)),
             _guard: guard,
         }
     }

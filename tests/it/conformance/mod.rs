@@ -4,7 +4,12 @@
 
 #![allow(dead_code)]
 
+mod lifecycle;
 mod migration;
+pub mod search;
+pub use lifecycle::*;
+mod import;
+pub use import::*;
 pub use migration::*;
 
 use std::{collections::HashSet, sync::Arc};
@@ -59,6 +64,20 @@ macro_rules! conformance_suite {
             a_checkpoint_save_from_a_wrong_version_is_refused_and_changes_nothing,
             concurrent_checkpoint_saves_from_one_version_have_one_winner,
             concurrent_first_checkpoint_saves_have_one_winner,
+            export_streams_every_session_of_the_owner_with_its_messages,
+            export_lists_each_session_once_while_the_owner_keeps_writing,
+            erase_deletes_everything_of_the_user_and_nothing_else,
+            erase_continues_where_an_interrupted_call_stopped,
+            archiving_sets_archived_at_and_restoring_clears_it,
+            retention_finds_the_sessions_each_rule_applies_to,
+            retention_archives_then_deletes_and_a_dry_run_changes_nothing,
+            retention_leaves_a_session_touched_since_it_was_found,
+            import_session_creates_it_with_the_files_fields_and_order,
+            import_session_creates_a_session_without_messages,
+            import_session_into_an_existing_session_adds_only_what_it_lacks,
+            import_session_of_any_length_reads_back_whole,
+            sessions_of_others_names_only_other_owners_sessions,
+            import_session_into_another_owners_session_conflicts_and_changes_nothing,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -80,7 +99,7 @@ pub fn sid(name: &str) -> SessionId {
     SessionId::parse(name).unwrap()
 }
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
