@@ -651,6 +651,8 @@ pub async fn concurrent_appends_are_all_kept(store: DynStore) {
     let alice = user(&unique("alice"));
     let owner = Owner::User(alice.clone());
     let id = created(&store, Some(&alice)).await;
+    // Each writer is a real client: "unavailable" (a 503 with Retry-After
+    // over HTTP) is retried with the same message id.
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let (store, owner, id) = (store.clone(), owner.clone(), id.clone());
@@ -661,7 +663,9 @@ pub async fn concurrent_appends_are_all_kept(store: DynStore) {
                 let new = message(Some(&format!("c_{i:03}")), &format!("m{i}"));
                 for _ in 0..20 {
                     match store.append_message(&owner, &id, new.clone()).await {
-                        Err(StoreError::Unavailable { .. }) => continue,
+                        Err(StoreError::Unavailable { .. }) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                        }
                         other => return other,
                     }
                 }
@@ -675,6 +679,8 @@ pub async fn concurrent_appends_are_all_kept(store: DynStore) {
     let s = store.get_session(&owner, &id).await.unwrap().value;
     assert_eq!(s.message_count, 200);
     assert_eq!(s.messages.len(), 200);
+    let ids: HashSet<_> = s.messages.iter().map(|m| m.id.to_string()).collect();
+    assert_eq!(ids.len(), 200, "each message exactly once");
     let contents: HashSet<_> = s.messages.iter().map(|m| m.content.clone()).collect();
     assert_eq!(contents.len(), 200);
     assert!(
