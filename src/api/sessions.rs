@@ -462,5 +462,8 @@ pub async fn delete(
         .store
         .delete_session(&owner, &id, if_match.as_ref())
         .await?;
+    // A deleted session is never read again: free its rendered body now
+    // rather than when the cache happens to evict it.
+    state.renders.remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
