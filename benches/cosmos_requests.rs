@@ -17,7 +17,7 @@ use axum::{
 };
 use azure_data_cosmos::{FeedScope, Query};
 use chat_sessions::{
-    api::{ApiSettings, AppState, app},
+    api::{self, ApiSettings, AppState},
     store::cosmos::{CosmosStore, MetricsSnapshot},
 };
 use futures::TryStreamExt as _;
@@ -71,7 +71,7 @@ fn row(name: &str, m: MetricsSnapshot) {
 async fn main() {
     let (store, client) = cosmos::emulator_cosmos_store().await;
     let bench = Bench {
-        router: app(AppState::new(
+        router: api::router(AppState::new(
             Arc::new(store.clone()),
             ApiSettings::default(),
         )),

@@ -12,7 +12,7 @@ use crate::{
     config::Config,
     functions::{self, FunctionsSettings, FunctionsState},
     migration::SourceSpec,
-    store::{DynMigrationStore, cosmos, sqlite::SqliteStore},
+    store::{DynMigrationStore, DynSearchStore, cosmos, sqlite::SqliteStore},
 };
 
 /// The opened storage.
@@ -20,6 +20,8 @@ use crate::{
 pub struct Backend {
     /// Where sessions live (with what the migration needs of the store).
     pub store: DynMigrationStore,
+    /// Search over the same store.
+    pub search: DynSearchStore,
     /// Where the migration reads old messages: the legacy Cosmos container,
     /// or the `MIGRATION_JSONL` file; `None` when there is neither.
     pub legacy: Option<SourceSpec>,
@@ -54,15 +56,19 @@ pub async fn open_backend(config: &Config) -> anyhow::Result<Backend> {
                 None
             }
         };
+        let store = Arc::new(store);
         return Ok(Backend {
-            store: Arc::new(store),
+            store: store.clone(),
+            search: store,
             legacy,
         });
     }
     let store = SqliteStore::open(&config.data_dir, config.durability)?;
     tracing::info!(path = %store.path().display(), "using the embedded store");
+    let store = Arc::new(store);
     Ok(Backend {
-        store: Arc::new(store),
+        store: store.clone(),
+        search: store,
         legacy: config.migration_jsonl.clone().map(SourceSpec::Jsonl),
     })
 }
@@ -87,7 +93,8 @@ pub fn functions_settings(config: &Config) -> FunctionsSettings {
 
 /// The whole service over `backend`, as `serve` runs it.
 pub fn router(config: &Config, backend: Backend) -> Router {
-    let api = AppState::new(backend.store.clone(), api_settings(config));
+    let api =
+        AppState::new(backend.store.clone(), api_settings(config)).with_search(backend.search);
     let mut functions = FunctionsState::new(backend.store, functions_settings(config));
     if let Some(source) = backend.legacy {
         functions = functions.with_migration_source(source);

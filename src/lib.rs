@@ -12,6 +12,7 @@
 //! | how the service is assembled: which store, which routers | [`app`] |
 //! | a setting and its default (`COSMOS_ENDPOINT`, `AUTH_MODE`, …) | [`config`] |
 //! | sessions, messages, ids, timestamps and their validation | [`domain`] |
+//! | the rules of search: terms, words, case folding, snippets, hit order | [`search`] |
 //! | who the caller is (local `user_id`, Easy Auth headers) | [`auth`] |
 //! | an HTTP endpoint: route, method, Azure Function name, handler | [`api::routes`] (the one table), then [`api::sessions`], [`api::messages`], [`api::legacy`], [`api::meta`] |
 //! | an error answer (RFC 9457 problem+json, status codes) | [`api::error`] |
@@ -19,11 +20,11 @@
 //! | the OpenAPI document | [`api::openapi`] (from the route table) |
 //! | the Azure Functions host protocol (queue, timer, non-forwarded HTTP) | [`functions`] |
 //! | queue messages of the migration | [`functions::queue`] |
-//! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`] |
+//! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`], [`store::SearchStore`] |
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
 //! | the migration from per-message documents | [`migration`] |
-//! | a subcommand (`serve`, `migrate`, `init-cosmos`, `openapi`) | [`cli`] |
+//! | a subcommand (`serve`, `migrate`, `init-cosmos`, `search`, `openapi`) | [`cli`] |
 //!
 //! Dependencies point one way: `cli` → `app` → (`api`, `functions`) →
 //! (`store`, `migration`) → `domain`. `api` knows nothing of the Functions
@@ -37,4 +38,5 @@ pub mod config;
 pub mod domain;
 pub mod functions;
 pub mod migration;
+pub mod search;
 pub mod store;

@@ -15,6 +15,7 @@ pub mod messages;
 pub mod meta;
 pub mod openapi;
 pub mod routes;
+pub mod search;
 pub mod sessions;
 pub mod state;
 

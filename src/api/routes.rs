@@ -10,7 +10,7 @@ use axum::{
     routing::{MethodFilter, MethodRouter, on},
 };
 
-use super::{AppState, legacy, messages, meta, sessions};
+use super::{AppState, legacy, messages, meta, search, sessions};
 
 /// One HTTP endpoint: its Azure Functions name, method, route and handler.
 #[derive(Debug, Clone)]
@@ -76,6 +76,8 @@ endpoints! {
         problems [401, 403, 422, 500, 503];
     PostChatMessage: POST "chat/message" => legacy::post_message,
         problems [400, 401, 403, 404, 409, 413, 415, 422, 500, 503];
+    SearchHistory: GET "chat/search" => search::search,
+        problems [401, 403, 422, 500, 503];
     OpenApi: GET "openapi.json" => meta::openapi,
         problems [500];
 }

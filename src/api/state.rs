@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use super::{ApiError, bench, cache};
 use crate::{
     auth::{self, AuthError, AuthMode},
-    store::{DynStore, Owner},
+    store::{DynSearchStore, DynStore, Owner},
 };
 
 /// Settings the API itself needs.
@@ -37,6 +37,8 @@ impl Default for ApiSettings {
 pub struct AppState {
     /// The session store.
     pub store: DynStore,
+    /// Search over the same store (set by [`with_search`](Self::with_search)).
+    pub search: Option<DynSearchStore>,
     /// API settings.
     pub settings: Arc<ApiSettings>,
     pub(super) renders: Arc<cache::RenderCache>,
@@ -48,10 +50,17 @@ impl AppState {
     pub fn new(store: DynStore, settings: ApiSettings) -> Self {
         Self {
             store,
+            search: None,
             settings: Arc::new(settings),
             renders: Arc::default(),
             bench: Arc::default(),
         }
+    }
+
+    /// The same state with search over `search` (the same data as `store`).
+    pub fn with_search(mut self, search: DynSearchStore) -> Self {
+        self.search = Some(search);
+        self
     }
 
     /// The owner of a request, from the auth mode, the headers and the

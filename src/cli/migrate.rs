@@ -97,7 +97,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<i32> {
         data_dir: args.data_dir.clone(),
         ..Overrides::default()
     })?;
-    let app::Backend { store, legacy } = app::open_backend(&config).await?;
+    let app::Backend { store, legacy, .. } = app::open_backend(&config).await?;
     if args.status {
         let text = match store.load_checkpoint(&args.run_id).await? {
             None => format!("no checkpoint for run {}", args.run_id),

@@ -7,6 +7,8 @@ use tracing_subscriber::EnvFilter;
 
 pub mod init_cosmos;
 pub mod migrate;
+pub mod openapi;
+pub mod search;
 pub mod serve;
 
 /// Chat-session history service and its tools.
@@ -30,13 +32,15 @@ pub enum Command {
     InitCosmos,
     /// Move old one-document-per-message data into sessions.
     Migrate(migrate::MigrateArgs),
+    /// Search one user's chat history (the rules of `GET /api/chat/search`).
+    Search(search::SearchArgs),
 }
 
 /// Parses the command line and runs it.
 pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Openapi) = cli.command {
-        print!("{}", crate::api::openapi::document_json());
+        openapi::run();
         return Ok(());
     }
     init_logging();
@@ -52,6 +56,7 @@ pub fn main() -> anyhow::Result<()> {
             let code = runtime.block_on(migrate::run(args))?;
             std::process::exit(code);
         }
+        Command::Search(args) => runtime.block_on(search::run(args)),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Where sessions live. [`SessionStore`] is the whole contract the API needs
 //! from a backend, [`MigrationStore`] what the migration needs besides; every
 //! backend fulfils both and runs the same conformance suite
-//! (`tests/conformance/`).
+//! (`tests/it/conformance/`).
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -14,9 +14,11 @@ use crate::domain::{
 
 pub mod cosmos;
 mod migration;
+mod search;
 pub mod sqlite;
 
 pub use migration::{DynMigrationStore, ImportOutcome, MigrationStore, SessionImport};
+pub use search::{DynSearchStore, SearchHit, SearchPage, SearchQuery, SearchStore};
 
 /// Who is asking, which decides the sessions they can reach.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

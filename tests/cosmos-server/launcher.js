@@ -59,6 +59,17 @@ const LIB = path.join(PKG_DIR, "lib");
 const libRequire = rel => require(path.join(LIB, rel));
 const HANDLER_DIR = path.join(LIB, "handler");
 
+// Resource ids: real Cosmos DB writes them in base64 with '-' in place of
+// '/', and the Rust SDK parses them that way. The package writes plain
+// base64, so once enough databases or containers exist for a '/' to appear
+// (the 64th database, say) the SDK can no longer open a container. Write
+// and read them as Cosmos does.
+{
+  const { default: ResourceId } = libRequire("account/resource-id");
+  ResourceId.toBase64String = buffer => buffer.toString("base64").replace(/\//g, "-");
+  ResourceId.fromBase64String = s => Buffer.from(String(s).replace(/-/g, "/"), "base64");
+}
+
 // ---------------------------------------------------------------------------
 // Settings.
 // ---------------------------------------------------------------------------

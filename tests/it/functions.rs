@@ -6,12 +6,12 @@ use std::{collections::BTreeSet, path::Path};
 
 use axum::http::{Method, StatusCode};
 use chat_sessions::{
-    api::{ApiSettings, routes::ROUTES},
+    api::routes::ROUTES,
     functions::{
-        CONTINUATION_BINDING, HTTP_OUTPUT_BINDING, HTTP_TRIGGER_BINDING, InvocationRequest,
-        MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING, SWEEP_FUNCTION,
+        CONTINUATION_BINDING, FunctionsSettings, HTTP_OUTPUT_BINDING, HTTP_TRIGGER_BINDING,
+        InvocationRequest, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING, SWEEP_FUNCTION,
+        queue::MigrationRequest,
     },
-    jobs::MigrationRequest,
 };
 use serde_json::{Value, json};
 
@@ -282,9 +282,9 @@ async fn the_timer_sweep_enqueues_a_run_only_when_enabled() {
     assert!(body.outputs.is_empty());
     assert!(body.logs[0].contains("disabled"));
 
-    let on = TestApp::with_settings(ApiSettings {
+    let on = TestApp::with_functions(FunctionsSettings {
         migration_sweep_enabled: true,
-        ..ApiSettings::default()
+        ..FunctionsSettings::default()
     });
     let body = on
         .invoke(SWEEP_FUNCTION, fixture("timer_trigger.json"))

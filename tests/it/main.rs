@@ -39,6 +39,13 @@
 //!   (on: embedded SQLite);
 //! - [`migration_cosmos`]: the migration from the legacy Cosmos container,
 //!   with `--delete-old` (on: the Cosmos server);
+//! - [`search`]: `GET /api/chat/search` over HTTP (on: embedded SQLite and
+//!   the Cosmos server), through the real binary and the `search`
+//!   subcommand, the embedded index (built for older files, in step with the
+//!   data, bounded work per page), hits in sealed pages (on: the Cosmos
+//!   server); the search conformance suite itself runs from
+//!   [`store_sqlite`] and [`store_cosmos`] (not on the emulator: its query
+//!   engine has no subqueries);
 //! - [`openapi`]: the OpenAPI document against the route table and the
 //!   checked-in `openapi.json` (on: no store, or embedded SQLite).
 
@@ -59,5 +66,6 @@ mod migration;
 mod migration_cosmos;
 mod openapi;
 mod sealing;
+mod search;
 mod store_cosmos;
 mod store_sqlite;

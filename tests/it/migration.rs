@@ -11,8 +11,10 @@ use std::{
 use chat_sessions::{
     api::ApiSettings,
     domain::{JsonObject, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId},
-    functions::{CONTINUATION_BINDING, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING},
-    jobs::MigrationRequest,
+    functions::{
+        CONTINUATION_BINDING, FunctionsSettings, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING,
+        queue::MigrationRequest,
+    },
     migration::{self, Checkpoint, Options, Quiet, Report, Resume, SourceSpec, jsonl::JsonlSource},
     store::{DynMigrationStore, MigrationStore as _, Owner},
 };
@@ -308,13 +310,17 @@ async fn the_queue_function_follows_its_continuations_and_ignores_redeliveries()
     let set = generate(40, 4, 8, true);
     let (_dir, path) = write_jsonl(&set);
     let (store, guard) = sqlite_store();
-    let settings = ApiSettings {
+    let settings = FunctionsSettings {
         migration_budget: Duration::from_millis(1),
-        ..ApiSettings::default()
+        ..FunctionsSettings::default()
     };
-    let app = TestApp::over_state(store.clone(), settings, Box::new(guard), |state| {
-        state.with_migration_source(SourceSpec::Jsonl(path.clone()), store.clone())
-    });
+    let app = TestApp::service(
+        store.clone(),
+        ApiSettings::default(),
+        settings,
+        Some(SourceSpec::Jsonl(path.clone())),
+        Box::new(guard),
+    );
 
     // A dry run first: it reports and writes nothing, across invocations.
     let mut message = r#"{"dry_run":true,"batch_size":10,"run_id":"queue-dry"}"#.to_owned();

@@ -17,6 +17,14 @@ async fn sqlite() -> (DynMigrationStore, tempfile::TempDir) {
 
 conformance_suite!(sqlite());
 
+mod search {
+    crate::search_suite!(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SqliteStore::open(dir.path(), super::Durability::Normal).unwrap();
+        (std::sync::Arc::new(store), dir)
+    });
+}
+
 #[tokio::test]
 async fn data_survives_reopening_the_file() {
     use chat_sessions::store::{Owner, SessionStore as _};

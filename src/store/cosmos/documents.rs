@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::{
-    domain::{ChatMessage, ChatSession, SessionId, UserId},
+    domain::{ChatMessage, ChatSession, SessionId, Timestamp, UserId},
     store::{StoreError, StoreResult},
 };
 
@@ -50,6 +50,31 @@ pub(super) struct PageDoc {
     pub(super) session_id: SessionId,
     pub(super) page: u32,
     pub(super) messages: Vec<ChatMessage>,
+    /// Its newest message's `created_at`, so that a search reading a
+    /// partition's documents newest first can stop early. Absent on pages
+    /// written before search existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) updated_at: Option<Timestamp>,
+}
+
+impl PageDoc {
+    /// Sealed page `page` of session `session_id`, holding `messages`.
+    pub(super) fn sealed(
+        session_id: &SessionId,
+        user_id: Option<UserId>,
+        page: u32,
+        messages: Vec<ChatMessage>,
+    ) -> Self {
+        Self {
+            id: page_id(session_id, page),
+            user_id,
+            doc_type: PAGE_DOC_TYPE.into(),
+            session_id: session_id.clone(),
+            page,
+            updated_at: messages.iter().map(|m| m.created_at).max(),
+            messages,
+        }
+    }
 }
 
 pub(super) fn page_id(session: &SessionId, page: u32) -> String {

@@ -8,9 +8,7 @@ use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 
 use super::{
     CosmosStore,
-    documents::{
-        PAGE_DOC_TYPE, PageDoc, SESSION_DOC_TYPE, SessionDoc, json_len, page_id, partition,
-    },
+    documents::{PageDoc, SESSION_DOC_TYPE, SessionDoc, json_len, partition},
     errors::{APPEND_DEADLINE, backoff, store_error, to_etag},
     metrics::item_charge,
 };
@@ -142,14 +140,8 @@ impl CosmosStore {
         doc.session.messages = all[split..].to_vec();
         for (page, messages) in pages.into_iter().enumerate() {
             doc.sealed_page_sizes.push(messages.len() as u32);
-            let page_doc = PageDoc {
-                id: page_id(&import.id, page as u32),
-                user_id: import.user_id.clone(),
-                doc_type: PAGE_DOC_TYPE.into(),
-                session_id: import.id.clone(),
-                page: page as u32,
-                messages,
-            };
+            let page_doc =
+                PageDoc::sealed(&import.id, import.user_id.clone(), page as u32, messages);
             self.track(
                 self.container
                     .upsert_item(partition(user), &page_doc.id, &page_doc, None)

@@ -39,6 +39,7 @@ mod import;
 mod metrics;
 mod read;
 mod seal;
+mod search;
 mod write;
 
 pub use client::{CosmosConfig, connect, init_containers, sessions_indexing_policy};

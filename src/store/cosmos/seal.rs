@@ -6,7 +6,7 @@ use azure_data_cosmos::options::Precondition;
 
 use super::{
     CosmosStore,
-    documents::{PAGE_DOC_TYPE, PageDoc, SessionDoc, json_len, page_id, partition},
+    documents::{PageDoc, SessionDoc, json_len, page_id, partition},
     errors::{store_error, to_etag},
     metrics::item_charge,
 };
@@ -115,14 +115,7 @@ impl CosmosStore {
         let mut sealed = messages;
         let kept = sealed.split_off(sealed.len() - keep);
         let page = doc.sealed_page_sizes.len() as u32;
-        let page_doc = PageDoc {
-            id: page_id(&doc.session.id, page),
-            user_id: doc.session.user_id.clone(),
-            doc_type: PAGE_DOC_TYPE.into(),
-            session_id: doc.session.id.clone(),
-            page,
-            messages: sealed,
-        };
+        let page_doc = PageDoc::sealed(&doc.session.id, doc.session.user_id.clone(), page, sealed);
         doc.sealed_page_sizes.push(page_doc.messages.len() as u32);
         doc.session.messages = kept;
         let session_id = doc.session.id.to_string();

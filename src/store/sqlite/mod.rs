@@ -30,6 +30,8 @@ mod import;
 mod read;
 mod rows;
 mod schema;
+mod search;
+mod search_index;
 mod write;
 mod writer;
 

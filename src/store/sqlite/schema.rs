@@ -9,7 +9,7 @@ use std::{
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{DB_FILE, Durability, Inner, SqliteStore, writer::write_loop};
+use super::{DB_FILE, Durability, Inner, SqliteStore, search_index, writer::write_loop};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -46,6 +46,47 @@ CREATE TABLE IF NOT EXISTS migration_checkpoints (
 ) STRICT;
 "#;
 
+/// Steps that bring a database file made by an earlier version up to date,
+/// in order. The file's `user_version` counts the steps it has had; each
+/// step runs once, in one transaction with that count.
+const UPGRADES: &[(&str, UpgradeStep)] = &[("search index", search_index::create)];
+
+/// One upgrade step, run inside the upgrade's transaction.
+type UpgradeStep = fn(&Connection) -> rusqlite::Result<()>;
+
+/// Runs the upgrade steps the file has not had yet. The count is read
+/// inside the step's write transaction, so two processes opening the file
+/// at once never run a step twice.
+fn upgrade(conn: &Connection) -> anyhow::Result<()> {
+    loop {
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .context("upgrading the SQLite schema")?;
+        let run = || -> rusqlite::Result<Option<&str>> {
+            let done: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            let Some((name, step)) = UPGRADES.get(done.max(0) as usize) else {
+                return Ok(None);
+            };
+            tracing::info!(step = name, "upgrading the SQLite schema");
+            step(conn)?;
+            conn.execute_batch(&format!("PRAGMA user_version = {}", done + 1))?;
+            Ok(Some(name))
+        };
+        match run() {
+            Ok(ran) => {
+                conn.execute_batch("COMMIT")
+                    .context("upgrading the SQLite schema")?;
+                if ran.is_none() {
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(anyhow::Error::new(e).context("upgrading the SQLite schema"));
+            }
+        }
+    }
+}
+
 pub(super) const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, \
                                           message_count, last_message_at, created_at, \
                                           updated_at, etag";
@@ -60,6 +101,7 @@ impl SqliteStore {
         writer
             .execute_batch(SCHEMA)
             .context("creating the SQLite schema")?;
+        upgrade(&writer)?;
         let inline_readers = (0..4)
             .map(|_| {
                 let conn = open_connection(&path, durability, false)?;
@@ -109,5 +151,6 @@ pub(super) fn open_connection(
     ))
     .context("configuring SQLite")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    search_index::register_functions(&conn).context("registering the search functions")?;
     Ok(conn)
 }

@@ -62,7 +62,11 @@ pub fn server_port() -> u16 {
         .env("PORT", "0")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(if std::env::var_os("COSMOS_SERVER_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .spawn()
         .expect("node must be installed to run the Cosmos tests");
     let mut line = String::new();

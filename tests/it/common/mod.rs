@@ -18,8 +18,10 @@ use axum::{
     http::{HeaderMap, Method, Request, StatusCode, header},
 };
 use chat_sessions::{
-    api::{ApiSettings, AppState, app},
-    functions::InvocationResponse,
+    api::{self, ApiSettings, AppState},
+    app,
+    functions::{FunctionsSettings, FunctionsState, InvocationResponse},
+    migration::SourceSpec,
     store::{
         DynMigrationStore, DynStore,
         sqlite::{Durability, SqliteStore},
@@ -46,31 +48,64 @@ pub fn sqlite_store() -> (DynMigrationStore, tempfile::TempDir) {
 }
 
 impl TestApp {
-    /// The API over a fresh embedded store with default settings.
+    /// The whole service over a fresh embedded store with default settings.
     pub fn new() -> Self {
         Self::with_settings(ApiSettings::default())
     }
 
-    /// The API over a fresh embedded store.
+    /// The whole service over a fresh embedded store.
     pub fn with_settings(settings: ApiSettings) -> Self {
         let (store, dir) = sqlite_store();
-        Self::over(store, settings, Box::new(dir))
+        Self::service(
+            store,
+            settings,
+            FunctionsSettings::default(),
+            None,
+            Box::new(dir),
+        )
     }
 
-    /// The API over any store.
+    /// The whole service over a fresh embedded store, with these settings of
+    /// the non-HTTP functions.
+    pub fn with_functions(settings: FunctionsSettings) -> Self {
+        let (store, dir) = sqlite_store();
+        Self::service(store, ApiSettings::default(), settings, None, Box::new(dir))
+    }
+
+    /// The HTTP API alone over any store.
     pub fn over(store: DynStore, settings: ApiSettings, guard: Guard) -> Self {
-        Self::over_state(store, settings, guard, |state| state)
+        Self {
+            router: api::router(AppState::new(store, settings)),
+            _guard: guard,
+        }
     }
 
-    /// The API over any store, with the state adjusted by `adjust`.
-    pub fn over_state(
-        store: DynStore,
-        settings: ApiSettings,
-        guard: Guard,
-        adjust: impl FnOnce(AppState) -> AppState,
-    ) -> Self {
+    /// The HTTP API alone over a store that also searches.
+    pub fn searchable<S>(store: Arc<S>, settings: ApiSettings, guard: Guard) -> Self
+    where
+        S: chat_sessions::store::SessionStore + chat_sessions::store::SearchStore,
+    {
         Self {
-            router: app(adjust(AppState::new(store, settings))),
+            router: api::router(AppState::new(store.clone(), settings).with_search(store)),
+            _guard: guard,
+        }
+    }
+
+    /// The whole service (the API and the Functions invocations), as
+    /// `serve` builds it, over `store` and the migration's `source`.
+    pub fn service(
+        store: DynMigrationStore,
+        api: ApiSettings,
+        functions: FunctionsSettings,
+        source: Option<SourceSpec>,
+        guard: Guard,
+    ) -> Self {
+        let mut functions = FunctionsState::new(store.clone(), functions);
+        if let Some(source) = source {
+            functions = functions.with_migration_source(source);
+        }
+        Self {
+            router: app::service(AppState::new(store, api), functions),
             _guard: guard,
         }
     }
@@ -337,7 +372,7 @@ pub async fn spawn_app(store: DynStore, guard: Guard) -> RunningApp {
     listener.set_nonblocking(true).unwrap();
     let listener = tokio::net::TcpListener::from_std(listener).unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = app(AppState::new(store, ApiSettings::default()));
+    let router = api::router(AppState::new(store, ApiSettings::default()));
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     RunningApp::at(addr, guard)
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 mod migration;
+pub mod search;
 pub use migration::*;
 
 use std::{collections::HashSet, sync::Arc};
@@ -80,7 +81,7 @@ pub fn sid(name: &str) -> SessionId {
     SessionId::parse(name).unwrap()
 }
 
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
 
