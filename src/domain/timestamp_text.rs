@@ -54,7 +54,8 @@ pub(super) fn parse(text: &str) -> Option<DateTime<Utc>> {
         })
     };
     let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
-    let time = NaiveTime::from_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)?;
+    let time =
+        NaiveTime::from_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)?;
     Some(date.and_time(time).and_utc())
 }
 
