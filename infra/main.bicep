@@ -81,8 +81,27 @@ param migrationSweepEnabled bool = false
 @description('NCRONTAB schedule of the MigrationSweep timer (6 fields, UTC).')
 param migrationSweepSchedule string = '0 0 3 * * *'
 
+@description('Whether the RetentionSweep timer runs (sets AzureWebJobs.RetentionSweep.Disabled and RETENTION_SWEEP_ENABLED).')
+param retentionSweepEnabled bool = false
+
+@description('NCRONTAB schedule of the RetentionSweep timer (6 fields, UTC).')
+param retentionSweepSchedule string = '0 30 3 * * *'
+
+@minValue(0)
+@maxValue(36500)
+@description('Archive sessions untouched for this many days (RETENTION_ARCHIVE_AFTER_DAYS); 0 = off.')
+param retentionArchiveAfterDays int = 0
+
+@minValue(0)
+@maxValue(36500)
+@description('Delete sessions archived for this many days (RETENTION_DELETE_AFTER_DAYS); 0 = off.')
+param retentionDeleteAfterDays int = 0
+
 @description('Time budget in seconds of one migration invocation (below functionTimeout, 600 s).')
 param migrationInvocationSeconds int = 240
+
+@description('Origins (scheme://host[:port], exactly as browsers send them, e.g. https://chat.example.com) whose pages may call the API from a browser. The platform answers CORS for them before the request reaches the handler, so the app\'s own CORS_ALLOWED_ORIGINS stays unset in Azure. Empty = no cross-origin callers; the built-in web app (/api/ui/) is same-origin and needs none.')
+param corsAllowedOrigins array = []
 
 @description('RUST_LOG filter of the handler.')
 param rustLog string = 'info'
@@ -190,6 +209,7 @@ module functionApp 'modules/function-app.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB
+    corsAllowedOrigins: corsAllowedOrigins
     appSettings: {
       AUTH_MODE: 'easyauth'
       RUST_LOG: rustLog
@@ -203,6 +223,11 @@ module functionApp 'modules/function-app.bicep' = {
       MIGRATION_SWEEP_ENABLED: migrationSweepEnabled ? 'true' : 'false'
       'AzureWebJobs.MigrationSweep.Disabled': migrationSweepEnabled ? 'false' : 'true'
       MIGRATION_INVOCATION_SECONDS: string(migrationInvocationSeconds)
+      RETENTION_SWEEP_SCHEDULE: retentionSweepSchedule
+      RETENTION_SWEEP_ENABLED: retentionSweepEnabled ? 'true' : 'false'
+      'AzureWebJobs.RetentionSweep.Disabled': retentionSweepEnabled ? 'false' : 'true'
+      RETENTION_ARCHIVE_AFTER_DAYS: retentionArchiveAfterDays > 0 ? string(retentionArchiveAfterDays) : ''
+      RETENTION_DELETE_AFTER_DAYS: retentionDeleteAfterDays > 0 ? string(retentionDeleteAfterDays) : ''
     }
     authClientId: authClientId
     authOpenIdIssuer: !empty(authOpenIdIssuer) ? authOpenIdIssuer : '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'

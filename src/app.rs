@@ -79,6 +79,9 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         auth_mode: config.auth_mode,
         max_body_bytes: config.max_body_bytes,
         bench_routes: config.bench_routes,
+        import_max_bytes: config.import_max_bytes,
+        cors: config.cors_allowed_origins.clone(),
+        ..ApiSettings::default()
     }
 }
 
@@ -88,13 +91,19 @@ pub fn functions_settings(config: &Config) -> FunctionsSettings {
         max_body_bytes: config.max_body_bytes,
         migration_sweep_enabled: config.migration_sweep_enabled,
         migration_budget: config.migration_budget,
+        retention: config.retention,
+        retention_sweep_enabled: config.retention_sweep_enabled,
+        ..FunctionsSettings::default()
     }
 }
 
 /// The whole service over `backend`, as `serve` runs it.
 pub fn router(config: &Config, backend: Backend) -> Router {
-    let api =
+    let mut api =
         AppState::new(backend.store.clone(), api_settings(config)).with_search(backend.search);
+    if let Some(eraser) = backend.legacy.as_ref().and_then(SourceSpec::eraser) {
+        api = api.with_legacy_eraser(eraser);
+    }
     let mut functions = FunctionsState::new(backend.store, functions_settings(config));
     if let Some(source) = backend.legacy {
         functions = functions.with_migration_source(source);

@@ -8,7 +8,9 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
+    api::cors::AllowedOrigins,
     auth::AuthMode,
+    retention::{MAX_DAYS, RetentionPolicy},
     store::{
         cosmos::{CosmosConfig, SealPolicy},
         sqlite::Durability,
@@ -19,6 +21,8 @@ use crate::{
 pub const DEFAULT_PORT: u16 = 7071;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default limit of an import file: 64 MiB.
+pub const DEFAULT_IMPORT_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -33,8 +37,13 @@ pub struct Config {
     pub durability: Durability,
     /// Largest request body (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Largest import file (`IMPORT_MAX_BYTES`).
+    pub import_max_bytes: usize,
     /// Serve the benchmark's ceiling route (`BENCH_ROUTES=1`).
     pub bench_routes: bool,
+    /// Origins whose pages may call the API from a browser
+    /// (`CORS_ALLOWED_ORIGINS`); unset: no CORS answers.
+    pub cors_allowed_origins: Option<AllowedOrigins>,
     /// Let the `MigrationSweep` timer enqueue runs (`MIGRATION_SWEEP_ENABLED`).
     pub migration_sweep_enabled: bool,
     /// Cosmos DB, when `COSMOS_ENDPOINT` is set; else the embedded store.
@@ -44,6 +53,11 @@ pub struct Config {
     /// A JSONL file of old messages for the queue-triggered migration when
     /// there is no Cosmos DB (`MIGRATION_JSONL`; local use).
     pub migration_jsonl: Option<PathBuf>,
+    /// The retention rules (`RETENTION_ARCHIVE_AFTER_DAYS`,
+    /// `RETENTION_DELETE_AFTER_DAYS`); off by default.
+    pub retention: RetentionPolicy,
+    /// Let the `RetentionSweep` timer apply them (`RETENTION_SWEEP_ENABLED`).
+    pub retention_sweep_enabled: bool,
 }
 
 /// Overrides given on the command line; they beat the environment, except
@@ -123,6 +137,17 @@ impl Config {
         if max_body_bytes == 0 {
             bail!("MAX_BODY_BYTES must be positive");
         }
+        let import_max_bytes = get("IMPORT_MAX_BYTES")
+            .map(|v| {
+                v.trim()
+                    .parse::<usize>()
+                    .with_context(|| format!("IMPORT_MAX_BYTES={v:?} is not a number of bytes"))
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_IMPORT_MAX_BYTES);
+        if import_max_bytes == 0 {
+            bail!("IMPORT_MAX_BYTES must be positive");
+        }
         let data_dir = overrides
             .data_dir
             .or_else(|| get("DATA_DIR").map(PathBuf::from))
@@ -135,6 +160,10 @@ impl Config {
             }
         };
         let bench_routes = flag("BENCH_ROUTES")?;
+        let cors_allowed_origins = get("CORS_ALLOWED_ORIGINS")
+            .map(|v| v.parse::<AllowedOrigins>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let migration_sweep_enabled = flag("MIGRATION_SWEEP_ENABLED")?;
         let migration_budget = match get("MIGRATION_INVOCATION_SECONDS") {
             None => std::time::Duration::from_secs(240),
@@ -160,6 +189,24 @@ impl Config {
                 })
                 .transpose()
         };
+        let days = |name: &str| -> anyhow::Result<Option<u32>> {
+            get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|d| (1..=MAX_DAYS).contains(d))
+                        .with_context(|| {
+                            format!("{name}={v:?} is not a number of days from 1 to {MAX_DAYS}")
+                        })
+                })
+                .transpose()
+        };
+        let retention = RetentionPolicy {
+            archive_after_days: days("RETENTION_ARCHIVE_AFTER_DAYS")?,
+            delete_after_days: days("RETENTION_DELETE_AFTER_DAYS")?,
+        };
+        let retention_sweep_enabled = flag("RETENTION_SWEEP_ENABLED")?;
         let seal = SealPolicy {
             max_bytes: number("COSMOS_SEAL_MAX_BYTES")?.unwrap_or(SealPolicy::default().max_bytes),
             max_messages: number("COSMOS_SEAL_MAX_MESSAGES")?,
@@ -184,11 +231,15 @@ impl Config {
             data_dir,
             durability,
             max_body_bytes,
+            import_max_bytes,
             bench_routes,
+            cors_allowed_origins,
             migration_sweep_enabled,
             cosmos,
             migration_budget,
             migration_jsonl: get("MIGRATION_JSONL").map(PathBuf::from),
+            retention,
+            retention_sweep_enabled,
         })
     }
 }
@@ -215,6 +266,25 @@ mod tests {
         assert_eq!(c.durability, Durability::Full);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.cosmos.is_none(), "no endpoint: the embedded store");
+        assert!(c.retention.is_off(), "retention is off unless configured");
+        assert!(c.cors_allowed_origins.is_none(), "no CORS answers");
+        assert!(!c.retention_sweep_enabled);
+    }
+
+    #[test]
+    fn retention_days_are_read() {
+        let c = config(
+            &[
+                ("RETENTION_ARCHIVE_AFTER_DAYS", "90"),
+                ("RETENTION_DELETE_AFTER_DAYS", " 30 "),
+                ("RETENTION_SWEEP_ENABLED", "true"),
+            ],
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.retention.archive_after_days, Some(90));
+        assert_eq!(c.retention.delete_after_days, Some(30));
+        assert!(c.retention_sweep_enabled);
     }
 
     #[test]
@@ -268,6 +338,10 @@ mod tests {
             ("MAX_BODY_BYTES", "1MB"),
             ("SQLITE_SYNCHRONOUS", "off"),
             ("MIGRATION_SWEEP_ENABLED", "maybe"),
+            ("RETENTION_ARCHIVE_AFTER_DAYS", "0"),
+            ("RETENTION_DELETE_AFTER_DAYS", "30d"),
+            ("RETENTION_SWEEP_ENABLED", "sometimes"),
+            ("CORS_ALLOWED_ORIGINS", "http://localhost:5173/"),
         ] {
             let err = config(&[(k, v)], Overrides::default()).unwrap_err();
             assert!(format!("{err:#}").contains(k), "{k}: {err:#}");

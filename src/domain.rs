@@ -304,6 +304,11 @@ pub struct ChatSession {
     pub session_name: Option<String>,
     /// False once the user archived the session.
     pub is_active: bool,
+    /// When the session was archived (`is_active` went false); null while
+    /// active, and for sessions archived before this field existed.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub archived_at: Option<Timestamp>,
     /// Free-form data the frontend keeps with the session.
     #[schema(value_type = Object)]
     pub context: JsonObject,
@@ -333,6 +338,11 @@ pub struct SessionSummary {
     pub session_name: Option<String>,
     /// False once archived.
     pub is_active: bool,
+    /// When the session was archived; null while active (and for sessions
+    /// archived before this field existed).
+    #[serde(default)]
+    #[schema(required = true)]
+    pub archived_at: Option<Timestamp>,
     /// Free-form data the frontend keeps with the session.
     #[schema(value_type = Object)]
     pub context: JsonObject,
@@ -355,6 +365,7 @@ impl ChatSession {
             user_id: summary.user_id,
             session_name: summary.session_name,
             is_active: summary.is_active,
+            archived_at: summary.archived_at,
             context: summary.context,
             messages,
             message_count: summary.message_count,
@@ -371,6 +382,7 @@ impl ChatSession {
             user_id: self.user_id.clone(),
             session_name: self.session_name.clone(),
             is_active: self.is_active,
+            archived_at: self.archived_at,
             context: self.context.clone(),
             message_count: self.message_count,
             last_message_at: self.last_message_at,
@@ -477,6 +489,7 @@ impl NewSession {
             user_id: self.user_id,
             session_name: self.session_name,
             is_active: true,
+            archived_at: None,
             context: self.context,
             messages: Vec::new(),
             message_count: 0,
@@ -513,12 +526,30 @@ impl SessionPatch {
             session.session_name = name.clone();
         }
         if let Some(active) = self.is_active {
+            session.archived_at = archived_at(session.is_active, session.archived_at, active, now);
             session.is_active = active;
         }
         if let Some(context) = &self.context {
             session.context = context.clone();
         }
         session.updated_at = now.max(session.updated_at);
+    }
+}
+
+/// `archived_at` after `is_active` goes from `was_active` to `active`: set
+/// to `now` when the session is archived, cleared when it is restored, and
+/// kept when an archived session is archived again (so retention counts from
+/// the first archiving, not from the last PUT that repeated it).
+pub fn archived_at(
+    was_active: bool,
+    archived_at: Option<Timestamp>,
+    active: bool,
+    now: Timestamp,
+) -> Option<Timestamp> {
+    match (was_active, active) {
+        (_, true) => None,
+        (true, false) => Some(now),
+        (false, false) => archived_at,
     }
 }
 
@@ -583,6 +614,7 @@ mod tests {
             user_id: Some(UserId::parse("user_123").unwrap()),
             session_name: None,
             is_active: true,
+            archived_at: None,
             context: JsonObject::new(),
             messages: vec![],
             message_count: 0,
@@ -596,6 +628,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "archived_at",
                 "context",
                 "created_at",
                 "id",
@@ -609,5 +642,47 @@ mod tests {
             ]
         );
         assert_eq!(json["last_message_at"], Value::Null);
+        assert_eq!(json["archived_at"], Value::Null);
+    }
+
+    #[test]
+    fn documents_without_archived_at_read_as_null() {
+        let old = serde_json::json!({
+            "id": "s1", "user_id": "u", "session_name": null, "is_active": false,
+            "context": {}, "message_count": 0, "last_message_at": null,
+            "created_at": "2024-01-01T12:00:00Z", "updated_at": "2024-01-01T12:00:00Z"
+        });
+        let summary: SessionSummary = serde_json::from_value(old).unwrap();
+        assert_eq!(summary.archived_at, None);
+    }
+
+    #[test]
+    fn archiving_sets_archived_at_once_and_restoring_clears_it() {
+        let t = |s: &str| Timestamp::parse(s).unwrap();
+        let now = Timestamp::parse("2024-01-01T12:00:00Z").unwrap();
+        let mut session = NewSession::new(None, None, None, JsonObject::new(), now)
+            .unwrap()
+            .into_session(now);
+        let archive = SessionPatch {
+            is_active: Some(false),
+            ..SessionPatch::default()
+        };
+        archive.apply_to(&mut session, t("2024-01-02T00:00:00Z"));
+        assert_eq!(session.archived_at, Some(t("2024-01-02T00:00:00Z")));
+        // Archiving again keeps the first time; other changes keep it too.
+        archive.apply_to(&mut session, t("2024-01-03T00:00:00Z"));
+        let rename = SessionPatch {
+            session_name: Some(Some("x".into())),
+            ..SessionPatch::default()
+        };
+        rename.apply_to(&mut session, t("2024-01-04T00:00:00Z"));
+        assert_eq!(session.archived_at, Some(t("2024-01-02T00:00:00Z")));
+        let restore = SessionPatch {
+            is_active: Some(true),
+            ..SessionPatch::default()
+        };
+        restore.apply_to(&mut session, t("2024-01-05T00:00:00Z"));
+        assert!(session.is_active);
+        assert_eq!(session.archived_at, None);
     }
 }

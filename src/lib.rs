@@ -13,6 +13,7 @@
 //! | a setting and its default (`COSMOS_ENDPOINT`, `AUTH_MODE`, …) | [`config`] |
 //! | sessions, messages, ids, timestamps and their validation | [`domain`] |
 //! | the rules of search: terms, words, case folding, snippets, hit order | [`search`] |
+//! | the export/import line format (NDJSON `{"type":"session"…}`) | [`export`] |
 //! | who the caller is (local `user_id`, Easy Auth headers) | [`auth`] |
 //! | an HTTP endpoint: route, method, Azure Function name, handler | [`api::routes`] (the one table), then [`api::sessions`], [`api::messages`], [`api::legacy`], [`api::meta`] |
 //! | an error answer (RFC 9457 problem+json, status codes) | [`api::error`] |
@@ -23,8 +24,11 @@
 //! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`], [`store::SearchStore`] |
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
+//! | importing a file (our export, ChatGPT's `conversations.json`) | [`import`] |
 //! | the migration from per-message documents | [`migration`] |
-//! | a subcommand (`serve`, `migrate`, `init-cosmos`, `search`, `openapi`) | [`cli`] |
+//! | export, erase (store side) | [`store::export`], [`store::erase`] |
+//! | retention rules (archive, delete after N days) | [`retention`] |
+//! | a subcommand (`serve`, `migrate`, `init-cosmos`, `search`, `export`, `erase`, `retention`, `openapi`) | [`cli`] |
 //!
 //! Dependencies point one way: `cli` → `app` → (`api`, `functions`) →
 //! (`store`, `migration`) → `domain`. `api` knows nothing of the Functions
@@ -36,7 +40,10 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod export;
 pub mod functions;
+pub mod import;
 pub mod migration;
+pub mod retention;
 pub mod search;
 pub mod store;

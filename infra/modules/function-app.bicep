@@ -27,6 +27,9 @@ param maximumInstanceCount int = 100
 ])
 param instanceMemoryMB int = 2048
 
+@description('Origins whose pages may call the API from a browser: the site\'s CORS settings, answered by the platform before the handler. Empty = none.')
+param corsAllowedOrigins array = []
+
 @description('Application settings of the handler (merged over the platform settings below).')
 param appSettings object = {}
 
@@ -79,6 +82,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       scmMinTlsVersion: '1.2'
       ftpsState: 'Disabled'
       http20Enabled: true
+      // Bearer tokens, not cookies, cross origins, so credentials stay off (and '*' stays possible).
+      cors: {
+        allowedOrigins: corsAllowedOrigins
+        supportCredentials: false
+      }
     }
     functionAppConfig: {
       deployment: {

@@ -4,16 +4,19 @@
 use axum::{
     Extension, Json,
     extract::State,
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Redirect, Response},
 };
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, ui};
 
 /// `GET /`: the Functions host polls it until the handler is up, so it does
-/// no work at all.
-pub async fn probe() -> &'static str {
-    "ok"
+/// no work at all; a browser (`Accept: text/html`) is sent to the web app.
+pub async fn probe(headers: HeaderMap) -> Response {
+    if ui::wants_html(&headers) {
+        return Redirect::to(ui::START).into_response();
+    }
+    "ok".into_response()
 }
 
 /// `GET /api/health`

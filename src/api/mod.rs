@@ -2,14 +2,20 @@
 //! ([`routes::ROUTES`]) over an [`AppState`]. It knows nothing of the Azure
 //! Functions host or the migration; `crate::app` puts the pieces together.
 
-use axum::{Extension, Router, extract::DefaultBodyLimit, routing::get};
+use std::sync::Arc;
+
+use axum::{Extension, Router, extract::DefaultBodyLimit, middleware, routing::get};
 use tower_http::trace::TraceLayer;
 
 pub mod bench;
 pub mod cache;
 pub mod conditional;
+pub mod cors;
+pub mod erase;
 pub mod error;
+pub mod export;
 pub mod extract;
+pub mod import;
 pub mod legacy;
 pub mod messages;
 pub mod meta;
@@ -18,23 +24,34 @@ pub mod routes;
 pub mod search;
 pub mod sessions;
 pub mod state;
+pub mod ui;
 
 pub use error::ApiError;
 pub use state::{ApiSettings, AppState};
 
 /// The HTTP API over `state`: every route of the table under `/api/`, the
-/// host's probe at `/`, and problem answers for unknown routes and methods.
+/// host's probe at `/`, the web app's start at `/api/ui/`, problem answers
+/// for unknown routes and methods, and CORS when origins are allowed.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new().route("/", get(meta::probe));
+    let mut router = Router::new()
+        .route("/", get(meta::probe))
+        .route("/api/ui", get(ui::to_start))
+        .route(ui::START, get(ui::start));
     for route in routes::ROUTES {
         router = router.route(&route.path(), route.method_router());
     }
     if state.settings.bench_routes {
         router = router.route("/_bench/ceiling", get(bench::ceiling));
     }
-    router
+    router = router
         .fallback(meta::not_found)
-        .method_not_allowed_fallback(meta::method_not_allowed)
+        .method_not_allowed_fallback(meta::method_not_allowed);
+    // After the fallbacks, so that it sees the preflights they would refuse.
+    if let Some(origins) = &state.settings.cors {
+        let origins = Arc::new(origins.clone());
+        router = router.layer(middleware::from_fn_with_state(origins, cors::middleware));
+    }
+    router
         .layer(Extension(meta::OpenApiDocument(openapi::document_json())))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
         .layer(TraceLayer::new_for_http())

@@ -106,9 +106,9 @@ fn problem_response(status: u16) -> utoipa::openapi::Response {
         401 => "No authenticated user (AUTH_MODE=easyauth).",
         403 => "user_id names another user than the authenticated one.",
         404 => "No such session for this user.",
-        409 => "The id is already taken.",
+        409 => "The id is already taken (for an import: by another user's session).",
         412 => "If-Match does not match the session's ETag.",
-        413 => "The body is larger than MAX_BODY_BYTES.",
+        413 => "The body is larger than MAX_BODY_BYTES (an import: IMPORT_MAX_BYTES).",
         415 => "The body is declared as something other than JSON.",
         422 => "Valid JSON or parameters with invalid values.",
         500 => "A fault of the service; the body says no more.",
@@ -145,7 +145,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(Operations::openapi());
     for route in ROUTES {
-        let Some(item) = doc.paths.paths.get_mut(&route.path()) else {
+        let Some(item) = doc.paths.paths.get_mut(&route.openapi_path()) else {
             panic!(
                 "{} {} has no OpenAPI annotation",
                 route.method,

@@ -10,7 +10,7 @@ use axum::{
     routing::{MethodFilter, MethodRouter, on},
 };
 
-use super::{AppState, legacy, messages, meta, search, sessions};
+use super::{AppState, erase, export, import, legacy, messages, meta, search, sessions, ui};
 
 /// One HTTP endpoint: its Azure Functions name, method, route and handler.
 #[derive(Debug, Clone)]
@@ -80,6 +80,16 @@ endpoints! {
         problems [401, 403, 422, 500, 503];
     OpenApi: GET "openapi.json" => meta::openapi,
         problems [500];
+    ExportSession: GET "chat/sessions/{session_id}/export" => export::export_session,
+        problems [401, 403, 404, 422, 500, 503];
+    ExportUserData: GET "chat/export" => export::export_all,
+        problems [401, 403, 422, 500, 503];
+    EraseUserData: POST "chat/erase" => erase::erase,
+        problems [400, 401, 403, 413, 415, 422, 500, 503];
+    ImportHistory: POST "chat/import" => import::import_history,
+        problems [400, 401, 403, 409, 413, 415, 422, 500, 503];
+    WebApp: GET "ui/{*path}" => ui::file,
+        problems [404];
 }
 
 /// The prefix the Functions host puts before every HTTP route.
@@ -89,6 +99,35 @@ impl Route {
     /// The path the service sees (the host forwards it with the prefix).
     pub fn path(&self) -> String {
         format!("{ROUTE_PREFIX}{}", self.route)
+    }
+
+    /// The path as the OpenAPI document names it (`{*path}` is `{path}`).
+    pub fn openapi_path(&self) -> String {
+        self.path().replace("{*", "{")
+    }
+
+    /// Whether `path` (as the service sees it, with the prefix) is this
+    /// route's: literal segments equal, `{name}` any one segment, `{*name}`
+    /// all the rest.
+    pub fn matches(&self, path: &str) -> bool {
+        let Some(mut actual) = path.strip_prefix(ROUTE_PREFIX).map(|p| p.split('/')) else {
+            return false;
+        };
+        for expected in self.route.split('/') {
+            if expected.starts_with("{*") {
+                return actual.next().is_some_and(|s| !s.is_empty());
+            }
+            match actual.next() {
+                Some(segment) if expected.starts_with('{') => {
+                    if segment.is_empty() {
+                        return false;
+                    }
+                }
+                Some(segment) if segment == expected => {}
+                _ => return false,
+            }
+        }
+        actual.next().is_none()
     }
 
     /// The handler, accepting only this route's method.

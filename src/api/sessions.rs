@@ -322,7 +322,7 @@ pub async fn get(
 /// The session's JSON written piece by piece: its own fields, then the older
 /// messages a chunk (a sealed page) at a time as the store reads them, then
 /// the newest ones from the first read — never the whole history in memory.
-fn stream_session(id: SessionId, read: SessionRead) -> Result<Response, ApiError> {
+pub(super) fn stream_session(id: SessionId, read: SessionRead) -> Result<Response, ApiError> {
     use futures::StreamExt as _;
     let mut head =
         serde_json::to_string(&read.summary).map_err(|e| ApiError::Internal(e.into()))?;

@@ -1,14 +1,14 @@
 //! What every handler shares: the store, the API's settings, and the caches
 //! that live as long as the router.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
 
-use super::{ApiError, bench, cache};
+use super::{ApiError, bench, cache, cors::AllowedOrigins};
 use crate::{
     auth::{self, AuthError, AuthMode},
-    store::{DynSearchStore, DynStore, Owner},
+    store::{DynLegacyEraser, DynSearchStore, DynStore, Owner},
 };
 
 /// Settings the API itself needs.
@@ -20,7 +20,19 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Serve `/_bench/*` routes used by the benchmark (never in production).
     pub bench_routes: bool,
+    /// How long one erase request works before it answers with what it has
+    /// done (`complete: false`; the next request continues).
+    pub erase_budget: Duration,
+    /// Largest accepted import file (`POST /api/chat/import`), in bytes.
+    pub import_max_bytes: usize,
+    /// Origins whose pages may call the API (`CORS_ALLOWED_ORIGINS`); `None`:
+    /// no CORS answers at all.
+    pub cors: Option<AllowedOrigins>,
 }
+
+/// Default [`ApiSettings::erase_budget`]: well inside the 230 s an HTTP
+/// request may take behind Azure's front ends.
+pub const DEFAULT_ERASE_BUDGET: Duration = Duration::from_secs(20);
 
 impl Default for ApiSettings {
     fn default() -> Self {
@@ -28,6 +40,9 @@ impl Default for ApiSettings {
             auth_mode: AuthMode::None,
             max_body_bytes: 1024 * 1024,
             bench_routes: false,
+            erase_budget: DEFAULT_ERASE_BUDGET,
+            import_max_bytes: crate::config::DEFAULT_IMPORT_MAX_BYTES,
+            cors: None,
         }
     }
 }
@@ -39,6 +54,9 @@ pub struct AppState {
     pub store: DynStore,
     /// Search over the same store (set by [`with_search`](Self::with_search)).
     pub search: Option<DynSearchStore>,
+    /// Erases users' documents in the legacy per-message store, when one is
+    /// configured.
+    pub legacy_eraser: Option<DynLegacyEraser>,
     /// API settings.
     pub settings: Arc<ApiSettings>,
     pub(super) renders: Arc<cache::RenderCache>,
@@ -51,6 +69,7 @@ impl AppState {
         Self {
             store,
             search: None,
+            legacy_eraser: None,
             settings: Arc::new(settings),
             renders: Arc::default(),
             bench: Arc::default(),
@@ -60,6 +79,12 @@ impl AppState {
     /// The same state with search over `search` (the same data as `store`).
     pub fn with_search(mut self, search: DynSearchStore) -> Self {
         self.search = Some(search);
+        self
+    }
+
+    /// The same state, erasing users from `legacy` too.
+    pub fn with_legacy_eraser(mut self, legacy: DynLegacyEraser) -> Self {
+        self.legacy_eraser = Some(legacy);
         self
     }
 

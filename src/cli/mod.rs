@@ -5,9 +5,13 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+pub mod erase;
+pub mod export;
+pub mod import;
 pub mod init_cosmos;
 pub mod migrate;
 pub mod openapi;
+pub mod retention;
 pub mod search;
 pub mod serve;
 
@@ -34,6 +38,15 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
     /// Search one user's chat history (the rules of `GET /api/chat/search`).
     Search(search::SearchArgs),
+    /// Write everything of one user as the export stream (NDJSON).
+    Export(export::ExportArgs),
+    /// Delete everything of one user (sessions and legacy messages).
+    Erase(erase::EraseArgs),
+    /// Archive and delete old sessions by the retention settings.
+    Retention(retention::RetentionArgs),
+    /// Import a user's sessions from a file (an export of this service, or
+    /// ChatGPT's conversations.json).
+    Import(import::ImportArgs),
 }
 
 /// Parses the command line and runs it.
@@ -57,6 +70,13 @@ pub fn main() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Command::Search(args) => runtime.block_on(search::run(args)),
+        Command::Export(args) => runtime.block_on(export::run(args)),
+        Command::Erase(args) => runtime.block_on(erase::run(args)),
+        Command::Retention(args) => runtime.block_on(retention::run(args)),
+        Command::Import(args) => {
+            let code = runtime.block_on(import::run(args))?;
+            std::process::exit(code);
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! forwarded HTTP request, and only that: the protocol types
 //! ([`protocol`]), HTTP invocations when forwarding is off ([`http`]), and
 //! the migration's queue and timer functions ([`migration`], messages in
-//! [`queue`]).
+//! [`queue`]) and the retention timer ([`retention`]).
 //!
 //! The host posts `{"Data":{…},"Metadata":{…}}` to `/<FunctionName>` and
 //! expects `{"Outputs":{…},"Logs":[…],"ReturnValue":…}`. A non-2xx answer
@@ -18,16 +18,21 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{Router, body::Bytes, extract::DefaultBodyLimit, routing::post};
 
-use crate::{api::routes::ROUTES, migration::SourceSpec, store::DynMigrationStore};
+use crate::{
+    api::routes::ROUTES, migration::SourceSpec, retention::RetentionPolicy,
+    store::DynMigrationStore,
+};
 
 pub mod http;
 pub mod migration;
 pub mod protocol;
 pub mod queue;
+pub mod retention;
 
 pub use protocol::{
     CONTINUATION_BINDING, HTTP_OUTPUT_BINDING, HTTP_TRIGGER_BINDING, InvocationRequest,
-    InvocationResponse, MIGRATE_FUNCTION, MalformedMessage, QUEUE_TRIGGER_BINDING, SWEEP_FUNCTION,
+    InvocationResponse, MIGRATE_FUNCTION, MalformedMessage, QUEUE_TRIGGER_BINDING,
+    RETENTION_FUNCTION, SWEEP_FUNCTION,
 };
 
 /// Settings of the non-HTTP functions.
@@ -41,6 +46,12 @@ pub struct FunctionsSettings {
     /// How long one `MigrateChatSessions` invocation works before it hands
     /// the rest to a continuation message.
     pub migration_budget: Duration,
+    /// The retention rules the `RetentionSweep` timer applies.
+    pub retention: RetentionPolicy,
+    /// Whether the `RetentionSweep` timer applies them.
+    pub retention_sweep_enabled: bool,
+    /// How long one `RetentionSweep` invocation works; the next one goes on.
+    pub retention_budget: Duration,
 }
 
 impl Default for FunctionsSettings {
@@ -49,6 +60,9 @@ impl Default for FunctionsSettings {
             max_body_bytes: 1024 * 1024,
             migration_sweep_enabled: false,
             migration_budget: Duration::from_secs(240),
+            retention: RetentionPolicy::default(),
+            retention_sweep_enabled: false,
+            retention_budget: Duration::from_secs(240),
         }
     }
 }
@@ -88,6 +102,7 @@ pub fn router(api: Router, state: FunctionsState) -> Router {
     let mut router = Router::new()
         .route(&format!("/{MIGRATE_FUNCTION}"), post(migration::migrate))
         .route(&format!("/{SWEEP_FUNCTION}"), post(migration::sweep))
+        .route(&format!("/{RETENTION_FUNCTION}"), post(retention::sweep))
         .with_state(state);
     for route in ROUTES {
         let api = api.clone();

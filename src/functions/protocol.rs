@@ -17,6 +17,8 @@ use crate::api::ApiError;
 pub const MIGRATE_FUNCTION: &str = "MigrateChatSessions";
 /// The timer-triggered straggler sweep.
 pub const SWEEP_FUNCTION: &str = "MigrationSweep";
+/// The timer-triggered retention sweep.
+pub const RETENTION_FUNCTION: &str = "RetentionSweep";
 /// Binding name of the queue trigger in `MigrateChatSessions`.
 pub const QUEUE_TRIGGER_BINDING: &str = "message";
 /// Binding name of the queue output both migration functions write to.

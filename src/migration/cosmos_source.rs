@@ -146,7 +146,7 @@ async fn session_records(
     Ok(docs)
 }
 
-fn to_partition_key(value: &Value) -> anyhow::Result<PartitionKey> {
+pub(super) fn to_partition_key(value: &Value) -> anyhow::Result<PartitionKey> {
     Ok(match value {
         Value::String(s) => PartitionKey::from(s.clone()),
         Value::Null => PartitionKey::from(PartitionKey::NULL),

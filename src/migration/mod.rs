@@ -22,12 +22,14 @@ use crate::store::MigrationStore;
 mod checkpoint;
 pub mod cosmos_source;
 pub mod jsonl;
+mod legacy_erase;
 mod report;
 mod session;
 mod source;
 
 pub use checkpoint::{Checkpoint, Resume};
 use checkpoint::{save, store_failure};
+pub use legacy_erase::CosmosLegacyEraser;
 pub use report::{Conflict, REPORT_ID_LIMIT, Report};
 use session::migrate_item;
 pub use source::{

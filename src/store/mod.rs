@@ -13,11 +13,19 @@ use crate::domain::{
 };
 
 pub mod cosmos;
+pub mod erase;
+pub mod export;
+mod import;
 mod migration;
+pub mod retention;
 mod search;
 pub mod sqlite;
 
+pub use erase::{DynLegacyEraser, EraseStore, Erased, LegacyErased, LegacyEraser};
+pub use export::{ExportItem, ExportStore};
+pub use import::{ImportStore, SessionFields};
 pub use migration::{DynMigrationStore, ImportOutcome, MigrationStore, SessionImport};
+pub use retention::{RetentionCandidate, RetentionStore};
 pub use search::{DynSearchStore, SearchHit, SearchPage, SearchQuery, SearchStore};
 
 /// Who is asking, which decides the sessions they can reach.
@@ -228,12 +236,16 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The storage contract of the API. Small enough to be used as
-/// `dyn SessionStore`.
+/// `dyn SessionStore`. The capabilities with their own files
+/// ([`ExportStore`], [`EraseStore`], [`RetentionStore`], [`ImportStore`])
+/// are part of it, so every `dyn SessionStore` offers them.
 ///
 /// Every operation that names a session takes the [`Owner`] asking: a session
 /// the owner cannot see behaves exactly like a missing one.
 #[async_trait]
-pub trait SessionStore: Send + Sync + fmt::Debug + 'static {
+pub trait SessionStore:
+    ExportStore + EraseStore + RetentionStore + ImportStore + Send + Sync + fmt::Debug + 'static
+{
     /// A short name of the backend, for health answers and logs.
     fn kind(&self) -> &'static str;
 

@@ -13,10 +13,12 @@ use chat_sessions::{
     api::ApiSettings,
     domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
     store::{
-        Appended, DynStore, ETag, ListQuery, Owner, SessionPage, SessionStore, StoreError,
-        StoreResult, Versioned,
+        Appended, DynStore, ETag, EraseStore, Erased, ExportStore, ImportOutcome, ImportStore,
+        ListQuery, Owner, RetentionStore, SessionFields, SessionImport, SessionPage, SessionStore,
+        StoreError, StoreResult, Versioned, export::SummaryStream, retention::CandidateStream,
     },
 };
+use futures::StreamExt as _;
 use serde_json::json;
 
 async fn sqlite() -> (DynStore, tempfile::TempDir) {
@@ -72,6 +74,49 @@ impl SessionStore for BrokenStore {
     }
 }
 
+impl ExportStore for BrokenStore {
+    fn all_sessions(&self, _: &Owner) -> SummaryStream {
+        let error = (self.0)();
+        futures::stream::once(async move { Err(error) }).boxed()
+    }
+}
+
+#[async_trait]
+impl EraseStore for BrokenStore {
+    async fn erase_user(
+        &self,
+        _: &chat_sessions::domain::UserId,
+        _: std::time::Instant,
+    ) -> StoreResult<Erased> {
+        Err((self.0)())
+    }
+}
+
+#[async_trait]
+impl ImportStore for BrokenStore {
+    async fn sessions_of_others(&self, _: &Owner, _: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+        Err((self.0)())
+    }
+    async fn import_session(
+        &self,
+        _: SessionFields,
+        _: SessionImport,
+    ) -> StoreResult<ImportOutcome> {
+        Err((self.0)())
+    }
+}
+
+impl RetentionStore for BrokenStore {
+    fn untouched_before(&self, _: chat_sessions::domain::Timestamp) -> CandidateStream {
+        let error = (self.0)();
+        futures::stream::once(async move { Err(error) }).boxed()
+    }
+    fn archived_before(&self, _: chat_sessions::domain::Timestamp) -> CandidateStream {
+        let error = (self.0)();
+        futures::stream::once(async move { Err(error) }).boxed()
+    }
+}
+
 #[tokio::test]
 async fn internal_errors_are_500_without_internals() {
     let store = Arc::new(BrokenStore(|| {
@@ -86,6 +131,11 @@ async fn internal_errors_are_500_without_internals() {
         app.post(
             "/api/chat/sessions/s1/messages",
             json!({ "content": "x", "message_type": "user" }),
+        )
+        .await,
+        app.post(
+            "/api/chat/import",
+            json!([{ "id": "c1", "create_time": 1.7e9, "mapping": {} }]),
         )
         .await,
     ] {

@@ -9,8 +9,8 @@ use chat_sessions::{
     api::routes::ROUTES,
     functions::{
         CONTINUATION_BINDING, FunctionsSettings, HTTP_OUTPUT_BINDING, HTTP_TRIGGER_BINDING,
-        InvocationRequest, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING, SWEEP_FUNCTION,
-        queue::MigrationRequest,
+        InvocationRequest, MIGRATE_FUNCTION, QUEUE_TRIGGER_BINDING, RETENTION_FUNCTION,
+        SWEEP_FUNCTION, queue::MigrationRequest,
     },
 };
 use serde_json::{Value, json};
@@ -20,7 +20,7 @@ use crate::common::{
     json::{fixture, read_json},
 };
 
-const NON_HTTP_FUNCTIONS: [&str; 2] = [MIGRATE_FUNCTION, SWEEP_FUNCTION];
+const NON_HTTP_FUNCTIONS: [&str; 3] = [MIGRATE_FUNCTION, SWEEP_FUNCTION, RETENTION_FUNCTION];
 
 /// Every folder under functions/: (name, function.json).
 fn function_folders() -> Vec<(String, Value)> {

@@ -34,6 +34,16 @@
 //! - [`functions`]: the Azure Functions app: function folders, `host.json`,
 //!   `local.settings.json.example`, the host's payloads replayed against the
 //!   router (on: embedded SQLite);
+//! - [`lifecycle_cli`]: `chat-sessions export`, `erase` and `retention`
+//!   (the real binary) and the `RetentionSweep` timer (on: embedded SQLite);
+//! - [`lifecycle_cosmos`]: export, erase and retention where Cosmos DB
+//!   differs: sealed pages streamed and erased, leftover pages, the legacy
+//!   container erased with the user, documents without `archived_at`
+//!   (on: the Cosmos server; sealed pages on the emulator too);
+//! - [`import_cli`]: `chat-sessions import` as a process: report, exit
+//!   codes, a refused file writes nothing (on: embedded SQLite; the import
+//!   itself is in the suites: `conformance/import.rs`,
+//!   `http_suite/import.rs`);
 //! - [`migration`]: the migration from JSONL: result, idempotence, merging,
 //!   dry runs, budgets, the CLI killed mid-run, the queue function
 //!   (on: embedded SQLite);
@@ -47,7 +57,12 @@
 //!   [`store_sqlite`] and [`store_cosmos`] (not on the emulator: its query
 //!   engine has no subqueries);
 //! - [`openapi`]: the OpenAPI document against the route table and the
-//!   checked-in `openapi.json` (on: no store, or embedded SQLite).
+//!   checked-in `openapi.json` (on: no store, or embedded SQLite);
+//! - [`webapp`]: the web app's files, its security headers and CORS over
+//!   HTTP (on: embedded SQLite);
+//! - [`browser`]: the web app and CORS in Debian's headless Chromium driven
+//!   by Playwright (`tests/browser/`), against the real binary (on: embedded
+//!   SQLite).
 
 // First, so that their macros (`conformance_suite!`, `http_suite!`) are in
 // scope in the modules below.
@@ -60,8 +75,12 @@ mod legacy_data;
 
 mod api;
 mod api_cosmos;
+mod browser;
 mod durability;
 mod functions;
+mod import_cli;
+mod lifecycle_cli;
+mod lifecycle_cosmos;
 mod migration;
 mod migration_cosmos;
 mod openapi;
@@ -69,3 +88,4 @@ mod sealing;
 mod search;
 mod store_cosmos;
 mod store_sqlite;
+mod webapp;

@@ -5,10 +5,7 @@
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
-use chat_sessions::api::{
-    openapi::document_json,
-    routes::{ROUTE_PREFIX, ROUTES},
-};
+use chat_sessions::api::{openapi::document_json, routes::ROUTES};
 use serde_json::Value;
 
 use crate::common::{
@@ -69,7 +66,7 @@ fn paths_and_operations_are_exactly_the_route_table() {
         .iter()
         .map(|r| {
             (
-                format!("{ROUTE_PREFIX}{}", r.route),
+                r.openapi_path(),
                 r.method.to_string(),
                 r.function.to_owned(),
             )

@@ -9,7 +9,7 @@
 use std::{collections::HashSet, sync::Arc};
 
 use axum::http::StatusCode;
-use azure_data_cosmos::{ContainerClient, FeedScope, Query};
+use azure_data_cosmos::ContainerClient;
 use chat_sessions::{
     api::ApiSettings,
     store::{
@@ -17,10 +17,14 @@ use chat_sessions::{
         cosmos::{CosmosStore, SealPolicy},
     },
 };
-use futures::TryStreamExt as _;
 use serde_json::{Value, json};
 
-use crate::common::{self, Guard, TestApp, cosmos, json::texts, sqlite_store};
+use crate::common::{
+    self, Guard, TestApp,
+    cosmos::{self, partition_docs},
+    json::texts,
+    sqlite_store,
+};
 
 /// A small threshold keeps the test fast; the mechanism is the same at 512 KiB.
 const THRESHOLD: usize = 64 * 1024;
@@ -30,21 +34,6 @@ fn policy() -> SealPolicy {
         max_bytes: THRESHOLD,
         max_messages: None,
     }
-}
-
-/// Every stored document of one user's partition, raw.
-async fn partition_docs(container: &ContainerClient, user: &str) -> Vec<Value> {
-    container
-        .query_items::<Value>(
-            Query::from("SELECT * FROM c"),
-            FeedScope::partition(user.to_owned()),
-            None,
-        )
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap()
 }
 
 fn ids(messages: &Value) -> Vec<&str> {

@@ -67,3 +67,55 @@ async fn data_survives_reopening_the_file() {
     assert_eq!(s.messages[0].content, "kept");
     assert_eq!(s.message_count, 1);
 }
+
+/// A file written before `archived_at` existed opens, reads it as null, and
+/// archiving works on it.
+#[tokio::test]
+async fn a_file_from_before_archived_at_is_upgraded_on_open() {
+    use chat_sessions::{
+        domain::SessionPatch,
+        store::{Owner, SessionStore as _},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("chat-sessions.sqlite3")).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE sessions (id TEXT PRIMARY KEY, user_id TEXT, session_name TEXT, \
+             is_active INTEGER NOT NULL, context TEXT NOT NULL, message_count INTEGER NOT NULL, \
+             last_message_at TEXT, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, \
+             etag TEXT NOT NULL) STRICT;
+             INSERT INTO sessions VALUES ('old_one', 'alice', 'Old', 0, '{}', 0, NULL, \
+             '2020-01-01T00:00:00.000000Z', '2020-01-02T00:00:00.000000Z', 'e1');",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let alice = Owner::User(conformance::user("alice"));
+    let id = conformance::sid("old_one");
+    let old = store.get_session(&alice, &id).await.unwrap().value;
+    assert!(!old.is_active);
+    assert_eq!(old.archived_at, None);
+    let restore = SessionPatch {
+        is_active: Some(true),
+        ..SessionPatch::default()
+    };
+    store
+        .update_session(&alice, &id, &restore, None)
+        .await
+        .unwrap();
+    let archive = SessionPatch {
+        is_active: Some(false),
+        ..SessionPatch::default()
+    };
+    let archived = store
+        .update_session(&alice, &id, &archive, None)
+        .await
+        .unwrap()
+        .value;
+    assert!(archived.archived_at.is_some());
+    // Opening again changes nothing more.
+    drop(store);
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let again = store.get_session(&alice, &id).await.unwrap().value;
+    assert_eq!(again.archived_at, archived.archived_at);
+}

@@ -1,10 +1,17 @@
-//! The migration's imports: a missing session is written whole (its oldest
-//! messages straight into sealed pages), an existing one gets the messages it
-//! lacks merged in, a slice per guarded step.
+//! Imports: the migration's, and whole sessions from a file
+//! ([`ImportStore`]). A missing session is written whole (its oldest
+//! messages straight into sealed pages), an existing one gets the messages
+//! it lacks merged in, a slice per guarded step.
 
 use std::time::Instant;
 
-use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
+use async_trait::async_trait;
+use azure_data_cosmos::{
+    FeedScope, Query,
+    options::{ItemWriteOptions, Precondition},
+};
+use futures::TryStreamExt as _;
+use serde_json::Value;
 
 use super::{
     CosmosStore,
@@ -13,9 +20,15 @@ use super::{
     metrics::item_charge,
 };
 use crate::{
-    domain::{ChatMessage, ChatSession, MessageId, UserId},
-    store::{ETag, ImportOutcome, Owner, SessionImport, StoreError, StoreResult},
+    domain::{ChatMessage, ChatSession, MessageId, SessionId, UserId},
+    store::{
+        ETag, ImportOutcome, ImportStore, Owner, SessionFields, SessionImport, StoreError,
+        StoreResult,
+    },
 };
+
+/// Session ids looked up by one query of [`ImportStore::sessions_of_others`].
+const IDS_PER_QUERY: usize = 100;
 
 /// Ids of the messages in a session's sealed pages, read so far by an import.
 #[derive(Default)]
@@ -24,9 +37,76 @@ struct SealedIds {
     pages: u32,
 }
 
+#[async_trait]
+impl ImportStore for CosmosStore {
+    /// A query across partitions (sessions of other users live in theirs),
+    /// a hundred ids at a time.
+    async fn sessions_of_others(
+        &self,
+        owner: &Owner,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<SessionId>> {
+        let user = owner.user_id().map(UserId::as_str);
+        let mut taken = Vec::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let wanted: Vec<&str> = chunk.iter().map(SessionId::as_str).collect();
+            let query = Query::from(
+                "SELECT VALUE { \"id\": c.id, \"user_id\": c.user_id } FROM c \
+                 WHERE c.doc_type = @type AND ARRAY_CONTAINS(@ids, c.id)",
+            )
+            .with_parameter("@type", SESSION_DOC_TYPE)
+            .and_then(|q| q.with_parameter("@ids", wanted))
+            .map_err(store_error)?;
+            let mut pages = self
+                .track(
+                    self.container
+                        .query_items::<Value>(query, FeedScope::full_container(), None)
+                        .await,
+                    |_| None,
+                )
+                .map_err(store_error)?
+                .into_pages();
+            while let Some(page) = pages.try_next().await.map_err(store_error)? {
+                self.metrics
+                    .record(page.headers().request_charge().map(|c| c.value()));
+                for found in page.into_items() {
+                    if found.get("user_id").and_then(Value::as_str) == user {
+                        continue;
+                    }
+                    if let Some(id) = found.get("id").and_then(Value::as_str) {
+                        let id =
+                            SessionId::parse(id).map_err(|e| StoreError::Internal(e.into()))?;
+                        if !taken.contains(&id) {
+                            taken.push(id);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    async fn import_session(
+        &self,
+        fields: SessionFields,
+        import: SessionImport,
+    ) -> StoreResult<ImportOutcome> {
+        self.import_with(import, Some(fields)).await
+    }
+}
+
 impl CosmosStore {
     pub(super) async fn import(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        if import.messages.is_empty() {
+        self.import_with(import, None).await
+    }
+
+    /// The import; `fields` are those of a session it creates (a file's).
+    async fn import_with(
+        &self,
+        import: SessionImport,
+        fields: Option<SessionFields>,
+    ) -> StoreResult<ImportOutcome> {
+        if import.messages.is_empty() && fields.is_none() {
             return Ok(ImportOutcome::default());
         }
         // A session with this id under another owner lives in another
@@ -48,10 +128,14 @@ impl CosmosStore {
         let mut sealed = SealedIds::default();
         loop {
             let step = match self.read_doc(user, &import.id, None).await {
-                Err(StoreError::NotFound) => self.import_new(&import).await.map(|created| {
-                    outcome = created;
-                    true
-                }),
+                Err(StoreError::NotFound) => {
+                    self.import_new(&import, fields.as_ref())
+                        .await
+                        .map(|created| {
+                            outcome = created;
+                            true
+                        })
+                }
                 Err(e) => return Err(e),
                 Ok(None) => unreachable!("an unconditional read always returns the document"),
                 Ok(Some((doc, etag))) => {
@@ -77,30 +161,50 @@ impl CosmosStore {
 
     /// A session that does not exist yet, with all imported messages: the
     /// oldest in sealed pages when they would not fit, written before the
-    /// document (no one appends to a session without a document).
-    async fn import_new(&self, import: &SessionImport) -> StoreResult<ImportOutcome> {
+    /// document (no one appends to a session without a document). Without
+    /// `fields` (the migration) it is active, unnamed, and as old as its
+    /// oldest message.
+    async fn import_new(
+        &self,
+        import: &SessionImport,
+        fields: Option<&SessionFields>,
+    ) -> StoreResult<ImportOutcome> {
         let user = import.user_id.as_ref();
-        let first = import.messages[0].created_at;
-        let last = import.messages[import.messages.len() - 1].created_at;
+        let all = &import.messages;
+        let last = all.last().map(|m| m.created_at);
+        let fields = match fields {
+            Some(fields) => fields.clone(),
+            None => {
+                let first = all[0].created_at;
+                SessionFields {
+                    session_name: None,
+                    context: Default::default(),
+                    is_active: true,
+                    archived_at: None,
+                    created_at: first,
+                    updated_at: first,
+                }
+            }
+        };
         let mut doc = SessionDoc {
             session: ChatSession {
                 id: import.id.clone(),
                 user_id: import.user_id.clone(),
-                session_name: None,
-                is_active: true,
-                context: Default::default(),
+                session_name: fields.session_name,
+                is_active: fields.is_active,
+                archived_at: fields.archived_at,
+                context: fields.context,
                 messages: Vec::new(),
-                message_count: import.messages.len() as u64,
-                last_message_at: Some(last),
-                created_at: first,
-                updated_at: last,
+                message_count: all.len() as u64,
+                last_message_at: last,
+                created_at: fields.created_at,
+                updated_at: fields.updated_at.max(last.unwrap_or(fields.updated_at)),
             },
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
         };
         // The newest messages that fit in half the threshold stay in the
         // document (as after a seal); the older ones fill pages, oldest first.
-        let all = &import.messages;
         let mut split = all.len();
         let mut tail_bytes = 0;
         for (i, message) in all.iter().enumerate().rev() {
@@ -116,7 +220,7 @@ impl CosmosStore {
             tail_bytes += len;
             split = i;
         }
-        let split = split.min(all.len() - 1);
+        let split = split.min(all.len().saturating_sub(1));
         let mut pages: Vec<Vec<ChatMessage>> = Vec::new();
         let mut pending: Vec<ChatMessage> = Vec::new();
         let mut pending_bytes = 0;
@@ -159,7 +263,7 @@ impl CosmosStore {
         .map_err(store_error)?;
         Ok(ImportOutcome {
             created: true,
-            added: import.messages.len() as u64,
+            added: all.len() as u64,
             already_present: 0,
         })
     }

@@ -15,8 +15,9 @@
 //! The files of this module, one concern each: `documents` (what is stored),
 //! `errors` (SDK errors, ETags, retries), `metrics`, `read` and `write` (the
 //! [`SessionStore`] operations), `seal` (long sessions' sealed pages),
-//! `import` and `checkpoint` (the migration's [`MigrationStore`] side) and
-//! `client` (configuration, connection, container setup). The trait impls
+//! `import` and `checkpoint` (the migration's [`MigrationStore`] side),
+//! `export`, `erase` and `retention` (those capabilities) and `client`
+//! (configuration, connection, container setup). The trait impls
 //! below only delegate to them.
 
 use std::sync::Arc;
@@ -34,10 +35,13 @@ use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch
 mod checkpoint;
 mod client;
 mod documents;
+mod erase;
 mod errors;
+mod export;
 mod import;
 mod metrics;
 mod read;
+mod retention;
 mod seal;
 mod search;
 mod write;

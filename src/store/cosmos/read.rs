@@ -260,8 +260,9 @@ impl CosmosStore {
         query: &ListQuery,
     ) -> StoreResult<SessionPage> {
         let mut sql = String::from(
-            "SELECT c.id, c.user_id, c.session_name, c.is_active, c.context, c.message_count, \
-             c.last_message_at, c.created_at, c.updated_at FROM c WHERE c.doc_type = @type",
+            "SELECT c.id, c.user_id, c.session_name, c.is_active, c.archived_at, c.context, \
+             c.message_count, c.last_message_at, c.created_at, c.updated_at FROM c \
+             WHERE c.doc_type = @type",
         );
         if query.is_active.is_some() {
             sql.push_str(" AND c.is_active = @active");

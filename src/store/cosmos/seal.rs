@@ -167,39 +167,7 @@ impl CosmosStore {
         id: &SessionId,
         pages: std::ops::Range<u32>,
     ) -> StoreResult<()> {
-        let all: Vec<u32> = pages.collect();
-        for chunk in all.chunks(100) {
-            let mut batch = azure_data_cosmos::TransactionalBatch::new(partition(user));
-            for &page in chunk {
-                batch = batch.delete_item(page_id(id, page), None);
-            }
-            let response = self
-                .track(
-                    self.container
-                        .execute_transactional_batch(batch, None)
-                        .await,
-                    |r| r.headers().request_charge().map(|c| c.value()),
-                )
-                .map_err(store_error)?;
-            if u16::from(response.status().status_code()) != 200 {
-                // One page was missing (an earlier, interrupted delete), which
-                // fails the whole batch: delete these one by one.
-                for &page in chunk {
-                    match self
-                        .track(
-                            self.container
-                                .delete_item(partition(user), &page_id(id, page), None)
-                                .await,
-                            item_charge,
-                        )
-                        .map_err(store_error)
-                    {
-                        Ok(_) | Err(StoreError::NotFound) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
-        Ok(())
+        let ids: Vec<String> = pages.map(|page| page_id(id, page)).collect();
+        self.delete_ids(user, &ids).await.map(drop)
     }
 }

@@ -22,7 +22,7 @@ use super::{
 use crate::{
     domain::{
         ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, Timestamp,
-        UserId,
+        UserId, archived_at,
     },
     store::{Appended, ETag, Owner, StoreError, StoreResult, Versioned},
 };
@@ -105,23 +105,54 @@ impl CosmosStore {
         if_match: Option<&ETag>,
     ) -> StoreResult<Versioned<ChatSession>> {
         let user = self.partition_of(owner, id).await?;
-        let mut operations = Vec::new();
-        if let Some(name) = &patch.session_name {
-            operations.push(PatchOperation::set("/session_name", json_of(name)?));
-        }
-        if let Some(active) = patch.is_active {
-            operations.push(PatchOperation::set("/is_active", json!(active)));
-        }
-        if let Some(context) = &patch.context {
-            operations.push(PatchOperation::set("/context", json_of(context)?));
-        }
-        operations.push(PatchOperation::set(
-            "/updated_at",
-            json_of(&Timestamp::now())?,
-        ));
-        let response = self
-            .patch(user.as_ref(), id, operations, if_match, true)
-            .await?;
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        let response = loop {
+            let now = Timestamp::now();
+            let mut operations = Vec::new();
+            let mut guard = if_match.cloned();
+            if let Some(name) = &patch.session_name {
+                operations.push(PatchOperation::set("/session_name", json_of(name)?));
+            }
+            if let Some(active) = patch.is_active {
+                // `archived_at` depends on whether the session was active,
+                // so archiving reads first and patches that version only.
+                let (doc, etag) =
+                    self.read_doc(user.as_ref(), id, None)
+                        .await?
+                        .ok_or_else(|| {
+                            StoreError::Internal(anyhow::anyhow!(
+                                "unconditional read returned nothing"
+                            ))
+                        })?;
+                if if_match.is_some_and(|expected| *expected != etag) {
+                    return Err(StoreError::PreconditionFailed);
+                }
+                let archived =
+                    archived_at(doc.session.is_active, doc.session.archived_at, active, now);
+                operations.push(PatchOperation::set("/is_active", json!(active)));
+                operations.push(PatchOperation::set("/archived_at", json_of(&archived)?));
+                guard = Some(etag);
+            }
+            if let Some(context) = &patch.context {
+                operations.push(PatchOperation::set("/context", json_of(context)?));
+            }
+            operations.push(PatchOperation::set("/updated_at", json_of(&now)?));
+            match self
+                .patch(user.as_ref(), id, operations, guard.as_ref(), true)
+                .await
+            {
+                Ok(response) => break response,
+                // Another writer got in between the read and the patch.
+                Err(StoreError::PreconditionFailed)
+                    if if_match.is_none() && started.elapsed() < APPEND_DEADLINE =>
+                {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let etag = etag_of(&response, "Cosmos DB patch without an ETag")?;
         let doc: SessionDoc = response.into_model().map_err(|e| {
             StoreError::Internal(anyhow::Error::new(e).context("decoding a patched session"))

@@ -1,6 +1,8 @@
-//! The migration's side: imports merged into sessions in the writer's
-//! transaction, and run checkpoints written by compare-and-set.
+//! Imports merged into sessions in the writer's transaction (the
+//! migration's, and whole sessions from a file: [`ImportStore`]), and the
+//! migration's run checkpoints written by compare-and-set.
 
+use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
@@ -8,13 +10,52 @@ use super::{
     rows::{find_session, internal, new_etag, to_json},
 };
 use crate::{
-    domain::{Timestamp, UserId},
-    store::{ETag, ImportOutcome, Owner, SessionImport, StoreError, StoreResult, Versioned},
+    domain::{SessionId, Timestamp, UserId},
+    store::{
+        ETag, ImportOutcome, ImportStore, Owner, SessionFields, SessionImport, StoreError,
+        StoreResult, Versioned,
+    },
 };
+
+#[async_trait]
+impl ImportStore for SqliteStore {
+    async fn sessions_of_others(
+        &self,
+        owner: &Owner,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<SessionId>> {
+        let (user, ids) = (owner.user_id().cloned(), ids.to_vec());
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND user_id IS NOT ?2")
+                .map_err(internal)?;
+            let mut taken = Vec::new();
+            for id in ids {
+                let other = stmt
+                    .exists(params![id.as_str(), user.as_ref().map(UserId::as_str)])
+                    .map_err(internal)?;
+                if other {
+                    taken.push(id);
+                }
+            }
+            Ok(taken)
+        })
+        .await
+    }
+
+    async fn import_session(
+        &self,
+        fields: SessionFields,
+        import: SessionImport,
+    ) -> StoreResult<ImportOutcome> {
+        self.write(move |tx| import_into(tx, import, Some(fields)))
+            .await
+    }
+}
 
 impl SqliteStore {
     pub(super) async fn import(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        self.write(move |tx| import_into(tx, import)).await
+        self.write(move |tx| import_into(tx, import, None)).await
     }
 
     pub(super) async fn read_checkpoint(
@@ -73,12 +114,17 @@ impl SqliteStore {
     }
 }
 
-/// The import, inside the writer's transaction.
-fn import_into(tx: &Connection, import: SessionImport) -> StoreResult<ImportOutcome> {
-    let Some(last) = import.messages.last().map(|m| m.created_at) else {
+/// The import, inside the writer's transaction. `fields` are those of a
+/// session the import creates (a file's); without them (the migration) a new
+/// session is active, unnamed, and as old as its oldest message.
+fn import_into(
+    tx: &Connection,
+    import: SessionImport,
+    fields: Option<SessionFields>,
+) -> StoreResult<ImportOutcome> {
+    if import.messages.is_empty() && fields.is_none() {
         return Ok(ImportOutcome::default());
-    };
-    let first = import.messages[0].created_at;
+    }
     let existing = find_session(tx, &Owner::Anonymous, &import.id);
     let (mut outcome, session) = match existing {
         Ok((session, _)) if session.user_id != import.user_id => {
@@ -89,15 +135,31 @@ fn import_into(tx: &Connection, import: SessionImport) -> StoreResult<ImportOutc
         }
         Ok((session, _)) => (ImportOutcome::default(), session),
         Err(StoreError::NotFound) => {
+            let fields = fields.unwrap_or_else(|| {
+                let first = import.messages[0].created_at;
+                SessionFields {
+                    session_name: None,
+                    context: Default::default(),
+                    is_active: true,
+                    archived_at: None,
+                    created_at: first,
+                    updated_at: first,
+                }
+            });
             tx.execute(
                 "INSERT INTO sessions (id, user_id, session_name, is_active, context, \
-                 message_count, last_message_at, created_at, updated_at, etag) \
-                 VALUES (?1, ?2, NULL, 1, '{}', 0, NULL, ?3, ?3, ?4)",
+                 message_count, last_message_at, created_at, updated_at, etag, archived_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, NULL, ?6, ?7, ?8, ?9)",
                 params![
                     import.id.as_str(),
                     import.user_id.as_ref().map(UserId::as_str),
-                    first.to_string(),
+                    fields.session_name,
+                    fields.is_active,
+                    to_json(&fields.context)?,
+                    fields.created_at.to_string(),
+                    fields.updated_at.to_string(),
                     new_etag(),
+                    fields.archived_at.map(|t| t.to_string()),
                 ],
             )
             .map_err(internal)?;
@@ -119,9 +181,10 @@ fn import_into(tx: &Connection, import: SessionImport) -> StoreResult<ImportOutc
              ON CONFLICT (session_id, id) DO NOTHING",
         )
         .map_err(internal)?;
-    // New rows go after the existing ones first; the renumbering below puts
-    // every message in (created_at, id) order.
+    // New rows go after the existing ones first; for a session that existed
+    // the renumbering below puts every message in (created_at, id) order.
     let mut seq = session.message_count as i64;
+    let mut newest = session.last_message_at;
     for message in &import.messages {
         let inserted = insert
             .execute(params![
@@ -138,6 +201,7 @@ fn import_into(tx: &Connection, import: SessionImport) -> StoreResult<ImportOutc
         if inserted == 1 {
             seq += 1;
             outcome.added += 1;
+            newest = newest.max(Some(message.created_at));
         } else {
             outcome.already_present += 1;
         }
@@ -145,14 +209,30 @@ fn import_into(tx: &Connection, import: SessionImport) -> StoreResult<ImportOutc
     if outcome.added == 0 {
         return Ok(outcome);
     }
-    let order: Vec<(String, String)> = tx
+    // A new session holds the messages in the order given (by time; ties
+    // keep the file's order, as they were served before an export).
+    if !outcome.created {
+        renumber(tx, &import)?;
+    }
+    let newest = newest.map(|t| t.to_string());
+    tx.execute(
+        "UPDATE sessions SET message_count = ?2, last_message_at = ?3, \
+         updated_at = MAX(updated_at, ?3), etag = ?4 WHERE id = ?1",
+        params![import.id.as_str(), seq, newest, new_etag()],
+    )
+    .map_err(internal)?;
+    Ok(outcome)
+}
+
+/// Puts every message of the session in (`created_at`, `id`) order.
+fn renumber(tx: &Connection, import: &SessionImport) -> StoreResult<()> {
+    let mut order: Vec<(String, String)> = tx
         .prepare_cached("SELECT id, created_at FROM messages WHERE session_id = ?1")
         .and_then(|mut stmt| {
             stmt.query_map([import.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
                 .and_then(|rows| rows.collect())
         })
         .map_err(internal)?;
-    let mut order = order;
     order.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
     // Two steps so that no intermediate state collides on (session_id, seq).
     tx.execute(
@@ -168,15 +248,5 @@ fn import_into(tx: &Connection, import: SessionImport) -> StoreResult<ImportOutc
             .execute(params![import.id.as_str(), id, position as i64 + 1])
             .map_err(internal)?;
     }
-    let newest = order
-        .last()
-        .map(|(_, t)| t.clone())
-        .unwrap_or_else(|| last.to_string());
-    tx.execute(
-        "UPDATE sessions SET message_count = ?2, last_message_at = ?3, \
-         updated_at = MAX(updated_at, ?3), etag = ?4 WHERE id = ?1",
-        params![import.id.as_str(), order.len() as i64, newest, new_etag()],
-    )
-    .map_err(internal)?;
-    Ok(outcome)
+    Ok(())
 }

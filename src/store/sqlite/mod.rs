@@ -9,8 +9,9 @@
 //! The files of this module: `schema` (the file, its tables, opening it),
 //! `writer` (the writer thread and its group commit), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
-//! operations) and `import` (the [`MigrationStore`] side). The trait impls
-//! below only delegate to them.
+//! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
+//! and `retention` (those capabilities). The trait impls below only
+//! delegate to them.
 
 use std::{
     path::PathBuf,
@@ -22,12 +23,15 @@ use rusqlite::Connection;
 
 use super::{
     Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
-    SessionImport, SessionPage, SessionStore, StoreResult, Versioned,
+    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
+mod erase;
+mod export;
 mod import;
 mod read;
+mod retention;
 mod rows;
 mod schema;
 mod search;
@@ -73,6 +77,16 @@ const READERS: usize = 8;
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "chat-sessions.sqlite3";
 
+/// A plain connection to the store's file at `path` for tools that edit it
+/// directly (tests, repairs): the search index's triggers call functions
+/// that live in this program, so a connection without them cannot write
+/// sessions or messages.
+pub fn tool_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    search_index::register_functions(&conn)?;
+    Ok(conn)
+}
+
 #[async_trait]
 impl SessionStore for SqliteStore {
     fn kind(&self) -> &'static str {
@@ -90,6 +104,15 @@ impl SessionStore for SqliteStore {
         known: Option<&ETag>,
     ) -> StoreResult<Option<Versioned<ChatSession>>> {
         self.get_if_changed(owner, id, known).await
+    }
+
+    async fn read_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<SessionRead>> {
+        self.read_streamed(owner, id, known).await
     }
 
     async fn get_session_tail(

@@ -71,6 +71,9 @@ pub(super) fn summary_row(row: &Row<'_>) -> rusqlite::Result<SessionSummary> {
         user_id: optional_user("user_id", optional_text(row, 1)?)?,
         session_name: optional_text(row, 2)?.map(str::to_owned),
         is_active: row.get(3)?,
+        archived_at: optional_text(row, 10)?
+            .map(|t| timestamp("archived_at", t))
+            .transpose()?,
         context: json_object("context", text(row, 4)?)?,
         message_count: row.get(5)?,
         last_message_at: optional_text(row, 6)?

@@ -22,10 +22,13 @@ CREATE TABLE IF NOT EXISTS sessions (
     last_message_at TEXT,
     created_at      TEXT NOT NULL,
     updated_at      TEXT NOT NULL,
-    etag            TEXT NOT NULL
+    etag            TEXT NOT NULL,
+    archived_at     TEXT
 ) STRICT;
 CREATE INDEX IF NOT EXISTS sessions_by_owner
     ON sessions (user_id, updated_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS sessions_by_owner_created
+    ON sessions (user_id, created_at, id);
 CREATE TABLE IF NOT EXISTS messages (
     session_id   TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
     seq          INTEGER NOT NULL,
@@ -89,7 +92,30 @@ fn upgrade(conn: &Connection) -> anyhow::Result<()> {
 
 pub(super) const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, \
                                           message_count, last_message_at, created_at, \
-                                          updated_at, etag";
+                                          updated_at, etag, archived_at";
+
+/// Columns added after the first release, each with its type: a file
+/// written by an older version gets them on open (as NULL, which reads as
+/// "not set").
+const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("sessions", "archived_at", "TEXT")];
+
+/// Adds the [`ADDED_COLUMNS`] a file lacks. The column list comes from the
+/// constants above, never from input.
+fn add_missing_columns(conn: &Connection) -> anyhow::Result<()> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present: bool = conn
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+            ))?
+            .exists([column])?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                .with_context(|| format!("adding column {table}.{column}"))?;
+            tracing::info!(table, column, "added a column to the SQLite schema");
+        }
+    }
+    Ok(())
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the store in `data_dir`.
@@ -101,6 +127,7 @@ impl SqliteStore {
         writer
             .execute_batch(SCHEMA)
             .context("creating the SQLite schema")?;
+        add_missing_columns(&writer)?;
         upgrade(&writer)?;
         let inline_readers = (0..4)
             .map(|_| {

@@ -15,6 +15,15 @@ use crate::{
     store::{Appended, ETag, Owner, StoreError, StoreResult, Versioned},
 };
 
+/// Removes a session and everything kept for it (its messages go with it by
+/// cascade), inside the caller's transaction: the one way every delete
+/// (DELETE, erase, retention) removes a session's rows.
+pub(super) fn delete_rows(tx: &rusqlite::Connection, id: &SessionId) -> StoreResult<()> {
+    tx.execute("DELETE FROM sessions WHERE id = ?1", [id.as_str()])
+        .map_err(internal)?;
+    Ok(())
+}
+
 impl SqliteStore {
     pub(super) async fn create(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
         self.write(move |tx| {
@@ -65,7 +74,7 @@ impl SqliteStore {
             let etag = new_etag();
             tx.execute(
                 "UPDATE sessions SET session_name = ?2, is_active = ?3, context = ?4, \
-                 updated_at = ?5, etag = ?6 WHERE id = ?1",
+                 updated_at = ?5, etag = ?6, archived_at = ?7 WHERE id = ?1",
                 params![
                     id.as_str(),
                     value.session_name,
@@ -73,6 +82,7 @@ impl SqliteStore {
                     to_json(&value.context)?,
                     value.updated_at.to_string(),
                     etag,
+                    value.archived_at.map(|t| t.to_string()),
                 ],
             )
             .map_err(internal)?;
@@ -94,9 +104,7 @@ impl SqliteStore {
         self.write(move |tx| {
             let (_, etag) = find_session(tx, &owner, &id)?;
             check_etag(&etag, if_match.as_ref())?;
-            tx.execute("DELETE FROM sessions WHERE id = ?1", [id.as_str()])
-                .map_err(internal)?;
-            Ok(())
+            delete_rows(tx, &id)
         })
         .await
     }

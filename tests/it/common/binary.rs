@@ -25,9 +25,15 @@ impl Binary {
     /// `chat-sessions serve` on a free loopback port over the embedded store
     /// in `data_dir`, once it answers `GET /`.
     pub async fn serve(data_dir: &Path) -> Self {
+        Self::serve_with(data_dir, &[]).await
+    }
+
+    /// [`Binary::serve`] with these settings in its environment.
+    pub async fn serve_with(data_dir: &Path, settings: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = command(data_dir)
             .arg("serve")
+            .envs(settings.iter().copied())
             .env("PORT", port.to_string())
             .stdout(Stdio::null())
             .spawn()
@@ -43,8 +49,14 @@ impl Binary {
     /// `chat-sessions <args>` over the embedded store in `data_dir`, stdout
     /// captured (see [`Binary::wait_with_output`]), stderr discarded.
     pub fn run(data_dir: &Path, args: &[&str]) -> Self {
+        Self::run_with_env(data_dir, args, &[])
+    }
+
+    /// [`Binary::run`] with these settings in its environment.
+    pub fn run_with_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let child = command(data_dir)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -100,14 +112,19 @@ impl Drop for Binary {
     }
 }
 
-/// The binary over the embedded store in `data_dir`, whatever the
-/// environment of the tests says about Cosmos DB or the Functions host.
+/// The binary over the embedded store in `data_dir`, in local mode without
+/// CORS, whatever the environment of the tests says about Cosmos DB, the
+/// Functions host, `AUTH_MODE` or `CORS_ALLOWED_ORIGINS`.
 fn command(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-sessions"));
     command
         .env("DATA_DIR", data_dir)
         .env("RUST_LOG", "warn")
         .env_remove("COSMOS_ENDPOINT")
-        .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT");
+        .env_remove("FUNCTIONS_CUSTOMHANDLER_PORT")
+        .env_remove("RETENTION_ARCHIVE_AFTER_DAYS")
+        .env_remove("RETENTION_DELETE_AFTER_DAYS")
+        .env_remove("AUTH_MODE")
+        .env_remove("CORS_ALLOWED_ORIGINS");
     command
 }

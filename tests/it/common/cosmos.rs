@@ -191,3 +191,22 @@ pub async fn emulator_store() -> (DynMigrationStore, Box<dyn std::any::Any + Sen
     let (store, client) = emulator_cosmos_store().await;
     (Arc::new(store), Box::new(client))
 }
+
+/// Every stored document of one user's partition, raw.
+pub async fn partition_docs(
+    container: &azure_data_cosmos::ContainerClient,
+    user: &str,
+) -> Vec<serde_json::Value> {
+    use futures::TryStreamExt as _;
+    container
+        .query_items::<serde_json::Value>(
+            azure_data_cosmos::Query::from("SELECT * FROM c"),
+            azure_data_cosmos::FeedScope::partition(user.to_owned()),
+            None,
+        )
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap()
+}

@@ -5,9 +5,11 @@ use std::path::Path;
 
 use serde_json::Value;
 
-/// The members of the seed's chat session, sorted: always all present in the
-/// API's JSON and in the stored document (null where nullable).
-pub const SESSION_MEMBERS: [&str; 10] = [
+/// The members of the seed's chat session, plus `archived_at` (issue 10),
+/// sorted: always all present in the API's JSON and in the stored document
+/// (null where nullable).
+pub const SESSION_MEMBERS: [&str; 11] = [
+    "archived_at",
     "context",
     "created_at",
     "id",

@@ -2,11 +2,17 @@
 //! checked on status codes, headers and bodies. Every backend runs it
 //! through `http_suite!`.
 
+mod lifecycle;
+pub use lifecycle::*;
+
 use std::collections::HashSet;
 
 use axum::http::{Method, StatusCode};
 use chat_sessions::{api::ApiSettings, auth::AuthMode, store::DynStore};
 use serde_json::{Value, json};
+
+mod import;
+pub use import::*;
 
 use crate::common::{
     Guard, TestApp,
@@ -46,6 +52,22 @@ macro_rules! http_suite {
             repeated_gets_always_show_the_latest_version,
             optional_bodies_may_be_absent_or_null,
             messages_pager_and_messages_limit,
+            export_session_in_each_format_as_a_download,
+            export_session_refuses_bad_input_and_other_users,
+            export_all_streams_every_session_of_the_caller,
+            exports_follow_the_easy_auth_principal,
+            erase_refuses_anything_but_the_callers_own_id,
+            erase_deletes_everything_of_the_caller_and_nothing_else,
+            erase_resumes_when_a_request_runs_out_of_time,
+            archived_at_follows_is_active,
+            import_of_an_export_keeps_everything_and_is_idempotent,
+            import_adds_to_an_existing_session_only_what_it_lacks,
+            import_of_chatgpt_takes_the_current_branch_of_each_conversation,
+            a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_written,
+            import_of_another_users_session_is_409_and_writes_nothing,
+            import_has_its_own_size_limit_and_media_types,
+            import_goes_to_the_easy_auth_principal,
+            export_erase_import_round_trip_gives_the_same_history,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -59,11 +81,11 @@ macro_rules! http_suite {
     };
 }
 
-fn app(store: DynStore, guard: Guard) -> TestApp {
+pub(crate) fn app(store: DynStore, guard: Guard) -> TestApp {
     TestApp::over(store, ApiSettings::default(), guard)
 }
 
-fn user() -> String {
+pub(crate) fn user() -> String {
     format!("user_{}", uuid::Uuid::new_v4().simple())
 }
 

@@ -1,0 +1,379 @@
+//! ChatGPT's data export (`conversations.json`): a JSON array of
+//! conversations, each a tree of nodes (`mapping`) in which an edited
+//! message starts a new branch. A conversation becomes a session named by
+//! its title, holding the branch the user last saw: from `current_node` up
+//! through `parent` to the root, then in order. Only nodes whose author is
+//! `user`, `assistant` or `system` and whose content is text (`parts`
+//! joined) become messages; nodes without a message, tool calls and
+//! results, hidden context and other content types are left out.
+//!
+//! Ids are derived, so importing the same file again finds what it brought
+//! the first time: a session's from its owner and the conversation id (two
+//! users importing the same file get separate sessions), a message's from
+//! its node id.
+
+use std::collections::HashMap;
+
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::{Value, json, value::RawValue};
+use sha2::{Digest as _, Sha256};
+
+use super::{ImportError, Place, Unit, without_position};
+use crate::domain::{
+    ChatMessage, JsonObject, MAX_SESSION_NAME_LEN, MessageId, MessageType, SessionId, Timestamp,
+};
+use crate::store::{Owner, SessionFields, SessionImport};
+
+/// Prefix of every id this import derives.
+const PREFIX: &str = "chatgpt_";
+/// What `context.imported_from` and `metadata.imported_from` say.
+const SOURCE: &str = "chatgpt";
+
+#[derive(Deserialize)]
+struct Conversation {
+    id: Option<String>,
+    conversation_id: Option<String>,
+    title: Option<String>,
+    create_time: Option<f64>,
+    update_time: Option<f64>,
+    #[serde(default)]
+    mapping: HashMap<String, Node>,
+    current_node: Option<String>,
+    is_archived: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Node {
+    parent: Option<String>,
+    message: Option<Message>,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    author: Author,
+    create_time: Option<f64>,
+    content: Option<Content>,
+    /// `all` for the conversation; a tool's name for a call to it.
+    recipient: Option<String>,
+    metadata: Option<MessageMetadata>,
+}
+
+#[derive(Deserialize)]
+struct Author {
+    role: String,
+}
+
+#[derive(Deserialize)]
+struct Content {
+    content_type: String,
+    parts: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+struct MessageMetadata {
+    model_slug: Option<String>,
+}
+
+/// The conversations of the file, each still unparsed: one pass over the
+/// bytes, no copy.
+pub(super) fn split(body: &[u8]) -> Result<Vec<&RawValue>, ImportError> {
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        let place = format!("line {}, column {}", e.line(), e.column());
+        match e.classify() {
+            Category::Data => ImportError::Invalid(format!(
+                "{place}: a ChatGPT export is an array of conversation objects: {}",
+                without_position(&e)
+            )),
+            _ => {
+                ImportError::Malformed(format!("{place}: not valid JSON: {}", without_position(&e)))
+            }
+        }
+    })
+}
+
+/// Conversation `index` as a session of `owner`.
+pub(super) fn unit(index: usize, raw: &RawValue, owner: &Owner) -> Result<Unit, ImportError> {
+    let place = Place::Conversation(index);
+    let bad = |what: String| ImportError::invalid(place, what);
+    let conversation: Conversation =
+        serde_json::from_str(raw.get()).map_err(|e| bad(without_position(&e)))?;
+    let conversation_id = conversation
+        .conversation_id
+        .as_deref()
+        .or(conversation.id.as_deref())
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| bad("has no id".into()))?;
+    let branch = current_branch(&conversation).map_err(bad)?;
+    let time = |field: &str, t: Option<f64>| {
+        t.map(|t| epoch(t).ok_or_else(|| bad(format!("{field} {t} is not a time"))))
+            .transpose()
+    };
+    let first_message_time = branch
+        .iter()
+        .find_map(|(_, m)| m.create_time)
+        .map(|t| time("create_time", Some(t)))
+        .transpose()?
+        .flatten();
+    let created_at = time("create_time", conversation.create_time)?
+        .or(first_message_time)
+        .or(time("update_time", conversation.update_time)?)
+        .ok_or_else(|| bad("has no create_time".into()))?;
+    let updated_at = time("update_time", conversation.update_time)?
+        .unwrap_or(created_at)
+        .max(created_at);
+    let user = owner.user_id().cloned();
+    let mut messages: Vec<ChatMessage> = Vec::new();
+    for (node_id, message) in branch {
+        let Some((message_type, content)) = text_of(message) else {
+            continue;
+        };
+        // Times in branch order, each after the one before (a missing one
+        // takes the previous), so any order by time is the branch order.
+        let previous = messages.last().map(|m| m.created_at);
+        let own = time("create_time", message.create_time)?;
+        let created_at = match (own, previous) {
+            (Some(t), Some(p)) => t.max(next_micro(p)),
+            (Some(t), None) => t,
+            (None, Some(p)) => next_micro(p),
+            (None, None) => created_at,
+        };
+        let mut metadata = JsonObject::new();
+        metadata.insert("imported_from".into(), json!(SOURCE));
+        metadata.insert("chatgpt_node_id".into(), json!(node_id));
+        if let Some(slug) = message
+            .metadata
+            .as_ref()
+            .and_then(|m| m.model_slug.as_ref())
+        {
+            metadata.insert("model_slug".into(), json!(slug));
+        }
+        messages.push(ChatMessage {
+            id: message_id(node_id),
+            content,
+            message_type,
+            user_id: user.clone(),
+            metadata,
+            created_at,
+        });
+    }
+    let mut context = JsonObject::new();
+    context.insert("imported_from".into(), json!(SOURCE));
+    context.insert("chatgpt_conversation_id".into(), json!(conversation_id));
+    Ok(Unit {
+        place,
+        fields: SessionFields {
+            session_name: conversation.title.as_deref().and_then(session_name),
+            context,
+            is_active: !conversation.is_archived.unwrap_or(false),
+            // ChatGPT does not say when; retention then counts from
+            // `updated_at`, as for sessions archived before the field.
+            archived_at: None,
+            created_at,
+            updated_at,
+        },
+        import: SessionImport {
+            id: session_id(owner, conversation_id),
+            user_id: user,
+            messages,
+        },
+    })
+}
+
+/// The nodes from the root to `current_node` that carry a message, with
+/// their ids.
+fn current_branch(conversation: &Conversation) -> Result<Vec<(&str, &Message)>, String> {
+    let mapping = &conversation.mapping;
+    let Some(mut at) = conversation.current_node.as_deref() else {
+        return if mapping.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err("has no current_node".into())
+        };
+    };
+    let mut branch = Vec::new();
+    loop {
+        let (id, node) = mapping
+            .get_key_value(at)
+            .ok_or_else(|| format!("node {at} is not in mapping"))?;
+        if branch.len() >= mapping.len() {
+            return Err(format!("the parents of node {at} form a cycle"));
+        }
+        branch.push((id.as_str(), node));
+        match node.parent.as_deref() {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    Ok(branch
+        .into_iter()
+        .rev()
+        .filter_map(|(id, node)| node.message.as_ref().map(|m| (id, m)))
+        .collect())
+}
+
+/// The message's type and text, when it is a text message of the user, the
+/// assistant or the system addressed to the conversation (not to a tool).
+fn text_of(message: &Message) -> Option<(MessageType, String)> {
+    let message_type = match message.author.role.as_str() {
+        "user" => MessageType::User,
+        "assistant" => MessageType::Assistant,
+        "system" => MessageType::System,
+        _ => return None,
+    };
+    if message.recipient.as_deref().is_some_and(|r| r != "all") {
+        return None;
+    }
+    let content = message.content.as_ref()?;
+    if !matches!(content.content_type.as_str(), "text" | "multimodal_text") {
+        return None;
+    }
+    // Images and files in multimodal parts are objects: only text is kept.
+    let text = content
+        .parts
+        .as_deref()?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect::<Vec<_>>()
+        .join("\n");
+    (!text.trim().is_empty()).then_some((message_type, text))
+}
+
+/// Epoch seconds (with fraction) as a timestamp.
+fn epoch(seconds: f64) -> Option<Timestamp> {
+    let micros = (seconds * 1e6).round();
+    if !micros.is_finite() || micros.abs() > 1e17 {
+        return None;
+    }
+    DateTime::from_timestamp_micros(micros as i64).map(Timestamp::from_datetime)
+}
+
+fn next_micro(t: Timestamp) -> Timestamp {
+    Timestamp::from_datetime(t.as_datetime() + chrono::Duration::microseconds(1))
+}
+
+/// A title as a session name: control characters become spaces, and it is
+/// cut to the longest name allowed.
+fn session_name(title: &str) -> Option<String> {
+    let name: String = title
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_SESSION_NAME_LEN)
+        .collect();
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+/// The first 32 hex digits of the SHA-256 of `text`.
+fn digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The session of `owner` for conversation `conversation_id`.
+fn session_id(owner: &Owner, conversation_id: &str) -> SessionId {
+    // User ids hold no control characters, so the newline separates.
+    let user = owner.user_id().map_or("", |u| u.as_str());
+    SessionId::parse(format!(
+        "{PREFIX}{}",
+        digest(&format!("{user}\n{conversation_id}"))
+    ))
+    .expect("a prefix and hex digits are a valid id")
+}
+
+/// The message of node `node_id`: the node id itself when it is a valid id
+/// (ChatGPT's are UUIDs), else a digest of it.
+fn message_id(node_id: &str) -> MessageId {
+    MessageId::parse(format!("{PREFIX}{node_id}")).unwrap_or_else(|_| {
+        MessageId::parse(format!("{PREFIX}{}", digest(node_id)))
+            .expect("a prefix and hex digits are a valid id")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::UserId;
+
+    #[test]
+    fn ids_are_stable_and_per_owner() {
+        let alice = Owner::User(UserId::parse("alice").unwrap());
+        let bob = Owner::User(UserId::parse("bob").unwrap());
+        assert_eq!(session_id(&alice, "c1"), session_id(&alice, "c1"));
+        assert_ne!(session_id(&alice, "c1"), session_id(&bob, "c1"));
+        assert_ne!(session_id(&alice, "c1"), session_id(&alice, "c2"));
+        assert_ne!(
+            session_id(&alice, "c1"),
+            session_id(&Owner::Anonymous, "c1")
+        );
+        assert_eq!(
+            message_id("6f2e0c1a-2b7d-4c8e-9f10-3a4b5c6d7e8f").as_str(),
+            "chatgpt_6f2e0c1a-2b7d-4c8e-9f10-3a4b5c6d7e8f"
+        );
+        let odd = message_id("node with spaces/and slashes");
+        assert!(odd.as_str().starts_with(PREFIX) && odd.as_str().len() == PREFIX.len() + 32);
+    }
+
+    #[test]
+    fn epoch_seconds_keep_microseconds() {
+        assert_eq!(
+            epoch(1_700_000_000.123_456).unwrap().to_string(),
+            "2023-11-14T22:13:20.123456Z"
+        );
+        assert_eq!(epoch(f64::MAX), None);
+    }
+
+    #[test]
+    fn only_text_for_the_conversation_becomes_a_message() {
+        let message = |role: &str, recipient: Option<&str>, content: Value| Message {
+            author: Author { role: role.into() },
+            create_time: None,
+            content: serde_json::from_value(content).ok(),
+            recipient: recipient.map(Into::into),
+            metadata: None,
+        };
+        let text = json!({ "content_type": "text", "parts": ["a", "b"] });
+        assert_eq!(
+            text_of(&message("assistant", Some("all"), text.clone())),
+            Some((MessageType::Assistant, "a\nb".into()))
+        );
+        assert_eq!(
+            text_of(&message("system", None, text.clone())).map(|t| t.0),
+            Some(MessageType::System)
+        );
+        // A call to a tool, a tool's answer, another content type, blank.
+        assert_eq!(
+            text_of(&message("assistant", Some("dalle.text2im"), text.clone())),
+            None
+        );
+        assert_eq!(text_of(&message("tool", Some("all"), text)), None);
+        let code = json!({ "content_type": "code", "text": "print(1)" });
+        assert_eq!(text_of(&message("assistant", Some("all"), code)), None);
+        let blank = json!({ "content_type": "text", "parts": [" ", ""] });
+        assert_eq!(text_of(&message("user", Some("all"), blank)), None);
+        let photo = json!({ "content_type": "multimodal_text",
+            "parts": [{ "content_type": "image_asset_pointer" }, "what is this?"] });
+        assert_eq!(
+            text_of(&message("user", Some("all"), photo)),
+            Some((MessageType::User, "what is this?".into()))
+        );
+    }
+
+    #[test]
+    fn titles_become_valid_names() {
+        assert_eq!(
+            session_name("  Trip\nplans  ").as_deref(),
+            Some("Trip plans")
+        );
+        assert_eq!(session_name(" \t "), None);
+        let long = "é".repeat(300);
+        assert_eq!(
+            session_name(&long).unwrap().chars().count(),
+            MAX_SESSION_NAME_LEN
+        );
+    }
+}

@@ -1,0 +1,34 @@
+// The README's screenshot: a few chats of a demo user, one open.
+//
+//   cargo run -- serve --data-dir "$(mktemp -d)" &
+//   APP_URL=http://127.0.0.1:7071 node tests/browser/screenshot.mjs docs/webapp.png
+
+import { APP, launch, seedSession } from './lib.mjs';
+
+const out = process.argv[2] || 'webapp.png';
+const user = 'demo';
+await seedSession(user, { name: 'Birthday gift ideas', messages: [['user', 'Ideas for a 10-year-old who likes space?']] });
+await seedSession(user, {
+  name: 'Kubernetes rollout',
+  messages: [['user', 'How do I undo a rollout?'], ['assistant', 'kubectl rollout undo deployment/web']],
+});
+const lisbon = await seedSession(user, {
+  name: 'Trip to Lisbon',
+  messages: [
+    ['system', 'You are a helpful travel assistant.'],
+    ['user', 'Which tram goes to Belém, and where does it leave from?'],
+    ['assistant', 'Tram 15E leaves from Praça da Figueira and takes about 40 minutes.\nBuy a Viva Viagem card at any metro station first; it is cheaper than paying on board.'],
+    ['user', 'And is the <Pastéis de Belém> shop near the stop?'],
+    ['assistant', 'Yes: get off at "Belém" — the shop is a two-minute walk east, at Rua de Belém 84–92.'],
+  ],
+});
+
+const browser = await launch();
+const page = await browser.newPage({ viewport: { width: 1100, height: 620 }, deviceScaleFactor: 1 });
+await page.addInitScript((u) => localStorage.setItem('chat-sessions.user', u), user);
+await page.goto(`${APP}/api/ui/sessions/${lisbon.id}`);
+await page.locator('body[data-ready="true"]').waitFor();
+await page.getByLabel('Message', { exact: true }).fill('Thanks! What else is worth seeing nearby?');
+await page.screenshot({ path: out });
+await browser.close();
+console.log(`wrote ${out}`);

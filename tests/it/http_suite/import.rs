@@ -1,0 +1,671 @@
+//! `POST /api/chat/import` over HTTP: both formats, idempotence, merging,
+//! ownership, every refusal (with where it is, and nothing written), the
+//! size limit and media types.
+
+use axum::http::{Method, StatusCode};
+use chat_sessions::{api::ApiSettings, auth::AuthMode, store::DynStore};
+use serde_json::{Value, json};
+
+use super::{app, user};
+use crate::common::{
+    Guard, TestApp,
+    json::{read_json, texts},
+};
+
+const NDJSON: &str = "application/x-ndjson";
+const MESSAGE_TYPES: [&str; 3] = ["user", "assistant", "system"];
+const FIXTURE: &str = "tests/fixtures/chatgpt/conversations.json";
+
+/// NDJSON of `lines`, one JSON object a line.
+pub fn ndjson(lines: &[Value]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+async fn import(app: &TestApp, user: &str, content_type: &str, body: impl Into<String>) -> Value {
+    app.request(Method::POST, &format!("/api/chat/import?user_id={user}"))
+        .raw(Some(content_type), body.into())
+        .send()
+        .await
+        .expect_status(StatusCode::OK)
+        .json()
+}
+
+async fn refused(
+    app: &TestApp,
+    user: &str,
+    content_type: &str,
+    body: impl Into<String>,
+    status: StatusCode,
+) -> String {
+    let problem = app
+        .request(Method::POST, &format!("/api/chat/import?user_id={user}"))
+        .raw(Some(content_type), body.into())
+        .send()
+        .await
+        .expect_problem(status);
+    problem["detail"].as_str().unwrap().to_owned()
+}
+
+fn report(created: u64, updated: u64, added: u64, skipped: u64) -> Value {
+    json!({
+        "sessions_created": created,
+        "sessions_updated": updated,
+        "messages_added": added,
+        "messages_skipped": skipped,
+    })
+}
+
+/// Every session of `user` with all its messages, oldest session first.
+async fn history(app: &TestApp, user: &str) -> Vec<Value> {
+    let list = app
+        .get_ok_json(&format!("/api/chat/sessions?user_id={user}&limit=200"))
+        .await;
+    let mut sessions = Vec::new();
+    for id in texts(&list["sessions"], "id") {
+        sessions.push(
+            app.get_ok_json(&format!("/api/chat/sessions/{id}?user_id={user}"))
+                .await,
+        );
+    }
+    sessions.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
+    sessions
+}
+
+/// Two sessions as this service exports them, owned in the file by
+/// `file_user`: one archived with context, metadata and non-ASCII text, one
+/// without messages.
+fn export_lines(file_user: &str, prefix: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "type": "session", "id": format!("{prefix}_trip"), "user_id": file_user,
+            "session_name": "Reise nach Kyōto 🌸", "is_active": false,
+            "archived_at": "2024-03-02T10:00:00.000000Z",
+            "context": { "topic": "travel", "tags": ["jp", "spring"], "n": 1.5 },
+            "message_count": 3, "last_message_at": "2024-03-01T09:00:02.000000Z",
+            "created_at": "2024-03-01T08:59:00.000000Z", "updated_at": "2024-03-02T10:00:00.000000Z",
+        }),
+        json!({
+            "type": "message", "session_id": format!("{prefix}_trip"), "id": "msg_1",
+            "content": "Wohin im Frühling?", "message_type": "user", "user_id": file_user,
+            "metadata": {}, "created_at": "2024-03-01T09:00:00.000000Z",
+        }),
+        // Two messages of one instant, ids against alphabetical order.
+        json!({
+            "type": "message", "session_id": format!("{prefix}_trip"), "id": "msg_3",
+            "content": "Nach Kyōto: 哲学の道.\nUnd dann Uji.", "message_type": "assistant",
+            "user_id": file_user, "metadata": { "model": "gpt-4o", "tokens": [12, 40] },
+            "created_at": "2024-03-01T09:00:02.000000Z",
+        }),
+        json!({
+            "type": "message", "session_id": format!("{prefix}_trip"), "id": "msg_2",
+            "content": "(Notiz: Tee!)", "message_type": "system", "user_id": file_user,
+            "metadata": { "source": "note" }, "created_at": "2024-03-01T09:00:02.000000Z",
+        }),
+        json!({
+            "type": "session", "id": format!("{prefix}_empty"), "user_id": file_user,
+            "session_name": null, "is_active": true, "archived_at": null, "context": {},
+            "message_count": 0, "last_message_at": null,
+            "created_at": "2024-04-01T00:00:00.000000Z", "updated_at": "2024-04-01T00:00:00.000000Z",
+        }),
+    ]
+}
+
+pub async fn import_of_an_export_keeps_everything_and_is_idempotent(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
+    let (alice, mallory) = (user(), user());
+    let prefix = format!("s_{}", uuid::Uuid::new_v4().simple());
+    // The file names another user: the sessions are the caller's all the same.
+    let file = ndjson(&export_lines(&mallory, &prefix));
+    let r = import(&app, &alice, NDJSON, file.clone()).await;
+    assert_eq!(r, report(2, 0, 3, 0));
+    let sessions = history(&app, &alice).await;
+    assert_eq!(sessions.len(), 2);
+    let trip = &sessions[0];
+    assert_eq!(trip["id"], format!("{prefix}_trip"));
+    assert_eq!(trip["user_id"], alice.as_str());
+    assert_eq!(trip["session_name"], "Reise nach Kyōto 🌸");
+    assert_eq!(trip["is_active"], false);
+    assert_eq!(trip["archived_at"], "2024-03-02T10:00:00.000000Z");
+    assert_eq!(
+        trip["context"],
+        json!({ "topic": "travel", "tags": ["jp", "spring"], "n": 1.5 })
+    );
+    assert_eq!(trip["created_at"], "2024-03-01T08:59:00.000000Z");
+    assert_eq!(trip["updated_at"], "2024-03-02T10:00:00.000000Z");
+    assert_eq!(trip["last_message_at"], "2024-03-01T09:00:02.000000Z");
+    assert_eq!(trip["message_count"], 3);
+    assert_eq!(texts(&trip["messages"], "id"), ["msg_1", "msg_3", "msg_2"]);
+    let lines = export_lines(&mallory, &prefix);
+    for (message, line) in trip["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&lines[1..4])
+    {
+        for member in ["content", "message_type", "metadata", "created_at"] {
+            assert_eq!(message[member], line[member], "{member}");
+        }
+        assert_eq!(message["user_id"], alice.as_str());
+    }
+    let empty = &sessions[1];
+    assert_eq!(empty["id"], format!("{prefix}_empty"));
+    assert_eq!(empty["messages"], json!([]));
+    assert_eq!(empty["session_name"], Value::Null);
+    // Mallory, named in the file, got nothing.
+    let theirs = app
+        .get_ok_json(&format!("/api/chat/sessions?user_id={mallory}"))
+        .await;
+    assert_eq!(theirs["sessions"], json!([]));
+    // The same file again adds nothing and changes nothing.
+    let again = import(&app, &alice, NDJSON, file).await;
+    assert_eq!(again, report(0, 0, 0, 3));
+    assert_eq!(history(&app, &alice).await, sessions);
+}
+
+pub async fn import_adds_to_an_existing_session_only_what_it_lacks(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
+    let alice = user();
+    let prefix = format!("s_{}", uuid::Uuid::new_v4().simple());
+    let lines = export_lines(&alice, &prefix);
+    // First a file cut down to the first message.
+    let mut head = lines[..2].to_vec();
+    head[0]["message_count"] = json!(1);
+    assert_eq!(
+        import(&app, &alice, NDJSON, ndjson(&head)).await,
+        report(1, 0, 1, 0)
+    );
+    // The user renames the session meanwhile; the whole file then brings the
+    // rest, and leaves the name as the user set it.
+    let uri = format!("/api/chat/sessions/{prefix}_trip?user_id={alice}");
+    app.put(&uri, json!({ "session_name": "mine now" }))
+        .await
+        .expect_status(StatusCode::OK);
+    let r = import(&app, &alice, "application/json", ndjson(&lines)).await;
+    assert_eq!(r, report(1, 1, 2, 1));
+    let trip = app.get_ok_json(&uri).await;
+    assert_eq!(trip["session_name"], "mine now");
+    assert_eq!(trip["message_count"], 3);
+    assert_eq!(texts(&trip["messages"], "id").len(), 3);
+}
+
+pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
+    let alice = user();
+    let file = std::fs::read_to_string(FIXTURE).unwrap();
+    let r = import(&app, &alice, "application/json", file.clone()).await;
+    assert_eq!(r, report(3, 0, 9, 0));
+    let sessions = history(&app, &alice).await;
+    let all = Value::Array(sessions.clone());
+    assert_eq!(
+        texts(&all, "session_name"),
+        ["Kyōto in spring 🌸", "Résumé de réunion", "日本語の練習"]
+    );
+
+    // The edited prompt's branch, not the original; no hidden system node,
+    // no custom-instructions context, no tool call or tool output, no root.
+    let kyoto = &sessions[0];
+    assert_eq!(kyoto["created_at"], "2024-05-01T12:00:00.000000Z");
+    assert_eq!(kyoto["updated_at"], "2024-05-01T12:02:10.500000Z");
+    assert_eq!(kyoto["is_active"], true);
+    assert_eq!(kyoto["user_id"], alice.as_str());
+    assert_eq!(
+        kyoto["context"],
+        json!({
+            "imported_from": "chatgpt",
+            "chatgpt_conversation_id": "6650a1f2-3b4c-8001-9d2e-4f5a6b7c8d9e",
+        })
+    );
+    assert_eq!(
+        texts(&kyoto["messages"], "id"),
+        [
+            "chatgpt_aaa27c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d",
+            "chatgpt_1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            "chatgpt_aaa2d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
+            "chatgpt_4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a",
+        ]
+    );
+    assert_eq!(
+        texts(&kyoto["messages"], "message_type"),
+        ["user", "assistant", "user", "assistant"]
+    );
+    assert_eq!(
+        texts(&kyoto["messages"], "created_at"),
+        [
+            "2024-05-01T12:01:00.000000Z",
+            "2024-05-01T12:01:10.123456Z",
+            "2024-05-01T12:01:40.000000Z",
+            "2024-05-01T12:02:10.000000Z",
+        ]
+    );
+    let first = &kyoto["messages"][0];
+    assert_eq!(
+        first["content"],
+        "Plan a 3-day trip to Kyōto in spring 🌸 — we love temples & tea."
+    );
+    assert_eq!(
+        kyoto["messages"][1]["content"],
+        "Spring plan:\n1. Philosopher's Path under the cherry blossoms\n2. Tea ceremony in Uji (宇治)\n3. Fushimi Inari at dawn"
+    );
+    assert_eq!(
+        kyoto["messages"][1]["metadata"],
+        json!({
+            "imported_from": "chatgpt",
+            "chatgpt_node_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
+            "model_slug": "gpt-4o",
+        })
+    );
+    assert_eq!(
+        kyoto["messages"][2]["content"],
+        "Und das Ganze auf Deutsch, bitte? Grüße aus München!"
+    );
+
+    // A visible system node is kept; of a photo with a question, the text.
+    let meeting = &sessions[1];
+    assert_eq!(
+        texts(&meeting["messages"], "message_type"),
+        ["system", "user", "assistant"]
+    );
+    assert_eq!(
+        texts(&meeting["messages"], "content"),
+        [
+            "Réponds toujours en français, de façon concise.",
+            "Voici la photo du tableau blanc. Peux-tu résumer les décisions ?",
+            "Décisions :\n• Lancement le 3 juin\n• Budget validé (12 000 €)\n• Zoë pilote la bêta",
+        ]
+    );
+
+    // Archived; an answer stamped with its question's time comes a
+    // microsecond after it.
+    let japanese = &sessions[2];
+    assert_eq!(japanese["is_active"], false);
+    assert_eq!(japanese["archived_at"], Value::Null);
+    assert_eq!(
+        texts(&japanese["messages"], "created_at"),
+        ["2024-05-03T12:00:03.000000Z", "2024-05-03T12:00:03.000001Z"]
+    );
+    assert_eq!(
+        japanese["messages"][1]["content"],
+        "「ありがとうございます」または「誠にありがとうございます」です。"
+    );
+
+    // Again: nothing added, nothing changed.
+    let again = import(&app, &alice, "application/json", file.clone()).await;
+    assert_eq!(again, report(0, 0, 0, 9));
+    assert_eq!(history(&app, &alice).await, sessions);
+    // Another user importing the same file gets sessions of their own.
+    let bob = user();
+    assert_eq!(
+        import(&app, &bob, "application/json", file).await,
+        report(3, 0, 9, 0)
+    );
+    let bobs = history(&app, &bob).await;
+    assert_ne!(bobs[0]["id"], sessions[0]["id"]);
+    assert_eq!(bobs[0]["messages"][0]["content"], first["content"]);
+}
+
+pub async fn a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_written(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
+    let alice = user();
+    let prefix = format!("s_{}", uuid::Uuid::new_v4().simple());
+    let good = export_lines(&alice, &prefix);
+    let with = |line: usize, value: Value| {
+        let mut lines = good.clone();
+        lines[line] = value;
+        ndjson(&lines)
+    };
+    let mut text = ndjson(&good);
+    // Line 4 cut off in the middle.
+    let cut: Vec<&str> = text.lines().collect();
+    let broken = format!("{}\n{}\n{}\n{}\n", cut[0], cut[1], cut[2], &cut[3][..20]);
+    let cases: Vec<(String, StatusCode, &str)> = vec![
+        (broken, StatusCode::BAD_REQUEST, "line 4"),
+        (
+            with(1, json!({ "type": "note", "id": "x" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 2",
+        ),
+        (
+            with(2, {
+                let mut m = good[2].clone();
+                m["content"] = json!("   ");
+                m
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 3",
+        ),
+        (
+            with(2, {
+                let mut m = good[2].clone();
+                m["id"] = json!("has space");
+                m
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 3",
+        ),
+        (
+            with(3, {
+                let mut m = good[3].clone();
+                m["session_id"] = json!("elsewhere");
+                m
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 4",
+        ),
+        (
+            with(4, {
+                let mut s = good[4].clone();
+                s["id"] = good[0]["id"].clone();
+                s
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 5",
+        ),
+        (
+            with(0, {
+                let mut s = good[0].clone();
+                s["message_count"] = json!(7);
+                s
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 1",
+        ),
+        (
+            with(0, {
+                let mut s = good[0].clone();
+                s["session_name"] = json!("a\u{0007}b");
+                s
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 1",
+        ),
+        (
+            ndjson(&good[1..]),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 1",
+        ),
+        (
+            with(3, {
+                let mut m = good[3].clone();
+                m["id"] = good[2]["id"].clone();
+                m
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 1",
+        ),
+        ("hello".into(), StatusCode::BAD_REQUEST, "neither"),
+    ];
+    for (body, status, place) in cases {
+        let detail = refused(&app, &alice, NDJSON, body.clone(), status).await;
+        assert!(detail.contains(place), "{place} in {detail:?} for {body}");
+    }
+    // ChatGPT: a bad conversation is named by its index in the array.
+    let mut conversations = read_json(std::path::Path::new(FIXTURE));
+    let original = conversations.clone();
+    conversations[1]["current_node"] = json!("no-such-node");
+    let mut looped = original.clone();
+    let node = looped[2]["current_node"].as_str().unwrap().to_owned();
+    looped[2]["mapping"][&node]["parent"] = json!(node);
+    let mut no_id = original.clone();
+    no_id[0].as_object_mut().unwrap().remove("id");
+    no_id[0].as_object_mut().unwrap().remove("conversation_id");
+    let mut bad_time = original.clone();
+    bad_time[1]["create_time"] = json!("yesterday");
+    for (body, place) in [
+        (conversations, "conversation 1"),
+        (looped, "conversation 2"),
+        (no_id, "conversation 0"),
+        (bad_time, "conversation 1"),
+        (json!([original[0].clone(), 42]), "conversation 1"),
+    ] {
+        let detail = refused(
+            &app,
+            &alice,
+            "application/json",
+            body.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert!(detail.contains(place), "{place} in {detail:?}");
+    }
+    text.truncate(text.len() / 2);
+    refused(
+        &app,
+        &alice,
+        "application/json",
+        format!("[{text}"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    // Nothing of the valid parts before the fault was written.
+    let list = app
+        .get_ok_json(&format!("/api/chat/sessions?user_id={alice}"))
+        .await;
+    assert_eq!(list["sessions"], json!([]));
+}
+
+pub async fn import_of_another_users_session_is_409_and_writes_nothing(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
+    let (alice, bob) = (user(), user());
+    let prefix = format!("s_{}", uuid::Uuid::new_v4().simple());
+    let lines = export_lines(&alice, &prefix);
+    import(&app, &alice, NDJSON, ndjson(&lines)).await;
+    let before = history(&app, &alice).await;
+    // Bob imports Alice's file with one new session of his own before hers.
+    let mut file = vec![json!({
+        "type": "session", "id": format!("{prefix}_bobs"), "user_id": bob,
+        "session_name": null, "is_active": true, "archived_at": null, "context": {},
+        "message_count": 0, "last_message_at": null,
+        "created_at": "2024-04-01T00:00:00.000000Z", "updated_at": "2024-04-01T00:00:00.000000Z",
+    })];
+    file.extend(lines);
+    let detail = refused(&app, &bob, NDJSON, ndjson(&file), StatusCode::CONFLICT).await;
+    assert!(detail.contains("line 2"), "{detail}");
+    let list = app
+        .get_ok_json(&format!("/api/chat/sessions?user_id={bob}"))
+        .await;
+    assert_eq!(list["sessions"], json!([]), "not even his own session");
+    assert_eq!(history(&app, &alice).await, before);
+}
+
+pub async fn import_has_its_own_size_limit_and_media_types(store: DynStore, guard: Guard) {
+    let settings = ApiSettings {
+        max_body_bytes: 1024,
+        import_max_bytes: 64 * 1024,
+        ..ApiSettings::default()
+    };
+    let app = TestApp::over(store, settings, guard);
+    let alice = user();
+    let prefix = format!("s_{}", uuid::Uuid::new_v4().simple());
+    let mut lines = export_lines(&alice, &prefix);
+    lines[1]["content"] = json!("long ".repeat(2000));
+    let file = ndjson(&lines);
+    assert!(file.len() > 1024 && file.len() < 64 * 1024);
+    assert_eq!(import(&app, &alice, NDJSON, file).await, report(2, 0, 3, 0));
+    let mut big = lines.clone();
+    big[1]["content"] = json!("x".repeat(70 * 1024));
+    let detail = refused(
+        &app,
+        &alice,
+        NDJSON,
+        ndjson(&big),
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert!(detail.contains("IMPORT_MAX_BYTES"), "{detail}");
+    // Without Content-Length (a stream), the limit holds as well.
+    let stream = futures::stream::iter(
+        ndjson(&big)
+            .into_bytes()
+            .chunks(8192)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    app.request(Method::POST, &format!("/api/chat/import?user_id={alice}"))
+        .raw(Some(NDJSON), axum::body::Body::from_stream(stream))
+        .send()
+        .await
+        .expect_problem(StatusCode::PAYLOAD_TOO_LARGE);
+    refused(
+        &app,
+        &alice,
+        "application/x-www-form-urlencoded",
+        "a=b",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    )
+    .await;
+    // No Content-Type, and an empty file: fine, nothing to do.
+    let r = app
+        .request(Method::POST, &format!("/api/chat/import?user_id={alice}"))
+        .send()
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.json(), report(0, 0, 0, 0));
+}
+
+pub async fn import_goes_to_the_easy_auth_principal(store: DynStore, guard: Guard) {
+    let settings = ApiSettings {
+        auth_mode: AuthMode::EasyAuth,
+        ..ApiSettings::default()
+    };
+    let app = TestApp::over(store, settings, guard);
+    let (alice, mallory) = (user(), user());
+    let file = std::fs::read_to_string(FIXTURE).unwrap();
+    app.request(Method::POST, "/api/chat/import")
+        .raw(Some("application/json"), file.clone())
+        .send()
+        .await
+        .expect_problem(StatusCode::UNAUTHORIZED);
+    let as_alice = |method: Method, uri: &str| {
+        app.request(method, uri)
+            .header("x-ms-client-principal-id", &alice)
+    };
+    as_alice(Method::POST, &format!("/api/chat/import?user_id={mallory}"))
+        .raw(Some("application/json"), file.clone())
+        .send()
+        .await
+        .expect_problem(StatusCode::FORBIDDEN);
+    let r = as_alice(Method::POST, "/api/chat/import")
+        .raw(Some("application/json"), file)
+        .send()
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.json(), report(3, 0, 9, 0));
+    let list = as_alice(Method::GET, "/api/chat/sessions")
+        .send()
+        .await
+        .expect_status(StatusCode::OK)
+        .json();
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 3);
+    assert_eq!(list["sessions"][0]["user_id"], alice.as_str());
+}
+
+/// Export → erase → import → export gives the same sessions and messages
+/// (ids, contents, types, metadata, timestamps, names, context, is_active,
+/// archived_at), byte for byte. Needs `GET /api/chat/export` and
+/// `POST /api/chat/erase` (the lifecycle work): registered in `http_suite!`
+/// once both are on main.
+#[allow(dead_code)]
+pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
+    let alice = user();
+    // A history made through the API: names, context, metadata, non-ASCII
+    // text, an archived session, an empty one, and ChatGPT's sessions.
+    for (name, archived, messages) in [
+        ("Einkauf 🛒", false, 3),
+        ("Archiv", true, 2),
+        ("leer", false, 0),
+    ] {
+        let id = app
+            .post(
+                &format!("/api/chat/sessions?user_id={alice}"),
+                json!({ "session_name": name, "context": { "k": [1, "zwei", { "drei": null }] } }),
+            )
+            .await
+            .expect_status(StatusCode::CREATED)
+            .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for i in 0..messages {
+            app.post(
+                &format!("/api/chat/sessions/{id}/messages?user_id={alice}"),
+                json!({
+                    "content": format!("Nachricht {i}: Grüße ✓\nzweite Zeile"),
+                    "message_type": MESSAGE_TYPES[i % 3],
+                    "metadata": { "i": i, "tags": ["a", "b"] },
+                }),
+            )
+            .await
+            .expect_status(StatusCode::CREATED);
+        }
+        if archived {
+            app.put(
+                &format!("/api/chat/sessions/{id}?user_id={alice}"),
+                json!({ "is_active": false }),
+            )
+            .await
+            .expect_status(StatusCode::OK);
+        }
+    }
+    import(
+        &app,
+        &alice,
+        "application/json",
+        std::fs::read_to_string(FIXTURE).unwrap(),
+    )
+    .await;
+    // A session longer than one Cosmos document holds (sealed pages there).
+    let long = format!("s_{}_long", uuid::Uuid::new_v4().simple());
+    let mut lines = vec![json!({
+        "type": "session", "id": long, "user_id": alice, "session_name": "lang",
+        "is_active": true, "archived_at": null, "context": {}, "message_count": 2500,
+        "last_message_at": null, "created_at": "2023-01-01T00:00:00.000000Z",
+        "updated_at": "2023-01-01T00:00:00.000000Z",
+    })];
+    lines.extend((0..2500).map(|i| {
+        json!({
+            "type": "message", "session_id": long, "id": format!("m_{i:05}"),
+            "content": format!("{i} {}", "w".repeat(1000)), "message_type": "user",
+            "user_id": alice, "metadata": {},
+            "created_at": format!("2023-01-01T{:02}:{:02}:{:02}.000000Z", i / 3600, i / 60 % 60, i % 60),
+        })
+    }));
+    import(&app, &alice, NDJSON, ndjson(&lines)).await;
+    let export = || async {
+        let r = app
+            .get(&format!("/api/chat/export?user_id={alice}"))
+            .await
+            .expect_status(StatusCode::OK);
+        String::from_utf8(r.body.to_vec()).unwrap()
+    };
+    let before = export().await;
+    assert_eq!(
+        before
+            .lines()
+            .filter(|l| l.contains(r#""type":"session""#))
+            .count(),
+        7
+    );
+    app.request(Method::POST, &format!("/api/chat/erase?user_id={alice}"))
+        .json(&json!({ "confirm": alice }))
+        .send()
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(export().await, "", "erased");
+    let r = import(&app, &alice, NDJSON, before.clone()).await;
+    assert_eq!(r, report(7, 0, 2514, 0));
+    let after = export().await;
+    for (b, a) in before.lines().zip(after.lines()) {
+        assert_eq!(a, b);
+    }
+    assert_eq!(after, before);
+}
