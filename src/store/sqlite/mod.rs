@@ -66,10 +66,18 @@ struct Inner {
     jobs: mpsc::Sender<writer::Job>,
     /// The writer thread, joined when the store closes.
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Idle reader connections, at most [`READERS`].
     readers: Mutex<Vec<Connection>>,
+    /// One permit per reader connection: a read waits here for a free one
+    /// instead of opening a connection of its own (which costs more than a
+    /// whole listing) or piling blocking threads onto the cores.
+    read_slots: tokio::sync::Semaphore,
     /// Connections with no busy timeout, for reads on async threads.
     inline_readers: Mutex<Vec<Connection>>,
 }
+
+/// Reads that run at once, each on its own connection.
+const READERS: usize = 8;
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "chat-sessions.sqlite3";
