@@ -95,6 +95,7 @@ mod functions;
 mod import_cli;
 mod lifecycle_cli;
 mod lifecycle_cosmos;
+mod listing_cache;
 mod migration;
 mod migration_cosmos;
 mod openapi;

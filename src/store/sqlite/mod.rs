@@ -37,6 +37,7 @@ mod rows;
 mod schema;
 mod search;
 mod search_index;
+mod versions;
 mod write;
 mod writer;
 
@@ -140,6 +141,10 @@ impl SessionStore for SqliteStore {
 
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
         self.session_page(owner, query).await
+    }
+
+    async fn sessions_version(&self, owner: &Owner) -> StoreResult<Option<ETag>> {
+        self.owner_version(owner).await.map(Some)
     }
 
     async fn update_session(

@@ -59,7 +59,7 @@ impl SqliteStore {
     /// read on a connection that never waits for a lock. `None` when that is
     /// not possible right now (no idle connection, or SQLite busy), so the
     /// caller takes the ordinary path.
-    fn revalidate_inline(
+    pub(super) fn revalidate_inline(
         &self,
         owner: &Owner,
         id: &SessionId,

@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
             list_orders_by_recent_activity_and_pages_without_gaps,
             list_filters_by_is_active,
             list_rejects_a_forged_continuation,
+            sessions_version_moves_with_every_change_of_the_owner,
             concurrent_appends_are_all_kept,
             concurrent_retries_of_one_message_store_it_once,
             json_values_round_trip_exactly,
@@ -613,6 +614,60 @@ pub async fn list_filters_by_is_active(store: DynStore) {
     };
     assert_eq!(only(true).await, vec![active]);
     assert_eq!(only(false).await, vec![archived]);
+}
+
+/// A store that keeps a version of an owner's sessions (the API caches
+/// listings on it) changes it with every change a listing would show, and
+/// only for that owner's listing; a store without one says `None` always.
+pub async fn sessions_version_moves_with_every_change_of_the_owner(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let version = || async { store.sessions_version(&owner).await.unwrap() };
+    let first = version().await;
+    let id = created(&store, Some(&alice)).await;
+    let mut seen = vec![first.clone()];
+    let mut changed = |v: Option<chat_sessions::store::ETag>, what: &str| {
+        if first.is_none() {
+            assert!(
+                v.is_none(),
+                "{what}: a store without versions stays without"
+            );
+        } else {
+            assert!(
+                !seen.contains(&v),
+                "{what}: the version did not change: {v:?}"
+            );
+        }
+        seen.push(v);
+    };
+    changed(version().await, "create");
+    store
+        .append_message(&owner, &id, message(None, "hello"))
+        .await
+        .unwrap();
+    changed(version().await, "append");
+    let archive = SessionPatch {
+        session_name: None,
+        is_active: Some(false),
+        context: None,
+    };
+    store
+        .update_session(&owner, &id, &archive, None)
+        .await
+        .unwrap();
+    changed(version().await, "archive");
+    // Another owner's writes never show in this owner's listing; whether
+    // they move this version does not matter, but reading it is harmless.
+    let bob = user(&unique("bob"));
+    created(&store, Some(&bob)).await;
+    let before_delete = version().await;
+    store.delete_session(&owner, &id, None).await.unwrap();
+    let after_delete = version().await;
+    if first.is_some() {
+        assert_ne!(after_delete, before_delete, "delete");
+    }
+    // Unchanged data, unchanged version: the cache is worth having.
+    assert_eq!(version().await, after_delete);
 }
 
 pub async fn list_rejects_a_forged_continuation(store: DynStore) {
