@@ -17,6 +17,7 @@
 //! acknowledged to its writer (who retries it, idempotently, by message id).
 
 use std::{
+    collections::VecDeque,
     fs::File,
     path::Path,
     sync::mpsc::{self, Receiver, Sender},
@@ -33,15 +34,26 @@ use crate::store::{StoreError, StoreResult};
 /// Most writes committed together in one transaction.
 const MAX_GROUP: usize = 256;
 
-/// A write to run on the writer thread. It returns whether it succeeded (a
-/// failed one is rolled back to its savepoint) and how to answer its caller
-/// once the group's commit outcome is known.
+/// A write to run on the writer thread. It returns whether it succeeded and
+/// how to answer its caller once the group's outcome is known.
 pub(super) type Job = Box<dyn FnOnce(&Connection) -> (bool, Reply) + Send>;
-/// Answers a caller; gets the commit error, if the commit failed.
-type Reply = Box<dyn FnOnce(Option<&str>) + Send>;
-/// A committed group's answers and its commit error, on their way to be
+/// Answers a caller, once its group has ended.
+type Reply = Box<dyn FnOnce(&End) + Send>;
+/// A committed group's answers and how it ended, on their way to be
 /// answered once the WAL is flushed.
-type Committed = (Vec<Reply>, Option<String>);
+type Committed = (Vec<Reply>, End);
+
+/// How a group of writes ended.
+#[derive(Debug, Clone)]
+pub(super) enum End {
+    /// Committed: every write stands as its job said.
+    Committed,
+    /// The commit (or the flush after it) failed: nothing is acknowledged.
+    Failed(String),
+    /// Rolled back whole because one write failed after it had changed
+    /// something: the others are asked to try again.
+    Undone,
+}
 
 /// Starts the writer thread on `conn` (and, with [`Durability::Full`], the
 /// flushing thread); returns where to send it jobs.
@@ -97,10 +109,19 @@ impl SqliteStore {
         let job: Job = Box::new(move |conn| {
             let result = f(conn);
             let ok = result.is_ok();
-            let reply: Reply = Box::new(move |commit_error| {
-                let result = match commit_error {
-                    None => result,
-                    Some(e) => Err(StoreError::Internal(anyhow::anyhow!("SQLite commit: {e}"))),
+            let reply: Reply = Box::new(move |end| {
+                let result = match end {
+                    End::Committed => result,
+                    End::Failed(e) => {
+                        Err(StoreError::Internal(anyhow::anyhow!("SQLite commit: {e}")))
+                    }
+                    // A failed write's own answer stands (none of it was
+                    // kept); a successful one was undone with the group.
+                    End::Undone => result.and_then(|_| {
+                        Err(StoreError::Unavailable {
+                            retry_after: Some(std::time::Duration::from_secs(1)),
+                        })
+                    }),
                 };
                 let _ = answer.send(result);
             });
@@ -113,60 +134,86 @@ impl SqliteStore {
 }
 
 /// The writer thread: group commit. It takes every write waiting (up to
-/// [`MAX_GROUP`]), runs each in its own savepoint inside one transaction,
+/// [`MAX_GROUP`]), runs them one after the other in one transaction,
 /// commits once, and only then answers the callers (through `flush` when
 /// the commit still has to reach the disk). Under load one fsync covers many
 /// writes; alone, a write commits at once.
+///
+/// No savepoint per write: FTS5 writes its pending index data out at every
+/// savepoint, which made an append's index upkeep one segment per write
+/// instead of one per group (a third of the writer's time). A write that
+/// fails without having changed anything (the usual case: a conflict or a
+/// missing session is found by reading) needs no rollback; one that fails
+/// after changing rows (an internal error, a panic) rolls the whole group
+/// back: the writes before it are answered "try again" (503), the ones
+/// after it run in the next group.
 fn write_loop(
     mut conn: Connection,
     queue: Receiver<Job>,
     flusher: Option<(Sender<Committed>, JoinHandle<()>)>,
 ) {
     let (flush, flush_thread) = flusher.unzip();
-    while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
+    let mut carried: VecDeque<Job> = VecDeque::new();
+    loop {
+        let mut group: VecDeque<Job> = std::mem::take(&mut carried);
+        if group.is_empty() {
+            match queue.recv() {
+                Ok(first) => group.push_back(first),
+                Err(_) => break,
+            }
+        }
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(job) => group.push(job),
+                Ok(job) => group.push_back(job),
                 Err(_) => break,
             }
         }
         let mut replies = Vec::with_capacity(group.len());
+        let mut undone = false;
         let outcome = (|| -> rusqlite::Result<()> {
             // IMMEDIATE takes the write lock up front, so another process (a
             // migration beside the server) waits instead of failing midway.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for job in group.drain(..) {
-                // Cached statements: parsing these is a visible share of a
-                // small write.
-                let savepoint = |sql| tx.prepare_cached(sql).and_then(|mut s| s.execute([]));
-                savepoint("SAVEPOINT job")?;
+            while let Some(job) = group.pop_front() {
+                let before = tx.total_changes();
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx)));
-                match run {
-                    Ok((true, reply)) => {
-                        savepoint("RELEASE job")?;
+                let changed = tx.total_changes() != before;
+                let ok = match run {
+                    Ok((ok, reply)) => {
                         replies.push(reply);
-                    }
-                    Ok((false, reply)) => {
-                        savepoint("ROLLBACK TO job")?;
-                        savepoint("RELEASE job")?;
-                        replies.push(reply);
+                        ok
                     }
                     Err(_) => {
                         // The caller's answer channel was dropped with the
                         // job; it sees the writer as gone for this call only.
-                        tracing::error!("a store write panicked; rolled back");
-                        savepoint("ROLLBACK TO job")?;
-                        savepoint("RELEASE job")?;
+                        tracing::error!("a store write panicked");
+                        false
                     }
+                };
+                if !ok && changed {
+                    tracing::warn!(
+                        undone = replies.len(),
+                        "a store write failed after changing rows; rolling its group back"
+                    );
+                    undone = true;
+                    return tx.rollback();
                 }
             }
             tx.commit()
         })();
-        let error = outcome.err().map(|e| e.to_string());
-        if let Some(e) = &error {
-            tracing::error!(error = %e, writes = replies.len(), "SQLite group commit failed");
+        if undone {
+            // Nothing was committed: no flush to wait for.
+            carried = group;
+            answer(replies, &End::Undone);
+            continue;
         }
+        let end = match outcome {
+            Ok(()) => End::Committed,
+            Err(e) => {
+                tracing::error!(error = %e, writes = replies.len(), "SQLite group commit failed");
+                End::Failed(e.to_string())
+            }
+        };
         // Jobs never run (the transaction failed to start) drop their
         // answer channel: the caller gets an error, nothing was written.
         drop(group);
@@ -174,9 +221,9 @@ fn write_loop(
             Some(flush) => {
                 // Only fails once the flush thread is gone; the dropped
                 // answers then tell the callers the writer is gone.
-                let _ = flush.send((replies, error));
+                let _ = flush.send((replies, end));
             }
-            None => answer(replies, error.as_deref()),
+            None => answer(replies, &end),
         }
     }
     // The queue closed (the store is closing): the last groups are flushed
@@ -201,15 +248,105 @@ fn flush_loop(wal: File, committed: Receiver<Committed>) {
         if let Err(e) = &flushed {
             tracing::error!(error = %e, "SQLite WAL flush failed");
         }
-        for (replies, commit_error) in ready {
-            let error = commit_error.or_else(|| flushed.clone().err());
-            answer(replies, error.as_deref());
+        for (replies, end) in ready {
+            let end = match (end, &flushed) {
+                (End::Committed, Err(e)) => End::Failed(e.clone()),
+                (end, _) => end,
+            };
+            answer(replies, &end);
         }
     }
 }
 
-fn answer(replies: Vec<Reply>, error: Option<&str>) {
+fn answer(replies: Vec<Reply>, end: &End) {
     for reply in replies {
-        reply(error);
+        reply(end);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Durability, SqliteStore};
+    use crate::store::StoreError;
+
+    fn insert(conn: &rusqlite::Connection, run: &str) {
+        conn.execute(
+            "INSERT INTO migration_checkpoints (run_id, state, etag, updated_at) \
+             VALUES (?1, '{}', 'e', 'now')",
+            [run],
+        )
+        .unwrap();
+    }
+
+    fn runs(store: &SqliteStore) -> Vec<String> {
+        let conn = rusqlite::Connection::open(&store.inner.path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT run_id FROM migration_checkpoints ORDER BY run_id")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap()
+    }
+
+    /// Writes share one transaction without savepoints: a write that fails
+    /// without changing anything leaves the others alone; one that fails
+    /// after changing rows undoes its group (the writes before it answer
+    /// "try again", the ones after it run in the next group), so no failed
+    /// write ever leaves anything behind.
+    #[tokio::test]
+    async fn a_write_failing_after_changes_undoes_its_group_and_nothing_else() {
+        for durability in [Durability::Normal, Durability::Full] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(dir.path(), durability).unwrap();
+            // Hold the writer so that the next writes queue into one group.
+            let holder = store.clone();
+            let hold = tokio::spawn(async move {
+                holder
+                    .write(|_| {
+                        std::thread::sleep(Duration::from_millis(300));
+                        Ok(())
+                    })
+                    .await
+            });
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let before = store.write(|c| Ok(insert(c, "before")));
+            let failing = store.write(|c| -> Result<(), StoreError> {
+                insert(c, "failing");
+                Err(StoreError::Conflict("after a change".into()))
+            });
+            let after = store.write(|c| Ok(insert(c, "after")));
+            let refused = store.write(|_| -> Result<(), StoreError> { Err(StoreError::NotFound) });
+            let (hold, before, failing, after, refused) =
+                tokio::join!(hold, before, failing, after, refused);
+            hold.unwrap().unwrap();
+            assert!(
+                matches!(
+                    before,
+                    Err(StoreError::Unavailable {
+                        retry_after: Some(_)
+                    })
+                ),
+                "{before:?}"
+            );
+            assert!(
+                matches!(failing, Err(StoreError::Conflict(_))),
+                "{failing:?}"
+            );
+            after.unwrap();
+            assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+            assert_eq!(runs(&store), ["after"], "{durability:?}");
+
+            // A panic after a change is undone the same way.
+            let panicking = store.write(|c| -> Result<(), StoreError> {
+                insert(c, "panicking");
+                panic!("a bug in a write")
+            });
+            assert!(panicking.await.is_err());
+            store.write(|c| Ok(insert(c, "later"))).await.unwrap();
+            assert_eq!(runs(&store), ["after", "later"]);
+        }
     }
 }
