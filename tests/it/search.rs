@@ -425,62 +425,6 @@ async fn the_binary_serves_search_and_the_cli_prints_it() {
     assert!(!out.status.success(), "blank terms are refused");
 }
 
-/// A database file made before search existed gets its index on first
-/// start, and search finds what was already there.
-#[tokio::test]
-async fn an_older_file_is_indexed_on_first_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let alice = crate::conformance::user("alice");
-    let owner = chat_sessions::store::Owner::User(alice.clone());
-    let id = crate::conformance::sid("session_before_search");
-    {
-        let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
-        store
-            .create_session(crate::conformance::new_session(&id, Some(&alice)))
-            .await
-            .unwrap();
-        store
-            .append_message(
-                &owner,
-                &id,
-                crate::conformance::message(Some("m1"), "old otter"),
-            )
-            .await
-            .unwrap();
-    }
-    // Make the file what an earlier version left: no index, version 0.
-    {
-        let conn = rusqlite_open(dir.path());
-        conn.execute_batch(
-            "DROP TRIGGER search_message_insert; DROP TRIGGER search_message_delete; \
-             DROP TRIGGER search_message_update; DROP TRIGGER search_session_insert; \
-             DROP TRIGGER search_session_update; DROP TRIGGER search_session_owner; \
-             DROP TRIGGER search_session_delete; DROP TABLE search_index; \
-             DROP TABLE search_entries; PRAGMA user_version = 0;",
-        )
-        .unwrap();
-    }
-    let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
-    let hits = search_all(&store, &owner, "otter", 10).await;
-    assert_eq!(hits.len(), 1);
-    let names = search_all(&store, &owner, "shopping", 10).await;
-    assert_eq!(names.len(), 1, "the session's name is indexed too");
-    // And it stays in step afterwards.
-    store
-        .append_message(
-            &owner,
-            &id,
-            crate::conformance::message(Some("m2"), "new otter"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(search_all(&store, &owner, "otter", 10).await.len(), 2);
-    drop(store);
-    // Opening again runs no step twice.
-    let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
-    assert_eq!(search_all(&store, &owner, "otter", 10).await.len(), 2);
-}
-
 fn rusqlite_open(dir: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join(chat_sessions::store::sqlite::DB_FILE)).unwrap()
 }

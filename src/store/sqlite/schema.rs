@@ -52,7 +52,10 @@ CREATE TABLE IF NOT EXISTS migration_checkpoints (
 /// Steps that bring a database file made by an earlier version up to date,
 /// in order. The file's `user_version` counts the steps it has had; each
 /// step runs once, in one transaction with that count.
-const UPGRADES: &[(&str, UpgradeStep)] = &[("search index", search_index::create)];
+const UPGRADES: &[(&str, UpgradeStep)] = &[
+    ("search index", search_index::create),
+    ("search index by owner", search_index::rebuild),
+];
 
 /// One upgrade step, run inside the upgrade's transaction.
 type UpgradeStep = fn(&Connection) -> rusqlite::Result<()>;
