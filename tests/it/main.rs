@@ -92,6 +92,7 @@ mod migration_cosmos;
 mod openapi;
 mod sealing;
 mod search;
+mod search_plan;
 mod search_upgrade;
 mod startup;
 mod store_cosmos;
