@@ -1,6 +1,5 @@
-//! The embedded store's query plan: how much a page reads, and that its
-//! two ways of reading (the owner's newest documents, or the index's
-//! documents for the words) give the same pages.
+//! The embedded store's query plan: how much a page reads, and that pages
+//! read through the prefix indexes and through expanded words agree.
 
 use chat_sessions::{
     search::SearchTerms,
@@ -74,12 +73,12 @@ async fn an_unnarrowed_query_pages_with_bounded_work() {
     assert!(pages >= 3, "the work was split over {pages} pages");
 }
 
-/// The embedded store reads an owner's newest documents first when a query
-/// has a word of two or three characters, and asks the index when they do
-/// not fill a page (or at once, for other words): both ways walk every hit once, newest first, whether
-/// hits are everywhere, rare, or only older than the first documents read.
+/// Prefixes the index holds (key and 1–3 characters) and prefixes FTS5
+/// expands over the owner's words walk the same hits once, newest first,
+/// whether hits are everywhere, rare, or only the oldest, with pages that
+/// end inside a second.
 #[tokio::test]
-async fn scanned_and_indexed_pages_agree() {
+async fn indexed_and_expanded_prefixes_agree() {
     use chat_sessions::{
         domain::{ChatMessage, JsonObject, MessageId, MessageType, Timestamp},
         store::{MigrationStore, Owner, SessionImport},
@@ -129,6 +128,9 @@ async fn scanned_and_indexed_pages_agree() {
     for limit in [7, 20, 50] {
         let all = ids(search_all(&store, &owner, "pl", limit).await);
         assert_eq!(all, newest_first(&|i| i != 3), "limit {limit}");
+        for q in ["p", "plai", "PLAIN"] {
+            assert_eq!(ids(search_all(&store, &owner, q, limit).await), all, "{q}");
+        }
         let otters = ids(search_all(&store, &owner, "OTT", limit).await);
         assert_eq!(
             otters,

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     domain::{MessageId, MessageType, SessionId, Timestamp},
-    search::HitKey,
+    search::{HitKey, SearchTerms},
     store::{Owner, SearchHit, SearchPage, SearchQuery, SearchStore, StoreError, StoreResult},
 };
 
@@ -40,31 +40,20 @@ impl SearchStore for SqliteStore {
     }
 }
 
-/// Of the owner's newest documents, how many a query with a word of two or
-/// three characters reads first, each checked against the rules, before it
-/// asks the index. The index has a prefix index for one character only, so
-/// FTS5 expands a short word to every word of the owner that begins with
-/// it (`th` → `the`, `then`, `this`…), merging their lists before it
-/// returns anything: that costs as much as the owner's documents that hold
-/// them, and when those are many (the short words people type first), the
-/// newest documents fill a page sooner. Longer words expand to few words.
-const SCAN_FIRST: usize = 128;
-
-/// A quoted FTS5 string: the owner key, then `word` (never user syntax).
-fn quoted(key: &str, word: &str) -> String {
-    format!("\"{key}{}\"", word.replace('"', "\"\""))
-}
-
-/// The FTS5 query: a prefix of the owner's token of each word (the owner
-/// key alone, every document of the owner, without words, as for `%`).
-/// Each expansion reads the owner's tokens only.
-fn fts_query(key: &str, words: &[String]) -> String {
+/// The FTS5 query: a prefix of the owner's token of each word of the
+/// terms (the owner key alone for terms without words, such as `%`), every
+/// one a quoted string (never user syntax). Each expansion reads the
+/// owner's tokens only.
+fn fts_query(owner: &Owner, terms: &SearchTerms) -> String {
+    let key = owner_key(owner.user_id().map(|u| u.as_str()));
+    let quoted = |word: &str| format!("\"{key}{}\"", word.replace('"', "\"\""));
+    let words = terms.index_words();
     if words.is_empty() {
-        return quoted(key, "");
+        return quoted("");
     }
     words
         .iter()
-        .map(|word| quoted(key, word) + "*")
+        .map(|word| quoted(word) + "*")
         .collect::<Vec<_>>()
         .join(" AND ")
 }
@@ -78,28 +67,6 @@ struct SessionInfo {
 }
 
 fn search_in(conn: &Connection, owner: &Owner, query: &SearchQuery) -> StoreResult<SearchPage> {
-    let key = owner_key(owner.user_id().map(|u| u.as_str()));
-    let words = query.terms.index_words();
-    if words.iter().any(|w| (2..=3).contains(&w.chars().count()))
-        && let Some(page) = read_page(conn, owner, query, &fts_query(&key, &[]), Some(SCAN_FIRST))?
-    {
-        return Ok(page);
-    }
-    let page = read_page(conn, owner, query, &fts_query(&key, &words), None)?;
-    Ok(page.expect("a page without a budget is always complete"))
-}
-
-/// A page of hits among the documents `fts` finds, read newest first.
-/// With `budget`, `None` when that many documents did not complete the
-/// page; without, a page that stops after [`MAX_CANDIDATES`] with a
-/// continuation.
-fn read_page(
-    conn: &Connection,
-    owner: &Owner,
-    query: &SearchQuery,
-    fts: &str,
-    budget: Option<usize>,
-) -> StoreResult<Option<SearchPage>> {
     let limit = query.limit.clamp(1, 50) as usize;
     // The newest rowid that can hold a hit after the position.
     let upper = match &query.after {
@@ -113,7 +80,9 @@ fn read_page(
              ORDER BY rowid DESC",
         )
         .map_err(internal)?;
-    let mut rows = candidates.query(params![fts, upper]).map_err(internal)?;
+    let mut rows = candidates
+        .query(params![fts_query(owner, &query.terms), upper])
+        .map_err(internal)?;
     let mut sessions: HashMap<String, SessionInfo> = HashMap::new();
     let mut hits = Vec::new();
     // The second of the hit one past the page: every hit of that second is
@@ -131,9 +100,6 @@ fn read_page(
             if cutoff.is_some() {
                 break;
             }
-            if budget.is_some_and(|b| examined >= b) {
-                return Ok(None);
-            }
             if examined >= MAX_CANDIDATES {
                 stopped_at = Some(HitKey::before(start_of(prev)));
                 break;
@@ -148,7 +114,7 @@ fn read_page(
             }
         }
     }
-    Ok(Some(SearchPage::from_hits(hits, query.limit, stopped_at)))
+    Ok(SearchPage::from_hits(hits, query.limit, stopped_at))
 }
 
 /// The first instant of a second.
