@@ -63,15 +63,21 @@ run() { # name url [script]
 }
 
 echo "wrk: $THREADS threads, $CONNS connections, $DURATION per scenario; SQLITE_SYNCHRONOUS=$SQLITE_SYNCHRONOUS"
-curl -fs "$BASE/_bench/ceiling?session_id=$SID&user_id=bench" >/dev/null  # warm the cache
-run ceiling "$BASE/_bench/ceiling?session_id=$SID&user_id=bench"
+CEILING="$BASE/_bench/ceiling?session_id=$SID&user_id=bench"
+CEILING_LIST="$BASE/_bench/ceiling?list_limit=100&user_id=lister"
+echo "bytes: session $(curl -fs "$CEILING" | wc -c), list of 100 $(curl -fs "$CEILING_LIST" | wc -c)"  # also warms the ceilings
+run ceiling "$CEILING"
+run ceiling_list_100 "$CEILING_LIST"
 run get_session_50 "$BASE/api/chat/sessions/$SID?user_id=bench"
 run list_100 "$BASE/api/chat/sessions?user_id=lister&limit=100"
 run post_message "$BASE/api/chat/sessions/$POST_SID/messages?user_id=poster" "$WORK/post.lua"
 
-ceil=$(cat "$WORK/ceiling.rps")
-for name in get_session_50 list_100 post_message; do
-  awk -v a="$(cat "$WORK/$name.rps")" -v c="$ceil" -v n="$name" 'BEGIN {printf "%-28s %.2fx ceiling\n", n, a / c}'
-done
+ratio() { # name ceiling
+  awk -v a="$(cat "$WORK/$1.rps")" -v c="$(cat "$WORK/$2.rps")" -v n="$1" -v k="$2" \
+    'BEGIN {printf "%-28s %.2fx %s\n", n, a / c, k}'
+}
+ratio get_session_50 ceiling
+ratio list_100 ceiling_list_100
+ratio post_message ceiling
 echo "start to first 200 on /: $(( (ready_ns - start_ns) / 1000000 )) ms"
 echo "release binary: $(stat -c %s "$BIN") bytes"

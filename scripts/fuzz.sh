@@ -25,7 +25,6 @@ fi
 [ -x "$BIN" ] || cargo build --locked --quiet --bin chat-sessions
 
 STORES=${STORES:-sqlite cosmos}
-COSMOS_KEY_LOCAL="C2y6yDjf5/R+ob0N8A7Cgv30VRDJIWEHLM+4QDU5DE2nQ9nDuVTqobD4b8mGGyPMbIZnqyMsEcaGQy67XIw/Jw=="
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 WORK=$(mktemp -d)
@@ -34,23 +33,10 @@ cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; r
 trap cleanup EXIT
 
 # The local Cosmos-compatible server, as the Cosmos tests use it.
+source scripts/cosmos-server.sh
 start_cosmos() {
-  [ -f tests/cosmos-server/node_modules/@vercel/cosmosdb-server/package.json ] ||
-    npm ci --no-audit --no-fund --prefix tests/cosmos-server >/dev/null
-  mkfifo "$WORK/cosmos.in"
-  # Keep the launcher's stdin open for the whole run; it exits when it closes.
-  sleep infinity > "$WORK/cosmos.in" &
-  PIDS+=($!)
-  node tests/cosmos-server/launcher.js < "$WORK/cosmos.in" > "$WORK/cosmos.out" 2>/dev/null &
-  PIDS+=($!)
-  for _ in $(seq 1 200); do
-    grep -q LISTENING "$WORK/cosmos.out" 2>/dev/null && break
-    sleep 0.05
-  done
-  local port
-  port=$(awk '/LISTENING/ {print $2}' "$WORK/cosmos.out")
-  [ -n "$port" ] || { echo "fuzz: the Cosmos test server did not start"; exit 1; }
-  export COSMOS_ENDPOINT="http://127.0.0.1:$port/" COSMOS_KEY="$COSMOS_KEY_LOCAL" COSMOS_DATABASE=fuzz
+  start_cosmos_server
+  export COSMOS_DATABASE=fuzz
   "$BIN" init-cosmos >/dev/null
 }
 

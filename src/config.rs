@@ -212,14 +212,24 @@ impl Config {
             delete_after_days: days("RETENTION_DELETE_AFTER_DAYS")?,
         };
         let retention_sweep_enabled = flag("RETENTION_SWEEP_ENABLED")?;
+        let max_bytes = match number("COSMOS_SEAL_MAX_BYTES")? {
+            None => SealPolicy::default().max_bytes,
+            Some(n) if (SEAL_MIN_BYTES..=SEAL_MAX_BYTES).contains(&n) => n,
+            Some(n) => bail!(
+                "COSMOS_SEAL_MAX_BYTES={n} is out of range: it must be between \
+                 {SEAL_MIN_BYTES} and {SEAL_MAX_BYTES} (so that a sealed page fits one Cosmos \
+                 DB batch)"
+            ),
+        };
         let seal = SealPolicy {
-            max_bytes: match number("COSMOS_SEAL_MAX_BYTES")? {
-                None => SealPolicy::default().max_bytes,
-                Some(n) if (SEAL_MIN_BYTES..=SEAL_MAX_BYTES).contains(&n) => n,
+            max_bytes,
+            page_bytes: match number("COSMOS_SEAL_PAGE_BYTES")? {
+                None => SealPolicy::page_bytes_for(max_bytes),
+                Some(n) if (max_bytes / 8..=max_bytes).contains(&n) => n,
                 Some(n) => bail!(
-                    "COSMOS_SEAL_MAX_BYTES={n} is out of range: it must be between \
-                     {SEAL_MIN_BYTES} and {SEAL_MAX_BYTES} (so that a sealed page fits one Cosmos \
-                     DB batch)"
+                    "COSMOS_SEAL_PAGE_BYTES={n} is out of range: it must be between {} and {max_bytes} \
+                     (an eighth of COSMOS_SEAL_MAX_BYTES and all of it)",
+                    max_bytes / 8
                 ),
             },
             max_messages: match number("COSMOS_SEAL_MAX_MESSAGES")? {

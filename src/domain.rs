@@ -8,6 +8,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+mod timestamp_text;
+
 /// Longest accepted id (session or message), in characters.
 pub const MAX_ID_LEN: usize = 128;
 /// Longest accepted user id, in characters.
@@ -176,6 +178,9 @@ impl Timestamp {
     /// Parses RFC 3339; a value without offset (as older Python writers
     /// produced) is taken as UTC.
     pub fn parse(value: &str) -> Result<Self, ValidationError> {
+        if let Some(t) = timestamp_text::parse(value) {
+            return Ok(Self(t));
+        }
         if let Ok(t) = DateTime::parse_from_rfc3339(value) {
             return Ok(Self::from_datetime(t.with_timezone(&Utc)));
         }
@@ -192,13 +197,21 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+        match timestamp_text::format(&self.0) {
+            Some(text) => f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?),
+            None => write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
+        }
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        match timestamp_text::format(&self.0) {
+            Some(text) => {
+                s.serialize_str(std::str::from_utf8(&text).map_err(serde::ser::Error::custom)?)
+            }
+            None => s.collect_str(self),
+        }
     }
 }
 

@@ -1,5 +1,9 @@
-//! A route for the benchmark's ceiling: the same bytes as `GET` of a
-//! session, served from memory. Only routed when `BENCH_ROUTES=1`.
+//! A route for the benchmark's ceiling: the same bytes as a real answer,
+//! served from memory. Only routed when `BENCH_ROUTES=1`.
+//!
+//! Two bodies, so each scenario is compared with a ceiling of its own size:
+//! `GET` of a session (`?session_id=`) and a session listing
+//! (`?list_limit=N`, the first N sessions of the user).
 
 use std::sync::OnceLock;
 
@@ -10,39 +14,43 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use super::{ApiError, AppState, extract::ApiQuery, sessions::UserParam};
-use crate::{domain::SessionId, store::Owner};
+use super::{ApiError, AppState, extract::ApiQuery, sessions::SessionList};
+use crate::{
+    domain::{SessionId, UserId},
+    store::{ListQuery, Owner},
+};
 
-/// The cached body.
+/// The cached bodies, each rendered once.
 #[derive(Debug, Default)]
-pub struct Ceiling(OnceLock<Bytes>);
+pub struct Ceiling {
+    session: OnceLock<Bytes>,
+    list: OnceLock<Bytes>,
+}
 
 /// Query of the ceiling route.
 #[derive(Debug, serde::Deserialize)]
 pub struct CeilingParams {
-    session_id: String,
-    #[serde(flatten)]
-    user: UserParam,
+    session_id: Option<String>,
+    list_limit: Option<u32>,
+    user_id: Option<String>,
 }
 
-/// `GET /_bench/ceiling?session_id=&user_id=`: the first call reads the
-/// session from the store; every later call answers the cached bytes.
+/// `GET /_bench/ceiling?session_id=&user_id=` (or `?list_limit=&user_id=`):
+/// the first call reads the session (or the listing) from the store; every
+/// later call answers the cached bytes.
 pub async fn ceiling(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<CeilingParams>,
 ) -> Result<Response, ApiError> {
-    let bytes = match state.bench.0.get() {
+    let cell = match params.list_limit {
+        Some(_) => &state.bench.list,
+        None => &state.bench.session,
+    };
+    let bytes = match cell.get() {
         Some(bytes) => bytes.clone(),
         None => {
-            let owner = match params.user.user_id {
-                Some(user) => Owner::User(crate::domain::UserId::parse(user)?),
-                None => Owner::Anonymous,
-            };
-            let id = SessionId::parse(params.session_id)?;
-            let session = state.store.get_session(&owner, &id).await?;
-            let body =
-                serde_json::to_vec(&session.value).map_err(|e| ApiError::Internal(e.into()))?;
-            state.bench.0.get_or_init(|| Bytes::from(body)).clone()
+            let body = render(&state, params).await?;
+            cell.get_or_init(|| Bytes::from(body)).clone()
         }
     };
     let mut response = bytes.into_response();
@@ -51,4 +59,35 @@ pub async fn ceiling(
         HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+async fn render(state: &AppState, params: CeilingParams) -> Result<Vec<u8>, ApiError> {
+    let owner = match params.user_id {
+        Some(user) => Owner::User(UserId::parse(user)?),
+        None => Owner::Anonymous,
+    };
+    let body = match (params.list_limit, params.session_id) {
+        (Some(limit), _) => {
+            let query = ListQuery {
+                limit,
+                is_active: None,
+                continuation: None,
+            };
+            let page = state.store.list_sessions(&owner, &query).await?;
+            serde_json::to_vec(&SessionList {
+                sessions: page.sessions,
+                continuation_token: page.continuation,
+            })
+        }
+        (None, Some(id)) => {
+            let id = SessionId::parse(id)?;
+            serde_json::to_vec(&state.store.get_session(&owner, &id).await?.value)
+        }
+        (None, None) => {
+            return Err(ApiError::Validation(
+                "session_id or list_limit: one is required".into(),
+            ));
+        }
+    };
+    body.map_err(|e| ApiError::Internal(e.into()))
 }

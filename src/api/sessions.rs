@@ -19,7 +19,7 @@ use crate::{
         ChatMessage, ChatSession, JsonObject, NewSession, SessionId, SessionPatch, SessionSummary,
         Timestamp, UserId,
     },
-    store::{ETag, ListQuery, MessageChunks, SessionRead, StoreError},
+    store::{ETag, ListQuery, MessageChunks, Owner, SessionRead, StoreError},
 };
 
 /// Default page size of a session listing.
@@ -156,12 +156,57 @@ pub async fn list(
         is_active: params.is_active,
         continuation: params.continuation_token.filter(|t| !t.is_empty()),
     };
-    let page = state.store.list_sessions(&owner, &query).await?;
-    let body = SessionList {
-        sessions: page.sessions,
-        continuation_token: page.continuation,
+    // The owner's version is read before the page: a page rendered now is
+    // at least as new as that version, so it is current while the version
+    // stays the same (any change to the owner's sessions bumps it).
+    let version = state.store.sessions_version(&owner).await?;
+    let key = listing_key(&owner, &query);
+    let cached = version.as_ref().and_then(|v| {
+        state
+            .listings
+            .get(&key)
+            .filter(|(at, _)| at == v)
+            .map(|(_, body)| body)
+    });
+    let body = match cached {
+        Some(body) => body,
+        None => {
+            let page = state.store.list_sessions(&owner, &query).await?;
+            let body = SessionList {
+                sessions: page.sessions,
+                continuation_token: page.continuation,
+            };
+            // One buffer sized for the page up front (a session is ~300
+            // bytes), not grown by doubling from a few bytes as `Json` does.
+            let mut bytes = Vec::with_capacity(64 + 384 * body.sessions.len());
+            serde_json::to_writer(&mut bytes, &body).map_err(|e| ApiError::Internal(e.into()))?;
+            let bytes = Bytes::from(bytes);
+            if let Some(version) = version {
+                state.listings.put(&key, version, bytes.clone());
+            }
+            bytes
+        }
     };
-    Ok(json_with_etag(StatusCode::OK, &body, None))
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// What a cached listing is filed under: whose, and which page of what.
+fn listing_key(owner: &Owner, query: &ListQuery) -> String {
+    // "u:" before a user id, so no user id can pass for the anonymous owner.
+    let whose = owner
+        .user_id()
+        .map_or_else(|| "anonymous".to_owned(), |u| format!("u:{}", u.as_str()));
+    format!(
+        "{whose}\n{:?}\n{}\n{}",
+        query.is_active,
+        query.limit,
+        query.continuation.as_deref().unwrap_or("")
+    )
 }
 
 /// `POST /api/chat/sessions`
@@ -462,5 +507,8 @@ pub async fn delete(
         .store
         .delete_session(&owner, &id, if_match.as_ref())
         .await?;
+    // A deleted session is never read again: free its rendered body now
+    // rather than when the cache happens to evict it.
+    state.renders.remove(&id);
     Ok(StatusCode::NO_CONTENT.into_response())
 }

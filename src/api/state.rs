@@ -60,6 +60,8 @@ pub struct AppState {
     /// API settings.
     pub settings: Arc<ApiSettings>,
     pub(super) renders: Arc<cache::RenderCache>,
+    /// Rendered listings, by owner and query.
+    pub(super) listings: Arc<cache::RenderCache<String>>,
     pub(super) bench: Arc<bench::Ceiling>,
 }
 
@@ -72,6 +74,7 @@ impl AppState {
             legacy_eraser: None,
             settings: Arc::new(settings),
             renders: Arc::default(),
+            listings: Arc::new(cache::RenderCache::new(cache::LISTINGS_CACHE_BYTES)),
             bench: Arc::default(),
         }
     }

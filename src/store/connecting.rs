@@ -341,6 +341,10 @@ impl<S: SessionStore> SessionStore for Connecting<S> {
         self.ready()?.list_sessions(owner, query).await
     }
 
+    async fn sessions_version(&self, owner: &Owner) -> StoreResult<Option<ETag>> {
+        self.ready()?.sessions_version(owner).await
+    }
+
     async fn update_session(
         &self,
         owner: &Owner,

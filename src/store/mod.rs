@@ -330,6 +330,15 @@ pub trait SessionStore:
     /// A page of the owner's sessions, most recently updated first.
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage>;
 
+    /// A version of all the owner's sessions: it changes whenever any of
+    /// them is created, changed or deleted, so a listing read after it was
+    /// `v` is current while it is still `v`. `None` when the store keeps no
+    /// such version (every listing is then read afresh).
+    async fn sessions_version(&self, owner: &Owner) -> StoreResult<Option<ETag>> {
+        let _ = owner;
+        Ok(None)
+    }
+
     /// Applies `patch`; with `if_match`, only if the version still matches.
     async fn update_session(
         &self,

@@ -21,6 +21,12 @@
  *                                `headers` also dumps every request's headers
  *   COSMOS_MAX_DOCUMENT_BYTES=N  item size limit (default 2 MiB, as Cosmos)
  *   COSMOS_SERVER_WATCH_STDIN=0|1  force stdin watching off/on
+ *   COSMOS_FAULTS='{"seed":1,"throttle":0.05,...}'  faults for every
+ *                                database (see "Fault injection" below)
+ *
+ * Test-only control (no such thing in Cosmos DB): PUT /_faults/<database>
+ * with a fault plan turns faults on for that database's documents, GET
+ * reads the plan and what was injected so far, DELETE turns them off.
  *
  * The server's route table (lib/routes.js) captures every handler function
  * when it is loaded, so all patches are installed on the handler modules
@@ -131,7 +137,8 @@ const STATUS_CODES = {
   413: "RequestEntityTooLarge",
   424: "FailedDependency",
   429: "TooManyRequests",
-  500: "InternalServerError"
+  500: "InternalServerError",
+  503: "ServiceUnavailable"
 };
 const STATUS_MESSAGES = {
   404: "Entity with the specified id does not exist in the system.",
@@ -757,16 +764,175 @@ const { createHttpServer } = require(PKG_DIR); // loads lib/routes.js now
 // Start, report, and stop with the parent.
 // ---------------------------------------------------------------------------
 const server = createHttpServer();
+
+// ---------------------------------------------------------------------------
+// Fault injection: what a real account does to a client under load and on
+// a bad network, on demand and reproducibly. A plan names per-request
+// probabilities; each document request (reads, writes, queries, batches —
+// not account or container metadata) of the plan's database draws from a
+// PRNG seeded by the plan, so one request order gives one fault sequence.
+//
+//   throttle       429 TooManyRequests with x-ms-retry-after-ms
+//                  (`retry_after_ms`, default 20) and sub-status 3200; not
+//                  applied
+//   unavailable    503 ServiceUnavailable; not applied
+//   reset          the connection is closed before the request is handled
+//   lost_response  the request is handled (a write is applied), then the
+//                  connection is closed instead of answering (not for GET)
+//   delay          the request waits `delay_ms` (default 50) first; drawn
+//                  independently of the others
+// ---------------------------------------------------------------------------
+const FAULT_KINDS = ["throttle", "unavailable", "reset", "lost_response"];
+const faultPlans = new Map(); // database id (or "*") -> { plan, random, injected, requests }
+
+// mulberry32: small, seedable, good enough to spread faults.
+function seededRandom(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function faultState(plan) {
+  for (const key of [...FAULT_KINDS, "delay"]) {
+    const p = plan[key] === undefined ? 0 : plan[key];
+    if (typeof p !== "number" || !(p >= 0 && p <= 1)) throw new Error(`${key} must be a probability (0..1)`);
+  }
+  const total = FAULT_KINDS.reduce((sum, k) => sum + (plan[k] || 0), 0);
+  if (total > 1) throw new Error("the probabilities of throttle, unavailable, reset and lost_response add up to more than 1");
+  const injected = {};
+  for (const key of [...FAULT_KINDS, "delay"]) injected[key] = 0;
+  return { plan, random: seededRandom(Number(plan.seed) || 0), injected, requests: 0 };
+}
+
+if (process.env.COSMOS_FAULTS) faultPlans.set("*", faultState(JSON.parse(process.env.COSMOS_FAULTS)));
+
+function faultsReport(state) {
+  return { plan: state.plan, requests: state.requests, injected: state.injected };
+}
+
+// PUT/GET/DELETE /_faults/<database>
+function handleFaultControl(req, res, database) {
+  const reply = (status, body) => {
+    res.writeHead(status, { "content-type": "application/json" });
+    res.end(body === undefined ? undefined : JSON.stringify(body));
+  };
+  if (req.method === "GET") {
+    const state = faultPlans.get(database);
+    return state ? reply(200, faultsReport(state)) : reply(404, { message: "no fault plan" });
+  }
+  if (req.method === "DELETE") {
+    const state = faultPlans.get(database);
+    faultPlans.delete(database);
+    return state ? reply(200, faultsReport(state)) : reply(404, { message: "no fault plan" });
+  }
+  if (req.method !== "PUT") return reply(405, { message: "PUT, GET or DELETE" });
+  let text = "";
+  req.setEncoding("utf8");
+  req.on("data", chunk => (text += chunk));
+  req.on("end", () => {
+    try {
+      faultPlans.set(database, faultState(JSON.parse(text)));
+      reply(204);
+    } catch (err) {
+      reply(400, { message: err.message });
+    }
+  });
+  return undefined;
+}
+
+const DOCS_PATH = /^\/dbs\/([^/]+)\/colls\/[^/]+\/docs(\/|$|\?)/;
+
+// The fault for this request, or null; also counts it.
+function drawFault(req) {
+  const match = DOCS_PATH.exec(req.url);
+  if (!match) return null;
+  const state = faultPlans.get(decodeURIComponent(match[1])) || faultPlans.get("*");
+  if (!state) return null;
+  state.requests += 1;
+  const { plan, random, injected } = state;
+  const fault = { kind: null, delay: 0 };
+  if (plan.delay && random() < plan.delay) {
+    injected.delay += 1;
+    fault.delay = plan.delay_ms === undefined ? 50 : plan.delay_ms;
+  }
+  let u = random();
+  for (const kind of FAULT_KINDS) {
+    const p = plan[kind] || 0;
+    if (u < p) {
+      if (kind === "lost_response" && req.method === "GET") break;
+      injected[kind] += 1;
+      fault.kind = kind;
+      fault.plan = plan;
+      break;
+    }
+    u -= p;
+  }
+  return fault;
+}
+
+function injectFault(fault, req, res, next) {
+  if (fault.kind === "reset") {
+    req.socket.destroy();
+    return;
+  }
+  if (fault.kind === "throttle" || fault.kind === "unavailable") {
+    const status = fault.kind === "throttle" ? 429 : 503;
+    const headers = {
+      "content-type": "application/json",
+      "x-ms-activity-id": require("crypto").randomUUID(),
+      "x-ms-request-charge": "0",
+      connection: "close"
+    };
+    if (status === 429) {
+      headers["x-ms-retry-after-ms"] = String(fault.plan.retry_after_ms === undefined ? 20 : fault.plan.retry_after_ms);
+      headers["x-ms-substatus"] = "3200";
+    }
+    const message =
+      status === 429
+        ? "Request rate is large. More Request Units may be needed, so no changes were made. Please retry this request later."
+        : "The service is currently unavailable.";
+    // Read the body first, as a server does, then answer.
+    req.resume();
+    req.on("end", () => {
+      res.writeHead(status, headers);
+      res.end(JSON.stringify({ code: STATUS_CODES[status] || "ServiceUnavailable", message }));
+    });
+    return;
+  }
+  if (fault.kind === "lost_response") {
+    // Handled in full, then the answer never leaves.
+    res.write = () => true;
+    res.end = () => {
+      req.socket.destroy();
+      return res;
+    };
+  }
+  next();
+}
+
 {
-  const packageListeners = server.listeners("request");
+  const listeners = server.listeners("request");
   server.removeAllListeners("request");
   server.on("request", (req, res) => {
     if (req.method === "GET" && req.url === STATS_PATH) {
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify(requestCounts));
-      return;
+      return undefined;
     }
-    for (const listener of packageListeners) listener.call(server, req, res);
+    const control = /^\/_faults\/([^/?]+)/.exec(req.url);
+    if (control) return handleFaultControl(req, res, decodeURIComponent(control[1]));
+    const next = () => listeners.forEach(listener => listener.call(server, req, res));
+    const fault = drawFault(req);
+    if (!fault) return next();
+    const go = () => injectFault(fault, req, res, next);
+    if (fault.delay > 0) setTimeout(go, fault.delay);
+    else go();
+    return undefined;
   });
 }
 let stopping = false;

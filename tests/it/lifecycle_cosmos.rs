@@ -34,6 +34,7 @@ use crate::common::{
 fn small_pages(store: CosmosStore) -> CosmosStore {
     store.with_seal_policy(SealPolicy {
         max_bytes: 32 * 1024,
+        page_bytes: SealPolicy::page_bytes_for(32 * 1024),
         max_messages: None,
     })
 }

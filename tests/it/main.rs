@@ -26,6 +26,12 @@
 //! - [`api`]: the HTTP suite, a failing store, concurrent clients over a
 //!   real socket (on: embedded SQLite);
 //! - [`api_cosmos`]: the HTTP suite (on: the Cosmos server and the emulator);
+//! - [`cosmos_appends`]: appends of one request in steady state, another
+//!   process's writes, retries found in sealed pages (on: the Cosmos server
+//!   and the emulator);
+//! - [`cosmos_faults`]: throttling, 503s, reset connections, lost answers
+//!   and delays injected by the Cosmos server: concurrent writers over HTTP,
+//!   lost answers, the migration (on: the Cosmos server);
 //! - [`sealing`]: sessions that outgrow one Cosmos document, sealed into
 //!   pages (on: the Cosmos server and the emulator; the API part on embedded
 //!   SQLite too);
@@ -82,11 +88,14 @@ mod legacy_data;
 mod api;
 mod api_cosmos;
 mod browser;
+mod cosmos_appends;
+mod cosmos_faults;
 mod durability;
 mod functions;
 mod import_cli;
 mod lifecycle_cli;
 mod lifecycle_cosmos;
+mod listing_cache;
 mod migration;
 mod migration_cosmos;
 mod openapi;

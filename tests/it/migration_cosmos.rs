@@ -21,7 +21,7 @@ use crate::{
 /// Writes the legacy set into the old container (partitioned by
 /// `/session_id`). A container cannot hold one id twice in a partition, so
 /// duplicate deliveries are not part of this set.
-async fn seed(legacy: &ContainerClient, set: &LegacySet) {
+pub(crate) async fn seed(legacy: &ContainerClient, set: &LegacySet) {
     for record in &set.records {
         let id = record["id"].as_str().unwrap();
         let pk = match record.get("session_id") {
@@ -33,7 +33,7 @@ async fn seed(legacy: &ContainerClient, set: &LegacySet) {
     }
 }
 
-async fn legacy_ids(legacy: &ContainerClient) -> BTreeSet<String> {
+pub(crate) async fn legacy_ids(legacy: &ContainerClient) -> BTreeSet<String> {
     let docs: Vec<Value> = legacy
         .query_items::<Value>(
             Query::from("SELECT c.id FROM c"),

@@ -514,6 +514,7 @@ async fn hits_in_sealed_pages_are_found() {
     let (store, _client) = cosmos::server_cosmos_store().await;
     let store = Arc::new(store.with_seal_policy(SealPolicy {
         max_bytes: 16 * 1024,
+        page_bytes: SealPolicy::page_bytes_for(16 * 1024),
         max_messages: Some(8),
     }));
     let alice = crate::conformance::user(&crate::conformance::unique("alice"));

@@ -72,11 +72,18 @@ async fn an_older_file_is_indexed_on_first_start() {
 }
 
 /// A file indexed in the first format (one owner word ANDed with words
-/// shared by all owners, prefix indexes of 1–3 characters, version 1) is
-/// re-indexed on first start: search, which reads only the current format,
-/// finds its messages and names, and the index stays in step afterwards.
+/// shared by all owners, prefix indexes of 1–3 characters), as versions 1
+/// and 2 left it, is re-indexed on first start: search, which reads only
+/// the current format, finds its messages and names, and the index stays
+/// in step afterwards.
 #[tokio::test]
 async fn a_file_with_the_first_index_format_is_reindexed_on_first_start() {
+    for version in [1, 2] {
+        reindexed_from(version).await;
+    }
+}
+
+async fn reindexed_from(version: i64) {
     let dir = tempfile::tempdir().unwrap();
     let alice = crate::conformance::user("alice");
     let owner = Owner::User(alice.clone());
@@ -103,7 +110,7 @@ async fn a_file_with_the_first_index_format_is_reindexed_on_first_start() {
                 .unwrap();
         }
     }
-    // Write the index as the first format did, and mark the file version 1.
+    // Write the index as the first format did, and mark the file's version.
     {
         let conn = rusqlite_open(dir.path());
         let owner_word = |user: &str| {
@@ -131,9 +138,10 @@ async fn a_file_with_the_first_index_format_is_reindexed_on_first_start() {
             "DROP TABLE search_index; \
              CREATE VIRTUAL TABLE search_index USING fts5(words, content = '', \
                  contentless_delete = 1, detail = 'none', tokenize = 'ascii', prefix = '1 2 3'); \
-             PRAGMA user_version = 1;",
+             ",
         )
         .unwrap();
+        conn.pragma_update(None, "user_version", version).unwrap();
         for (doc, user, text) in docs {
             conn.execute(
                 "INSERT INTO search_index (rowid, words) VALUES (?1, ?2)",
@@ -143,10 +151,10 @@ async fn a_file_with_the_first_index_format_is_reindexed_on_first_start() {
         }
     }
     let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
-    let version: i64 = rusqlite_open(dir.path())
+    let upgraded: i64 = rusqlite_open(dir.path())
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(upgraded, 3, "from version {version}");
     let hits = search_all(&store, &owner, "KUBE ott", 10).await;
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].session_id, id);

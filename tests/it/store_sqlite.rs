@@ -17,6 +17,18 @@ async fn sqlite() -> (DynMigrationStore, tempfile::TempDir) {
 
 conformance_suite!(sqlite());
 
+/// The same suite with `Durability::Full`, whose writes are answered by the
+/// thread that flushes the WAL rather than by the writer.
+mod full_durability {
+    use crate::conformance;
+
+    crate::conformance_suite!(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = super::SqliteStore::open(dir.path(), super::Durability::Full).unwrap();
+        (std::sync::Arc::new(store) as super::DynMigrationStore, dir)
+    });
+}
+
 mod search {
     crate::search_suite!(async {
         let dir = tempfile::tempdir().unwrap();

@@ -30,8 +30,9 @@ pub struct CosmosConfig {
     /// `COSMOS_REGION` (default: the app's `REGION_NAME`, else East US): the
     /// region the SDK routes to first.
     pub region: String,
-    /// `COSMOS_SEAL_MAX_BYTES` / `COSMOS_SEAL_MAX_MESSAGES`: when a session
-    /// document moves its oldest messages into a sealed page.
+    /// `COSMOS_SEAL_MAX_BYTES` / `COSMOS_SEAL_PAGE_BYTES` /
+    /// `COSMOS_SEAL_MAX_MESSAGES`: when a session document moves its oldest
+    /// messages into a sealed page, and how many.
     pub seal: SealPolicy,
 }
 

@@ -2,8 +2,8 @@
 //! long sessions and migration checkpoints, told apart by `doc_type`, and how
 //! their ids and partitions are made.
 
-use azure_data_cosmos::PartitionKey;
-use serde::{Deserialize, Serialize};
+use azure_data_cosmos::{PartitionKey, models::ItemResponse};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
 use crate::{
@@ -109,6 +109,11 @@ pub(super) fn partition(user: Option<&UserId>) -> PartitionKey {
     }
 }
 
+/// About what Cosmos DB adds to every stored item (`_rid`, `_self`, `_etag`,
+/// `_attachments`, `_ts`), for the size of an item written without reading
+/// it back.
+pub(super) const SYSTEM_PROPERTY_BYTES: usize = 200;
+
 /// The size of `value` as stored, for the seal policy.
 pub(super) fn json_len<T: Serialize>(value: &T) -> usize {
     serde_json::to_vec(value).map_or(usize::MAX, |v| v.len())
@@ -117,4 +122,96 @@ pub(super) fn json_len<T: Serialize>(value: &T) -> usize {
 /// `value` as a patch operation's operand.
 pub(super) fn json_of<T: Serialize>(value: &T) -> StoreResult<Value> {
     serde_json::to_value(value).map_err(|e| StoreError::Internal(e.into()))
+}
+
+/// The length ([`json_len`]) of session document `doc` after the append
+/// patch adds a message of `message_len` bytes: the message (and its comma),
+/// one more digit when `message_count` gains one, and `last_message_at` no
+/// longer `null` (`updated_at` keeps its length).
+pub(super) fn len_after_append(
+    len: usize,
+    messages: usize,
+    message_count: u64,
+    had_message: bool,
+    message_len: usize,
+) -> usize {
+    let digits = |n: u64| n.checked_ilog10().unwrap_or(0) as usize + 1;
+    let last = if had_message {
+        0
+    } else {
+        json_len(&crate::domain::Timestamp::now()) - "null".len()
+    };
+    len + message_len + usize::from(messages > 0) + digits(message_count + 1)
+        - digits(message_count)
+        + last
+}
+
+/// The item of a point operation's answer, decoded; `size` learns how many
+/// bytes of JSON it had, when `size` is given (measuring costs a detour
+/// through a JSON value: the answer may be in Cosmos' binary encoding).
+pub(super) fn decode<T: DeserializeOwned>(
+    response: ItemResponse,
+    size: Option<&dyn Fn(usize)>,
+) -> anyhow::Result<T> {
+    let Some(size) = size else {
+        return Ok(response.into_model()?);
+    };
+    let value: Value = response.into_model()?;
+    size(json_len(&value));
+    Ok(serde_json::from_value(value)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{
+        ChatMessage, JsonObject, MessageId, MessageType, NewSession, SessionId, Timestamp, UserId,
+    };
+
+    /// The length the append patch leaves is what serialising the patched
+    /// document gives, through the digit and `null` boundaries.
+    #[test]
+    fn len_after_append_matches_the_patched_document() {
+        let user = UserId::parse("u").unwrap();
+        let new = NewSession::new(
+            Some(SessionId::parse("s").unwrap()),
+            Some(user.clone()),
+            None,
+            JsonObject::new(),
+            Timestamp::now(),
+        )
+        .unwrap();
+        let mut doc = SessionDoc {
+            session: new.into_session(Timestamp::now()),
+            doc_type: SESSION_DOC_TYPE.into(),
+            sealed_page_sizes: Vec::new(),
+        };
+        for i in 0..120u64 {
+            // Sealed messages leave the array but not the count.
+            if i == 50 {
+                doc.session.messages.clear();
+                doc.sealed_page_sizes.push(50);
+            }
+            let message = ChatMessage {
+                id: MessageId::parse(format!("m{i}")).unwrap(),
+                content: "x".repeat(i as usize),
+                message_type: MessageType::User,
+                user_id: Some(user.clone()),
+                metadata: JsonObject::new(),
+                created_at: Timestamp::now(),
+            };
+            let expected = len_after_append(
+                json_len(&doc),
+                doc.session.messages.len(),
+                doc.session.message_count,
+                doc.session.last_message_at.is_some(),
+                json_len(&message),
+            );
+            doc.session.last_message_at = Some(message.created_at);
+            doc.session.updated_at = message.created_at;
+            doc.session.message_count += 1;
+            doc.session.messages.push(message);
+            assert_eq!(json_len(&doc), expected, "after message {i}");
+        }
+    }
 }

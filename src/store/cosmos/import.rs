@@ -15,9 +15,11 @@ use serde_json::Value;
 
 use super::{
     CosmosStore,
-    documents::{PageDoc, SESSION_DOC_TYPE, SessionDoc, json_len, partition},
+    documents::{
+        PageDoc, SESSION_DOC_TYPE, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, partition,
+    },
     errors::{APPEND_DEADLINE, backoff, store_error, to_etag},
-    metrics::item_charge,
+    metrics::{ItemIo, item_charge},
 };
 use crate::{
     domain::{ChatMessage, ChatSession, MessageId, SessionId, UserId},
@@ -121,6 +123,12 @@ impl CosmosStore {
             Ok(_) | Err(StoreError::NotFound) => {}
             Err(e) => return Err(e),
         }
+        // This process's idea of the session's version goes out of date.
+        self.versions
+            .forget(&(import.user_id.clone(), import.id.clone()));
+        // This process's idea of the session's version goes out of date.
+        self.versions
+            .forget(&(import.user_id.clone(), import.id.clone()));
         let user = import.user_id.as_ref();
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -203,44 +211,18 @@ impl CosmosStore {
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
         };
-        // The newest messages that fit in half the threshold stay in the
-        // document (as after a seal); the older ones fill pages, oldest first.
-        let mut split = all.len();
-        let mut tail_bytes = 0;
-        for (i, message) in all.iter().enumerate().rev() {
-            let len = json_len(message) + 1;
-            if tail_bytes + len > self.seal.max_bytes / 2
-                || self
-                    .seal
-                    .max_messages
-                    .is_some_and(|m| all.len() - i > m / 2)
-            {
-                break;
-            }
-            tail_bytes += len;
-            split = i;
-        }
-        let split = split.min(all.len().saturating_sub(1));
+        // The newest messages stay in the document, as many as a seal would
+        // leave there; the older ones fill pages, the newest pages full (so
+        // that a tail read needs few), page 0 with what is left over.
+        let split = all.len() - self.seal.kept_len(all);
         let mut pages: Vec<Vec<ChatMessage>> = Vec::new();
-        let mut pending: Vec<ChatMessage> = Vec::new();
-        let mut pending_bytes = 0;
-        for message in &all[..split] {
-            let len = json_len(message) + 1;
-            let full = pending_bytes + len > self.seal.max_bytes / 2
-                || self
-                    .seal
-                    .max_messages
-                    .is_some_and(|m| pending.len() + 1 > m / 2);
-            if full && !pending.is_empty() {
-                pages.push(std::mem::take(&mut pending));
-                pending_bytes = 0;
-            }
-            pending.push(message.clone());
-            pending_bytes += len;
+        let mut end = split;
+        while end > 0 {
+            let take = self.seal.page_len(all[..end].iter().rev());
+            pages.push(all[end - take..end].to_vec());
+            end -= take;
         }
-        if !pending.is_empty() {
-            pages.push(pending);
-        }
+        pages.reverse();
         doc.session.messages = all[split..].to_vec();
         for (page, messages) in pages.into_iter().enumerate() {
             doc.sealed_page_sizes.push(messages.len() as u32);
@@ -253,6 +235,7 @@ impl CosmosStore {
                 item_charge,
             )
             .map_err(store_error)?;
+            self.io(ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
         }
         self.track(
             self.container
@@ -261,6 +244,7 @@ impl CosmosStore {
             item_charge,
         )
         .map_err(store_error)?;
+        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
         Ok(ImportOutcome {
             created: true,
             added: all.len() as u64,
@@ -302,7 +286,10 @@ impl CosmosStore {
         if missing.is_empty() {
             return Ok(true);
         }
-        if self.over(&doc, 0, 0) {
+        if self
+            .seal
+            .over(json_len(&doc), doc.session.messages.len(), 0, 0)
+        {
             self.seal(user, doc, etag).await?;
             return Ok(false);
         }
@@ -341,6 +328,7 @@ impl CosmosStore {
             item_charge,
         )
         .map_err(store_error)?;
+        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
         outcome.added += added;
         Ok(missing.len() as u64 == added)
     }

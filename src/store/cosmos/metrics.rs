@@ -1,7 +1,11 @@
 //! Requests sent and request units charged, counted on every call, for
-//! benchmarks and logs.
+//! benchmarks and logs; and, when asked, the size of every item each request
+//! read or wrote, for cost models.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{
+    Mutex,
+    atomic::{AtomicU64, Ordering},
+};
 
 use azure_data_cosmos::{CosmosError, models::ItemResponse};
 
@@ -13,6 +17,22 @@ pub struct Metrics {
     requests: AtomicU64,
     /// Request units × 100, so that they can be added atomically.
     centi_ru: AtomicU64,
+    /// The items read and written, while someone listens.
+    items: Mutex<Option<Vec<ItemIo>>>,
+}
+
+/// What one request did to one item, in bytes as stored (system properties
+/// included), for a cost model: Cosmos DB charges a point operation by the
+/// size of the whole item it reads or writes, a patch too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemIo {
+    /// A point read of an item this large; 0 when it answered 304 (no body).
+    Read(usize),
+    /// A write (create, replace, upsert, patch, delete) of an item this large
+    /// after the write (before it, for a delete).
+    Write(usize),
+    /// A query page answering this many bytes of items.
+    Query(usize),
 }
 
 /// A reading of [`Metrics`].
@@ -42,6 +62,17 @@ impl Metrics {
         self.centi_ru.fetch_add(centi, Ordering::Relaxed);
     }
 
+    pub(super) fn item(&self, io: ItemIo) {
+        if let Some(items) = self
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            items.push(io);
+        }
+    }
+
     fn snapshot(&self) -> MetricsSnapshot {
         MetricsSnapshot {
             requests: self.requests.load(Ordering::Relaxed),
@@ -65,6 +96,49 @@ impl CosmosStore {
     /// Requests and request units used so far.
     pub fn metrics(&self) -> MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// From now on, keeps the size of every item read and written, until
+    /// [`take_item_log`](Self::take_item_log) (for benchmarks: it grows with
+    /// every request).
+    pub fn start_item_log(&self) {
+        *self.metrics.items.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// The items read and written since the log was started or last taken.
+    pub fn take_item_log(&self) -> Vec<ItemIo> {
+        self.metrics
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Whether the item log is on (measuring costs a little).
+    pub(super) fn logging(&self) -> bool {
+        self.metrics
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Decodes the item of `response`, noting its size as `io` when the
+    /// item log is on.
+    pub(super) fn decode_item<T: serde::de::DeserializeOwned>(
+        &self,
+        response: azure_data_cosmos::models::ItemResponse,
+        io: fn(usize) -> ItemIo,
+    ) -> anyhow::Result<T> {
+        let note = |bytes| self.io(io(bytes));
+        super::documents::decode(response, self.logging().then_some(&note as &dyn Fn(usize)))
+    }
+
+    /// Notes one item a request read or wrote.
+    pub(super) fn io(&self, io: ItemIo) {
+        self.metrics.item(io);
     }
 
     /// Counts one request and its charge, failed ones too (they cost RU).

@@ -7,14 +7,18 @@
 //! Request budget: a read is one point read (with `If-None-Match` when the
 //! caller knows a version: a 304 costs no transfer); a listing page is one
 //! single-partition query that leaves `messages` out; an update is one
-//! server-side patch; an append is a read plus a server-side patch guarded by
-//! the read's ETag, repeated with jittered backoff only when another writer got
-//! in between. Only local mode without a user (`Owner::Anonymous`) needs one
-//! extra cross-partition query to find a session's partition.
+//! server-side patch; an append is one server-side patch guarded by the ETag
+//! of the version this process last wrote or read, or, when it knows none or
+//! another writer got in between, a read plus that patch (appends from one
+//! process take turns per session). Only local mode without a user
+//! (`Owner::Anonymous`) needs one extra cross-partition query to find a
+//! session's partition.
 //!
 //! The files of this module, one concern each: `documents` (what is stored),
-//! `errors` (SDK errors, ETags, retries), `metrics`, `read` and `write` (the
-//! [`SessionStore`] operations), `seal` (long sessions' sealed pages),
+//! `errors` (SDK errors, ETags, retries), `metrics`, `read`, `write` and
+//! `append` (the [`SessionStore`] operations), `cache` (the versions this
+//! process knows) and `turns` (appends to a session take turns), `seal`
+//! (long sessions' sealed pages),
 //! `import` and `checkpoint` (the migration's [`MigrationStore`] side),
 //! `export`, `erase` and `retention` (those capabilities), `client`
 //! (configuration, connection, container setup) and `health` (connecting
@@ -33,6 +37,8 @@ use super::{
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
+mod append;
+mod cache;
 mod checkpoint;
 mod client;
 mod documents;
@@ -46,6 +52,7 @@ mod read;
 mod retention;
 mod seal;
 mod search;
+mod turns;
 mod write;
 
 pub use client::{
@@ -54,7 +61,7 @@ pub use client::{
 };
 pub use documents::{CHECKPOINT_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE};
 pub use health::{Target, classify, open};
-pub use metrics::{Metrics, MetricsSnapshot};
+pub use metrics::{ItemIo, Metrics, MetricsSnapshot};
 pub use seal::SealPolicy;
 
 /// The Cosmos DB store over one sessions container.
@@ -64,6 +71,10 @@ pub struct CosmosStore {
     metrics: Arc<Metrics>,
     seal: SealPolicy,
     target: Arc<Target>,
+    /// The sessions this process wrote or read lately, for 1-request appends.
+    versions: Arc<cache::Versions>,
+    /// Appends to one session from this process take turns.
+    turns: Arc<turns::Turns>,
 }
 
 impl std::fmt::Debug for CosmosStore {
@@ -89,6 +100,8 @@ impl CosmosStore {
                 container: name.to_owned(),
                 ..Target::default()
             }),
+            versions: Arc::default(),
+            turns: Arc::default(),
         })
     }
 

@@ -13,9 +13,11 @@ use serde_json::Value;
 
 use super::{
     CosmosStore,
-    documents::{SESSION_DOC_TYPE, SessionDoc, partition},
+    cache::Known,
+    documents::{SESSION_DOC_TYPE, SessionDoc, json_len, partition},
     errors::{etag_of, invalid_continuation, status, store_error, to_etag},
-    metrics::item_charge,
+    metrics::{ItemIo, item_charge},
+    seal::PAGE_READS_AT_ONCE,
 };
 use crate::{
     domain::{ChatMessage, ChatSession, SessionId, SessionSummary, UserId},
@@ -56,6 +58,7 @@ impl CosmosStore {
         while let Some(page) = pages.try_next().await.map_err(store_error)? {
             self.metrics
                 .record(page.headers().request_charge().map(|c| c.value()));
+            self.io(ItemIo::Query(json_len(&page.items())));
             owners.extend(page.into_items());
         }
         if owners.len() > 1 {
@@ -90,16 +93,27 @@ impl CosmosStore {
             )
             .map_err(store_error)?;
         if u16::from(response.status().status_code()) == 304 {
+            self.io(ItemIo::Read(0));
             return Ok(None);
         }
         let etag = etag_of(&response, "Cosmos DB read without an ETag")?;
-        let doc: SessionDoc = response.into_model().map_err(|e| {
-            StoreError::Internal(anyhow::Error::new(e).context("decoding a session document"))
-        })?;
+        let doc: SessionDoc = self
+            .decode_item(response, ItemIo::Read)
+            .map_err(|e| StoreError::Internal(e.context("decoding a session document")))?;
         if doc.doc_type != SESSION_DOC_TYPE {
             return Err(StoreError::NotFound);
         }
         Ok(Some((doc, etag)))
+    }
+
+    /// Keeps what an append needs to know of version `etag` of `doc`, when
+    /// that is all in the document (no sealed pages), so that the next
+    /// append from this process needs no read.
+    fn remember(&self, user: Option<&UserId>, doc: &SessionDoc, etag: &ETag) {
+        if doc.sealed_page_sizes.is_empty() {
+            let key = (user.cloned(), doc.session.id.clone());
+            self.versions.put(&key, Known::of(doc, etag.clone(), None));
+        }
     }
 
     /// Every message of the session: its sealed pages, then its document.
@@ -131,6 +145,7 @@ impl CosmosStore {
         let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
             return Ok(None);
         };
+        self.remember(user.as_ref(), &doc, &etag);
         Ok(Some(Versioned {
             value: self.whole(user.as_ref(), doc).await?,
             etag,
@@ -147,18 +162,20 @@ impl CosmosStore {
         let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
             return Ok(None);
         };
-        // The pages, one point read each, only when the stream gets to them.
+        self.remember(user.as_ref(), &doc, &etag);
+        // The pages, one point read each, a few ahead of the stream only.
         let pages = doc.sealed_page_sizes.len() as u32;
         let older = (pages > 0).then(|| {
             let (store, id) = (self.clone(), id.clone());
             futures::stream::iter(0..pages)
-                .then(move |page| {
+                .map(move |page| {
                     let (store, user, id) = (store.clone(), user.clone(), id.clone());
                     async move {
-                        let mut read = store.read_pages(user.as_ref(), &id, page..page + 1).await?;
-                        Ok(read.remove(0).messages)
+                        let read = store.read_page(user.as_ref(), &id, page).await?;
+                        Ok(read.messages)
                     }
                 })
+                .buffered(PAGE_READS_AT_ONCE)
                 .boxed()
         });
         Ok(Some(SessionRead {
@@ -182,6 +199,7 @@ impl CosmosStore {
             .ok_or_else(|| {
                 StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
             })?;
+        self.remember(user.as_ref(), &doc, &etag);
         let limit = limit as usize;
         let mut messages = doc.session.messages.clone();
         // Older messages only when the document does not hold enough.
@@ -213,12 +231,13 @@ impl CosmosStore {
         query: MessageQuery,
     ) -> StoreResult<MessagePage> {
         let user = self.partition_of(owner, id).await?;
-        let (doc, _) = self
+        let (doc, etag) = self
             .read_doc(user.as_ref(), id, None)
             .await?
             .ok_or_else(|| {
                 StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
             })?;
+        self.remember(user.as_ref(), &doc, &etag);
         let sealed = doc.sealed();
         let total = sealed + doc.session.messages.len() as u64;
         let end = query.before.map_or(total, |b| b.min(total));
@@ -315,6 +334,7 @@ impl CosmosStore {
         while let Some(page) = pages.try_next().await.map_err(bad_token)? {
             self.metrics
                 .record(page.headers().request_charge().map(|c| c.value()));
+            self.io(ItemIo::Query(json_len(&page.items())));
             more = page.headers().continuation().is_some();
             sessions.extend(page.into_items());
             if !sessions.is_empty() || !more {

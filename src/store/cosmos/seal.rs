@@ -3,33 +3,45 @@
 //! atomically with the document; reads put them back in front.
 
 use azure_data_cosmos::options::Precondition;
+use futures::{StreamExt as _, TryStreamExt as _};
 
 use super::{
     CosmosStore,
-    documents::{PageDoc, SessionDoc, json_len, page_id, partition},
+    cache::Known,
+    documents::{PageDoc, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, page_id, partition},
     errors::{store_error, to_etag},
-    metrics::item_charge,
+    metrics::{ItemIo, item_charge},
 };
 use crate::{
-    domain::{SessionId, UserId},
+    domain::{ChatMessage, SessionId, UserId},
     store::{ETag, StoreError, StoreResult},
 };
 
-/// When a session document is split: before it would pass `max_bytes`
-/// (default 512 KiB, well under Cosmos' 2 MB item limit) or hold more than
-/// `max_messages` messages, its oldest messages move into a sealed page.
+/// When a session document is split, and how: before it would pass
+/// `max_bytes` or hold more than `max_messages` messages, its oldest
+/// messages, up to `page_bytes` of them, move into a sealed page. The
+/// defaults come from the `cosmos_requests` bench (see docs/cosmos.md): an
+/// append stays within about twice the old per-message model's insert, a
+/// session of 50 typical messages is still one document, and the newest 50
+/// messages are in the document and its newest page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealPolicy {
     /// Largest session document, in bytes (16 KiB – 1 MiB).
     pub max_bytes: usize,
-    /// Most messages in the session document, if limited.
+    /// Most bytes of messages one seal moves into a page (an eighth of
+    /// `max_bytes` to all of it); the newer ones stay in the document.
+    pub page_bytes: usize,
+    /// Most messages in the session document, if limited (a seal then moves
+    /// at most half of them).
     pub max_messages: Option<usize>,
 }
 
 impl Default for SealPolicy {
     fn default() -> Self {
+        let max_bytes = 32 * 1024;
         Self {
-            max_bytes: 512 * 1024,
+            max_bytes,
+            page_bytes: Self::page_bytes_for(max_bytes),
             max_messages: None,
         }
     }
@@ -38,14 +50,93 @@ impl Default for SealPolicy {
 /// Room kept for Cosmos' system properties and the counters a patch adds.
 const DOC_MARGIN: usize = 512;
 
+/// Sealed pages read at once by a read of several (a long session's full
+/// read is one point read per page: reading a few at a time cuts its latency
+/// and holds at most this many pages ahead of what is written out).
+pub(super) const PAGE_READS_AT_ONCE: usize = 4;
+
+impl SealPolicy {
+    /// The default page size for documents of `max_bytes`: fifteen
+    /// sixteenths, so that a seal leaves the newest sixteenth (a few typical
+    /// messages) in the document.
+    pub fn page_bytes_for(max_bytes: usize) -> usize {
+        max_bytes - max_bytes / 16
+    }
+
+    /// The policy held to its bounds: 16 KiB – 1 MiB documents, so that a
+    /// seal always fits one 2 MB transactional batch; pages of at least an
+    /// eighth of that.
+    pub fn clamped(self) -> Self {
+        let max_bytes = self.max_bytes.clamp(16 * 1024, 1024 * 1024);
+        Self {
+            max_bytes,
+            page_bytes: self.page_bytes.clamp(max_bytes / 8, max_bytes),
+            max_messages: self.max_messages.map(|m| m.max(2)),
+        }
+    }
+
+    /// Whether a document of `doc_len` bytes holding `messages` messages
+    /// passes the policy once `extra_bytes` and `extra_messages` are added.
+    pub(super) fn over(
+        &self,
+        doc_len: usize,
+        messages: usize,
+        extra_bytes: usize,
+        extra_messages: usize,
+    ) -> bool {
+        messages > 0
+            && (doc_len + extra_bytes + DOC_MARGIN > self.max_bytes
+                || self
+                    .max_messages
+                    .is_some_and(|m| messages + extra_messages > m))
+    }
+
+    /// Most messages one page takes.
+    fn page_messages(&self) -> usize {
+        self.max_messages.map_or(usize::MAX, |m| m - m / 2)
+    }
+
+    /// How many of `messages` the next page takes: from the first given
+    /// (the oldest, or the newest when filling pages backwards), up to
+    /// `page_bytes`, at least one.
+    pub(super) fn page_len<'a>(&self, messages: impl Iterator<Item = &'a ChatMessage>) -> usize {
+        fitting(messages, self.page_bytes, self.page_messages())
+    }
+
+    /// How many of the newest of `messages` a new session document keeps
+    /// (the migration's import): as many as a seal would leave, at least one.
+    pub(super) fn kept_len(&self, messages: &[ChatMessage]) -> usize {
+        let room = self.max_bytes.saturating_sub(self.page_bytes);
+        let most = self.max_messages.map_or(usize::MAX, |m| m / 2);
+        fitting(messages.iter().rev(), room, most)
+    }
+}
+
+/// How many of `messages`, in the order given, fit in `bytes` and `count`;
+/// at least one, if there is one.
+fn fitting<'a>(
+    messages: impl Iterator<Item = &'a ChatMessage>,
+    bytes: usize,
+    count: usize,
+) -> usize {
+    let mut used = 0;
+    let mut fit = 0;
+    let mut any = false;
+    for message in messages.take(count.max(1)) {
+        any = true;
+        used += json_len(message) + 1;
+        if used > bytes {
+            break;
+        }
+        fit += 1;
+    }
+    fit.max(usize::from(any))
+}
+
 impl CosmosStore {
-    /// The same store sealing pages by `policy` (clamped to 16 KiB – 1 MiB,
-    /// so that a seal always fits one 2 MB transactional batch).
+    /// The same store sealing pages by `policy` ([clamped](SealPolicy::clamped)).
     pub fn with_seal_policy(mut self, policy: SealPolicy) -> Self {
-        self.seal = SealPolicy {
-            max_bytes: policy.max_bytes.clamp(16 * 1024, 1024 * 1024),
-            max_messages: policy.max_messages.map(|m| m.max(2)),
-        };
+        self.seal = policy.clamped();
         self
     }
 
@@ -56,64 +147,49 @@ impl CosmosStore {
         id: &SessionId,
         pages: std::ops::Range<u32>,
     ) -> StoreResult<Vec<PageDoc>> {
-        let mut out = Vec::with_capacity(pages.len());
-        for page in pages {
-            let response = self
-                .track(
-                    self.container
-                        .read_item(partition(user), &page_id(id, page), None)
-                        .await,
-                    item_charge,
-                )
-                .map_err(|e| match store_error(e) {
-                    StoreError::NotFound => StoreError::Internal(anyhow::anyhow!(
-                        "sealed page {page} of session {id} is missing"
-                    )),
-                    other => other,
-                })?;
-            out.push(response.into_model().map_err(|e| {
-                StoreError::Internal(anyhow::Error::new(e).context("decoding a sealed page"))
-            })?);
-        }
-        Ok(out)
+        futures::stream::iter(pages)
+            .map(|page| self.read_page(user, id, page))
+            .buffered(PAGE_READS_AT_ONCE)
+            .try_collect()
+            .await
     }
 
-    /// Whether adding `extra` (bytes, messages) to `doc` passes the policy.
-    pub(super) fn over(&self, doc: &SessionDoc, extra_bytes: usize, extra_messages: usize) -> bool {
-        !doc.session.messages.is_empty()
-            && (json_len(doc) + extra_bytes + DOC_MARGIN > self.seal.max_bytes
-                || self
-                    .seal
-                    .max_messages
-                    .is_some_and(|m| doc.session.messages.len() + extra_messages > m))
+    /// Point-reads sealed page `page` of a session.
+    pub(super) async fn read_page(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        page: u32,
+    ) -> StoreResult<PageDoc> {
+        let response = self
+            .track(
+                self.container
+                    .read_item(partition(user), &page_id(id, page), None)
+                    .await,
+                item_charge,
+            )
+            .map_err(|e| match store_error(e) {
+                StoreError::NotFound => StoreError::Internal(anyhow::anyhow!(
+                    "sealed page {page} of session {id} is missing"
+                )),
+                other => other,
+            })?;
+        self.decode_item(response, ItemIo::Read)
+            .map_err(|e| StoreError::Internal(e.context("decoding a sealed page")))
     }
 
     /// Moves the oldest messages of `doc` into a new sealed page, atomically
     /// with the document (one transactional batch guarded by `etag`): no
-    /// message is ever lost or in two places. The newest messages that fit
-    /// in half the threshold stay, so seals are rare.
+    /// message is ever lost or in two places. Returns the new version, as
+    /// far as an append needs it.
     pub(super) async fn seal(
         &self,
         user: Option<&UserId>,
         mut doc: SessionDoc,
         etag: &ETag,
-    ) -> StoreResult<()> {
-        let messages = std::mem::take(&mut doc.session.messages);
-        let mut keep_bytes = 0;
-        let mut keep = 0;
-        for message in messages.iter().rev() {
-            let len = json_len(message) + 1;
-            if keep_bytes + len > self.seal.max_bytes / 2
-                || self.seal.max_messages.is_some_and(|m| keep + 1 > m / 2)
-            {
-                break;
-            }
-            keep_bytes += len;
-            keep += 1;
-        }
-        let keep = keep.min(messages.len() - 1);
-        let mut sealed = messages;
-        let kept = sealed.split_off(sealed.len() - keep);
+    ) -> StoreResult<Option<Known>> {
+        let mut sealed = std::mem::take(&mut doc.session.messages);
+        let kept = sealed.split_off(self.seal.page_len(sealed.iter()));
         let page = doc.sealed_page_sizes.len() as u32;
         let page_doc = PageDoc::sealed(&doc.session.id, doc.session.user_id.clone(), page, sealed);
         doc.sealed_page_sizes.push(page_doc.messages.len() as u32);
@@ -143,12 +219,18 @@ impl CosmosStore {
                 |r| r.headers().request_charge().map(|c| c.value()),
             )
             .map_err(store_error)?;
-        if u16::from(response.status().status_code()) == 200 {
-            return Ok(());
-        }
+        let ok = u16::from(response.status().status_code()) == 200;
         let results = response.into_model().map_err(|e| {
             StoreError::Internal(anyhow::Error::new(e).context("decoding a batch answer"))
         })?;
+        if ok {
+            self.io(ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
+            self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+            let etag = results.results().get(1).and_then(|r| r.etag());
+            return Ok(
+                etag.and_then(|etag| Known::of(&doc, ETag::new(etag), Some(&page_doc.messages)))
+            );
+        }
         if results.results().iter().any(|r| r.status_code() == 412) {
             Err(StoreError::PreconditionFailed)
         } else {

@@ -1,11 +1,11 @@
-//! Writing sessions: creates, server-side patches, deletes (the document
-//! first, then its pages) and appends, each guarded by the version it read
-//! and retried with backoff when another writer got in between.
+//! Writing sessions: creates, server-side patches and deletes (the document
+//! first, then its pages), guarded by the version read and retried with
+//! backoff when another writer got in between. Appends are in `append`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use azure_data_cosmos::{
-    models::{CosmosNumber, ItemResponse, PatchInstructions, PatchOperation},
+    models::{ItemResponse, PatchInstructions, PatchOperation},
     options::{
         ContentResponseOnWrite, ItemWriteOptions, OperationOptionsBuilder, PatchItemOptions,
         PatchStrategy, Precondition,
@@ -15,16 +15,16 @@ use serde_json::json;
 
 use super::{
     CosmosStore,
-    documents::{SESSION_DOC_TYPE, SessionDoc, json_len, json_of, partition},
+    cache::Known,
+    documents::{
+        SESSION_DOC_TYPE, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, json_of, partition,
+    },
     errors::{APPEND_DEADLINE, backoff, etag_of, store_error, to_etag},
-    metrics::item_charge,
+    metrics::{ItemIo, item_charge},
 };
 use crate::{
-    domain::{
-        ChatMessage, ChatSession, NewMessage, NewSession, SessionId, SessionPatch, Timestamp,
-        UserId, archived_at,
-    },
-    store::{Appended, ETag, Owner, StoreError, StoreResult, Versioned},
+    domain::{ChatSession, NewSession, SessionId, SessionPatch, Timestamp, UserId, archived_at},
+    store::{ETag, Owner, StoreError, StoreResult, Versioned},
 };
 
 impl CosmosStore {
@@ -35,11 +35,12 @@ impl CosmosStore {
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
         };
-        let response = self
+        let user = doc.session.user_id.clone();
+        let created = self
             .track(
                 self.container
                     .create_item(
-                        partition(doc.session.user_id.as_ref()),
+                        partition(user.as_ref()),
                         doc.session.id.as_str(),
                         &doc,
                         None,
@@ -47,14 +48,32 @@ impl CosmosStore {
                     .await,
                 item_charge,
             )
-            .map_err(|e| match store_error(e) {
-                StoreError::Conflict(_) => StoreError::Conflict(format!(
-                    "a session with id {} already exists",
-                    doc.session.id
-                )),
-                other => other,
-            })?;
-        let etag = etag_of(&response, "Cosmos DB create without an ETag")?;
+            .map_err(store_error)
+            .and_then(|response| etag_of(&response, "Cosmos DB create without an ETag"));
+        let etag = match created {
+            Ok(etag) => etag,
+            // The SDK retries a create whose answer was lost; the retry then
+            // finds the first attempt's document. Exactly this document,
+            // timestamps to the microsecond, is this create's own.
+            Err(StoreError::Conflict(_)) => {
+                match self.read_doc(user.as_ref(), &doc.session.id, None).await {
+                    Ok(Some((stored, etag))) if stored.session == doc.session => etag,
+                    Ok(_) | Err(StoreError::NotFound) => {
+                        return Err(StoreError::Conflict(format!(
+                            "a session with id {} already exists",
+                            doc.session.id
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+        self.versions.put(
+            &(user, doc.session.id.clone()),
+            Known::of(&doc, etag.clone(), None),
+        );
         Ok(Versioned {
             value: doc.session,
             etag,
@@ -65,7 +84,7 @@ impl CosmosStore {
     /// replace on the client and write bookkeeping into the document. With
     /// `post_image` false the answer carries no body (an append only needs
     /// the new ETag, not the whole session back).
-    async fn patch(
+    pub(super) async fn patch(
         &self,
         user: Option<&UserId>,
         id: &SessionId,
@@ -154,9 +173,14 @@ impl CosmosStore {
             }
         };
         let etag = etag_of(&response, "Cosmos DB patch without an ETag")?;
-        let doc: SessionDoc = response.into_model().map_err(|e| {
-            StoreError::Internal(anyhow::Error::new(e).context("decoding a patched session"))
-        })?;
+        let doc: SessionDoc = self
+            .decode_item(response, ItemIo::Write)
+            .map_err(|e| StoreError::Internal(e.context("decoding a patched session")))?;
+        // A sealed session is only known with its newest page: forgotten.
+        self.versions.put(
+            &(user.clone(), id.clone()),
+            Known::of(&doc, etag.clone(), None),
+        );
         Ok(Versioned {
             value: self.whole(user.as_ref(), doc).await?,
             etag,
@@ -170,6 +194,7 @@ impl CosmosStore {
         if_match: Option<&ETag>,
     ) -> StoreResult<()> {
         let user = self.partition_of(owner, id).await?;
+        self.versions.forget(&(user.clone(), id.clone()));
         let user = user.as_ref();
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -195,7 +220,13 @@ impl CosmosStore {
                 )
                 .map_err(store_error);
             match result {
-                Ok(_) => break doc.sealed_page_sizes.len() as u32,
+                Ok(_) => {
+                    self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+                    break doc.sealed_page_sizes.len() as u32;
+                }
+                // Gone after the read: the SDK retried a delete whose answer
+                // was lost, or someone else deleted it. Deleted either way.
+                Err(StoreError::NotFound) => break doc.sealed_page_sizes.len() as u32,
                 Err(StoreError::PreconditionFailed)
                     if if_match.is_none() && started.elapsed() < APPEND_DEADLINE =>
                 {
@@ -206,96 +237,5 @@ impl CosmosStore {
             }
         };
         self.delete_pages(user, id, 0..pages).await
-    }
-
-    pub(super) async fn append(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        message: NewMessage,
-    ) -> StoreResult<Appended> {
-        let user = self.partition_of(owner, id).await?;
-        let user = user.as_ref();
-        let started = Instant::now();
-        let mut attempt = 0u32;
-        let mut pages_seen: Option<u32> = None;
-        loop {
-            // Read to learn the version and whether this id is already there
-            // (a retry), then append guarded by that version: a concurrent
-            // writer makes the patch fail with 412 and this loop try again.
-            let (doc, etag) = self.read_doc(user, id, None).await?.ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
-            })?;
-            let existing = match doc.session.messages.iter().find(|m| m.id == message.id) {
-                Some(stored) => Some(stored.clone()),
-                // A retry whose message was sealed since: only pages sealed
-                // after the first look (or the newest one) can hold it.
-                None => {
-                    let pages = doc.sealed_page_sizes.len() as u32;
-                    let from = pages_seen.unwrap_or(pages.saturating_sub(1));
-                    pages_seen = Some(pages);
-                    let mut found = None;
-                    for page in self.read_pages(user, id, from.min(pages)..pages).await? {
-                        found = found.or(page.messages.into_iter().find(|m| m.id == message.id));
-                    }
-                    found
-                }
-            };
-            if let Some(stored) = existing {
-                return Appended::replay(stored, &message, etag);
-            }
-            let now = doc
-                .session
-                .last_message_at
-                .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
-            let stored = ChatMessage {
-                id: message.id.clone(),
-                content: message.content.clone(),
-                message_type: message.message_type,
-                user_id: message.user_id.clone().or(doc.session.user_id.clone()),
-                metadata: message.metadata.clone(),
-                created_at: now,
-            };
-            let result = if self.over(&doc, json_len(&stored) + 1, 1) {
-                // Make room first; the next round appends.
-                self.seal(user, doc, &etag).await.map(|()| None)
-            } else {
-                let operations = vec![
-                    PatchOperation::add("/messages/-", json_of(&stored)?),
-                    PatchOperation::increment("/message_count", CosmosNumber::from(1i64)),
-                    PatchOperation::set("/last_message_at", json_of(&now)?),
-                    PatchOperation::set("/updated_at", json_of(&now.max(doc.session.updated_at))?),
-                ];
-                self.patch(user, id, operations, Some(&etag), false)
-                    .await
-                    .and_then(|response| {
-                        etag_of(&response, "Cosmos DB patch without an ETag").map(Some)
-                    })
-            };
-            match result {
-                Ok(Some(etag)) => {
-                    return Ok(Appended {
-                        message: stored,
-                        created: true,
-                        etag,
-                    });
-                }
-                Ok(None) => {}
-                // Lost a race, or an ambiguous failure: the next read tells
-                // whether the message is in, so nothing is appended twice.
-                Err(StoreError::PreconditionFailed | StoreError::Unavailable { .. })
-                    if started.elapsed() < APPEND_DEADLINE =>
-                {
-                    tokio::time::sleep(backoff(attempt)).await;
-                    attempt += 1;
-                }
-                Err(StoreError::PreconditionFailed) => {
-                    return Err(StoreError::Unavailable {
-                        retry_after: Some(Duration::from_secs(1)),
-                    });
-                }
-                Err(e) => return Err(e),
-            }
-        }
     }
 }

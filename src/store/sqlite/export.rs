@@ -92,6 +92,13 @@ impl SqliteStore {
         id: &SessionId,
         known: Option<&ETag>,
     ) -> StoreResult<Option<SessionRead>> {
+        // The common case, a cached rendering still current, is one indexed
+        // row read on this thread (no hop to the blocking pool).
+        if let Some(known) = known
+            && let Some(unchanged) = self.revalidate_inline(owner, id, known)
+        {
+            return unchanged.map(|_| None);
+        }
         let (owner, session_id, known) = (owner.clone(), id.clone(), known.cloned());
         let first = self
             .read(move |conn| {

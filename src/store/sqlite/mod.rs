@@ -37,6 +37,7 @@ mod rows;
 mod schema;
 mod search;
 mod search_index;
+mod versions;
 mod write;
 mod writer;
 
@@ -66,10 +67,18 @@ struct Inner {
     jobs: mpsc::Sender<writer::Job>,
     /// The writer thread, joined when the store closes.
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Idle reader connections, at most [`READERS`].
     readers: Mutex<Vec<Connection>>,
+    /// One permit per reader connection: a read waits here for a free one
+    /// instead of opening a connection of its own (which costs more than a
+    /// whole listing) or piling blocking threads onto the cores.
+    read_slots: tokio::sync::Semaphore,
     /// Connections with no busy timeout, for reads on async threads.
     inline_readers: Mutex<Vec<Connection>>,
 }
+
+/// Reads that run at once, each on its own connection.
+const READERS: usize = 8;
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "chat-sessions.sqlite3";
@@ -132,6 +141,10 @@ impl SessionStore for SqliteStore {
 
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
         self.session_page(owner, query).await
+    }
+
+    async fn sessions_version(&self, owner: &Owner) -> StoreResult<Option<ETag>> {
+        self.owner_version(owner).await.map(Some)
     }
 
     async fn update_session(

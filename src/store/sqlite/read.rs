@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 
 use super::{
     SqliteStore,
-    rows::{find_session, internal, load_messages, messages_before, session_row},
+    rows::{find_session, internal, load_messages, messages_before, summary_row},
     schema::{SESSION_COLUMNS, open_connection},
 };
 use crate::{
@@ -26,6 +26,13 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
+        // Held until the read is done (or its caller gone).
+        let _slot = self
+            .inner
+            .read_slots
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Internal(e.into()))?;
         let inner = self.inner.clone();
         blocking(move || {
             let pooled = inner
@@ -40,7 +47,7 @@ impl SqliteStore {
             };
             let out = f(&mut conn);
             let mut readers = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
-            if readers.len() < 8 {
+            if readers.len() < super::READERS {
                 readers.push(conn);
             }
             out
@@ -52,7 +59,7 @@ impl SqliteStore {
     /// read on a connection that never waits for a lock. `None` when that is
     /// not possible right now (no idle connection, or SQLite busy), so the
     /// caller takes the ordinary path.
-    fn revalidate_inline(
+    pub(super) fn revalidate_inline(
         &self,
         owner: &Owner,
         id: &SessionId,
@@ -187,7 +194,7 @@ impl SqliteStore {
                         after_id,
                         i64::from(limit) + 1,
                     ],
-                    |row| session_row(row).map(|(summary, _)| summary),
+                    summary_row,
                 )
                 .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 .map_err(internal)?;

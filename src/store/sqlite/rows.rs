@@ -33,52 +33,70 @@ fn decode<T, E: std::fmt::Display>(column: &str, value: Result<T, E>) -> rusqlit
     })
 }
 
-fn json_object(column: &str, text: String) -> rusqlite::Result<JsonObject> {
-    decode(column, serde_json::from_str::<JsonObject>(&text))
+// Rows are decoded from the column text as SQLite holds it (`text`), not
+// from owned copies: a page of sessions or messages decodes hundreds of
+// columns, and only what the domain value keeps is allocated.
+
+/// The text of column `i`, borrowed from the row.
+fn text<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<&'r str> {
+    row.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
-fn timestamp(column: &str, text: String) -> rusqlite::Result<Timestamp> {
-    decode(column, Timestamp::parse(&text))
+/// Like [`text`], for a column that may be NULL.
+fn optional_text<'r>(row: &'r Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    match row.get_ref(i)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => text(row, i).map(Some),
+    }
 }
 
-fn optional_user(column: &str, text: Option<String>) -> rusqlite::Result<Option<UserId>> {
+fn json_object(column: &str, text: &str) -> rusqlite::Result<JsonObject> {
+    decode(column, serde_json::from_str::<JsonObject>(text))
+}
+
+fn timestamp(column: &str, text: &str) -> rusqlite::Result<Timestamp> {
+    decode(column, Timestamp::parse(text))
+}
+
+fn optional_user(column: &str, text: Option<&str>) -> rusqlite::Result<Option<UserId>> {
     text.map(|t| decode(column, UserId::parse(t))).transpose()
+}
+
+/// A session row without its etag (what a listing shows).
+pub(super) fn summary_row(row: &Row<'_>) -> rusqlite::Result<SessionSummary> {
+    Ok(SessionSummary {
+        id: decode("id", SessionId::parse(text(row, 0)?))?,
+        user_id: optional_user("user_id", optional_text(row, 1)?)?,
+        session_name: optional_text(row, 2)?.map(str::to_owned),
+        is_active: row.get(3)?,
+        archived_at: optional_text(row, 10)?
+            .map(|t| timestamp("archived_at", t))
+            .transpose()?,
+        context: json_object("context", text(row, 4)?)?,
+        message_count: row.get(5)?,
+        last_message_at: optional_text(row, 6)?
+            .map(|t| timestamp("last_message_at", t))
+            .transpose()?,
+        created_at: timestamp("created_at", text(row, 7)?)?,
+        updated_at: timestamp("updated_at", text(row, 8)?)?,
+    })
 }
 
 /// A session row: the session without messages, plus its etag.
 pub(super) fn session_row(row: &Row<'_>) -> rusqlite::Result<(SessionSummary, String)> {
-    let summary = SessionSummary {
-        id: decode("id", SessionId::parse(row.get::<_, String>(0)?))?,
-        user_id: optional_user("user_id", row.get(1)?)?,
-        session_name: row.get(2)?,
-        is_active: row.get(3)?,
-        archived_at: row
-            .get::<_, Option<String>>(10)?
-            .map(|t| timestamp("archived_at", t))
-            .transpose()?,
-        context: json_object("context", row.get(4)?)?,
-        message_count: row.get(5)?,
-        last_message_at: row
-            .get::<_, Option<String>>(6)?
-            .map(|t| timestamp("last_message_at", t))
-            .transpose()?,
-        created_at: timestamp("created_at", row.get(7)?)?,
-        updated_at: timestamp("updated_at", row.get(8)?)?,
-    };
-    Ok((summary, row.get(9)?))
+    Ok((summary_row(row)?, row.get(9)?))
 }
 
 pub(super) fn message_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
     Ok(ChatMessage {
-        id: decode("id", MessageId::parse(row.get::<_, String>(0)?))?,
+        id: decode("id", MessageId::parse(text(row, 0)?))?,
         content: row.get(1)?,
-        message_type: decode(
-            "message_type",
-            MessageType::parse(&row.get::<_, String>(2)?),
-        )?,
-        user_id: optional_user("user_id", row.get(3)?)?,
-        metadata: json_object("metadata", row.get(4)?)?,
-        created_at: timestamp("created_at", row.get(5)?)?,
+        message_type: decode("message_type", MessageType::parse(text(row, 2)?))?,
+        user_id: optional_user("user_id", optional_text(row, 3)?)?,
+        metadata: json_object("metadata", text(row, 4)?)?,
+        created_at: timestamp("created_at", text(row, 5)?)?,
     })
 }
 

@@ -3,13 +3,13 @@
 
 use std::{
     path::Path,
-    sync::{Arc, Mutex, mpsc},
+    sync::{Arc, Mutex},
 };
 
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{DB_FILE, Durability, Inner, SqliteStore, search_index, writer::write_loop};
+use super::{DB_FILE, Durability, Inner, SqliteStore, search_index, versions, writer};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS migration_checkpoints (
 /// step runs once, in one transaction with that count.
 const UPGRADES: &[(&str, UpgradeStep)] = &[
     ("search index", search_index::create),
+    ("owner versions", versions::create),
     ("search index by owner", search_index::rebuild),
 ];
 
@@ -139,11 +140,7 @@ impl SqliteStore {
                 Ok(conn)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let (jobs, queue) = mpsc::channel();
-        let writer = std::thread::Builder::new()
-            .name("sqlite-writer".into())
-            .spawn(move || write_loop(writer, queue))
-            .context("starting the SQLite writer thread")?;
+        let (jobs, writer) = writer::start(writer, &path, durability)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -151,6 +148,7 @@ impl SqliteStore {
                 jobs,
                 writer: Mutex::new(Some(writer)),
                 readers: Mutex::new(Vec::new()),
+                read_slots: tokio::sync::Semaphore::new(super::READERS),
                 inline_readers: Mutex::new(inline_readers),
             }),
         })

@@ -234,3 +234,31 @@ pub async fn connecting_emulator_store() -> (DynMigrationStore, Box<dyn std::any
         .await;
     (connecting, Box::new(client))
 }
+
+/// Turns on fault injection on the local server for `database`'s documents
+/// (see `tests/cosmos-server/README.md`): `plan` names per-request
+/// probabilities of `throttle`, `unavailable`, `reset`, `lost_response`
+/// and `delay`, and the `seed`.
+pub async fn set_faults(database: &str, plan: serde_json::Value) {
+    let url = format!("http://127.0.0.1:{}/_faults/{database}", server_port());
+    let response = reqwest::Client::new()
+        .put(url)
+        .json(&plan)
+        .send()
+        .await
+        .expect("fault control");
+    assert_eq!(response.status(), 204, "{:?}", response.text().await);
+}
+
+/// Turns faults off for `database`; returns what was injected
+/// (`{"requests": n, "injected": {"throttle": n, …}}`).
+pub async fn clear_faults(database: &str) -> serde_json::Value {
+    let url = format!("http://127.0.0.1:{}/_faults/{database}", server_port());
+    let response = reqwest::Client::new()
+        .delete(url)
+        .send()
+        .await
+        .expect("fault control");
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}

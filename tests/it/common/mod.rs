@@ -355,6 +355,46 @@ impl RunningApp {
             .unwrap()
     }
 
+    /// Posts `body` as a real client does: a 503 (which must say when to
+    /// retry, `Retry-After`) or a broken connection is sent again, the same
+    /// body (so the same message id), after a pause (`Retry-After`, capped
+    /// at 100 ms to keep tests fast), until a 2xx, which it returns. Any
+    /// other answer fails the test: a 4xx, or a 5xx but 503 with
+    /// `Retry-After`.
+    pub async fn post_until_stored(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> (reqwest::StatusCode, Value) {
+        let url = self.url(path);
+        for _ in 0..200 {
+            let response = match self.client.post(&url).json(body).send().await {
+                Ok(response) => response,
+                Err(e) => {
+                    assert!(!e.is_builder(), "{e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status.is_success() {
+                return (status, response.json().await.unwrap());
+            }
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let text = response.text().await.unwrap_or_default();
+            assert!(
+                status == reqwest::StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some(),
+                "POST {path}: {status} (Retry-After {retry_after:?}) {text}"
+            );
+            let pause = std::time::Duration::from_secs(retry_after.unwrap_or(1));
+            tokio::time::sleep(pause.min(std::time::Duration::from_millis(100))).await;
+        }
+        panic!("POST {path}: no 2xx after 200 attempts");
+    }
+
     /// POSTs every body to `path` at once, each from its own task, and
     /// asserts that every one was stored. A body with a message `id` is
     /// posted as a careful client does: a 503 (the store's answer when

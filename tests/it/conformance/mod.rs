@@ -52,6 +52,7 @@ macro_rules! conformance_suite {
             list_orders_by_recent_activity_and_pages_without_gaps,
             list_filters_by_is_active,
             list_rejects_a_forged_continuation,
+            sessions_version_moves_with_every_change_of_the_owner,
             concurrent_appends_are_all_kept,
             concurrent_retries_of_one_message_store_it_once,
             json_values_round_trip_exactly,
@@ -615,6 +616,60 @@ pub async fn list_filters_by_is_active(store: DynStore) {
     assert_eq!(only(false).await, vec![archived]);
 }
 
+/// A store that keeps a version of an owner's sessions (the API caches
+/// listings on it) changes it with every change a listing would show, and
+/// only for that owner's listing; a store without one says `None` always.
+pub async fn sessions_version_moves_with_every_change_of_the_owner(store: DynStore) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let version = || async { store.sessions_version(&owner).await.unwrap() };
+    let first = version().await;
+    let id = created(&store, Some(&alice)).await;
+    let mut seen = vec![first.clone()];
+    let mut changed = |v: Option<chat_sessions::store::ETag>, what: &str| {
+        if first.is_none() {
+            assert!(
+                v.is_none(),
+                "{what}: a store without versions stays without"
+            );
+        } else {
+            assert!(
+                !seen.contains(&v),
+                "{what}: the version did not change: {v:?}"
+            );
+        }
+        seen.push(v);
+    };
+    changed(version().await, "create");
+    store
+        .append_message(&owner, &id, message(None, "hello"))
+        .await
+        .unwrap();
+    changed(version().await, "append");
+    let archive = SessionPatch {
+        session_name: None,
+        is_active: Some(false),
+        context: None,
+    };
+    store
+        .update_session(&owner, &id, &archive, None)
+        .await
+        .unwrap();
+    changed(version().await, "archive");
+    // Another owner's writes never show in this owner's listing; whether
+    // they move this version does not matter, but reading it is harmless.
+    let bob = user(&unique("bob"));
+    created(&store, Some(&bob)).await;
+    let before_delete = version().await;
+    store.delete_session(&owner, &id, None).await.unwrap();
+    let after_delete = version().await;
+    if first.is_some() {
+        assert_ne!(after_delete, before_delete, "delete");
+    }
+    // Unchanged data, unchanged version: the cache is worth having.
+    assert_eq!(version().await, after_delete);
+}
+
 pub async fn list_rejects_a_forged_continuation(store: DynStore) {
     use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
     let alice = user(&unique("alice"));
@@ -651,6 +706,8 @@ pub async fn concurrent_appends_are_all_kept(store: DynStore) {
     let alice = user(&unique("alice"));
     let owner = Owner::User(alice.clone());
     let id = created(&store, Some(&alice)).await;
+    // Each writer is a real client: "unavailable" (a 503 with Retry-After
+    // over HTTP) is retried with the same message id.
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             let (store, owner, id) = (store.clone(), owner.clone(), id.clone());
@@ -661,7 +718,9 @@ pub async fn concurrent_appends_are_all_kept(store: DynStore) {
                 let new = message(Some(&format!("c_{i:03}")), &format!("m{i}"));
                 for _ in 0..20 {
                     match store.append_message(&owner, &id, new.clone()).await {
-                        Err(StoreError::Unavailable { .. }) => continue,
+                        Err(StoreError::Unavailable { .. }) => {
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                        }
                         other => return other,
                     }
                 }
@@ -675,6 +734,8 @@ pub async fn concurrent_appends_are_all_kept(store: DynStore) {
     let s = store.get_session(&owner, &id).await.unwrap().value;
     assert_eq!(s.message_count, 200);
     assert_eq!(s.messages.len(), 200);
+    let ids: HashSet<_> = s.messages.iter().map(|m| m.id.to_string()).collect();
+    assert_eq!(ids.len(), 200, "each message exactly once");
     let contents: HashSet<_> = s.messages.iter().map(|m| m.content.clone()).collect();
     assert_eq!(contents.len(), 200);
     assert!(

@@ -1,0 +1,250 @@
+//! Appending a message. In steady state it is one server-side patch guarded
+//! by the ETag of the version this process last wrote or read (`cache`): no
+//! read first. Without one, or when the message id may already be stored, or
+//! when another writer got in between (412), or after an ambiguous failure,
+//! the append reads the document — which tells whether the message is in,
+//! so a retry, even of an append whose answer was lost, stores it once — and
+//! patches guarded by that read. Appends from this process take turns per
+//! session (`turns`), so they do not race each other.
+
+use std::time::{Duration, Instant};
+
+use azure_data_cosmos::models::{CosmosNumber, PatchOperation};
+
+use super::{
+    CosmosStore,
+    cache::{Known, SessionKey},
+    documents::{SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, json_of, len_after_append},
+    errors::{APPEND_DEADLINE, backoff, etag_of},
+    metrics::ItemIo,
+};
+use crate::{
+    domain::{ChatMessage, NewMessage, SessionId, Timestamp, UserId},
+    store::{Appended, ETag, Owner, StoreError, StoreResult},
+};
+
+/// What one append's reads have seen of the session's sealed pages.
+#[derive(Default)]
+struct Seen {
+    /// Pages there were at the last read.
+    pages: Option<u32>,
+    /// The newest page read so far: its number and messages.
+    newest: Option<(u32, Vec<ChatMessage>)>,
+}
+
+/// What a read found.
+enum Looked {
+    /// The message id is stored already: the answer to a retry.
+    Stored(Appended),
+    /// The document, and what an append needs to know of it.
+    Doc(Box<SessionDoc>, Known),
+}
+
+/// The answer when the append could not get through in time.
+fn busy() -> StoreError {
+    StoreError::Unavailable {
+        retry_after: Some(Duration::from_secs(1)),
+    }
+}
+
+impl CosmosStore {
+    pub(super) async fn append(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: NewMessage,
+    ) -> StoreResult<Appended> {
+        let user = self.partition_of(owner, id).await?;
+        let started = Instant::now();
+        let key: SessionKey = (user.clone(), id.clone());
+        let Some(_turn) = self.turns.take(&key, APPEND_DEADLINE).await else {
+            return Err(busy());
+        };
+        let user = user.as_ref();
+        let mut attempt = 0u32;
+        let mut seen = Seen::default();
+        loop {
+            let (round, read) = self.round(user, id, &key, &message, &mut seen).await;
+            let error = match round {
+                Ok(Some(appended)) => return Ok(appended),
+                Ok(None) => continue,
+                Err(e) => e,
+            };
+            self.versions.forget(&key);
+            match error {
+                // Lost a race, or an ambiguous failure: the next read tells
+                // whether the message is in, so nothing is appended twice. A
+                // version known from before is merely out of date: read at
+                // once; a race lost just after reading: back off first.
+                StoreError::PreconditionFailed | StoreError::Unavailable { .. }
+                    if started.elapsed() < APPEND_DEADLINE =>
+                {
+                    if read || matches!(error, StoreError::Unavailable { .. }) {
+                        tokio::time::sleep(backoff(attempt)).await;
+                        attempt += 1;
+                    }
+                }
+                // Gone since this process last saw it: the read says so.
+                StoreError::NotFound if !read => {}
+                StoreError::PreconditionFailed => return Err(busy()),
+                e => return Err(e),
+            }
+        }
+    }
+
+    /// One try: append to the version this process knows (or reads), or,
+    /// when the message would not fit, seal first (`Ok(None)`: go on).
+    /// Also says whether it read the document.
+    async fn round(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        key: &SessionKey,
+        message: &NewMessage,
+        seen: &mut Seen,
+    ) -> (StoreResult<Option<Appended>>, bool) {
+        let cached = self.versions.get(key).filter(|k| !k.may_hold(&message.id));
+        let (known, doc) = match cached {
+            Some(known) => (known, None),
+            None => match self.look(user, id, message, seen).await {
+                Ok(Looked::Stored(appended)) => return (Ok(Some(appended)), true),
+                Ok(Looked::Doc(doc, known)) => (known, Some(*doc)),
+                Err(e) => return (Err(e), true),
+            },
+        };
+        let stored = ChatMessage {
+            id: message.id.clone(),
+            content: message.content.clone(),
+            message_type: message.message_type,
+            user_id: message.user_id.clone().or_else(|| user.cloned()),
+            metadata: message.metadata.clone(),
+            created_at: known
+                .last_message_at
+                .map_or_else(Timestamp::now, |last| Timestamp::now().max(last)),
+        };
+        if self
+            .seal
+            .over(known.doc_len, known.messages, json_len(&stored) + 1, 1)
+        {
+            let made = self.make_room(user, id, key, &known, doc).await;
+            return (made.map(|()| None), true);
+        }
+        let read = doc.is_some();
+        let etag = match self.patch_append(user, id, &known, &stored).await {
+            Ok(etag) => etag,
+            Err(e) => return (Err(e), read),
+        };
+        self.versions
+            .put(key, Some(known.after_append(&stored, etag.clone())));
+        let appended = Appended {
+            message: stored,
+            created: true,
+            etag,
+        };
+        (Ok(Some(appended)), read)
+    }
+
+    /// Seals the oldest messages of the version `known` describes. Sealing
+    /// moves messages, so it needs them: without `doc`, it reads the
+    /// document; unchanged since, what this process knows of it (the retry
+    /// check included) still holds; changed, it is forgotten, and the next
+    /// round looks afresh.
+    async fn make_room(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        key: &SessionKey,
+        known: &Known,
+        doc: Option<SessionDoc>,
+    ) -> StoreResult<()> {
+        let doc = match doc {
+            Some(doc) => doc,
+            None => match self.read_doc(user, id, None).await? {
+                Some((doc, etag)) if etag == known.etag => doc,
+                _ => {
+                    self.versions.forget(key);
+                    return Ok(());
+                }
+            },
+        };
+        let sealed = self.seal(user, doc, &known.etag).await?;
+        self.versions.put(key, sealed);
+        Ok(())
+    }
+
+    /// Reads the document: either the message is stored already (in the
+    /// document, or in a page sealed since this append first looked — on
+    /// the first look, the newest page), or what an append needs to know.
+    async fn look(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        message: &NewMessage,
+        seen: &mut Seen,
+    ) -> StoreResult<Looked> {
+        let (doc, etag) = self.read_doc(user, id, None).await?.ok_or_else(|| {
+            StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+        })?;
+        if let Some(stored) = doc.session.messages.iter().find(|m| m.id == message.id) {
+            return Appended::replay(stored.clone(), message, etag).map(Looked::Stored);
+        }
+        let pages = doc.sealed_page_sizes.len() as u32;
+        let newest_known = |seen: &Seen| {
+            seen.newest
+                .as_ref()
+                .is_some_and(|(page, _)| page + 1 == pages)
+        };
+        let mut from = seen.pages.unwrap_or(pages).min(pages);
+        if pages > 0 && !newest_known(seen) {
+            from = from.min(pages - 1);
+        }
+        seen.pages = Some(pages);
+        for (page, read) in (from..).zip(self.read_pages(user, id, from..pages).await?) {
+            if let Some(stored) = read.messages.iter().find(|m| m.id == message.id) {
+                return Appended::replay(stored.clone(), message, etag).map(Looked::Stored);
+            }
+            if page + 1 == pages {
+                seen.newest = Some((page, read.messages));
+            }
+        }
+        let newest = seen
+            .newest
+            .as_ref()
+            .filter(|_| pages > 0)
+            .map(|(_, messages)| messages.as_slice());
+        let known = Known::of(&doc, etag, newest).ok_or_else(|| {
+            StoreError::Internal(anyhow::anyhow!("the newest sealed page was not read"))
+        })?;
+        Ok(Looked::Doc(Box::new(doc), known))
+    }
+
+    /// The append itself: one server-side patch guarded by `known`'s ETag;
+    /// the answer carries no body, only the new ETag.
+    async fn patch_append(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        known: &Known,
+        stored: &ChatMessage,
+    ) -> StoreResult<ETag> {
+        let now = stored.created_at;
+        let operations = vec![
+            PatchOperation::add("/messages/-", json_of(stored)?),
+            PatchOperation::increment("/message_count", CosmosNumber::from(1i64)),
+            PatchOperation::set("/last_message_at", json_of(&now)?),
+            PatchOperation::set("/updated_at", json_of(&now.max(known.updated_at))?),
+        ];
+        let response = self
+            .patch(user, id, operations, Some(&known.etag), false)
+            .await?;
+        let after = len_after_append(
+            known.doc_len,
+            known.messages,
+            known.message_count,
+            known.last_message_at.is_some(),
+            json_len(stored),
+        );
+        self.io(ItemIo::Write(after + SYSTEM_PROPERTY_BYTES));
+        etag_of(&response, "Cosmos DB patch without an ETag")
+    }
+}
