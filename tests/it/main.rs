@@ -101,6 +101,8 @@ mod migration_cosmos;
 mod openapi;
 mod sealing;
 mod search;
+mod search_plan;
+mod search_upgrade;
 mod startup;
 mod store_cosmos;
 mod store_sqlite;

@@ -12,7 +12,7 @@ use chat_sessions::{
     auth::AuthMode,
     search::SearchTerms,
     store::{
-        SearchStore, SessionStore,
+        SessionStore,
         cosmos::SealPolicy,
         sqlite::{Durability, SqliteStore},
     },
@@ -425,62 +425,6 @@ async fn the_binary_serves_search_and_the_cli_prints_it() {
     assert!(!out.status.success(), "blank terms are refused");
 }
 
-/// A database file made before search existed gets its index on first
-/// start, and search finds what was already there.
-#[tokio::test]
-async fn an_older_file_is_indexed_on_first_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let alice = crate::conformance::user("alice");
-    let owner = chat_sessions::store::Owner::User(alice.clone());
-    let id = crate::conformance::sid("session_before_search");
-    {
-        let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
-        store
-            .create_session(crate::conformance::new_session(&id, Some(&alice)))
-            .await
-            .unwrap();
-        store
-            .append_message(
-                &owner,
-                &id,
-                crate::conformance::message(Some("m1"), "old otter"),
-            )
-            .await
-            .unwrap();
-    }
-    // Make the file what an earlier version left: no index, version 0.
-    {
-        let conn = rusqlite_open(dir.path());
-        conn.execute_batch(
-            "DROP TRIGGER search_message_insert; DROP TRIGGER search_message_delete; \
-             DROP TRIGGER search_message_update; DROP TRIGGER search_session_insert; \
-             DROP TRIGGER search_session_update; DROP TRIGGER search_session_owner; \
-             DROP TRIGGER search_session_delete; DROP TABLE search_index; \
-             DROP TABLE search_entries; PRAGMA user_version = 0;",
-        )
-        .unwrap();
-    }
-    let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
-    let hits = search_all(&store, &owner, "otter", 10).await;
-    assert_eq!(hits.len(), 1);
-    let names = search_all(&store, &owner, "shopping", 10).await;
-    assert_eq!(names.len(), 1, "the session's name is indexed too");
-    // And it stays in step afterwards.
-    store
-        .append_message(
-            &owner,
-            &id,
-            crate::conformance::message(Some("m2"), "new otter"),
-        )
-        .await
-        .unwrap();
-    assert_eq!(search_all(&store, &owner, "otter", 10).await.len(), 2);
-    drop(store);
-    // Opening again runs no step twice.
-    let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
-    assert_eq!(search_all(&store, &owner, "otter", 10).await.len(), 2);
-}
-
 fn rusqlite_open(dir: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(dir.join(chat_sessions::store::sqlite::DB_FILE)).unwrap()
 }
@@ -560,68 +504,6 @@ async fn the_index_stays_in_step_with_the_data() {
     );
     assert_eq!(search_all(&store, &owner, "older", 10).await.len(), 1);
     assert_eq!(search_all(&store, &owner, "x", 50).await.len(), 25);
-}
-
-/// A query the index cannot narrow (punctuation only) looks at a bounded
-/// number of candidates per page; the walk still yields every hit once.
-#[tokio::test]
-async fn an_unnarrowed_query_pages_with_bounded_work() {
-    use chat_sessions::{
-        domain::{ChatMessage, JsonObject, MessageId, MessageType, Timestamp},
-        store::{MigrationStore, SessionImport},
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
-    let alice = crate::conformance::user("alice");
-    let start = Timestamp::parse("2024-01-01T00:00:00Z")
-        .unwrap()
-        .as_datetime();
-    let messages: Vec<ChatMessage> = (0..12_000)
-        .map(|i| ChatMessage {
-            id: MessageId::parse(format!("m{i:05}")).unwrap(),
-            content: if i % 4_000 == 7 {
-                format!("100% #{i}")
-            } else {
-                format!("plain {i}")
-            },
-            message_type: MessageType::User,
-            user_id: None,
-            metadata: JsonObject::new(),
-            created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(i)),
-        })
-        .collect();
-    store
-        .import_messages(SessionImport {
-            id: crate::conformance::sid("session_many"),
-            user_id: Some(alice.clone()),
-            messages,
-        })
-        .await
-        .unwrap();
-    let owner = chat_sessions::store::Owner::User(alice);
-    let mut q = chat_sessions::store::SearchQuery {
-        terms: SearchTerms::parse("%").unwrap(),
-        limit: 20,
-        is_active: None,
-        after: None,
-    };
-    let mut pages = 0;
-    let mut found = Vec::new();
-    loop {
-        let page = store.search(&owner, &q).await.unwrap();
-        pages += 1;
-        found.extend(
-            page.hits
-                .into_iter()
-                .map(|h| h.message_id.unwrap().to_string()),
-        );
-        match page.continuation {
-            Some(next) => q.after = Some(next),
-            None => break,
-        }
-    }
-    assert_eq!(found, ["m08007", "m04007", "m00007"]);
-    assert!(pages >= 3, "the work was split over {pages} pages");
 }
 
 /// Long Cosmos sessions keep their oldest messages in sealed pages; search

@@ -55,6 +55,7 @@ CREATE TABLE IF NOT EXISTS migration_checkpoints (
 const UPGRADES: &[(&str, UpgradeStep)] = &[
     ("search index", search_index::create),
     ("owner versions", versions::create),
+    ("search index by owner", search_index::rebuild),
 ];
 
 /// One upgrade step, run inside the upgrade's transaction.

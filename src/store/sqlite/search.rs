@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     SqliteStore,
     rows::internal,
-    search_index::{SLOT_BITS, SLOT_MASK, bucket, owner_word},
+    search_index::{SLOT_BITS, SLOT_MASK, bucket, owner_key},
 };
 use crate::{
     domain::{MessageId, MessageType, SessionId, Timestamp},
@@ -40,17 +40,22 @@ impl SearchStore for SqliteStore {
     }
 }
 
-/// The FTS5 query: the owner's word and a prefix of each word of the terms,
-/// every one a quoted string (never user syntax).
+/// The FTS5 query: a prefix of the owner's token of each word of the
+/// terms (the owner key alone for terms without words, such as `%`), every
+/// one a quoted string (never user syntax). Each expansion reads the
+/// owner's tokens only.
 fn fts_query(owner: &Owner, terms: &SearchTerms) -> String {
-    let quoted = |word: &str| format!("\"{}\"", word.replace('"', "\"\""));
-    let mut query = quoted(&owner_word(owner.user_id().map(|u| u.as_str())));
-    for word in terms.index_words() {
-        query.push_str(" AND ");
-        query.push_str(&quoted(&word));
-        query.push('*');
+    let key = owner_key(owner.user_id().map(|u| u.as_str()));
+    let quoted = |word: &str| format!("\"{key}{}\"", word.replace('"', "\"\""));
+    let words = terms.index_words();
+    if words.is_empty() {
+        return quoted("");
     }
-    query
+    words
+        .iter()
+        .map(|word| quoted(word) + "*")
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 /// What a hit shows of its session.
@@ -209,7 +214,7 @@ fn session_info(conn: &Connection, owner: &Owner, id: &str) -> StoreResult<Sessi
             updated_at: Timestamp::now(),
         });
     };
-    // The owner word narrowed the candidates; the owner decides. Anonymous
+    // The owner key narrowed the candidates; the owner decides. Anonymous
     // searches only the sessions without an owner.
     let visible = user.as_deref() == owner.user_id().map(|u| u.as_str());
     Ok(SessionInfo {

@@ -5,12 +5,16 @@
 //!
 //! - `search_index` is a contentless FTS5 table (it stores no text, only
 //!   the index). Each document is a message, or a session's name, written
-//!   as the words [`crate::search::index_text`] sees (folded, one space
-//!   between), after an owner word (`§` and a hash of the `user_id`; `§`
-//!   is never part of a word) so that a search reads one owner's documents
-//!   only. The `ascii` tokenizer then splits exactly at those spaces, and
-//!   prefix indexes of 1–3 characters make short prefixes (what a
-//!   search-as-you-type box sends first) as quick as whole words.
+//!   as the words [`crate::search::index_text`] sees (folded), each behind
+//!   its owner's key (`§` and 8 characters from a hash of the `user_id`;
+//!   `§` is never part of a word), plus the key alone. A word is thus a
+//!   different token for every owner, and FTS5 expanding a prefix (merging
+//!   the lists of every token that begins with it) only ever reads one
+//!   owner's tokens and documents, however many other users the file
+//!   holds. The `ascii` tokenizer splits exactly at the spaces between
+//!   them, and prefix indexes of the key plus 1–3 characters make short
+//!   prefixes (what a search-as-you-type box sends first) as quick as
+//!   whole words.
 //! - A document's rowid is its instant's second, shifted left by 30 bits,
 //!   plus a free slot: reading the index newest first walks the owner's
 //!   hits in time order, so a page stops early. A message's instant is its
@@ -36,7 +40,24 @@ pub(super) const SLOT_MASK: i64 = (1 << SLOT_BITS) - 1;
 /// The largest second a rowid can hold (year 2242); later instants share it.
 const MAX_SECOND: i64 = (1 << (63 - SLOT_BITS)) - 1;
 
-/// The schema step that adds the index, with its triggers.
+/// Characters of an owner key: `§` and [`KEY_CHARS`] more.
+const KEY_CHARS: usize = 8;
+
+/// The FTS5 table. Its prefix indexes are for the owner key (9 characters)
+/// plus 1, 2 and 3 characters of a word.
+const INDEX_TABLE: &str = r#"
+CREATE VIRTUAL TABLE search_index USING fts5(
+    words,
+    content = '',
+    contentless_delete = 1,
+    detail = 'none',
+    tokenize = 'ascii',
+    prefix = '10 11 12'
+);
+"#;
+
+/// The schema step that adds the index's entries and its triggers (the
+/// FTS5 table itself is made, and filled, by [`rebuild`]).
 const SCHEMA: &str = r#"
 CREATE TABLE search_entries (
     doc        INTEGER PRIMARY KEY,
@@ -44,14 +65,6 @@ CREATE TABLE search_entries (
     message_id TEXT NOT NULL,
     UNIQUE (session_id, message_id)
 ) STRICT;
-CREATE VIRTUAL TABLE search_index USING fts5(
-    words,
-    content = '',
-    contentless_delete = 1,
-    detail = 'none',
-    tokenize = 'ascii',
-    prefix = '1 2 3'
-);
 
 CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
     INSERT INTO search_entries (doc, session_id, message_id)
@@ -132,30 +145,39 @@ CREATE TRIGGER search_session_delete AFTER DELETE ON sessions BEGIN
 END;
 "#;
 
-/// The owner word of `user_id`: `§` and a 64-bit FNV-1a hash (`§0` for no
-/// owner). A collision only adds candidates; the owner is checked again on
-/// every hit.
-pub(super) fn owner_word(user_id: Option<&str>) -> String {
-    match user_id {
-        None => "§0".to_owned(),
-        Some(user) => {
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            for byte in user.bytes() {
-                hash ^= u64::from(byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-            format!("§{hash:016x}")
+/// The owner key of `user_id`: `§` and [`KEY_CHARS`] base-32 digits of a
+/// 64-bit FNV-1a hash (all `0` for no owner). Every key has the same
+/// length, so the prefix indexes line up; a collision only adds
+/// candidates, as the owner is checked again on every hit.
+pub(super) fn owner_key(user_id: Option<&str>) -> String {
+    const DIGITS: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
+    let hash = user_id.map_or(0, |user| {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in user.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
+        hash
+    });
+    let mut key = String::with_capacity(2 + KEY_CHARS);
+    key.push('§');
+    for i in 0..KEY_CHARS {
+        key.push(DIGITS[((hash >> (59 - 5 * i)) & 31) as usize] as char);
     }
+    key
 }
 
-/// The words a document is indexed under.
+/// The tokens a document is indexed under: the owner key alone (what a
+/// query without words reads), then each word behind the key.
 fn document_words(user_id: Option<&str>, text: &str) -> String {
-    let mut words = owner_word(user_id);
+    let key = owner_key(user_id);
     let text = index_text(text);
-    if !text.is_empty() {
+    let mut words = String::with_capacity(text.len() * 2 + key.len());
+    words.push_str(&key);
+    for word in text.split(' ').filter(|w| !w.is_empty()) {
         words.push(' ');
-        words.push_str(&text);
+        words.push_str(&key);
+        words.push_str(word);
     }
     words
 }
@@ -192,10 +214,13 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     })
 }
 
-/// The schema step: creates the index and fills it from the data already
-/// in the file (a database made before search existed).
+/// The schema step that adds search: the entries (a rowid for every
+/// message and named session already in the file) and the triggers. The
+/// next step, [`rebuild`], indexes their words.
 pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
+    // The triggers write to the FTS5 table; it exists from here on.
+    conn.execute_batch(INDEX_TABLE)?;
     let mut next_slot: HashMap<i64, i64> = HashMap::new();
     let mut slot = |at: &str| -> rusqlite::Result<i64> {
         let bucket = bucket_of_text(at)?;
@@ -205,36 +230,40 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     };
     let mut entry = conn
         .prepare("INSERT INTO search_entries (doc, session_id, message_id) VALUES (?1, ?2, ?3)")?;
-    let mut index = conn.prepare("INSERT INTO search_index (rowid, words) VALUES (?1, ?2)")?;
-    let mut sessions = conn.prepare(
-        "SELECT id, user_id, session_name, updated_at FROM sessions \
-         WHERE session_name IS NOT NULL",
-    )?;
+    let mut sessions =
+        conn.prepare("SELECT id, updated_at FROM sessions WHERE session_name IS NOT NULL")?;
     let mut rows = sessions.query([])?;
     while let Some(row) = rows.next()? {
-        let (id, user, name, at): (String, Option<String>, String, String) =
-            (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
-        let doc = slot(&at)?;
-        entry.execute(params![doc, id, ""])?;
-        index.execute(params![doc, document_words(user.as_deref(), &name)])?;
+        let (id, at): (String, String) = (row.get(0)?, row.get(1)?);
+        entry.execute(params![slot(&at)?, id, ""])?;
     }
-    let mut messages = conn.prepare(
-        "SELECT m.session_id, m.id, m.content, m.created_at, s.user_id \
-         FROM messages m JOIN sessions s ON s.id = m.session_id",
-    )?;
+    let mut messages = conn.prepare("SELECT session_id, id, created_at FROM messages")?;
     let mut rows = messages.query([])?;
     while let Some(row) = rows.next()? {
-        let (session, id, content, at, user): (String, String, String, String, Option<String>) = (
-            row.get(0)?,
-            row.get(1)?,
-            row.get(2)?,
-            row.get(3)?,
-            row.get(4)?,
-        );
-        let doc = slot(&at)?;
-        entry.execute(params![doc, session, id])?;
-        index.execute(params![doc, document_words(user.as_deref(), &content)])?;
+        let (session, id, at): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        entry.execute(params![slot(&at)?, session, id])?;
     }
+    Ok(())
+}
+
+/// The schema step that (re)makes the FTS5 table in the current format
+/// and indexes every entry's words, in rowid order (FTS5 writes a rowid
+/// lower than the last one as a segment of its own). It replaces the first
+/// format, where one owner word was ANDed with words shared by every
+/// owner, so that expanding a prefix read all users' documents.
+pub(super) fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("DROP TABLE IF EXISTS search_index;")?;
+    conn.execute_batch(INDEX_TABLE)?;
+    conn.execute(
+        "INSERT INTO search_index (rowid, words) \
+         SELECT e.doc, search_words(s.user_id, COALESCE(CASE WHEN e.message_id = '' \
+             THEN s.session_name \
+             ELSE (SELECT m.content FROM messages m \
+                   WHERE m.session_id = e.session_id AND m.id = e.message_id) END, '')) \
+         FROM search_entries e JOIN sessions s ON s.id = e.session_id \
+         ORDER BY e.doc",
+        [],
+    )?;
     Ok(())
 }
 
@@ -243,11 +272,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn owner_words_are_stable_and_never_words_of_text() {
-        assert_eq!(owner_word(Some("user_123")), owner_word(Some("user_123")));
-        assert_ne!(owner_word(Some("user_123")), owner_word(Some("user_124")));
-        assert_eq!(owner_word(None), "§0");
+    fn owner_keys_are_stable_of_one_length_and_never_words_of_text() {
+        assert_eq!(owner_key(Some("user_123")), owner_key(Some("user_123")));
+        assert_ne!(owner_key(Some("user_123")), owner_key(Some("user_124")));
+        assert_eq!(owner_key(None), "§00000000");
+        for user in [Some("a"), Some("user_123"), Some("ünïcode"), None] {
+            assert_eq!(owner_key(user).chars().count(), 1 + KEY_CHARS);
+        }
         assert!(!index_text("§0 §abc").contains('§'));
+        let key = owner_key(Some("u"));
+        assert_eq!(
+            document_words(Some("u"), "Kube, PODS!"),
+            format!("{key} {key}kube {key}pods")
+        );
+        assert_eq!(document_words(Some("u"), "--"), key);
+    }
+
+    #[test]
+    fn prefix_indexes_are_the_key_and_one_to_three_characters() {
+        let sizes: Vec<usize> = (1..=3).map(|n| 1 + KEY_CHARS + n).collect();
+        let expected = format!("prefix = '{} {} {}'", sizes[0], sizes[1], sizes[2]);
+        assert!(INDEX_TABLE.contains(&expected), "{expected}");
     }
 
     #[test]
