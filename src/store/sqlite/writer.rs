@@ -312,12 +312,18 @@ mod tests {
                     .await
             });
             tokio::time::sleep(Duration::from_millis(100)).await;
-            let before = store.write(|c| Ok(insert(c, "before")));
+            let before = store.write(|c| {
+                insert(c, "before");
+                Ok(())
+            });
             let failing = store.write(|c| -> Result<(), StoreError> {
                 insert(c, "failing");
                 Err(StoreError::Conflict("after a change".into()))
             });
-            let after = store.write(|c| Ok(insert(c, "after")));
+            let after = store.write(|c| {
+                insert(c, "after");
+                Ok(())
+            });
             let refused = store.write(|_| -> Result<(), StoreError> { Err(StoreError::NotFound) });
             let (hold, before, failing, after, refused) =
                 tokio::join!(hold, before, failing, after, refused);
@@ -345,7 +351,13 @@ mod tests {
                 panic!("a bug in a write")
             });
             assert!(panicking.await.is_err());
-            store.write(|c| Ok(insert(c, "later"))).await.unwrap();
+            store
+                .write(|c| {
+                    insert(c, "later");
+                    Ok(())
+                })
+                .await
+                .unwrap();
             assert_eq!(runs(&store), ["after", "later"]);
         }
     }
