@@ -37,6 +37,7 @@ mod rows;
 mod schema;
 mod search;
 mod search_index;
+mod search_queue;
 mod versions;
 mod write;
 mod writer;

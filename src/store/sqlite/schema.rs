@@ -9,7 +9,9 @@ use std::{
 use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{DB_FILE, Durability, Inner, SqliteStore, search_index, versions, writer};
+use super::{
+    DB_FILE, Durability, Inner, SqliteStore, search_index, search_queue, versions, writer,
+};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -56,6 +58,10 @@ const UPGRADES: &[(&str, UpgradeStep)] = &[
     ("search index", search_index::create),
     ("owner versions", versions::create),
     ("search index by owner", search_index::rebuild),
+    (
+        "search index changes queued per group",
+        search_queue::create,
+    ),
 ];
 
 /// One upgrade step, run inside the upgrade's transaction.

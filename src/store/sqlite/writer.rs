@@ -199,6 +199,9 @@ fn write_loop(
                     return tx.rollback();
                 }
             }
+            // The search index's share of the group, in one go (see
+            // `search_queue`): a failure here fails the whole commit.
+            super::search_queue::apply(&tx)?;
             tx.commit()
         })();
         if undone {

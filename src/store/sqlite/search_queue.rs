@@ -1,0 +1,282 @@
+//! The search index's changes, queued during a group of writes and applied
+//! to FTS5 once, just before the group commits (same transaction, so the
+//! index still never disagrees with the data).
+//!
+//! Why: FTS5 writes its pending data out as a new segment at every
+//! savepoint, and SQLite opens a statement savepoint for every statement
+//! that fires triggers — each message insert and session update did. With
+//! the triggers writing to FTS5 directly, every append wrote (and soon
+//! merged) a segment of its own; queued, a group of appends writes one.
+//!
+//! The triggers below are those of [`super::search_index`] with each write
+//! to `search_index` turned into a row of `search_pending`: the document's
+//! rowid and its words, or no words for a removal, applied in order.
+//! Writers other than the store's (a tool's own connection) leave their
+//! changes queued until the store's next write applies them.
+
+use rusqlite::Connection;
+
+/// The schema step: the queue, and the triggers rewritten to fill it.
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS search_pending (
+    seq   INTEGER PRIMARY KEY,
+    doc   INTEGER NOT NULL,
+    words TEXT
+) STRICT;
+CREATE INDEX IF NOT EXISTS search_pending_by_doc ON search_pending (doc, seq);
+
+DROP TRIGGER IF EXISTS search_message_insert;
+DROP TRIGGER IF EXISTS search_message_delete;
+DROP TRIGGER IF EXISTS search_message_update;
+DROP TRIGGER IF EXISTS search_session_insert;
+DROP TRIGGER IF EXISTS search_session_update;
+DROP TRIGGER IF EXISTS search_session_owner;
+DROP TRIGGER IF EXISTS search_session_delete;
+
+CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO search_entries (doc, session_id, message_id)
+        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.created_at)), new.session_id, new.id
+        FROM search_entries
+        WHERE doc BETWEEN search_bucket(new.created_at)
+                      AND search_bucket(new.created_at) + 1073741823;
+    INSERT INTO search_pending (doc, words)
+        SELECT last_insert_rowid(), search_words(s.user_id, new.content)
+        FROM sessions s WHERE s.id = new.session_id;
+END;
+
+CREATE TRIGGER search_message_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries
+        WHERE session_id = old.session_id AND message_id = old.id;
+    DELETE FROM search_entries WHERE session_id = old.session_id AND message_id = old.id;
+END;
+
+CREATE TRIGGER search_message_update AFTER UPDATE OF session_id, id, content, created_at ON messages
+BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries
+        WHERE session_id = old.session_id AND message_id = old.id;
+    DELETE FROM search_entries WHERE session_id = old.session_id AND message_id = old.id;
+    INSERT INTO search_entries (doc, session_id, message_id)
+        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.created_at)), new.session_id, new.id
+        FROM search_entries
+        WHERE doc BETWEEN search_bucket(new.created_at)
+                      AND search_bucket(new.created_at) + 1073741823;
+    INSERT INTO search_pending (doc, words)
+        SELECT last_insert_rowid(), search_words(s.user_id, new.content)
+        FROM sessions s WHERE s.id = new.session_id;
+END;
+
+CREATE TRIGGER search_session_insert AFTER INSERT ON sessions
+WHEN new.session_name IS NOT NULL BEGIN
+    INSERT INTO search_entries (doc, session_id, message_id)
+        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.updated_at)), new.id, ''
+        FROM search_entries
+        WHERE doc BETWEEN search_bucket(new.updated_at)
+                      AND search_bucket(new.updated_at) + 1073741823;
+    INSERT INTO search_pending (doc, words)
+        VALUES (last_insert_rowid(), search_words(new.user_id, new.session_name));
+END;
+
+CREATE TRIGGER search_session_update AFTER UPDATE OF session_name, updated_at, user_id ON sessions
+WHEN old.session_name IS NOT new.session_name
+  OR old.user_id IS NOT new.user_id
+  OR search_bucket(old.updated_at) <> search_bucket(new.updated_at) BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries WHERE session_id = old.id AND message_id = '';
+    DELETE FROM search_entries WHERE session_id = old.id AND message_id = '';
+    INSERT INTO search_entries (doc, session_id, message_id)
+        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.updated_at)), new.id, ''
+        FROM search_entries
+        WHERE doc BETWEEN search_bucket(new.updated_at)
+                      AND search_bucket(new.updated_at) + 1073741823
+        HAVING new.session_name IS NOT NULL;
+    INSERT INTO search_pending (doc, words)
+        SELECT last_insert_rowid(), search_words(new.user_id, new.session_name)
+        WHERE new.session_name IS NOT NULL;
+END;
+
+-- Messages carry their session's owner word: a new owner re-indexes them.
+CREATE TRIGGER search_session_owner AFTER UPDATE OF user_id ON sessions
+WHEN old.user_id IS NOT new.user_id BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries WHERE session_id = new.id AND message_id <> '';
+    INSERT INTO search_pending (doc, words)
+        SELECT e.doc, search_words(new.user_id, m.content)
+        FROM search_entries e JOIN messages m ON m.session_id = e.session_id AND m.id = e.message_id
+        WHERE e.session_id = new.id;
+END;
+
+CREATE TRIGGER search_session_delete AFTER DELETE ON sessions BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries WHERE session_id = old.id;
+    DELETE FROM search_entries WHERE session_id = old.id;
+END;
+"#;
+
+/// Creates the queue and swaps the triggers (an upgrade step).
+pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA)?;
+    // Anything a write left for the index before this step is applied.
+    apply(conn)
+}
+
+/// Applies the queued changes to FTS5 and empties the queue. Run by the
+/// writer inside each group's transaction, just before it commits.
+///
+/// In two statements, not one per change: FTS5 flushes at the savepoint
+/// each statement opens. A document's first queued change says whether it
+/// was indexed before the group (a removal comes only for an indexed
+/// one), its last what it must be after: the first statement removes every
+/// document that was indexed and changed, the second indexes the last
+/// words of every document whose last change is not a removal.
+pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
+    let queued: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM search_pending")?
+        .query_row([], |row| row.get(0))?;
+    if queued == 0 {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "DELETE FROM search_index WHERE rowid IN \
+         (SELECT p.doc FROM search_pending p WHERE p.words IS NULL \
+          AND p.seq = (SELECT MIN(q.seq) FROM search_pending q WHERE q.doc = p.doc))",
+    )?
+    .execute([])?;
+    conn.prepare_cached(
+        "INSERT INTO search_index (rowid, words) \
+         SELECT p.doc, p.words FROM search_pending p WHERE p.words IS NOT NULL \
+         AND p.seq = (SELECT MAX(q.seq) FROM search_pending q WHERE q.doc = p.doc) \
+         ORDER BY p.doc",
+    )?
+    .execute([])?;
+    conn.prepare_cached("DELETE FROM search_pending")?
+        .execute([])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Durability, SqliteStore, search_index::owner_key};
+    use crate::{
+        domain::{
+            JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
+            Timestamp, UserId,
+        },
+        store::{Owner, SessionStore},
+    };
+
+    fn session(id: &str, name: &str) -> NewSession {
+        NewSession::new(
+            Some(SessionId::parse(id).unwrap()),
+            Some(UserId::parse("u").unwrap()),
+            Some(name.into()),
+            JsonObject::new(),
+            Timestamp::now(),
+        )
+        .unwrap()
+    }
+
+    fn message(id: &str, content: &str) -> NewMessage {
+        let id = Some(MessageId::parse(id).unwrap());
+        NewMessage::new(
+            id,
+            content.into(),
+            MessageType::User,
+            None,
+            JsonObject::new(),
+        )
+        .unwrap()
+    }
+
+    fn rename(name: &str) -> SessionPatch {
+        SessionPatch {
+            session_name: Some(Some(name.into())),
+            is_active: None,
+            context: None,
+        }
+    }
+
+    /// Documents of owner `u` holding `word`, and what is still queued.
+    fn indexed(store: &SqliteStore, word: &str) -> (i64, i64) {
+        let conn = rusqlite::Connection::open(&store.inner.path).unwrap();
+        let token = format!("\"{}{word}\"", owner_key(Some("u")));
+        let hits = conn
+            .query_row(
+                "SELECT COUNT(*) FROM search_index WHERE search_index MATCH ?1",
+                [token],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let queued = conn
+            .query_row("SELECT COUNT(*) FROM search_pending", [], |r| r.get(0))
+            .unwrap();
+        (hits, queued)
+    }
+
+    /// Several changes to the same documents inside one group (the writer
+    /// held while they queue) end as the last of them says: renamed twice,
+    /// created and deleted, deleted with its messages, appended.
+    #[tokio::test]
+    async fn one_group_of_changes_leaves_the_index_as_its_last_changes_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+        let owner = Owner::User(UserId::parse("u").unwrap());
+        let (s1, s2, s3) = (
+            SessionId::parse("s1").unwrap(),
+            SessionId::parse("s2").unwrap(),
+            SessionId::parse("s3").unwrap(),
+        );
+        store.create_session(session("s1", "alpha")).await.unwrap();
+        store.create_session(session("s2", "bravo")).await.unwrap();
+        store
+            .append_message(&owner, &s2, message("n1", "narwhal"))
+            .await
+            .unwrap();
+        assert_eq!(indexed(&store, "alpha"), (1, 0));
+        assert_eq!(indexed(&store, "narwhal"), (1, 0));
+
+        let holder = store.clone();
+        let hold = tokio::spawn(async move {
+            holder
+                .write(|_| {
+                    std::thread::sleep(Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (beta, gamma) = (rename("beta"), rename("gamma"));
+        let (a, b, c, d, e, f, g) = tokio::join!(
+            store.update_session(&owner, &s1, &beta, None),
+            store.update_session(&owner, &s1, &gamma, None),
+            store.append_message(&owner, &s1, message("m1", "otter")),
+            store.create_session(session("s3", "delta")),
+            store.delete_session(&owner, &s3, None),
+            store.delete_session(&owner, &s2, None),
+            store.append_message(&owner, &s1, message("m2", "walrus")),
+        );
+        hold.await.unwrap().unwrap();
+        a.unwrap();
+        b.unwrap();
+        c.unwrap();
+        d.unwrap();
+        e.unwrap();
+        f.unwrap();
+        g.unwrap();
+        for (word, hits) in [
+            ("alpha", 0),
+            ("beta", 0),
+            ("gamma", 1),
+            ("otter", 1),
+            ("walrus", 1),
+            ("delta", 0),
+            ("bravo", 0),
+            ("narwhal", 0),
+        ] {
+            assert_eq!(indexed(&store, word), (hits, 0), "{word}");
+        }
+    }
+}
