@@ -1,7 +1,10 @@
 //! The search index of the embedded store: an FTS5 table of words, kept by
 //! triggers in the same transaction as every write to `sessions` and
 //! `messages` (appends, renames, deletes, imports, whatever code runs
-//! them), so it can never disagree with the data.
+//! them), so it can never disagree with the data. Since schema step 4 the
+//! triggers queue their changes and the writer applies each group's in one
+//! go before committing ([`super::search_queue`]); the triggers below are
+//! the ones steps 1–3 install.
 //!
 //! - `search_index` is a contentless FTS5 table (it stores no text, only
 //!   the index). Each document is a message, or a session's name, written
