@@ -55,6 +55,22 @@ impl SqliteStore {
         .await
     }
 
+    /// Runs `f` on the calling thread, on an idle connection that never
+    /// waits for a lock (one indexed row read, cheaper than a hop to the
+    /// blocking pool); `None` when none is idle.
+    pub(super) fn inline<T>(&self, f: impl FnOnce(&Connection) -> T) -> Option<T> {
+        let readers = || {
+            self.inner
+                .inline_readers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        let conn = readers().pop()?;
+        let out = f(&conn);
+        readers().push(conn);
+        Some(out)
+    }
+
     /// Revalidates a known version on the calling thread: one indexed row
     /// read on a connection that never waits for a lock. `None` when that is
     /// not possible right now (no idle connection, or SQLite busy), so the
@@ -65,19 +81,7 @@ impl SqliteStore {
         id: &SessionId,
         known: &ETag,
     ) -> Option<StoreResult<Option<Versioned<ChatSession>>>> {
-        let conn = self
-            .inner
-            .inline_readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()?;
-        let result = find_session(&conn, owner, id);
-        self.inner
-            .inline_readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(conn);
-        match result {
+        match self.inline(|conn| find_session(conn, owner, id))? {
             Ok((_, etag)) if ETag::new(etag.as_str()) == *known => Some(Ok(None)),
             Err(StoreError::NotFound) => Some(Err(StoreError::NotFound)),
             _ => None,

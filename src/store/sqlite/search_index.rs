@@ -1,10 +1,9 @@
 //! The search index of the embedded store: an FTS5 table of words, kept by
 //! triggers in the same transaction as every write to `sessions` and
 //! `messages` (appends, renames, deletes, imports, whatever code runs
-//! them), so it can never disagree with the data. Since schema step 4 the
-//! triggers queue their changes and the writer applies each group's in one
-//! go before committing ([`super::search_queue`]); the triggers below are
-//! the ones steps 1–3 install.
+//! them), so it can never disagree with the data. The triggers queue their
+//! changes and the writer applies each group's in one go before committing
+//! ([`super::search_queue`], which also holds the triggers).
 //!
 //! - `search_index` is a contentless FTS5 table (it stores no text, only
 //!   the index). Each document is a message, or a session's name, written
@@ -59,8 +58,9 @@ CREATE VIRTUAL TABLE search_index USING fts5(
 );
 "#;
 
-/// The schema step that adds the index's entries and its triggers (the
-/// FTS5 table itself is made, and filled, by [`rebuild`]).
+/// The index's entries (the FTS5 table itself is made, and filled, by
+/// [`rebuild`]; the triggers that keep both in step with the data are
+/// installed by [`super::search_queue`]).
 const SCHEMA: &str = r#"
 CREATE TABLE search_entries (
     doc        INTEGER PRIMARY KEY,
@@ -68,84 +68,6 @@ CREATE TABLE search_entries (
     message_id TEXT NOT NULL,
     UNIQUE (session_id, message_id)
 ) STRICT;
-
-CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
-    INSERT INTO search_entries (doc, session_id, message_id)
-        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.created_at)), new.session_id, new.id
-        FROM search_entries
-        WHERE doc BETWEEN search_bucket(new.created_at)
-                      AND search_bucket(new.created_at) + 1073741823;
-    INSERT INTO search_index (rowid, words)
-        SELECT last_insert_rowid(), search_words(s.user_id, new.content)
-        FROM sessions s WHERE s.id = new.session_id;
-END;
-
-CREATE TRIGGER search_message_delete AFTER DELETE ON messages BEGIN
-    DELETE FROM search_index WHERE rowid =
-        (SELECT doc FROM search_entries WHERE session_id = old.session_id AND message_id = old.id);
-    DELETE FROM search_entries WHERE session_id = old.session_id AND message_id = old.id;
-END;
-
-CREATE TRIGGER search_message_update AFTER UPDATE OF session_id, id, content, created_at ON messages
-BEGIN
-    DELETE FROM search_index WHERE rowid =
-        (SELECT doc FROM search_entries WHERE session_id = old.session_id AND message_id = old.id);
-    DELETE FROM search_entries WHERE session_id = old.session_id AND message_id = old.id;
-    INSERT INTO search_entries (doc, session_id, message_id)
-        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.created_at)), new.session_id, new.id
-        FROM search_entries
-        WHERE doc BETWEEN search_bucket(new.created_at)
-                      AND search_bucket(new.created_at) + 1073741823;
-    INSERT INTO search_index (rowid, words)
-        SELECT last_insert_rowid(), search_words(s.user_id, new.content)
-        FROM sessions s WHERE s.id = new.session_id;
-END;
-
-CREATE TRIGGER search_session_insert AFTER INSERT ON sessions
-WHEN new.session_name IS NOT NULL BEGIN
-    INSERT INTO search_entries (doc, session_id, message_id)
-        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.updated_at)), new.id, ''
-        FROM search_entries
-        WHERE doc BETWEEN search_bucket(new.updated_at)
-                      AND search_bucket(new.updated_at) + 1073741823;
-    INSERT INTO search_index (rowid, words)
-        VALUES (last_insert_rowid(), search_words(new.user_id, new.session_name));
-END;
-
-CREATE TRIGGER search_session_update AFTER UPDATE OF session_name, updated_at, user_id ON sessions
-WHEN old.session_name IS NOT new.session_name
-  OR old.user_id IS NOT new.user_id
-  OR search_bucket(old.updated_at) <> search_bucket(new.updated_at) BEGIN
-    DELETE FROM search_index WHERE rowid =
-        (SELECT doc FROM search_entries WHERE session_id = old.id AND message_id = '');
-    DELETE FROM search_entries WHERE session_id = old.id AND message_id = '';
-    INSERT INTO search_entries (doc, session_id, message_id)
-        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.updated_at)), new.id, ''
-        FROM search_entries
-        WHERE doc BETWEEN search_bucket(new.updated_at)
-                      AND search_bucket(new.updated_at) + 1073741823
-        HAVING new.session_name IS NOT NULL;
-    INSERT INTO search_index (rowid, words)
-        SELECT last_insert_rowid(), search_words(new.user_id, new.session_name)
-        WHERE new.session_name IS NOT NULL;
-END;
-
--- Messages carry their session's owner word: a new owner re-indexes them.
-CREATE TRIGGER search_session_owner AFTER UPDATE OF user_id ON sessions
-WHEN old.user_id IS NOT new.user_id BEGIN
-    DELETE FROM search_index WHERE rowid IN
-        (SELECT doc FROM search_entries WHERE session_id = new.id AND message_id <> '');
-    INSERT INTO search_index (rowid, words)
-        SELECT e.doc, search_words(new.user_id, m.content)
-        FROM search_entries e JOIN messages m ON m.session_id = e.session_id AND m.id = e.message_id
-        WHERE e.session_id = new.id;
-END;
-
-CREATE TRIGGER search_session_delete AFTER DELETE ON sessions BEGIN
-    DELETE FROM search_index WHERE rowid IN
-        (SELECT doc FROM search_entries WHERE session_id = old.id);
-    DELETE FROM search_entries WHERE session_id = old.id;
-END;
 "#;
 
 /// The owner key of `user_id`: `§` and [`KEY_CHARS`] base-32 digits of a
@@ -218,12 +140,11 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// The schema step that adds search: the entries (a rowid for every
-/// message and named session already in the file) and the triggers. The
-/// next step, [`rebuild`], indexes their words.
+/// message and named session already in the file). Later steps index their
+/// words ([`rebuild`]) and install the triggers ([`super::search_queue`]);
+/// the upgrade runs them all before the store serves a write.
 pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
-    // The triggers write to the FTS5 table; it exists from here on.
-    conn.execute_batch(INDEX_TABLE)?;
     let mut next_slot: HashMap<i64, i64> = HashMap::new();
     let mut slot = |at: &str| -> rusqlite::Result<i64> {
         let bucket = bucket_of_text(at)?;

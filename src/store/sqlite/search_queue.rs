@@ -8,15 +8,17 @@
 //! the triggers writing to FTS5 directly, every append wrote (and soon
 //! merged) a segment of its own; queued, a group of appends writes one.
 //!
-//! The triggers below are those of [`super::search_index`] with each write
-//! to `search_index` turned into a row of `search_pending`: the document's
-//! rowid and its words, or no words for a removal, applied in order.
+//! The triggers below keep `search_entries` in step with the data and
+//! queue each change of the FTS5 table as a row of `search_pending`: the
+//! document's rowid and its words, or no words for a removal. Files of
+//! schema steps 1–3 had triggers writing to FTS5 directly (step 1 made
+//! them); this step replaces them.
 //! Writers other than the store's (a tool's own connection) leave their
 //! changes queued until the store's next write applies them.
 
 use rusqlite::Connection;
 
-/// The schema step: the queue, and the triggers rewritten to fill it.
+/// The schema step: the queue, and the triggers (replacing any older ones).
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS search_pending (
     seq   INTEGER PRIMARY KEY,
@@ -157,8 +159,6 @@ pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::super::{Durability, SqliteStore, search_index::owner_key};
     use crate::{
         domain::{
@@ -238,16 +238,7 @@ mod tests {
         assert_eq!(indexed(&store, "alpha"), (1, 0));
         assert_eq!(indexed(&store, "narwhal"), (1, 0));
 
-        let holder = store.clone();
-        let hold = tokio::spawn(async move {
-            holder
-                .write(|_| {
-                    std::thread::sleep(Duration::from_millis(300));
-                    Ok(())
-                })
-                .await
-        });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let hold = store.hold_writer().await;
         let (beta, gamma) = (rename("beta"), rename("gamma"));
         let (a, b, c, d, e, f, g) = tokio::join!(
             store.update_session(&owner, &s1, &beta, None),

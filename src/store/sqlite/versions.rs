@@ -56,22 +56,8 @@ impl SqliteStore {
     /// The owner's version: on this thread when an idle connection that
     /// never waits is free (the common case), else on the reader pool.
     pub(super) async fn owner_version(&self, owner: &Owner) -> StoreResult<ETag> {
-        let inline = self
-            .inner
-            .inline_readers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop();
-        if let Some(conn) = inline {
-            let result = read_version(&conn, owner);
-            self.inner
-                .inline_readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(conn);
-            if let Ok(version) = result {
-                return Ok(version);
-            }
+        if let Some(Ok(version)) = self.inline(|conn| read_version(conn, owner)) {
+            return Ok(version);
         }
         let owner = owner.clone();
         self.read(move |conn| read_version(conn, &owner)).await

@@ -267,9 +267,27 @@ fn answer(replies: Vec<Reply>, end: &End) {
     }
 }
 
+/// Keeps the writer thread busy for 300 ms from about 100 ms after the
+/// call, so that writes sent meanwhile queue into one group (tests).
+#[cfg(test)]
+impl SqliteStore {
+    pub(super) async fn hold_writer(&self) -> tokio::task::JoinHandle<StoreResult<()>> {
+        let store = self.clone();
+        let hold = tokio::spawn(async move {
+            store
+                .write(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                    Ok(())
+                })
+                .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        hold
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::super::{Durability, SqliteStore};
     use crate::store::StoreError;
@@ -305,16 +323,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let store = SqliteStore::open(dir.path(), durability).unwrap();
             // Hold the writer so that the next writes queue into one group.
-            let holder = store.clone();
-            let hold = tokio::spawn(async move {
-                holder
-                    .write(|_| {
-                        std::thread::sleep(Duration::from_millis(300));
-                        Ok(())
-                    })
-                    .await
-            });
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            let hold = store.hold_writer().await;
             let before = store.write(|c| {
                 insert(c, "before");
                 Ok(())
