@@ -19,10 +19,8 @@ use std::{
 };
 
 use chat_sessions::{
-    domain::{
-        JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId,
-    },
-    store::{Owner, SessionStore as _, StoreError, cosmos::CosmosStore},
+    domain::{JsonObject, MessageId, MessageType, NewMessage},
+    store::{SessionStore as _, StoreError, cosmos::CosmosStore},
 };
 
 const APPENDS: usize = 200;
@@ -42,22 +40,7 @@ async fn run(processes: usize) {
                 .unwrap(),
         );
     }
-    let user = UserId::parse("contention").unwrap();
-    let owner = Owner::User(user.clone());
-    let id = SessionId::parse("s_contention").unwrap();
-    stores[0]
-        .create_session(
-            NewSession::new(
-                Some(id.clone()),
-                Some(user),
-                None,
-                JsonObject::new(),
-                Timestamp::now(),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (owner, id) = cosmos::owned_session(&stores[0], "contention", "s_contention").await;
     let requests_before: u64 = stores.iter().map(|s| s.metrics().requests).sum();
     let started = Instant::now();
     let mut tasks = Vec::new();

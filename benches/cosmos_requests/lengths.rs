@@ -35,22 +35,7 @@ struct AtLength {
 
 /// Grows a session by appends and measures at the checkpoints.
 async fn grow(store: &CosmosStore, content: &str, checkpoints: &[usize]) -> Vec<AtLength> {
-    let user = UserId::parse("lengths").unwrap();
-    let owner = Owner::User(user.clone());
-    let id = SessionId::parse("s_lengths").unwrap();
-    store
-        .create_session(
-            NewSession::new(
-                Some(id.clone()),
-                Some(user),
-                None,
-                JsonObject::new(),
-                Timestamp::now(),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (owner, id) = crate::cosmos::owned_session(store, "lengths", "s_lengths").await;
     let mut appends: Vec<Cost> = Vec::new();
     let mut out = Vec::new();
     let last = checkpoints.iter().copied().max().unwrap_or(0);

@@ -5,12 +5,9 @@
 //! appends), a session of up to 50 messages one point read, the newest 50
 //! at most two point reads (sampled every 10 appends).
 
-use chat_sessions::{
-    domain::{JsonObject, NewSession, SessionId, Timestamp, UserId},
-    store::{
-        Owner, SessionStore as _,
-        cosmos::{CosmosStore, SealPolicy},
-    },
+use chat_sessions::store::{
+    SessionStore as _,
+    cosmos::{CosmosStore, SealPolicy},
 };
 
 use crate::{Cost, cosmos, measure, model::write_ru, typical_message};
@@ -41,22 +38,7 @@ async fn try_policy(policy: SealPolicy, content: &str) -> Outcome {
     let (store, _client) = cosmos::emulator_cosmos_store().await;
     let store: CosmosStore = store.with_seal_policy(policy);
     store.start_item_log();
-    let user = UserId::parse("sweep").unwrap();
-    let owner = Owner::User(user.clone());
-    let id = SessionId::parse("s_sweep").unwrap();
-    store
-        .create_session(
-            NewSession::new(
-                Some(id.clone()),
-                Some(user),
-                None,
-                JsonObject::new(),
-                Timestamp::now(),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (owner, id) = cosmos::owned_session(&store, "sweep", "s_sweep").await;
     let mut appends = Vec::with_capacity(MESSAGES);
     let mut reads_at_50 = 0.0;
     let mut worst_tail_reads: f64 = 0.0;

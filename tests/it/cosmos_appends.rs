@@ -5,9 +5,7 @@
 //! page whatever this process remembers.
 
 use chat_sessions::{
-    domain::{
-        JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId,
-    },
+    domain::{JsonObject, MessageId, MessageType, NewMessage, SessionId},
     store::{
         Owner, SessionStore as _,
         cosmos::{CosmosStore, SealPolicy},
@@ -28,22 +26,7 @@ fn message(id: &str, size: usize) -> NewMessage {
 }
 
 async fn new_session(store: &CosmosStore, user: &str, id: &str) -> (Owner, SessionId) {
-    let user = UserId::parse(user).unwrap();
-    let id = SessionId::parse(id).unwrap();
-    store
-        .create_session(
-            NewSession::new(
-                Some(id.clone()),
-                Some(user.clone()),
-                None,
-                JsonObject::new(),
-                Timestamp::now(),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    (Owner::User(user), id)
+    cosmos::owned_session(store, user, id).await
 }
 
 /// Requests one append took, and whether it stored its message.

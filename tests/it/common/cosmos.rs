@@ -262,3 +262,35 @@ pub async fn clear_faults(database: &str) -> serde_json::Value {
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
+
+/// Creates session `id` owned by `user` (no name, an empty context) in
+/// `store`; returns its owner and id.
+pub async fn owned_session(
+    store: &CosmosStore,
+    user: &str,
+    id: &str,
+) -> (
+    chat_sessions::store::Owner,
+    chat_sessions::domain::SessionId,
+) {
+    use chat_sessions::{
+        domain::{JsonObject, NewSession, SessionId, Timestamp, UserId},
+        store::{Owner, SessionStore as _},
+    };
+    let user = UserId::parse(user).unwrap();
+    let id = SessionId::parse(id).unwrap();
+    store
+        .create_session(
+            NewSession::new(
+                Some(id.clone()),
+                Some(user.clone()),
+                None,
+                JsonObject::new(),
+                Timestamp::now(),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    (Owner::User(user), id)
+}
