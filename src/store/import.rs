@@ -28,6 +28,21 @@ pub struct SessionFields {
     pub updated_at: Timestamp,
 }
 
+impl SessionFields {
+    /// What a session the file says nothing about gets: active, unnamed,
+    /// created and last changed at its first message (`first`).
+    pub fn starting_at(first: Timestamp) -> Self {
+        Self {
+            session_name: None,
+            context: JsonObject::default(),
+            is_active: true,
+            archived_at: None,
+            created_at: first,
+            updated_at: first,
+        }
+    }
+}
+
 /// Bringing whole sessions in from a file.
 #[async_trait]
 pub trait ImportStore: Send + Sync {

@@ -180,20 +180,9 @@ impl CosmosStore {
         let user = import.user_id.as_ref();
         let all = &import.messages;
         let last = all.last().map(|m| m.created_at);
-        let fields = match fields {
-            Some(fields) => fields.clone(),
-            None => {
-                let first = all[0].created_at;
-                SessionFields {
-                    session_name: None,
-                    context: Default::default(),
-                    is_active: true,
-                    archived_at: None,
-                    created_at: first,
-                    updated_at: first,
-                }
-            }
-        };
+        let fields = fields
+            .cloned()
+            .unwrap_or_else(|| SessionFields::starting_at(all[0].created_at));
         let mut doc = SessionDoc {
             session: ChatSession {
                 id: import.id.clone(),

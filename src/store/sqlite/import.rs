@@ -135,17 +135,8 @@ fn import_into(
         }
         Ok((session, _)) => (ImportOutcome::default(), session),
         Err(StoreError::NotFound) => {
-            let fields = fields.unwrap_or_else(|| {
-                let first = import.messages[0].created_at;
-                SessionFields {
-                    session_name: None,
-                    context: Default::default(),
-                    is_active: true,
-                    archived_at: None,
-                    created_at: first,
-                    updated_at: first,
-                }
-            });
+            let fields =
+                fields.unwrap_or_else(|| SessionFields::starting_at(import.messages[0].created_at));
             tx.execute(
                 "INSERT INTO sessions (id, user_id, session_name, is_active, context, \
                  message_count, last_message_at, created_at, updated_at, etag, archived_at) \
