@@ -237,14 +237,16 @@ impl CosmosStore {
         let response = self
             .patch(user, id, operations, Some(&known.etag), false)
             .await?;
-        let after = len_after_append(
-            known.doc_len,
-            known.messages,
-            known.message_count,
-            known.last_message_at.is_some(),
-            json_len(stored),
-        );
-        self.io(ItemIo::Write(after + SYSTEM_PROPERTY_BYTES));
+        self.io(|| {
+            let after = len_after_append(
+                known.doc_len,
+                known.messages,
+                known.message_count,
+                known.last_message_at.is_some(),
+                json_len(stored),
+            );
+            ItemIo::Write(after + SYSTEM_PROPERTY_BYTES)
+        });
         etag_of(&response, "Cosmos DB patch without an ETag")
     }
 }

@@ -130,6 +130,15 @@ impl Versions {
         })
     }
 
+    /// Whether version `etag` of the session is what is remembered (then
+    /// there is nothing to rebuild).
+    pub(super) fn holds(&self, key: &SessionKey, etag: &ETag) -> bool {
+        let lru = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        lru.entries
+            .get(key)
+            .is_some_and(|(known, _)| known.etag == *etag)
+    }
+
     /// Remembers `known` (`None`: forgets the session).
     pub(super) fn put(&self, key: &SessionKey, known: Option<Known>) {
         let mut lru = self.inner.lock().unwrap_or_else(|e| e.into_inner());

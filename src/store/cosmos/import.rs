@@ -224,7 +224,7 @@ impl CosmosStore {
                 item_charge,
             )
             .map_err(store_error)?;
-            self.io(ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
+            self.io(|| ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
         }
         self.track(
             self.container
@@ -233,7 +233,7 @@ impl CosmosStore {
             item_charge,
         )
         .map_err(store_error)?;
-        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+        self.io(|| ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
         Ok(ImportOutcome {
             created: true,
             added: all.len() as u64,
@@ -317,7 +317,7 @@ impl CosmosStore {
             item_charge,
         )
         .map_err(store_error)?;
-        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+        self.io(|| ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
         outcome.added += added;
         Ok(missing.len() as u64 == added)
     }

@@ -132,13 +132,16 @@ impl CosmosStore {
         response: azure_data_cosmos::models::ItemResponse,
         io: fn(usize) -> ItemIo,
     ) -> anyhow::Result<T> {
-        let note = |bytes| self.io(io(bytes));
+        let note = |bytes| self.metrics.item(io(bytes));
         super::documents::decode(response, self.logging().then_some(&note as &dyn Fn(usize)))
     }
 
-    /// Notes one item a request read or wrote.
-    pub(super) fn io(&self, io: ItemIo) {
-        self.metrics.item(io);
+    /// Notes one item a request read or wrote, when the item log is on;
+    /// `io` is only worked out then (sizes cost a serialisation).
+    pub(super) fn io(&self, io: impl FnOnce() -> ItemIo) {
+        if self.logging() {
+            self.metrics.item(io());
+        }
     }
 
     /// Counts one request and its charge, failed ones too (they cost RU).

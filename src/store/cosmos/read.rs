@@ -58,7 +58,7 @@ impl CosmosStore {
         while let Some(page) = pages.try_next().await.map_err(store_error)? {
             self.metrics
                 .record(page.headers().request_charge().map(|c| c.value()));
-            self.io(ItemIo::Query(json_len(&page.items())));
+            self.io(|| ItemIo::Query(json_len(&page.items())));
             owners.extend(page.into_items());
         }
         if owners.len() > 1 {
@@ -93,7 +93,7 @@ impl CosmosStore {
             )
             .map_err(store_error)?;
         if u16::from(response.status().status_code()) == 304 {
-            self.io(ItemIo::Read(0));
+            self.io(|| ItemIo::Read(0));
             return Ok(None);
         }
         let etag = etag_of(&response, "Cosmos DB read without an ETag")?;
@@ -108,11 +108,15 @@ impl CosmosStore {
 
     /// Keeps what an append needs to know of version `etag` of `doc`, when
     /// that is all in the document (no sealed pages), so that the next
-    /// append from this process needs no read.
+    /// append from this process needs no read. A version already remembered
+    /// is not rebuilt (that would measure and hash the whole document again
+    /// on every read).
     fn remember(&self, user: Option<&UserId>, doc: &SessionDoc, etag: &ETag) {
         if doc.sealed_page_sizes.is_empty() {
             let key = (user.cloned(), doc.session.id.clone());
-            self.versions.put(&key, Known::of(doc, etag.clone(), None));
+            if !self.versions.holds(&key, etag) {
+                self.versions.put(&key, Known::of(doc, etag.clone(), None));
+            }
         }
     }
 
@@ -334,7 +338,7 @@ impl CosmosStore {
         while let Some(page) = pages.try_next().await.map_err(bad_token)? {
             self.metrics
                 .record(page.headers().request_charge().map(|c| c.value()));
-            self.io(ItemIo::Query(json_len(&page.items())));
+            self.io(|| ItemIo::Query(json_len(&page.items())));
             more = page.headers().continuation().is_some();
             sessions.extend(page.into_items());
             if !sessions.is_empty() || !more {

@@ -224,8 +224,8 @@ impl CosmosStore {
             StoreError::Internal(anyhow::Error::new(e).context("decoding a batch answer"))
         })?;
         if ok {
-            self.io(ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
-            self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+            self.io(|| ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
+            self.io(|| ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
             let etag = results.results().get(1).and_then(|r| r.etag());
             return Ok(
                 etag.and_then(|etag| Known::of(&doc, ETag::new(etag), Some(&page_doc.messages)))

@@ -69,7 +69,7 @@ impl CosmosStore {
             }
             Err(e) => return Err(e),
         };
-        self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+        self.io(|| ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
         self.versions.put(
             &(user, doc.session.id.clone()),
             Known::of(&doc, etag.clone(), None),
@@ -221,7 +221,7 @@ impl CosmosStore {
                 .map_err(store_error);
             match result {
                 Ok(_) => {
-                    self.io(ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+                    self.io(|| ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
                     break doc.sealed_page_sizes.len() as u32;
                 }
                 // Gone after the read: the SDK retried a delete whose answer
