@@ -23,11 +23,6 @@ pub const DEFAULT_PORT: u16 = 7071;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Default limit of an import file: 64 MiB.
 pub const DEFAULT_IMPORT_MAX_BYTES: usize = 64 * 1024 * 1024;
-/// Smallest `COSMOS_SEAL_MAX_BYTES`: 16 KiB.
-const SEAL_MIN_BYTES: usize = 16 * 1024;
-/// Largest `COSMOS_SEAL_MAX_BYTES`: 1 MiB, so that a seal (the page and the
-/// rewritten session) fits one 2 MB transactional batch.
-const SEAL_MAX_BYTES: usize = 1024 * 1024;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -214,18 +209,19 @@ impl Config {
         let retention_sweep_enabled = flag("RETENTION_SWEEP_ENABLED")?;
         let max_bytes = match number("COSMOS_SEAL_MAX_BYTES")? {
             None => SealPolicy::default().max_bytes,
-            Some(n) if (SEAL_MIN_BYTES..=SEAL_MAX_BYTES).contains(&n) => n,
+            Some(n) if (SealPolicy::MIN_BYTES..=SealPolicy::MAX_BYTES).contains(&n) => n,
             Some(n) => bail!(
-                "COSMOS_SEAL_MAX_BYTES={n} is out of range: it must be between \
-                 {SEAL_MIN_BYTES} and {SEAL_MAX_BYTES} (so that a sealed page fits one Cosmos \
-                 DB batch)"
+                "COSMOS_SEAL_MAX_BYTES={n} is out of range: it must be between {} and {} (so \
+                 that a sealed page fits one Cosmos DB batch)",
+                SealPolicy::MIN_BYTES,
+                SealPolicy::MAX_BYTES
             ),
         };
         let seal = SealPolicy {
             max_bytes,
             page_bytes: match number("COSMOS_SEAL_PAGE_BYTES")? {
                 None => SealPolicy::page_bytes_for(max_bytes),
-                Some(n) if (max_bytes / 8..=max_bytes).contains(&n) => n,
+                Some(n) if SealPolicy::page_bytes_range(max_bytes).contains(&n) => n,
                 Some(n) => bail!(
                     "COSMOS_SEAL_PAGE_BYTES={n} is out of range: it must be between {} and {max_bytes} \
                      (an eighth of COSMOS_SEAL_MAX_BYTES and all of it)",
@@ -233,9 +229,10 @@ impl Config {
                 ),
             },
             max_messages: match number("COSMOS_SEAL_MAX_MESSAGES")? {
-                Some(n) if n < 2 => {
-                    bail!("COSMOS_SEAL_MAX_MESSAGES={n} is out of range: it must be at least 2")
-                }
+                Some(n) if n < SealPolicy::MIN_MESSAGES => bail!(
+                    "COSMOS_SEAL_MAX_MESSAGES={n} is out of range: it must be at least {}",
+                    SealPolicy::MIN_MESSAGES
+                ),
                 n => n,
             },
         };

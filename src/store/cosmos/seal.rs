@@ -56,6 +56,20 @@ const DOC_MARGIN: usize = 512;
 pub(super) const PAGE_READS_AT_ONCE: usize = 4;
 
 impl SealPolicy {
+    /// Smallest `max_bytes`: 16 KiB.
+    pub const MIN_BYTES: usize = 16 * 1024;
+    /// Largest `max_bytes`: 1 MiB, so that a seal (the page and the
+    /// rewritten session) fits one 2 MB transactional batch.
+    pub const MAX_BYTES: usize = 1024 * 1024;
+    /// Fewest messages a document may be limited to.
+    pub const MIN_MESSAGES: usize = 2;
+
+    /// The page sizes allowed with documents of `max_bytes`: an eighth of
+    /// them to all of them.
+    pub fn page_bytes_range(max_bytes: usize) -> std::ops::RangeInclusive<usize> {
+        max_bytes / 8..=max_bytes
+    }
+
     /// The default page size for documents of `max_bytes`: fifteen
     /// sixteenths, so that a seal leaves the newest sixteenth (a few typical
     /// messages) in the document.
@@ -67,11 +81,12 @@ impl SealPolicy {
     /// seal always fits one 2 MB transactional batch; pages of at least an
     /// eighth of that.
     pub fn clamped(self) -> Self {
-        let max_bytes = self.max_bytes.clamp(16 * 1024, 1024 * 1024);
+        let max_bytes = self.max_bytes.clamp(Self::MIN_BYTES, Self::MAX_BYTES);
+        let pages = Self::page_bytes_range(max_bytes);
         Self {
             max_bytes,
-            page_bytes: self.page_bytes.clamp(max_bytes / 8, max_bytes),
-            max_messages: self.max_messages.map(|m| m.max(2)),
+            page_bytes: self.page_bytes.clamp(*pages.start(), *pages.end()),
+            max_messages: self.max_messages.map(|m| m.max(Self::MIN_MESSAGES)),
         }
     }
 
