@@ -187,11 +187,6 @@ impl<S: SessionStore> Connecting<S> {
         }
     }
 
-    /// The connected store, if it is.
-    pub fn get(&self) -> Option<&S> {
-        self.store.get()
-    }
-
     fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(|e| e.into_inner())
     }

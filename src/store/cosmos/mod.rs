@@ -60,7 +60,7 @@ pub use client::{
     sessions_indexing_policy,
 };
 pub use documents::{CHECKPOINT_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE};
-pub use health::{Target, classify, open};
+pub use health::{Target, open};
 pub use metrics::{ItemIo, Metrics, MetricsSnapshot};
 pub use seal::SealPolicy;
 

@@ -85,7 +85,11 @@ fn start_flusher(
     // stays open, so this handle stays the WAL for the life of the store.
     let mut wal_path = path.as_os_str().to_owned();
     wal_path.push("-wal");
-    let wal = File::open(&wal_path)
+    // Writable: flushing needs write access on some systems (Windows).
+    let wal = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&wal_path)
         .with_context(|| format!("opening {} to flush it", Path::new(&wal_path).display()))?;
     conn.execute_batch("PRAGMA synchronous = NORMAL")
         .context("configuring the SQLite writer")?;
