@@ -7,12 +7,7 @@
 
 use std::sync::OnceLock;
 
-use axum::{
-    body::Bytes,
-    extract::State,
-    http::{HeaderValue, header},
-    response::{IntoResponse, Response},
-};
+use axum::{body::Bytes, extract::State, response::Response};
 
 use super::{ApiError, AppState, extract::ApiQuery, sessions::SessionList};
 use crate::{
@@ -53,12 +48,7 @@ pub async fn ceiling(
             cell.get_or_init(|| Bytes::from(body)).clone()
         }
     };
-    let mut response = bytes.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    Ok(super::conditional::json_bytes(bytes))
 }
 
 async fn render(state: &AppState, params: CeilingParams) -> Result<Vec<u8>, ApiError> {

@@ -27,6 +27,18 @@ pub(crate) fn json_with_etag<T: Serialize>(
     response
 }
 
+/// A 200 of JSON already serialised (a cached rendering, a stream).
+pub(crate) fn json_bytes(body: impl Into<axum::body::Body>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.into(),
+    )
+        .into_response()
+}
+
 /// An `If-Match` header, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum IfMatch {

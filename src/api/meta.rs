@@ -4,7 +4,7 @@
 use axum::{
     Extension, Json,
     extract::State,
-    http::{HeaderMap, HeaderValue, header},
+    http::HeaderMap,
     response::{IntoResponse, Redirect, Response},
 };
 
@@ -113,10 +113,5 @@ pub struct OpenApiDocument(pub &'static str);
     responses((status = 200, description = "This document.", content_type = "application/json", body = Object))
 )]
 pub async fn openapi(Extension(document): Extension<OpenApiDocument>) -> Response {
-    let mut response = document.0.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+    super::conditional::json_bytes(document.0)
 }

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ApiError, AppState,
-    conditional::{json_with_etag, none_match_tags, write_precondition},
+    conditional::{json_bytes, json_with_etag, none_match_tags, write_precondition},
     extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::{
@@ -187,12 +187,7 @@ pub async fn list(
             bytes
         }
     };
-    let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    Ok(json_bytes(body))
 }
 
 /// What a cached listing is filed under: whose, and which page of what.
@@ -339,14 +334,7 @@ pub async fn get(
     let etag_value = HeaderValue::from_str(etag.as_str()).ok();
     let not_modified = client_tags.iter().any(|t| t == "*" || t == etag.as_str());
     let mut response = match body {
-        Some(body) if !not_modified => {
-            let mut r = body.into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            r
-        }
+        Some(body) if !not_modified => json_bytes(body),
         _ => StatusCode::NOT_MODIFIED.into_response(),
     };
     if let Some(value) = etag_value {
@@ -426,14 +414,9 @@ pub(super) fn stream_session(id: SessionId, read: SessionRead) -> Result<Respons
             Err(e) => (Err(e), (Next::Done, st)),
         })
     });
-    let mut response = axum::body::Body::from_stream(chunks).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    let mut response = json_bytes(axum::body::Body::from_stream(chunks));
     if let Ok(value) = HeaderValue::from_str(etag.as_str()) {
-        headers.insert(header::ETAG, value);
+        response.headers_mut().insert(header::ETAG, value);
     }
     Ok(response)
 }
