@@ -122,9 +122,11 @@ impl CosmosStore {
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last)),
         };
+        // Measured once: the seal check and the cached version both need it.
+        let stored_len = json_len(&stored);
         if self
             .seal
-            .over(known.doc_len, known.messages, json_len(&stored) + 1, 1)
+            .over(known.doc_len, known.messages, stored_len + 1, 1)
         {
             let made = self.make_room(user, id, key, &known, doc).await;
             return (made.map(|()| None), true);
@@ -134,8 +136,10 @@ impl CosmosStore {
             Ok(etag) => etag,
             Err(e) => return (Err(e), read),
         };
-        self.versions
-            .put(key, Some(known.after_append(&stored, etag.clone())));
+        self.versions.put(
+            key,
+            Some(known.after_append(&stored, stored_len, etag.clone())),
+        );
         let appended = Appended {
             message: stored,
             created: true,

@@ -88,14 +88,20 @@ impl Known {
         self.ids.contains(&id_hash(id))
     }
 
-    /// The version the append patch made, answered with `etag`.
-    pub(super) fn after_append(mut self, stored: &ChatMessage, etag: ETag) -> Self {
+    /// The version the append patch made, answered with `etag`;
+    /// `stored_len` is [`json_len`] of `stored`.
+    pub(super) fn after_append(
+        mut self,
+        stored: &ChatMessage,
+        stored_len: usize,
+        etag: ETag,
+    ) -> Self {
         self.doc_len = len_after_append(
             self.doc_len,
             self.messages,
             self.message_count,
             self.last_message_at.is_some(),
-            json_len(stored),
+            stored_len,
         );
         self.ids.insert(id_hash(&stored.id));
         self.messages += 1;
@@ -215,7 +221,7 @@ mod tests {
         for i in 0..12 {
             let m = message(&format!("m{i}"));
             assert!(!known.may_hold(&m.id));
-            known = known.after_append(&m, ETag::new(format!("e{}", i + 1)));
+            known = known.after_append(&m, json_len(&m), ETag::new(format!("e{}", i + 1)));
             doc.session.message_count += 1;
             doc.session.last_message_at = Some(m.created_at);
             doc.session.updated_at = m.created_at;
