@@ -137,6 +137,9 @@ fn folded(text: &str) -> Vec<char> {
 /// The words of `text`, folded, separated by single spaces: what an index
 /// of words stores, so that its words are exactly the words these rules see.
 pub fn index_text(text: &str) -> String {
+    if text.is_ascii() {
+        return index_ascii(text);
+    }
     let chars = folded(text);
     let mut out = String::with_capacity(text.len());
     for_each_word(&chars, |word| {
@@ -145,6 +148,25 @@ pub fn index_text(text: &str) -> String {
         }
         out.extend(word);
     });
+    out
+}
+
+/// [`index_text`] of ASCII text, without decoding it into characters: the
+/// rules above reduce to runs of letters and digits, lowercased. Most
+/// messages are ASCII, and every append indexes one on the embedded
+/// store's single writer thread, where the general path cost a tenth of
+/// an append.
+fn index_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.extend(word.chars().map(|c| c.to_ascii_lowercase()));
+    }
     out
 }
 
@@ -443,6 +465,43 @@ mod tests {
 
     fn terms(q: &str) -> SearchTerms {
         SearchTerms::parse(q).unwrap()
+    }
+
+    /// The ASCII shortcut of `index_text` says what the general rules say,
+    /// for every ASCII character in every position of a word and between
+    /// words, and for a few thousand generated texts.
+    #[test]
+    fn ascii_texts_are_indexed_as_the_general_rules_index_them() {
+        let general = |text: &str| {
+            let chars = folded(text);
+            let mut words = Vec::new();
+            for_each_word(&chars, |w| words.push(w.iter().collect::<String>()));
+            words.join(" ")
+        };
+        let mut texts: Vec<String> = (0u8..128)
+            .map(|b| {
+                let c = b as char;
+                format!("{c}Ab{c}9z{c} {c}{c}x_Y-{c}")
+            })
+            .collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..4000 {
+            let len = (state % 40) as usize;
+            let text: String = (0..len)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    char::from((state % 128) as u8)
+                })
+                .collect();
+            texts.push(text);
+        }
+        texts.extend(["", " ", "Hello, World! 42x", "ÜBER"].map(String::from));
+        for text in &texts {
+            assert_eq!(index_text(text), general(text), "{text:?}");
+        }
+        assert_eq!(index_text("Hello, World! 42x"), "hello world 42x");
     }
 
     #[test]
