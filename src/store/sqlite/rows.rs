@@ -118,6 +118,47 @@ pub(super) fn find_session(
     }
 }
 
+/// What an append needs of its session: no context, name or dates it
+/// does not change (decoding the context was most of reading the row, on
+/// the single writer thread).
+pub(super) struct AppendTarget {
+    pub user_id: Option<UserId>,
+    pub message_count: i64,
+    pub last_message_at: Option<Timestamp>,
+    pub etag: String,
+}
+
+/// [`find_session`] for an append: the same answer (not found unless
+/// `owner` may see it), fewer columns.
+pub(super) fn find_append_target(
+    conn: &Connection,
+    owner: &Owner,
+    id: &SessionId,
+) -> StoreResult<AppendTarget> {
+    let found = conn
+        .prepare_cached(
+            "SELECT user_id, message_count, last_message_at, etag FROM sessions WHERE id = ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([id.as_str()], |row| {
+                Ok(AppendTarget {
+                    user_id: optional_user("user_id", optional_text(row, 0)?)?,
+                    message_count: row.get(1)?,
+                    last_message_at: optional_text(row, 2)?
+                        .map(|t| timestamp("last_message_at", t))
+                        .transpose()?,
+                    etag: row.get(3)?,
+                })
+            })
+            .optional()
+        })
+        .map_err(internal)?;
+    match found {
+        Some(target) if owner.can_see(target.user_id.as_ref()) => Ok(target),
+        _ => Err(StoreError::NotFound),
+    }
+}
+
 pub(super) fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
     let mut stmt = conn
         .prepare_cached(

@@ -5,7 +5,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{
     SqliteStore,
-    rows::{check_etag, find_session, internal, load_session, message_row, new_etag, to_json},
+    rows::{
+        check_etag, find_append_target, find_session, internal, load_session, message_row,
+        new_etag, to_json,
+    },
 };
 use crate::{
     domain::{
@@ -117,7 +120,7 @@ impl SqliteStore {
     ) -> StoreResult<Appended> {
         let (owner, id) = (owner.clone(), id.clone());
         self.write(move |tx| {
-            let (session, etag) = find_session(tx, &owner, &id)?;
+            let session = find_append_target(tx, &owner, &id)?;
             let existing = tx
                 .prepare_cached(
                     "SELECT id, content, message_type, user_id, metadata, created_at \
@@ -129,7 +132,7 @@ impl SqliteStore {
                 })
                 .map_err(internal)?;
             if let Some(stored) = existing {
-                return Appended::replay(stored, &message, ETag::new(etag));
+                return Appended::replay(stored, &message, ETag::new(session.etag));
             }
             // Never let the clock run backwards inside a session: the array
             // order and the timestamps must agree.
