@@ -62,6 +62,10 @@ const UPGRADES: &[(&str, UpgradeStep)] = &[
         "search index changes queued per group",
         search_queue::create,
     ),
+    (
+        "search queue without an index by document",
+        search_queue::drop_queue_index,
+    ),
 ];
 
 /// One upgrade step, run inside the upgrade's transaction.

@@ -25,7 +25,6 @@ CREATE TABLE IF NOT EXISTS search_pending (
     doc   INTEGER NOT NULL,
     words TEXT
 ) STRICT;
-CREATE INDEX IF NOT EXISTS search_pending_by_doc ON search_pending (doc, seq);
 
 DROP TRIGGER IF EXISTS search_message_insert;
 DROP TRIGGER IF EXISTS search_message_delete;
@@ -123,6 +122,13 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     apply(conn)
 }
 
+/// The schema step that drops step 4's index of the queue by document:
+/// keeping it cost every queued change an index entry, while a group's few
+/// dozen changes sort faster than that when applied.
+pub(super) fn drop_queue_index(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("DROP INDEX IF EXISTS search_pending_by_doc")
+}
+
 /// Applies the queued changes to FTS5 and empties the queue. Run by the
 /// writer inside each group's transaction, just before it commits.
 ///
@@ -131,7 +137,9 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
 /// was indexed before the group (a removal comes only for an indexed
 /// one), its last what it must be after: the first statement removes every
 /// document that was indexed and changed, the second indexes the last
-/// words of every document whose last change is not a removal.
+/// words of every document whose last change is not a removal. (With one
+/// `MIN` or `MAX` in a grouped query, SQLite takes the other columns from
+/// the row holding that minimum or maximum.)
 pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
     let queued: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM search_pending")?
@@ -141,15 +149,14 @@ pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
     }
     conn.prepare_cached(
         "DELETE FROM search_index WHERE rowid IN \
-         (SELECT p.doc FROM search_pending p WHERE p.words IS NULL \
-          AND p.seq = (SELECT MIN(q.seq) FROM search_pending q WHERE q.doc = p.doc))",
+         (SELECT doc FROM (SELECT doc, words, MIN(seq) FROM search_pending GROUP BY doc) \
+          WHERE words IS NULL)",
     )?
     .execute([])?;
     conn.prepare_cached(
         "INSERT INTO search_index (rowid, words) \
-         SELECT p.doc, p.words FROM search_pending p WHERE p.words IS NOT NULL \
-         AND p.seq = (SELECT MAX(q.seq) FROM search_pending q WHERE q.doc = p.doc) \
-         ORDER BY p.doc",
+         SELECT doc, words FROM (SELECT doc, words, MAX(seq) FROM search_pending GROUP BY doc) \
+         WHERE words IS NOT NULL ORDER BY doc",
     )?
     .execute([])?;
     conn.prepare_cached("DELETE FROM search_pending")?
@@ -214,6 +221,44 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM search_pending", [], |r| r.get(0))
             .unwrap();
         (hits, queued)
+    }
+
+    /// A file of step 4 loses the queue's index by document on open, and
+    /// its index still follows appends.
+    #[tokio::test]
+    async fn step_5_drops_the_queue_index_of_step_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+        store.create_session(session("s1", "alpha")).await.unwrap();
+        let path = store.inner.path.clone();
+        drop(store);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE INDEX search_pending_by_doc ON search_pending (doc, seq); \
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        drop(conn);
+
+        let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+        let owner = Owner::User(UserId::parse("u").unwrap());
+        let s1 = SessionId::parse("s1").unwrap();
+        store
+            .append_message(&owner, &s1, message("m1", "otter"))
+            .await
+            .unwrap();
+        let conn = rusqlite::Connection::open(&store.inner.path).unwrap();
+        let (version, indexes): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), \
+                 (SELECT COUNT(*) FROM sqlite_schema WHERE name = 'search_pending_by_doc')",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((version, indexes), (5, 0));
+        assert_eq!(indexed(&store, "otter"), (1, 0));
+        assert_eq!(indexed(&store, "alpha"), (1, 0));
     }
 
     /// Several changes to the same documents inside one group (the writer
