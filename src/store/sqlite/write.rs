@@ -1,7 +1,7 @@
 //! Writes, each one job for the writer thread: it runs inside the group's
 //! transaction and is answered once that commits.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{
     SqliteStore,
@@ -121,24 +121,51 @@ impl SqliteStore {
         let (owner, id) = (owner.clone(), id.clone());
         self.write(move |tx| {
             let session = find_append_target(tx, &owner, &id)?;
-            let existing = tx
-                .prepare_cached(
-                    "SELECT id, content, message_type, user_id, metadata, created_at \
-                     FROM messages WHERE session_id = ?1 AND id = ?2",
-                )
-                .and_then(|mut stmt| {
-                    stmt.query_row([id.as_str(), message.id.as_str()], message_row)
-                        .optional()
-                })
-                .map_err(internal)?;
-            if let Some(stored) = existing {
-                return Appended::replay(stored, &message, ETag::new(session.etag));
-            }
             // Never let the clock run backwards inside a session: the array
             // order and the timestamps must agree.
             let now = session
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
+            let user_id = message.user_id.as_ref().or(session.user_id.as_ref());
+            let metadata = to_json(&message.metadata)?;
+            // Messages are never removed one by one, so the count is the
+            // last position; a diverged count fails on the primary key
+            // rather than overwrite anything. A message id already in the
+            // session inserts nothing (and fires no trigger): that is a
+            // retry or a conflict, told apart by the stored message. Trying
+            // the insert first saves a fresh append (nearly all of them) a
+            // lookup on the single writer thread.
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO messages (session_id, seq, id, content, message_type, \
+                     user_id, metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                     ON CONFLICT (session_id, id) DO NOTHING",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        id.as_str(),
+                        session.message_count + 1,
+                        message.id.as_str(),
+                        message.content,
+                        message.message_type.as_str(),
+                        user_id.map(UserId::as_str),
+                        metadata,
+                        now.to_string(),
+                    ])
+                })
+                .map_err(internal)?;
+            if inserted == 0 {
+                let stored = tx
+                    .prepare_cached(
+                        "SELECT id, content, message_type, user_id, metadata, created_at \
+                         FROM messages WHERE session_id = ?1 AND id = ?2",
+                    )
+                    .and_then(|mut stmt| {
+                        stmt.query_row([id.as_str(), message.id.as_str()], message_row)
+                    })
+                    .map_err(internal)?;
+                return Appended::replay(stored, &message, ETag::new(session.etag));
+            }
             let stored = ChatMessage {
                 id: message.id,
                 content: message.content,
@@ -147,29 +174,7 @@ impl SqliteStore {
                 metadata: message.metadata,
                 created_at: now,
             };
-            let metadata = to_json(&stored.metadata)?;
             let etag = new_etag();
-            // Messages are never removed one by one, so the count is the
-            // last position; a diverged count fails on the primary key
-            // rather than overwrite anything.
-            let seq = session.message_count + 1;
-            tx.prepare_cached(
-                "INSERT INTO messages (session_id, seq, id, content, message_type, user_id, \
-                 metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    id.as_str(),
-                    seq,
-                    stored.id.as_str(),
-                    stored.content,
-                    stored.message_type.as_str(),
-                    stored.user_id.as_ref().map(UserId::as_str),
-                    metadata,
-                    now.to_string(),
-                ])
-            })
-            .map_err(internal)?;
             tx.prepare_cached(
                 "UPDATE sessions SET message_count = message_count + 1, last_message_at = ?2, \
                  updated_at = MAX(updated_at, ?2), etag = ?3 WHERE id = ?1",
