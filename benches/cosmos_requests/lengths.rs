@@ -5,12 +5,9 @@
 //! and 10,000 messages; beside the old one-document-per-message model and a
 //! whole-document rewrite per message, by the same published table.
 
-use chat_sessions::{
-    domain::{JsonObject, NewSession, SessionId, Timestamp, UserId},
-    store::{
-        MessageQuery, Owner, SessionStore as _,
-        cosmos::{CosmosStore, SealPolicy},
-    },
+use chat_sessions::store::{
+    MessageQuery, SessionStore as _,
+    cosmos::{CosmosStore, SealPolicy},
 };
 use serde_json::json;
 
@@ -119,28 +116,10 @@ pub async fn run(content: &str) {
         .container_client("chat_sessions", None)
         .await
         .unwrap();
-    let empty = SessionId::parse("s_empty").unwrap();
-    let user = UserId::parse("lengths").unwrap();
-    store
-        .create_session(
-            NewSession::new(
-                Some(empty.clone()),
-                Some(user.clone()),
-                None,
-                JsonObject::new(),
-                Timestamp::now(),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
-    let session_bytes = stored_bytes(&sessions, user.as_str(), empty.as_str()).await;
+    let (owner, empty) = crate::cosmos::owned_session(&store, "lengths", "s_empty").await;
+    let session_bytes = stored_bytes(&sessions, "lengths", empty.as_str()).await;
     let appended = store
-        .append_message(
-            &Owner::User(user.clone()),
-            &empty,
-            typical_message(content, 1),
-        )
+        .append_message(&owner, &empty, typical_message(content, 1))
         .await
         .unwrap();
     let message_bytes = serde_json::to_vec(&appended.message).unwrap().len();

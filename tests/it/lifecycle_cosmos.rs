@@ -292,22 +292,7 @@ async fn erase_takes_the_users_legacy_documents_too_and_resumes() {
 async fn a_document_without_archived_at_reads_as_null_and_is_due_by_updated_at() {
     let (store, client) = cosmos::server_cosmos_store().await;
     let container = store.container().clone();
-    let alice = UserId::parse("alice").unwrap();
-    let owner = Owner::User(alice.clone());
-    let id = SessionId::parse("archived_long_ago").unwrap();
-    store
-        .create_session(
-            chat_sessions::domain::NewSession::new(
-                Some(id.clone()),
-                Some(alice.clone()),
-                None,
-                Default::default(),
-                Timestamp::now(),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (owner, id) = cosmos::owned_session(&store, "alice", "archived_long_ago").await;
     // As written before archived_at existed: archived, and no such member.
     let mut doc: Value = container
         .read_item(

@@ -116,27 +116,12 @@ async fn emulator_stored_document_has_the_seed_shape() {
 #[tokio::test]
 async fn request_budget_per_operation() {
     use chat_sessions::{
-        domain::{JsonObject, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId},
-        store::{ListQuery, Owner, SessionStore as _},
+        domain::{JsonObject, MessageType, NewMessage},
+        store::{ListQuery, SessionStore as _},
     };
     let (store, _client) = cosmos::emulator_cosmos_store().await;
-    let user = UserId::parse("budget").unwrap();
-    let owner = Owner::User(user.clone());
-    let id = SessionId::parse("s_budget").unwrap();
     let before = store.metrics();
-    store
-        .create_session(
-            NewSession::new(
-                Some(id.clone()),
-                Some(user.clone()),
-                None,
-                JsonObject::new(),
-                Timestamp::now(),
-            )
-            .unwrap(),
-        )
-        .await
-        .unwrap();
+    let (owner, id) = cosmos::owned_session(&store, "budget", "s_budget").await;
     assert_eq!((store.metrics() - before).requests, 1, "create");
     let before = store.metrics();
     let m = NewMessage::new(
