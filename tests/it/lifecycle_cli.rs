@@ -10,22 +10,11 @@ use chat_sessions::{
     api::ApiSettings,
     functions::{FunctionsSettings, RETENTION_FUNCTION},
     retention::RetentionPolicy,
-    store::sqlite::{DB_FILE, Durability, SqliteStore},
+    store::sqlite::DB_FILE,
 };
 use serde_json::json;
 
-use crate::common::{TestApp, binary::Binary, json::fixture, sqlite_store};
-
-/// The service over the embedded store in `dir` (the same file the binary
-/// uses).
-fn app_over(dir: &Path) -> TestApp {
-    let store = SqliteStore::open(dir, Durability::Normal).unwrap();
-    TestApp::over(
-        std::sync::Arc::new(store),
-        ApiSettings::default(),
-        Box::new(()),
-    )
-}
+use crate::common::{TestApp, app_over_sqlite, binary::Binary, json::fixture, sqlite_store};
 
 async fn seed(app: &TestApp) {
     for (owner, messages) in [("alice", 2), ("alice", 1), ("bob", 1)] {
@@ -56,7 +45,7 @@ fn age(dir: &Path) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_export_writes_the_http_export_stream() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_over(dir.path());
+    let app = app_over_sqlite(dir.path());
     seed(&app).await;
     let http = app
         .get("/api/chat/export?user_id=alice")
@@ -95,7 +84,7 @@ async fn cli_export_writes_the_http_export_stream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_erase_needs_yes_and_erases_one_user() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_over(dir.path());
+    let app = app_over_sqlite(dir.path());
     seed(&app).await;
     let refused = Binary::run(dir.path(), &["erase", "--user", "alice"]).wait_with_output();
     assert!(!refused.status.success(), "no --yes, no erase");
@@ -117,7 +106,7 @@ async fn cli_erase_needs_yes_and_erases_one_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_retention_reports_archives_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_over(dir.path());
+    let app = app_over_sqlite(dir.path());
     seed(&app).await;
     let off = Binary::run(dir.path(), &["retention"]).wait_with_output();
     assert!(off.status.success());

@@ -3,25 +3,11 @@
 //! tool's own connection to the file) changes the sessions, and one owner's
 //! cached listing is never another's.
 
-use std::path::Path;
-
 use axum::http::StatusCode;
-use chat_sessions::{
-    api::ApiSettings,
-    store::sqlite::{DB_FILE, Durability, SqliteStore, tool_connection},
-};
+use chat_sessions::store::sqlite::{DB_FILE, tool_connection};
 use serde_json::{Value, json};
 
-use crate::common::TestApp;
-
-fn app_over(dir: &Path) -> TestApp {
-    let store = SqliteStore::open(dir, Durability::Normal).unwrap();
-    TestApp::over(
-        std::sync::Arc::new(store),
-        ApiSettings::default(),
-        Box::new(()),
-    )
-}
+use crate::common::app_over_sqlite;
 
 fn names(listing: &Value) -> Vec<(String, u64)> {
     listing["sessions"]
@@ -40,7 +26,7 @@ fn names(listing: &Value) -> Vec<(String, u64)> {
 #[tokio::test]
 async fn listings_follow_every_change_including_other_processes() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app_over(dir.path());
+    let app = app_over_sqlite(dir.path());
     let mut ids = Vec::new();
     for name in ["one", "two", "three"] {
         let id = app.create_session("alice").await;

@@ -2,52 +2,72 @@
 //! read through the prefix indexes and through expanded words agree.
 
 use chat_sessions::{
+    domain::{ChatMessage, JsonObject, MessageId, MessageType, Timestamp, UserId},
     search::SearchTerms,
     store::{
-        SearchStore,
+        MigrationStore, Owner, SearchStore, SessionImport,
         sqlite::{Durability, SqliteStore},
     },
 };
 
 use crate::conformance::search::search_all;
 
-/// A query the index cannot narrow (punctuation only) looks at a bounded
-/// number of candidates per page; the walk still yields every hit once.
-#[tokio::test]
-async fn an_unnarrowed_query_pages_with_bounded_work() {
-    use chat_sessions::{
-        domain::{ChatMessage, JsonObject, MessageId, MessageType, Timestamp},
-        store::{MigrationStore, SessionImport},
-    };
+/// A new embedded store holding one imported session of alice's with
+/// `count` messages, `m` and the number zero-padded to `width` digits, the
+/// first at the start of 2024, message `i` written `seconds(i)` later, with
+/// `content(i)`; returns the store (and its directory) and alice as owner.
+async fn imported(
+    session: &str,
+    count: usize,
+    width: usize,
+    seconds: impl Fn(usize) -> i64,
+    content: impl Fn(usize) -> String,
+) -> (SqliteStore, tempfile::TempDir, Owner) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
-    let alice = crate::conformance::user("alice");
+    let alice: UserId = crate::conformance::user("alice");
     let start = Timestamp::parse("2024-01-01T00:00:00Z")
         .unwrap()
         .as_datetime();
-    let messages: Vec<ChatMessage> = (0..12_000)
+    let messages: Vec<ChatMessage> = (0..count)
         .map(|i| ChatMessage {
-            id: MessageId::parse(format!("m{i:05}")).unwrap(),
-            content: if i % 4_000 == 7 {
-                format!("100% #{i}")
-            } else {
-                format!("plain {i}")
-            },
+            id: MessageId::parse(format!("m{i:0width$}")).unwrap(),
+            content: content(i),
             message_type: MessageType::User,
             user_id: None,
             metadata: JsonObject::new(),
-            created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(i)),
+            created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(seconds(i))),
         })
         .collect();
     store
         .import_messages(SessionImport {
-            id: crate::conformance::sid("session_many"),
+            id: crate::conformance::sid(session),
             user_id: Some(alice.clone()),
             messages,
         })
         .await
         .unwrap();
-    let owner = chat_sessions::store::Owner::User(alice);
+    (store, dir, Owner::User(alice))
+}
+
+/// A query the index cannot narrow (punctuation only) looks at a bounded
+/// number of candidates per page; the walk still yields every hit once.
+#[tokio::test]
+async fn an_unnarrowed_query_pages_with_bounded_work() {
+    let (store, _dir, owner) = imported(
+        "session_many",
+        12_000,
+        5,
+        |i| i as i64,
+        |i| {
+            if i % 4_000 == 7 {
+                format!("100% #{i}")
+            } else {
+                format!("plain {i}")
+            }
+        },
+    )
+    .await;
     let mut q = chat_sessions::store::SearchQuery {
         terms: SearchTerms::parse("%").unwrap(),
         limit: 20,
@@ -79,40 +99,19 @@ async fn an_unnarrowed_query_pages_with_bounded_work() {
 /// end inside a second.
 #[tokio::test]
 async fn indexed_and_expanded_prefixes_agree() {
-    use chat_sessions::{
-        domain::{ChatMessage, JsonObject, MessageId, MessageType, Timestamp},
-        store::{MigrationStore, Owner, SessionImport},
-    };
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
-    let alice = crate::conformance::user("alice");
-    let start = Timestamp::parse("2024-01-01T00:00:00Z")
-        .unwrap()
-        .as_datetime();
-    let messages: Vec<ChatMessage> = (0..300)
-        .map(|i| ChatMessage {
-            id: MessageId::parse(format!("m{i:03}")).unwrap(),
-            content: match i {
-                3 => "the oldest Otter".to_owned(),
-                _ if i % 10 == 0 => format!("plain otter {i}"),
-                _ => format!("plain {i}"),
-            },
-            message_type: MessageType::User,
-            user_id: None,
-            metadata: JsonObject::new(),
-            // Two messages a second: pages end inside seconds too.
-            created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(i / 2)),
-        })
-        .collect();
-    store
-        .import_messages(SessionImport {
-            id: crate::conformance::sid("session_scan"),
-            user_id: Some(alice.clone()),
-            messages,
-        })
-        .await
-        .unwrap();
-    let owner = Owner::User(alice);
+    // Two messages a second: pages end inside seconds too.
+    let (store, _dir, owner) = imported(
+        "session_scan",
+        300,
+        3,
+        |i| (i / 2) as i64,
+        |i| match i {
+            3 => "the oldest Otter".to_owned(),
+            _ if i % 10 == 0 => format!("plain otter {i}"),
+            _ => format!("plain {i}"),
+        },
+    )
+    .await;
     let ids = |hits: Vec<chat_sessions::store::SearchHit>| -> Vec<String> {
         hits.into_iter()
             .map(|h| h.message_id.unwrap().to_string())

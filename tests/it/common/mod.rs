@@ -47,6 +47,14 @@ pub fn sqlite_store() -> (DynMigrationStore, tempfile::TempDir) {
     (Arc::new(store), dir)
 }
 
+/// The service over the embedded store in `dir`, with default settings
+/// (for tests that also open the same file themselves, or another process
+/// does).
+pub fn app_over_sqlite(dir: &std::path::Path) -> TestApp {
+    let store = SqliteStore::open(dir, Durability::Normal).unwrap();
+    TestApp::over(Arc::new(store), ApiSettings::default(), Box::new(()))
+}
+
 impl TestApp {
     /// The whole service over a fresh embedded store with default settings.
     pub fn new() -> Self {
