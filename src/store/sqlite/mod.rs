@@ -7,7 +7,8 @@
 //! pool, which WAL lets run beside the writer.
 //!
 //! The files of this module: `schema` (the file, its tables, opening it),
-//! `writer` (the writer thread and its group commit), `rows` (row decoding
+//! `writer` (the writer thread and its group commit), `checkpoint` (WAL
+//! checkpoints beside the writer), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
 //! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
 //! and `retention` (those capabilities) and `health` (readiness, and
@@ -27,6 +28,7 @@ use super::{
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
+mod checkpoint;
 mod erase;
 mod export;
 mod health;

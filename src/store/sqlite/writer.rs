@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{Durability, SqliteStore};
+use super::{Durability, SqliteStore, checkpoint};
 use crate::store::{StoreError, StoreResult};
 
 /// Most writes committed together in one transaction.
@@ -56,7 +56,8 @@ pub(super) enum End {
 }
 
 /// Starts the writer thread on `conn` (and, with [`Durability::Full`], the
-/// flushing thread); returns where to send it jobs.
+/// flushing thread, and the checkpoint thread); returns where to send it
+/// jobs.
 pub(super) fn start(
     conn: Connection,
     path: &Path,
@@ -66,10 +67,18 @@ pub(super) fn start(
         Durability::Normal => None,
         Durability::Full => Some(start_flusher(&conn, path)?),
     };
+    // Checkpoints run beside the writer (see `checkpoint`); its own are
+    // only a backstop.
+    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
+        .context("configuring the SQLite writer")?;
+    let checkpointer = checkpoint::start(path, durability)?;
     let (jobs, queue) = mpsc::channel();
     let writer = std::thread::Builder::new()
         .name("sqlite-writer".into())
-        .spawn(move || write_loop(conn, queue, flush))
+        .spawn(move || {
+            write_loop(conn, queue, flush);
+            drop(checkpointer);
+        })
         .context("starting the SQLite writer thread")?;
     Ok((jobs, writer))
 }
