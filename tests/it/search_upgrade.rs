@@ -154,7 +154,7 @@ async fn reindexed_from(version: i64) {
     let upgraded: i64 = rusqlite_open(dir.path())
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(upgraded, 5, "from version {version}");
+    assert_eq!(upgraded, 6, "from version {version}");
     let hits = search_all(&store, &owner, "KUBE ott", 10).await;
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].session_id, id);

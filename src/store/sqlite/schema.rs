@@ -66,6 +66,10 @@ const UPGRADES: &[(&str, UpgradeStep)] = &[
         "search queue without an index by document",
         search_queue::drop_queue_index,
     ),
+    (
+        "search index merged per group",
+        search_queue::merge_per_group,
+    ),
 ];
 
 /// One upgrade step, run inside the upgrade's transaction.

@@ -129,6 +129,28 @@ pub(super) fn drop_queue_index(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("DROP INDEX IF EXISTS search_pending_by_doc")
 }
 
+/// The schema step that turns off FTS5's own merging ("automerge"): it
+/// merged at the flush of every 64th leaf, 64 leaves per level of the index
+/// at once, and a level reaching 16 segments between those was merged
+/// whole ("crisis merge"). Inside one group's commit, either held every
+/// write behind it for up to 95 ms under sustained appends. [`apply`]
+/// merges a little in every group instead. (Crisis merges stay, as a
+/// backstop FTS5 keeps.)
+pub(super) fn merge_per_group(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO search_index (search_index, rank) VALUES ('automerge', 0)",
+        [],
+    )?;
+    Ok(())
+}
+
+/// Pages of merging a group may do per queued change, and at least: about
+/// what FTS5's own merging did on average (a page per level of the index
+/// per leaf written, and a change writes well under a leaf), in steps small
+/// enough not to hold a group up.
+const MERGE_PAGES_PER_CHANGE: i64 = 2;
+const MERGE_PAGES_MIN: i64 = 32;
+
 /// Applies the queued changes to FTS5 and empties the queue. Run by the
 /// writer inside each group's transaction, just before it commits.
 ///
@@ -161,6 +183,11 @@ pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
     .execute([])?;
     conn.prepare_cached("DELETE FROM search_pending")?
         .execute([])?;
+    // FTS5 merges levels of 4 segments or more (its `usermerge`), and
+    // stops when none is left, so the budget is a bound, not a cost.
+    let pages = (queued * MERGE_PAGES_PER_CHANGE).max(MERGE_PAGES_MIN);
+    conn.prepare_cached("INSERT INTO search_index (search_index, rank) VALUES ('merge', ?1)")?
+        .execute([pages])?;
     Ok(())
 }
 
@@ -256,7 +283,7 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!((version, indexes), (5, 0));
+        assert_eq!((version, indexes), (6, 0));
         assert_eq!(indexed(&store, "otter"), (1, 0));
         assert_eq!(indexed(&store, "alpha"), (1, 0));
     }
@@ -314,5 +341,78 @@ mod tests {
         ] {
             assert_eq!(indexed(&store, word), (hits, 0), "{word}");
         }
+    }
+
+    /// Segments on the index's first level, read from FTS5's structure
+    /// record (row 10 of its data table): a 4-byte cookie, the 4-byte mark
+    /// of its second format, the level count, the segment count, the write
+    /// counter, then per level its merge state and segment count.
+    fn first_level_segments(conn: &rusqlite::Connection) -> u64 {
+        let record: Vec<u8> = conn
+            .query_row(
+                "SELECT block FROM search_index_data WHERE id = 10",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let mut at = if record[4..8] == [0xff, 0, 0, 1] {
+            8
+        } else {
+            4
+        };
+        let mut varint = || {
+            // SQLite's varint: 7 bits a byte, high bit set on all but the last.
+            let mut value = 0u64;
+            loop {
+                let byte = record[at];
+                at += 1;
+                value = (value << 7) | u64::from(byte & 0x7f);
+                if byte & 0x80 == 0 {
+                    return value;
+                }
+            }
+        };
+        let (_levels, _segments, _writes, _merging) = (varint(), varint(), varint(), varint());
+        varint()
+    }
+
+    /// Every group merges a little: the first level never holds more than
+    /// FTS5's merge threshold (4) plus the group's own new segment, where
+    /// its own merging let 16 pile up before merging them at once.
+    #[tokio::test]
+    async fn each_group_merges_so_segments_never_pile_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+        store.create_session(session("s1", "alpha")).await.unwrap();
+        let owner = Owner::User(UserId::parse("u").unwrap());
+        let s1 = SessionId::parse("s1").unwrap();
+        let conn = rusqlite::Connection::open(&store.inner.path).unwrap();
+        let automerge: i64 = conn
+            .query_row(
+                "SELECT v FROM search_index_config WHERE k = 'automerge'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(automerge, 0);
+        let mut most = 0;
+        for i in 0..120 {
+            // Each append is its own group: one new segment each.
+            store
+                .append_message(
+                    &owner,
+                    &s1,
+                    message(&format!("m{i}"), &format!("word{i} otter")),
+                )
+                .await
+                .unwrap();
+            most = most.max(first_level_segments(&conn));
+        }
+        assert!(
+            (2..=5).contains(&most),
+            "{most} segments on the first level"
+        );
+        assert_eq!(indexed(&store, "otter"), (120, 0));
+        assert_eq!(indexed(&store, "word77"), (1, 0));
     }
 }
