@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HTTP benchmark of the release binary on the embedded store, loaded by wrk
-# from a second process on loopback. Prints req/s and p99 per scenario, the
+# from a second process on loopback (appends to one session, and spread
+# round robin over 200 users' sessions). Prints req/s and p99 per scenario, the
 # ratio to an in-memory ceiling route of the same server, the time from
 # process start to the first 200 on `/`, and the binary's size.
 #
@@ -43,11 +44,29 @@ for i in $(seq 1 100); do
   json -X POST "$BASE/api/chat/sessions" -d "{\"user_id\":\"lister\",\"session_name\":\"Session $i\",\"context\":{\"i\":$i}}" >/dev/null
 done
 POST_SID=$(json -X POST "$BASE/api/chat/sessions" -d '{"user_id":"poster"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+# 200 users with a session each, for appends spread over many sessions.
+{
+  echo 'paths = {'
+  for u in $(seq 1 200); do
+    sid=$(json -X POST "$BASE/api/chat/sessions" -d "{\"user_id\":\"writer$u\"}" | sed -E 's/.*"id":"([^"]+)".*/\1/')
+    echo "  \"/api/chat/sessions/$sid/messages?user_id=writer$u\","
+  done
+  echo '}'
+} > "$WORK/many.lua"
 
 cat > "$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"content":"Hello! How are you doing today? This is a typical chat message.","message_type":"user"}'
+LUA
+
+cat "$WORK/post.lua" >> "$WORK/many.lua"
+cat >> "$WORK/many.lua" <<'LUA'
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, paths[(i % #paths) + 1])
+end
 LUA
 
 run() { # name url [script]
@@ -71,6 +90,7 @@ run ceiling_list_100 "$CEILING_LIST"
 run get_session_50 "$BASE/api/chat/sessions/$SID?user_id=bench"
 run list_100 "$BASE/api/chat/sessions?user_id=lister&limit=100"
 run post_message "$BASE/api/chat/sessions/$POST_SID/messages?user_id=poster" "$WORK/post.lua"
+run post_message_200_sessions "$BASE" "$WORK/many.lua"
 
 ratio() { # name ceiling
   awk -v a="$(cat "$WORK/$1.rps")" -v c="$(cat "$WORK/$2.rps")" -v n="$1" -v k="$2" \
@@ -79,5 +99,6 @@ ratio() { # name ceiling
 ratio get_session_50 ceiling
 ratio list_100 ceiling_list_100
 ratio post_message ceiling
+ratio post_message_200_sessions ceiling
 echo "start to first 200 on /: $(( (ready_ns - start_ns) / 1000000 )) ms"
 echo "release binary: $(stat -c %s "$BIN") bytes"
