@@ -126,7 +126,9 @@ impl SqliteStore {
             let now = session
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
-            let user_id = message.user_id.as_ref().or(session.user_id.as_ref());
+            // The writer's id, or the session's owner: the row and the answer
+            // say the same.
+            let user_id = message.user_id.clone().or(session.user_id);
             let metadata = to_json(&message.metadata)?;
             // Messages are never removed one by one, so the count is the
             // last position; a diverged count fails on the primary key
@@ -148,7 +150,7 @@ impl SqliteStore {
                         message.id.as_str(),
                         message.content,
                         message.message_type.as_str(),
-                        user_id.map(UserId::as_str),
+                        user_id.as_ref().map(UserId::as_str),
                         metadata,
                         now.to_string(),
                     ])
@@ -170,7 +172,7 @@ impl SqliteStore {
                 id: message.id,
                 content: message.content,
                 message_type: message.message_type,
-                user_id: message.user_id.or(session.user_id),
+                user_id,
                 metadata: message.metadata,
                 created_at: now,
             };
