@@ -7,8 +7,9 @@
 //! pool, which WAL lets run beside the writer.
 //!
 //! The files of this module: `schema` (the file, its tables, opening it),
-//! `writer` (the writer thread and its group commit), `checkpoint` (WAL
-//! checkpoints beside the writer), `rows` (row decoding
+//! `writer` (the writer thread and its group commit), `writer_load` (its
+//! load, reported at debug level), `checkpoint` (WAL checkpoints beside
+//! the writer), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
 //! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
 //! and `retention` (those capabilities) and `health` (readiness, and
@@ -43,6 +44,7 @@ mod search_queue;
 mod versions;
 mod write;
 mod writer;
+mod writer_load;
 
 pub use search_index::register_functions;
 

@@ -22,13 +22,17 @@ use std::{
     path::Path,
     sync::mpsc::{self, Receiver, Sender},
     thread::JoinHandle,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
-use super::{Durability, SqliteStore, checkpoint};
+use super::{
+    Durability, SqliteStore, checkpoint,
+    writer_load::{GroupTimes, WriterLoad},
+};
 use crate::store::{StoreError, StoreResult};
 
 /// Most writes committed together in one transaction.
@@ -167,6 +171,7 @@ fn write_loop(
 ) {
     let (flush, flush_thread) = flusher.unzip();
     let mut carried: VecDeque<Job> = VecDeque::new();
+    let mut load = WriterLoad::new(Instant::now());
     loop {
         let mut group: VecDeque<Job> = std::mem::take(&mut carried);
         if group.is_empty() {
@@ -183,6 +188,8 @@ fn write_loop(
         }
         let mut replies = Vec::with_capacity(group.len());
         let mut undone = false;
+        let started = Instant::now();
+        let (mut index_started, mut commit_started) = (None, None);
         let outcome = (|| -> rusqlite::Result<()> {
             // IMMEDIATE takes the write lock up front, so another process (a
             // migration beside the server) waits instead of failing midway.
@@ -214,9 +221,24 @@ fn write_loop(
             }
             // The search index's share of the group, in one go (see
             // `search_queue`): a failure here fails the whole commit.
+            index_started = Some(Instant::now());
             super::search_queue::apply(&tx)?;
+            commit_started = Some(Instant::now());
             tx.commit()
         })();
+        let ended = Instant::now();
+        load.record(
+            replies.len(),
+            GroupTimes {
+                busy: ended - started,
+                index: index_started
+                    .map_or(Duration::ZERO, |i| commit_started.unwrap_or(ended) - i),
+                commit: commit_started.map_or(Duration::ZERO, |c| ended - c),
+            },
+        );
+        if let Some(report) = load.report_if_due(ended) {
+            report.log();
+        }
         if undone {
             // Nothing was committed: no flush to wait for.
             carried = group;
