@@ -22,7 +22,7 @@ use std::{
     path::Path,
     sync::mpsc::{self, Receiver, Sender},
     thread::JoinHandle,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use anyhow::Context as _;
@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Durability, SqliteStore, checkpoint,
-    writer_load::{GroupTimes, WriterLoad},
+    writer_load::{GroupClock, WriterLoad},
 };
 use crate::store::{StoreError, StoreResult};
 
@@ -188,8 +188,7 @@ fn write_loop(
         }
         let mut replies = Vec::with_capacity(group.len());
         let mut undone = false;
-        let started = Instant::now();
-        let (mut index_started, mut commit_started) = (None, None);
+        let mut clock = GroupClock::start();
         let outcome = (|| -> rusqlite::Result<()> {
             // IMMEDIATE takes the write lock up front, so another process (a
             // migration beside the server) waits instead of failing midway.
@@ -221,22 +220,13 @@ fn write_loop(
             }
             // The search index's share of the group, in one go (see
             // `search_queue`): a failure here fails the whole commit.
-            index_started = Some(Instant::now());
+            clock.index();
             super::search_queue::apply(&tx)?;
-            commit_started = Some(Instant::now());
+            clock.commit();
             tx.commit()
         })();
-        let ended = Instant::now();
-        load.record(
-            replies.len(),
-            GroupTimes {
-                busy: ended - started,
-                index: index_started
-                    .map_or(Duration::ZERO, |i| commit_started.unwrap_or(ended) - i),
-                commit: commit_started.map_or(Duration::ZERO, |c| ended - c),
-            },
-        );
-        if let Some(report) = load.report_if_due(ended) {
+        load.record(replies.len(), clock.stop());
+        if let Some(report) = load.report_if_due(Instant::now()) {
             report.log();
         }
         if undone {

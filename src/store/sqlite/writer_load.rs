@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant};
 
 /// Time between two reports.
-pub(super) const REPORT_EVERY: Duration = Duration::from_secs(10);
+const REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// The writer's work since its last report.
 #[derive(Debug)]
@@ -37,6 +37,46 @@ pub(super) struct GroupTimes {
     pub index: Duration,
     /// The commit.
     pub commit: Duration,
+}
+
+/// Marks the parts of one group as the writer reaches them.
+pub(super) struct GroupClock {
+    started: Instant,
+    index: Option<Instant>,
+    commit: Option<Instant>,
+}
+
+impl GroupClock {
+    /// The group's transaction starts.
+    pub(super) fn start() -> Self {
+        Self {
+            started: Instant::now(),
+            index: None,
+            commit: None,
+        }
+    }
+
+    /// The group's search index changes are being applied.
+    pub(super) fn index(&mut self) {
+        self.index = Some(Instant::now());
+    }
+
+    /// The group commits.
+    pub(super) fn commit(&mut self) {
+        self.commit = Some(Instant::now());
+    }
+
+    /// The group has ended (a part it never reached took no time).
+    pub(super) fn stop(self) -> GroupTimes {
+        let ended = Instant::now();
+        GroupTimes {
+            busy: ended - self.started,
+            index: self
+                .index
+                .map_or(Duration::ZERO, |i| self.commit.unwrap_or(ended) - i),
+            commit: self.commit.map_or(Duration::ZERO, |c| ended - c),
+        }
+    }
 }
 
 /// One report: the writer's work over `period`.
@@ -124,6 +164,30 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    /// A group's parts add up to no more than the group; a part it never
+    /// reached (a transaction that failed to start) took no time.
+    #[test]
+    fn a_group_s_parts_lie_within_it() {
+        let mut clock = GroupClock::start();
+        std::thread::sleep(ms(2));
+        clock.index();
+        std::thread::sleep(ms(2));
+        clock.commit();
+        std::thread::sleep(ms(2));
+        let times = clock.stop();
+        assert!(times.index >= ms(2) && times.commit >= ms(2), "{times:?}");
+        assert!(
+            times.busy >= times.index + times.commit + ms(2),
+            "{times:?}"
+        );
+
+        let times = GroupClock::start().stop();
+        assert_eq!(
+            (times.index, times.commit),
+            (Duration::ZERO, Duration::ZERO)
+        );
     }
 
     #[test]
