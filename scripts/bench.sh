@@ -3,7 +3,9 @@
 # from a second process on loopback (appends to one session, and spread
 # round robin over 200 users' sessions). Prints req/s and p99 per scenario, the
 # ratio to an in-memory ceiling route of the same server, the time from
-# process start to the first 200 on `/`, and the binary's size.
+# process start to the first 200 on `/`, and the binary's size. Under each
+# scenario: the CPU time per request of every server thread and of wrk, and
+# the rate that total would allow on all the machine's cores.
 #
 #   scripts/bench.sh            # 10 s per scenario, 2 threads, 32 connections
 #   DURATION=30s CONNS=64 scripts/bench.sh
@@ -69,16 +71,41 @@ request = function()
 end
 LUA
 
+# CPU time (clock ticks) each thread name of the server has used so far,
+# one "name ticks" line each; threads sharing a name are summed.
+cpu_ticks() {
+  for t in /proc/"$PID"/task/*; do
+    printf '%s %s\n' "$(tr ' ' _ <"$t/comm")" "$(awk '{print $14 + $15}' "$t/stat")"
+  done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort
+}
+
 run() { # name url [script]
   local name=$1 url=$2 script=${3:-}
-  local out
-  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency ${script:+-s "$script"} "$url")
+  local out before wrk_cpu
+  before=$(cpu_ticks)
+  # bash's `time` gives wrk's own CPU (user and system seconds).
+  wrk_cpu=$( { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
+    ${script:+-s "$script"} "$url" >"$WORK/wrk.out"; } 2>&1)
+  out=$(cat "$WORK/wrk.out")
   local rps p99 non2xx
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
   printf '%-28s %12s req/s   p99 %8s   non-2xx %s\n' "$name" "$rps" "$p99" "${non2xx:-0}"
   echo "$rps" > "$WORK/$name.rps"
+  # Where the two cores went, per request: each server thread (by name)
+  # and wrk. What a scenario can reach is bound by this total (on all
+  # cores) and by its busiest single thread (the SQLite writer for appends).
+  local requests
+  requests=$(awk '/requests in/ {print $1}' <<<"$out")
+  join <(echo "$before") <(cpu_ticks) | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+    -v wrk="$wrk_cpu" -v cores="$(nproc)" '
+    { us = ($3 - $2) / hz / n * 1e6; if (us >= 0.05) { line = line sprintf(" %s %.1f,", $1, us); total += us } }
+    END {
+      split(wrk, w, " "); us = (w[1] + w[2]) / n * 1e6; total += us
+      printf "  CPU per request (us):%s wrk %.1f; total %.1f = %.0f req/s on %d cores\n",
+        line, us, total, cores * 1e6 / total, cores
+    }'
 }
 
 echo "wrk: $THREADS threads, $CONNS connections, $DURATION per scenario; SQLITE_SYNCHRONOUS=$SQLITE_SYNCHRONOUS"
