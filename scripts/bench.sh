@@ -98,7 +98,8 @@ run() { # name url [script]
   # cores) and by its busiest single thread (the SQLite writer for appends).
   local requests
   requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  join <(echo "$before") <(cpu_ticks) | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+  # A thread started during the run counts from zero.
+  join -a 2 -e 0 -o 0,1.2,2.2 <(echo "$before") <(cpu_ticks) | awk -v n="$requests" -v hz="$(getconf CLK_TCK)" \
     -v wrk="$wrk_cpu" -v cores="$(nproc)" '
     { us = ($3 - $2) / hz / n * 1e6; if (us >= 0.05) { line = line sprintf(" %s %.1f,", $1, us); total += us } }
     END {
