@@ -93,7 +93,7 @@ run() { # name url [script]
   non2xx=$(awk '/Non-2xx/ {print $4}' <<<"$out")
   printf '%-28s %12s req/s   p99 %8s   non-2xx %s\n' "$name" "$rps" "$p99" "${non2xx:-0}"
   echo "$rps" > "$WORK/$name.rps"
-  # Where the two cores went, per request: each server thread (by name)
+  # Where the cores went, per request: each server thread (by name)
   # and wrk. What a scenario can reach is bound by this total (on all
   # cores) and by its busiest single thread (the SQLite writer for appends).
   local requests
@@ -104,7 +104,7 @@ run() { # name url [script]
     { us = ($3 - $2) / hz / n * 1e6; if (us >= 0.05) { line = line sprintf(" %s %.1f,", $1, us); total += us } }
     END {
       split(wrk, w, " "); us = (w[1] + w[2]) / n * 1e6; total += us
-      printf "  CPU per request (us):%s wrk %.1f; total %.1f = %.0f req/s on %d cores\n",
+      printf "  CPU per request (us):%s wrk %.1f; total %.1f, at most %.0f req/s on %d cores\n",
         line, us, total, cores * 1e6 / total, cores
     }'
 }
