@@ -116,7 +116,7 @@ impl SqliteStore {
         &self,
         owner: &Owner,
         id: &SessionId,
-        message: NewMessage,
+        mut message: NewMessage,
     ) -> StoreResult<Appended> {
         let (owner, id) = (owner.clone(), id.clone());
         self.write(move |tx| {
@@ -127,8 +127,9 @@ impl SqliteStore {
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last));
             // The writer's id, or the session's owner: the row and the answer
-            // say the same.
-            let user_id = message.user_id.clone().or(session.user_id);
+            // say the same. Taken, not copied, on this one thread; a replay
+            // compares the payload, which the user id is not part of.
+            let user_id = message.user_id.take().or(session.user_id);
             let metadata = to_json(&message.metadata)?;
             // Messages are never removed one by one, so the count is the
             // last position; a diverged count fails on the primary key
