@@ -163,6 +163,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         bench_routes: config.bench_routes,
         import_max_bytes: config.import_max_bytes,
         cors: config.cors_allowed_origins.clone(),
+        server_timing: config.telemetry.server_timing,
         ..ApiSettings::default()
     }
 }

@@ -15,6 +15,7 @@ use crate::{
         cosmos::{self, CosmosConfig, SealPolicy},
         sqlite::Durability,
     },
+    telemetry::TelemetrySettings,
 };
 
 /// Port of a Functions app run locally, so frontend URLs don't change.
@@ -58,6 +59,9 @@ pub struct Config {
     pub retention: RetentionPolicy,
     /// Let the `RetentionSweep` timer apply them (`RETENTION_SWEEP_ENABLED`).
     pub retention_sweep_enabled: bool,
+    /// Log format, exporters, `Server-Timing` (`LOG_FORMAT`, `OTEL_*`,
+    /// `APPLICATIONINSIGHTS_*`, `SERVER_TIMING`).
+    pub telemetry: TelemetrySettings,
 }
 
 /// Overrides given on the command line; they beat the environment, except
@@ -307,6 +311,7 @@ impl Config {
             migration_jsonl: get("MIGRATION_JSONL").map(PathBuf::from),
             retention,
             retention_sweep_enabled,
+            telemetry: TelemetrySettings::from_lookup(&lookup)?,
         })
     }
 }
@@ -501,8 +506,8 @@ mod tests {
 
     /// The settings this module reads, with `lookup` recording each name it
     /// is asked for: once for the local defaults, once under the Functions
-    /// host with Cosmos DB (which reads the `COSMOS_*` names and skips
-    /// `PORT`/`HOST`).
+    /// host with Cosmos DB and every exporter (which reads the `COSMOS_*`
+    /// names and the exporters' own, and skips `PORT`/`HOST`).
     fn names_read() -> std::collections::BTreeSet<String> {
         use std::{cell::RefCell, collections::BTreeSet};
         let asked = RefCell::new(BTreeSet::new());
@@ -511,6 +516,12 @@ mod tests {
             &[
                 ("FUNCTIONS_CUSTOMHANDLER_PORT", "40001"),
                 ("COSMOS_ENDPOINT", "https://acct.documents.azure.com:443/"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                (
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                    "InstrumentationKey=00000000-0000-0000-0000-000000000000",
+                ),
             ][..],
         ] {
             Config::from_lookup(

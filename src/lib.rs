@@ -30,11 +30,13 @@
 //! | the migration from per-message documents | [`migration`] |
 //! | export, erase (store side) | [`store::export`], [`store::erase`] |
 //! | retention rules (archive, delete after N days) | [`retention`] |
+//! | traces, metrics, log lines, `Server-Timing`, the exporters | [`telemetry`] |
 //! | a subcommand (`serve`, `migrate`, `init-cosmos`, `search`, `export`, `erase`, `retention`, `openapi`) | [`cli`] |
 //!
 //! Dependencies point one way: `cli` → `app` → (`api`, `functions`) →
-//! (`store`, `migration`) → `domain`. `api` knows nothing of the Functions
-//! host or the migration; `store` knows nothing of HTTP.
+//! (`store`, `migration`) → `domain`, and every layer may report to
+//! [`telemetry`], which depends on none of them. `api` knows nothing of the
+//! Functions host or the migration; `store` knows nothing of HTTP.
 
 pub mod api;
 pub mod app;
@@ -48,4 +50,6 @@ pub mod import;
 pub mod migration;
 pub mod retention;
 pub mod search;
+pub mod settings;
 pub mod store;
+pub mod telemetry;

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 
 use axum::{Extension, Router, extract::DefaultBodyLimit, middleware, routing::get};
-use tower_http::trace::TraceLayer;
 
 pub mod bench;
 pub mod cache;
@@ -19,6 +18,7 @@ pub mod import;
 pub mod legacy;
 pub mod messages;
 pub mod meta;
+pub mod observe;
 pub mod openapi;
 pub mod routes;
 pub mod search;
@@ -38,7 +38,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/ui", get(ui::to_start))
         .route(ui::START, get(ui::start));
     for route in routes::ROUTES {
-        router = router.route(&route.path(), route.method_router());
+        let observed = observe::Observed::http(
+            route.function,
+            route.path().into(),
+            state.settings.server_timing,
+        );
+        let method_router =
+            route
+                .method_router()
+                .layer(middleware::from_fn(move |request, next| {
+                    observe::observe(observed.clone(), request, next)
+                }));
+        router = router.route(&route.path(), method_router);
     }
     if state.settings.bench_routes {
         router = router.route("/_bench/ceiling", get(bench::ceiling));
@@ -54,6 +65,5 @@ pub fn router(state: AppState) -> Router {
     router
         .layer(Extension(meta::OpenApiDocument(openapi::document_json())))
         .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -20,6 +20,7 @@ use crate::{
         Timestamp, UserId,
     },
     store::{ETag, ListQuery, MessageChunks, Owner, SessionRead, StoreError},
+    telemetry::instruments,
 };
 
 /// Default page size of a session listing.
@@ -168,6 +169,9 @@ pub async fn list(
             .filter(|(at, _)| at == v)
             .map(|(_, body)| body)
     });
+    if version.is_some() {
+        instruments::cache_lookup("listing", cached.is_some());
+    }
     let body = match cached {
         Some(body) => body,
         None => {
@@ -304,6 +308,7 @@ pub async fn get(
         }
         other => other?,
     };
+    instruments::cache_lookup("session", fresh.is_none() && cached.is_some());
     let (etag, body) = match (fresh, cached) {
         // A long session streams out page by page, never whole in memory.
         (Some(read), _) if read.older.is_some() => {

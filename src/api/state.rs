@@ -28,6 +28,8 @@ pub struct ApiSettings {
     /// Origins whose pages may call the API (`CORS_ALLOWED_ORIGINS`); `None`:
     /// no CORS answers at all.
     pub cors: Option<AllowedOrigins>,
+    /// Answers carry a `Server-Timing` header (`SERVER_TIMING`).
+    pub server_timing: bool,
 }
 
 /// Default [`ApiSettings::erase_budget`]: well inside the 230 s an HTTP
@@ -43,6 +45,7 @@ impl Default for ApiSettings {
             erase_budget: DEFAULT_ERASE_BUDGET,
             import_max_bytes: crate::config::DEFAULT_IMPORT_MAX_BYTES,
             cors: None,
+            server_timing: true,
         }
     }
 }

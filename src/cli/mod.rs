@@ -1,9 +1,12 @@
 //! The command line: one binary, a file per subcommand. `serve` (the
 //! default) is what the Azure Functions host runs.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+
+use crate::telemetry::{Telemetry, TelemetrySettings};
 
 pub mod erase;
 pub mod export;
@@ -56,45 +59,39 @@ pub fn main() -> anyhow::Result<()> {
         openapi::run();
         return Ok(());
     }
-    init_logging();
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    match cli
+    let telemetry = Telemetry::start(&TelemetrySettings::from_env()?, "info")?;
+    let outcome = run(cli
         .command
-        .unwrap_or(Command::Serve(serve::ServeArgs::default()))
-    {
+        .unwrap_or(Command::Serve(serve::ServeArgs::default())));
+    // What is still queued leaves before the process does (a stopped
+    // exporter costs at most this).
+    telemetry.shutdown(Duration::from_secs(2));
+    match outcome? {
+        0 => Ok(()),
+        code => std::process::exit(code),
+    }
+}
+
+/// Runs `command`; its exit code (the migration and import say more than
+/// success or failure).
+fn run(command: Command) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let done = |result: anyhow::Result<()>| result.map(|()| 0);
+    match command {
         Command::Serve(args) => {
             let served = runtime.block_on(serve::run(args));
             // Tasks still running (requests cut after the drain) are
             // dropped, which closes the store if they held it last.
-            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-            served
+            runtime.shutdown_timeout(Duration::from_secs(5));
+            done(served)
         }
-        Command::Openapi => Ok(()),
-        Command::InitCosmos => runtime.block_on(init_cosmos::run()),
-        Command::Migrate(args) => {
-            let code = runtime.block_on(migrate::run(args))?;
-            std::process::exit(code);
-        }
-        Command::Search(args) => runtime.block_on(search::run(args)),
-        Command::Export(args) => runtime.block_on(export::run(args)),
-        Command::Erase(args) => runtime.block_on(erase::run(args)),
-        Command::Retention(args) => runtime.block_on(retention::run(args)),
-        Command::Import(args) => {
-            let code = runtime.block_on(import::run(args))?;
-            std::process::exit(code);
-        }
+        Command::Openapi => Ok(0),
+        Command::InitCosmos => done(runtime.block_on(init_cosmos::run())),
+        Command::Migrate(args) => runtime.block_on(migrate::run(args)),
+        Command::Search(args) => done(runtime.block_on(search::run(args))),
+        Command::Export(args) => done(runtime.block_on(export::run(args))),
+        Command::Erase(args) => done(runtime.block_on(erase::run(args))),
+        Command::Retention(args) => done(runtime.block_on(retention::run(args))),
+        Command::Import(args) => runtime.block_on(import::run(args)),
     }
-}
-
-fn init_logging() {
-    use std::io::IsTerminal as _;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Logs go to stderr, so that stdout carries only what a command prints
-    // (a migration report, the OpenAPI document); the Functions host
-    // collects both.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

@@ -22,7 +22,12 @@ use std::{
 use axum::{Router, body::Bytes, extract::DefaultBodyLimit, routing::post};
 
 use crate::{
-    api::routes::ROUTES, migration::SourceSpec, retention::RetentionPolicy,
+    api::{
+        observe::{Observed, observe},
+        routes::ROUTES,
+    },
+    migration::SourceSpec,
+    retention::RetentionPolicy,
     store::DynMigrationStore,
 };
 
@@ -108,10 +113,23 @@ impl FunctionsState {
 /// `api` is the finished HTTP router that non-forwarded requests go to.
 pub fn router(api: Router, state: FunctionsState) -> Router {
     let envelope_limit = state.settings.max_body_bytes.saturating_mul(2) + 64 * 1024;
+    let observed = |function: &'static str, trigger: &'static str| {
+        let observed = Observed::invocation(function, trigger);
+        axum::middleware::from_fn(move |request, next| observe(observed.clone(), request, next))
+    };
     let mut router = Router::new()
-        .route(&format!("/{MIGRATE_FUNCTION}"), post(migration::migrate))
-        .route(&format!("/{SWEEP_FUNCTION}"), post(migration::sweep))
-        .route(&format!("/{RETENTION_FUNCTION}"), post(retention::sweep))
+        .route(
+            &format!("/{MIGRATE_FUNCTION}"),
+            post(migration::migrate).layer(observed(MIGRATE_FUNCTION, "pubsub")),
+        )
+        .route(
+            &format!("/{SWEEP_FUNCTION}"),
+            post(migration::sweep).layer(observed(SWEEP_FUNCTION, "timer")),
+        )
+        .route(
+            &format!("/{RETENTION_FUNCTION}"),
+            post(retention::sweep).layer(observed(RETENTION_FUNCTION, "timer")),
+        )
         .with_state(state);
     for route in ROUTES {
         let api = api.clone();

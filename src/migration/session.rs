@@ -187,6 +187,10 @@ pub(super) async fn migrate_item(
     }
     report.messages_migrated += outcome.added;
     report.messages_already_present += outcome.already_present;
+    crate::telemetry::instruments::migration_progress(
+        outcome.added,
+        u64::from(outcome.created || outcome.added > 0),
+    );
     let Some(deleter) = deleter else {
         return;
     };

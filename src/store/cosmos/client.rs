@@ -185,7 +185,9 @@ pub async fn client(
         CosmosRuntime, RoutingStrategy,
         options::{BinaryEncodingOptions, ConnectionPoolOptions, Region},
     };
-    let mut builder = CosmosClient::builder();
+    // Every operation is reported (spans, metrics, the request's cost).
+    let mut builder =
+        CosmosClient::builder().with_diagnostics_handler(Arc::new(super::telemetry::Report));
     if config.endpoint.starts_with("http://") {
         let pool = ConnectionPoolOptions::builder()
             .with_is_http2_allowed(false)

@@ -52,6 +52,7 @@ mod read;
 mod retention;
 mod seal;
 mod search;
+mod telemetry;
 mod turns;
 mod write;
 

@@ -16,6 +16,7 @@ use crate::{
         ETag, ListQuery, MessagePage, MessageQuery, Owner, SessionPage, StoreError, StoreResult,
         Versioned,
     },
+    telemetry::cost,
 };
 
 impl SqliteStore {
@@ -26,6 +27,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
+        let _timer = cost::StoreTimer::start();
         // Held until the read is done (or its caller gone).
         let _slot = self
             .inner
@@ -59,6 +61,7 @@ impl SqliteStore {
     /// waits for a lock (one indexed row read, cheaper than a hop to the
     /// blocking pool); `None` when none is idle.
     pub(super) fn inline<T>(&self, f: impl FnOnce(&Connection) -> T) -> Option<T> {
+        let _timer = cost::StoreTimer::start();
         let readers = || {
             self.inner
                 .inline_readers

@@ -22,7 +22,7 @@ use std::{
     path::Path,
     sync::mpsc::{self, Receiver, Sender},
     thread::JoinHandle,
-    time::Instant,
+    time::{Instant, SystemTime},
 };
 
 use anyhow::Context as _;
@@ -33,7 +33,13 @@ use super::{
     Durability, SqliteStore, checkpoint,
     writer_load::{GroupClock, WriterLoad},
 };
-use crate::store::{StoreError, StoreResult};
+use crate::{
+    store::{StoreError, StoreResult},
+    telemetry::{
+        cost, instruments,
+        spans::{self, Child},
+    },
+};
 
 /// Most writes committed together in one transaction.
 const MAX_GROUP: usize = 256;
@@ -122,8 +128,12 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let (answer, answered) = oneshot::channel::<StoreResult<T>>();
+        let _timer = cost::StoreTimer::start();
+        let submitted = SystemTime::now();
+        // The answer, and when the writer began this write.
+        let (answer, answered) = oneshot::channel::<(StoreResult<T>, Instant)>();
         let job: Job = Box::new(move |conn| {
+            let began = Instant::now();
             let result = f(conn);
             let ok = result.is_ok();
             let reply: Reply = Box::new(move |end| {
@@ -140,14 +150,42 @@ impl SqliteStore {
                         })
                     }),
                 };
-                let _ = answer.send(result);
+                let _ = answer.send((result, began));
             });
             (ok, reply)
         });
         let gone = || StoreError::Internal(anyhow::anyhow!("the SQLite writer thread stopped"));
         self.inner.jobs.send(job).map_err(|_| gone())?;
-        answered.await.map_err(|_| gone())?
+        let (result, began) = answered.await.map_err(|_| gone())?;
+        if spans::recording() {
+            trace_write(submitted, began, result.is_err());
+        }
+        result
     }
+}
+
+/// Two spans for one write: its wait for the writer (the groups before
+/// its own), then its group's run, commit and flush.
+fn trace_write(submitted: SystemTime, began: Instant, failed: bool) {
+    let now = SystemTime::now();
+    let commit = began.elapsed();
+    let began = now.checked_sub(commit).unwrap_or(now).max(submitted);
+    spans::record(
+        Child::Internal,
+        "sqlite.writer.wait".into(),
+        submitted,
+        began,
+        Vec::new(),
+        false,
+    );
+    spans::record(
+        Child::Internal,
+        "sqlite.writer.commit".into(),
+        began,
+        now,
+        Vec::new(),
+        failed,
+    );
 }
 
 /// The writer thread: group commit. It takes every write waiting (up to
@@ -225,7 +263,9 @@ fn write_loop(
             clock.commit();
             tx.commit()
         })();
-        load.record(replies.len(), clock.stop());
+        let times = clock.stop();
+        instruments::writer_group(replies.len(), times.busy);
+        load.record(replies.len(), times);
         if let Some(report) = load.report_if_due(Instant::now()) {
             report.log();
         }

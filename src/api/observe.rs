@@ -1,0 +1,120 @@
+//! What each function tells the operator and the caller: a server span
+//! named by its Azure Function (child of the caller's `traceparent`, as the
+//! Functions host sends it), the duration and request units as metrics,
+//! and a `Server-Timing` header with the time spent in the store and, on
+//! Cosmos DB, the request units charged. The HTTP endpoints and the host's
+//! queue and timer invocations (`crate::functions`) all go through it.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    extract::Request,
+    http::{HeaderValue, header::HeaderName},
+    middleware::Next,
+    response::Response,
+};
+use opentelemetry::{KeyValue, context::FutureExt as _};
+
+use crate::telemetry::{cost, instruments, spans};
+
+/// `Server-Timing` (not among axum's header constants).
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// What one route reports itself as.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The Azure Function name (`SendMessage`), the span's name.
+    pub function: &'static str,
+    /// What triggers it: `http`, or `pubsub` (a queue) or `timer` for the
+    /// host's invocations.
+    pub trigger: &'static str,
+    /// The HTTP route as the server matches it
+    /// (`/api/chat/sessions/{session_id}`); `None` for an invocation.
+    pub route: Option<Arc<str>>,
+    /// Whether answers carry `Server-Timing`.
+    pub server_timing: bool,
+}
+
+impl Observed {
+    /// An HTTP endpoint.
+    pub fn http(function: &'static str, route: Arc<str>, server_timing: bool) -> Self {
+        Self {
+            function,
+            trigger: "http",
+            route: Some(route),
+            server_timing,
+        }
+    }
+
+    /// A queue (`pubsub`) or timer invocation of the host.
+    pub fn invocation(function: &'static str, trigger: &'static str) -> Self {
+        Self {
+            function,
+            trigger,
+            route: None,
+            server_timing: false,
+        }
+    }
+}
+
+/// The middleware of one route (see the module's comment).
+pub async fn observe(observed: Observed, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let parent = spans::caller(request.headers());
+    let cx = if spans::recording() {
+        let mut attributes = vec![
+            KeyValue::new("faas.name", observed.function),
+            KeyValue::new("faas.trigger", observed.trigger),
+        ];
+        if let Some(route) = &observed.route {
+            attributes.push(KeyValue::new("http.request.method", method.clone()));
+            attributes.push(KeyValue::new("http.route", route.clone()));
+        }
+        spans::start_server(observed.function, attributes, parent)
+    } else {
+        parent
+    };
+    let (mut response, cost) = cost::measure(next.run(request))
+        .with_context(cx.clone())
+        .await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    if observed.server_timing
+        && let Ok(value) = HeaderValue::from_str(&cost.server_timing(elapsed))
+    {
+        response.headers_mut().insert(SERVER_TIMING, value);
+    }
+    if spans::recording() {
+        let mut attributes = vec![
+            KeyValue::new("http.response.status_code", i64::from(status)),
+            KeyValue::new(
+                "chat_sessions.store.requests",
+                cost.cosmos_requests() as i64,
+            ),
+        ];
+        if let Some(charge) = cost.request_charge() {
+            attributes.push(KeyValue::new("chat_sessions.request_charge", charge));
+        }
+        // A failed invocation is any non-2xx (the host retries it).
+        let failed = status >= 500 || (observed.route.is_none() && status >= 300);
+        spans::end_server(&cx, attributes, failed);
+    }
+    match &observed.route {
+        Some(route) => instruments::http_request(
+            observed.function,
+            &method,
+            route,
+            status,
+            elapsed,
+            cost.request_charge(),
+        ),
+        None => instruments::invocation(
+            observed.function,
+            observed.trigger,
+            elapsed,
+            cost.request_charge(),
+        ),
+    }
+    response
+}

@@ -1,0 +1,337 @@
+//! The export pipelines: a tracer, a meter and a logger provider, each
+//! feeding every configured destination (OTLP, Application Insights).
+//! Spans and log records go through this crate's bounded queues
+//! ([`super::queue`]); metrics through the SDK's periodic reader, whose
+//! memory is bounded by its aggregation.
+
+use std::{sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use opentelemetry::{KeyValue, trace::TracerProvider as _};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::{
+    Resource,
+    error::OTelSdkResult,
+    logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord, SdkLoggerProvider},
+    metrics::{PeriodicReader, SdkMeterProvider},
+    trace::{Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor},
+};
+
+use super::{
+    client::ExportClient,
+    queue::{Drain, ExportQueue, Pace},
+    settings::{OtlpProtocol, ParentlessRule, Sampling, TelemetrySettings},
+};
+
+/// The running pipelines.
+pub(super) struct Pipelines {
+    tracer: SdkTracerProvider,
+    meter: SdkMeterProvider,
+    /// The log records' provider (the bridge from `tracing` feeds it).
+    pub(super) logger: SdkLoggerProvider,
+    destinations: String,
+    /// Every span and log queue, to flush them within a deadline.
+    queues: Vec<Arc<dyn Drain>>,
+    /// Kept alive: the exporters' HTTP requests run on it.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Pipelines {
+    /// Builds every configured destination. Fails only on a setting that
+    /// can never work; an unreachable destination is found at export.
+    pub(super) fn start(settings: &TelemetrySettings) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("telemetry-io")
+            .enable_all()
+            .build()
+            .context("starting the telemetry runtime")?;
+        let client = ExportClient::new(runtime.handle().clone(), settings.export_timeout)?;
+        let resource = resource(settings);
+        let pace = Pace {
+            capacity: settings.max_queue,
+            delay: settings.schedule_delay,
+        };
+        let deadline = settings.export_timeout;
+        let mut tracer = SdkTracerProvider::builder()
+            .with_resource(resource.clone())
+            .with_sampler(sampler(settings.sampling));
+        let mut meter = SdkMeterProvider::builder().with_resource(resource.clone());
+        let mut logger = SdkLoggerProvider::builder().with_resource(resource.clone());
+        let mut destinations = Vec::new();
+        let mut queues: Vec<Arc<dyn Drain>> = Vec::new();
+        if let Some(otlp) = &settings.otlp {
+            let protocol = match otlp.protocol {
+                OtlpProtocol::HttpProtobuf => Protocol::HttpBinary,
+                OtlpProtocol::HttpJson => Protocol::HttpJson,
+            };
+            let headers: std::collections::HashMap<_, _> = otlp.headers.iter().cloned().collect();
+            let url = |signal: &str| format!("{}/v1/{signal}", otlp.endpoint);
+            let spans = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_http_client(client.clone())
+                .with_endpoint(url("traces"))
+                .with_protocol(protocol)
+                .with_headers(headers.clone())
+                .with_timeout(deadline)
+                .build()?;
+            let metrics = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_http_client(client.clone())
+                .with_endpoint(url("metrics"))
+                .with_protocol(protocol)
+                .with_headers(headers.clone())
+                .with_timeout(deadline)
+                .build()?;
+            let logs = opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_http_client(client.clone())
+                .with_endpoint(url("logs"))
+                .with_protocol(protocol)
+                .with_headers(headers)
+                .with_timeout(deadline)
+                .build()?;
+            let (span_queue, log_queue) =
+                start_queues(spans, logs, &resource, pace, &client, deadline)?;
+            queues.extend([span_queue.0.clone() as Arc<dyn Drain>, log_queue.0.clone()]);
+            tracer = tracer.with_span_processor(span_queue);
+            logger = logger.with_log_processor(log_queue);
+            meter = meter.with_reader(
+                PeriodicReader::builder(metrics)
+                    .with_interval(settings.metric_interval)
+                    .build(),
+            );
+            destinations.push(format!("OTLP ({})", otlp.endpoint));
+        }
+        if let Some(insights) = &settings.app_insights {
+            let client = match &insights.entra {
+                Some(identity) => client.clone().with_entra(identity)?,
+                None => client.clone(),
+            };
+            let exporter = opentelemetry_application_insights::Exporter::new_from_connection_string(
+                &insights.connection_string,
+                client.clone(),
+            )
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING is not a usable connection string ({e}); \
+                     its value is not shown"
+                )
+            })?
+            .with_sample_rate(sample_rate(settings.sampling));
+            let (span_queue, log_queue) = start_queues(
+                exporter.clone(),
+                exporter.clone(),
+                &resource,
+                pace,
+                &client,
+                deadline,
+            )?;
+            queues.extend([span_queue.0.clone() as Arc<dyn Drain>, log_queue.0.clone()]);
+            tracer = tracer.with_span_processor(span_queue);
+            logger = logger.with_log_processor(log_queue);
+            meter = meter.with_reader(
+                PeriodicReader::builder(exporter)
+                    .with_interval(settings.metric_interval)
+                    .build(),
+            );
+            destinations.push(match insights.entra {
+                Some(_) => "Application Insights (Entra ID)".to_owned(),
+                None => "Application Insights".to_owned(),
+            });
+        }
+        let meter = meter.build();
+        super::instruments::observe_drops(&meter, queues.clone());
+        Ok(Self {
+            tracer: tracer.build(),
+            meter,
+            logger: logger.build(),
+            destinations: destinations.join(", "),
+            queues,
+            _runtime: runtime,
+        })
+    }
+
+    /// The tracer spans are made with.
+    pub(super) fn tracer(&self) -> SdkTracer {
+        self.tracer.tracer("chat-sessions")
+    }
+
+    /// The meter instruments are made with.
+    pub(super) fn meter(&self) -> opentelemetry::metrics::Meter {
+        use opentelemetry::metrics::MeterProvider as _;
+        self.meter.meter("chat-sessions")
+    }
+
+    /// Where telemetry goes, for the start-up log line.
+    pub(super) fn destinations(&self) -> &str {
+        &self.destinations
+    }
+
+    /// Exports what the queues hold, and the metrics so far, sharing
+    /// `within` between them.
+    pub(super) fn flush(&self, within: Duration) {
+        let deadline = std::time::Instant::now() + within;
+        for queue in &self.queues {
+            queue.flush(deadline.saturating_duration_since(std::time::Instant::now()));
+        }
+        // The periodic reader's flush is bounded by its export timeout.
+        let _ = self.meter.force_flush();
+    }
+
+    /// Flushes (within `within`) and stops every pipeline.
+    pub(super) fn shutdown(self, within: Duration) {
+        self.flush(within);
+        let rest = Duration::from_millis(100);
+        let _ = self.tracer.shutdown_with_timeout(rest);
+        let _ = self.logger.shutdown_with_timeout(rest);
+        let _ = self.meter.shutdown_with_timeout(rest);
+        for queue in &self.queues {
+            let (signal, dropped) = queue.drops();
+            if dropped > 0 {
+                tracing::warn!(signal, dropped, "telemetry items were dropped in this run");
+            }
+        }
+    }
+}
+
+/// This process as every destination sees it. Built from the settings, not
+/// from the SDK's own reading of the environment, so that what is read is
+/// documented and tested.
+fn resource(settings: &TelemetrySettings) -> Resource {
+    let mut attributes = vec![
+        KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+        KeyValue::new("service.instance.id", uuid::Uuid::new_v4().to_string()),
+    ];
+    attributes.extend(
+        settings
+            .resource_attributes
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+    );
+    Resource::builder_empty()
+        .with_attributes(attributes)
+        .with_service_name(settings.service_name.clone())
+        .build()
+}
+
+fn sampler(sampling: Sampling) -> Sampler {
+    let parentless = |rule| match rule {
+        ParentlessRule::AlwaysOn => Sampler::AlwaysOn,
+        ParentlessRule::AlwaysOff => Sampler::AlwaysOff,
+        ParentlessRule::Ratio(r) => Sampler::TraceIdRatioBased(r),
+    };
+    match sampling {
+        Sampling::AlwaysOn => Sampler::AlwaysOn,
+        Sampling::AlwaysOff => Sampler::AlwaysOff,
+        Sampling::Ratio(r) => Sampler::TraceIdRatioBased(r),
+        Sampling::ParentBased(rule) => Sampler::ParentBased(Box::new(parentless(rule))),
+    }
+}
+
+/// The share of traces kept, which Application Insights uses to scale its
+/// counts.
+fn sample_rate(sampling: Sampling) -> f64 {
+    match sampling {
+        Sampling::AlwaysOn | Sampling::ParentBased(ParentlessRule::AlwaysOn) => 1.0,
+        Sampling::AlwaysOff | Sampling::ParentBased(ParentlessRule::AlwaysOff) => 0.0,
+        Sampling::Ratio(r) | Sampling::ParentBased(ParentlessRule::Ratio(r)) => r,
+    }
+}
+
+/// The span and log queues of one destination.
+fn start_queues<S, L>(
+    mut spans: S,
+    mut logs: L,
+    resource: &Resource,
+    pace: Pace,
+    client: &ExportClient,
+    deadline: Duration,
+) -> anyhow::Result<(SpanQueue, LogQueue)>
+where
+    S: SpanExporter + 'static,
+    L: LogExporter + 'static,
+{
+    spans.set_resource(resource);
+    logs.set_resource(resource);
+    let runtime = client.runtime();
+    let span_queue = ExportQueue::start("spans", pace, {
+        let runtime = runtime.clone();
+        move |batch: Vec<SpanData>| {
+            report(
+                runtime
+                    .block_on(async { tokio::time::timeout(deadline, spans.export(batch)).await }),
+            );
+        }
+    })?;
+    let log_queue = ExportQueue::start("logs", pace, move |batch: Vec<LogItem>| {
+        let borrowed: Vec<(&SdkLogRecord, &opentelemetry::InstrumentationScope)> =
+            batch.iter().map(|item| (&item.0, &item.1)).collect();
+        report(runtime.block_on(async {
+            tokio::time::timeout(deadline, logs.export(LogBatch::new(&borrowed))).await
+        }));
+    })?;
+    Ok((
+        SpanQueue(Arc::new(span_queue)),
+        LogQueue(Arc::new(log_queue)),
+    ))
+}
+
+/// An export's failure, logged where no destination sees it again (the
+/// telemetry's own records are not exported, so this cannot loop).
+fn report(outcome: Result<OTelSdkResult, tokio::time::error::Elapsed>) {
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!("a telemetry export failed: {e}"),
+        Err(_) => tracing::debug!("a telemetry export timed out"),
+    }
+}
+
+type LogItem = (SdkLogRecord, opentelemetry::InstrumentationScope);
+
+/// Feeds ended spans to a destination's queue.
+#[derive(Debug)]
+struct SpanQueue(Arc<ExportQueue<SpanData>>);
+
+impl SpanProcessor for SpanQueue {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.0.push(span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.flush(FLUSH_WITHIN);
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.stop(timeout);
+        Ok(())
+    }
+}
+
+/// Feeds log records to a destination's queue.
+#[derive(Debug)]
+struct LogQueue(Arc<ExportQueue<LogItem>>);
+
+impl LogProcessor for LogQueue {
+    fn emit(&self, record: &mut SdkLogRecord, scope: &opentelemetry::InstrumentationScope) {
+        self.0.push((record.clone(), scope.clone()));
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.flush(FLUSH_WITHIN);
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.stop(timeout);
+        Ok(())
+    }
+}
+
+/// How long a flush waits for its queue at most.
+const FLUSH_WITHIN: Duration = Duration::from_secs(5);

@@ -1,0 +1,257 @@
+//! The metrics, by the names docs/observability.md lists. Each function
+//! here records one fact; with no exporter configured it returns at once.
+//! Attributes are bounded sets (function names, operations, status codes),
+//! never a user, a session or anything written.
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use opentelemetry::{
+    KeyValue,
+    metrics::{Counter, Histogram, Meter},
+};
+
+use super::queue::Drain;
+
+/// Bucket bounds of the duration histograms, in seconds (OpenTelemetry's
+/// recommendation for HTTP servers).
+const SECONDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// Bucket bounds of the request-unit histograms.
+const REQUEST_UNITS: &[f64] = &[
+    1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0,
+];
+
+struct Instruments {
+    function_charge: Histogram<f64>,
+    http_duration: Histogram<f64>,
+    invoke_duration: Histogram<f64>,
+    cosmos_charge: Histogram<f64>,
+    cosmos_duration: Histogram<f64>,
+    cosmos_throttled: Counter<u64>,
+    cosmos_retries: Counter<u64>,
+    cache_lookups: Counter<u64>,
+    writer_busy: Counter<f64>,
+    writer_group: Histogram<u64>,
+    migration_messages: Counter<u64>,
+    migration_sessions: Counter<u64>,
+}
+
+static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
+
+/// Creates the instruments on `meter` (once; exporting starts).
+pub(super) fn install(meter: &Meter) {
+    let seconds = |name: &'static str, what: &'static str| {
+        meter
+            .f64_histogram(name)
+            .with_unit("s")
+            .with_description(what)
+            .with_boundaries(SECONDS.to_vec())
+            .build()
+    };
+    let charge = |name: &'static str, what: &'static str| {
+        meter
+            .f64_histogram(name)
+            .with_unit("{request_unit}")
+            .with_description(what)
+            .with_boundaries(REQUEST_UNITS.to_vec())
+            .build()
+    };
+    let count = |name: &'static str, what: &'static str| {
+        meter.u64_counter(name).with_description(what).build()
+    };
+    let _ = INSTRUMENTS.set(Instruments {
+        function_charge: charge(
+            "chat_sessions.function.request_charge",
+            "Cosmos DB request units one invocation of a function spent",
+        ),
+        http_duration: seconds("http.server.request.duration", "Duration of HTTP requests"),
+        invoke_duration: seconds(
+            "faas.invoke_duration",
+            "Duration of queue and timer invocations",
+        ),
+        cosmos_charge: charge(
+            "azure.cosmosdb.client.operation.request_charge",
+            "Request units of each Cosmos DB operation",
+        ),
+        cosmos_duration: seconds(
+            "db.client.operation.duration",
+            "Duration of each Cosmos DB operation, retries included",
+        ),
+        cosmos_throttled: count(
+            "chat_sessions.cosmos.throttled",
+            "Cosmos DB answers with status 429 (throttled)",
+        ),
+        cosmos_retries: count(
+            "chat_sessions.cosmos.retries",
+            "Cosmos DB requests sent again within one operation",
+        ),
+        cache_lookups: count(
+            "chat_sessions.cache.lookups",
+            "Lookups of the ETag, session and listing caches, by result",
+        ),
+        writer_busy: meter
+            .f64_counter("chat_sessions.sqlite.writer.busy_time")
+            .with_unit("s")
+            .with_description("Time the embedded store's writer spent running groups")
+            .build(),
+        writer_group: meter
+            .u64_histogram("chat_sessions.sqlite.writer.group_size")
+            .with_unit("{write}")
+            .with_description("Writes committed together in one group")
+            .with_boundaries(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
+            .build(),
+        migration_messages: count(
+            "chat_sessions.migration.messages_moved",
+            "Legacy messages written into sessions by the migration",
+        ),
+        migration_sessions: count(
+            "chat_sessions.migration.sessions_written",
+            "Sessions created or extended by the migration",
+        ),
+    });
+}
+
+/// Reports the span and log records each queue dropped, as the counter
+/// `chat_sessions.telemetry.dropped`.
+pub(super) fn observe_drops(
+    provider: &opentelemetry_sdk::metrics::SdkMeterProvider,
+    queues: Vec<Arc<dyn Drain>>,
+) {
+    use opentelemetry::metrics::MeterProvider as _;
+    let _counter = provider
+        .meter("chat-sessions")
+        .u64_observable_counter("chat_sessions.telemetry.dropped")
+        .with_description("Spans and log records dropped because an export queue was full")
+        .with_callback(move |observer| {
+            let mut by_signal = std::collections::BTreeMap::<&str, u64>::new();
+            for queue in &queues {
+                let (signal, dropped) = queue.drops();
+                *by_signal.entry(signal).or_default() += dropped;
+            }
+            for (signal, dropped) in by_signal {
+                observer.observe(dropped, &[KeyValue::new("signal", signal)]);
+            }
+        })
+        .build();
+}
+
+/// Whether metrics are recorded (an exporter is configured).
+pub fn recording() -> bool {
+    INSTRUMENTS.get().is_some()
+}
+
+/// One HTTP request ended: its duration, and the request units it spent
+/// (when it reached Cosmos DB).
+pub fn http_request(
+    function: &'static str,
+    method: &str,
+    route: &Arc<str>,
+    status: u16,
+    elapsed: Duration,
+    request_charge: Option<f64>,
+) {
+    let Some(m) = INSTRUMENTS.get() else { return };
+    m.http_duration.record(
+        elapsed.as_secs_f64(),
+        &[
+            KeyValue::new("faas.name", function),
+            KeyValue::new("http.request.method", method.to_owned()),
+            KeyValue::new("http.route", route.clone()),
+            KeyValue::new("http.response.status_code", i64::from(status)),
+        ],
+    );
+    if let Some(charge) = request_charge {
+        m.function_charge
+            .record(charge, &[KeyValue::new("faas.name", function)]);
+    }
+}
+
+/// A queue or timer invocation ended.
+pub fn invocation(
+    function: &'static str,
+    trigger: &'static str,
+    elapsed: Duration,
+    request_charge: Option<f64>,
+) {
+    let Some(m) = INSTRUMENTS.get() else { return };
+    m.invoke_duration.record(
+        elapsed.as_secs_f64(),
+        &[
+            KeyValue::new("faas.name", function),
+            KeyValue::new("faas.trigger", trigger),
+        ],
+    );
+    if let Some(charge) = request_charge {
+        m.function_charge
+            .record(charge, &[KeyValue::new("faas.name", function)]);
+    }
+}
+
+/// What one Cosmos DB operation did.
+#[derive(Debug, Clone)]
+pub struct CosmosOperation<'a> {
+    /// The SDK's operation name (`read_item`, `patch_item`, …).
+    pub operation: &'a str,
+    /// The container.
+    pub container: &'a str,
+    /// The final status code.
+    pub status: u16,
+    /// Request units, retries included.
+    pub request_charge: f64,
+    /// Its duration, retries included.
+    pub elapsed: Duration,
+    /// Requests sent for it.
+    pub requests: usize,
+    /// Of them, answered 429.
+    pub throttled: usize,
+}
+
+/// A Cosmos DB operation ended.
+pub fn cosmos_operation(op: &CosmosOperation<'_>) {
+    let Some(m) = INSTRUMENTS.get() else { return };
+    let attributes = [
+        KeyValue::new("db.operation.name", op.operation.to_owned()),
+        KeyValue::new("db.collection.name", op.container.to_owned()),
+        KeyValue::new("db.response.status_code", op.status.to_string()),
+    ];
+    m.cosmos_charge.record(op.request_charge, &attributes);
+    m.cosmos_duration
+        .record(op.elapsed.as_secs_f64(), &attributes);
+    let operation = [KeyValue::new("db.operation.name", op.operation.to_owned())];
+    if op.requests > 1 {
+        m.cosmos_retries.add(op.requests as u64 - 1, &operation);
+    }
+    if op.throttled > 0 {
+        m.cosmos_throttled.add(op.throttled as u64, &operation);
+    }
+}
+
+/// A cache was asked: `cache` is `etag`, `session` or `listing`.
+pub fn cache_lookup(cache: &'static str, hit: bool) {
+    let Some(m) = INSTRUMENTS.get() else { return };
+    m.cache_lookups.add(
+        1,
+        &[
+            KeyValue::new("cache", cache),
+            KeyValue::new("result", if hit { "hit" } else { "miss" }),
+        ],
+    );
+}
+
+/// The embedded store's writer ran a group of `writes` for `busy`.
+pub fn writer_group(writes: usize, busy: Duration) {
+    let Some(m) = INSTRUMENTS.get() else { return };
+    m.writer_busy.add(busy.as_secs_f64(), &[]);
+    m.writer_group.record(writes as u64, &[]);
+}
+
+/// The migration wrote `sessions` sessions holding `messages` moved messages.
+pub fn migration_progress(messages: u64, sessions: u64) {
+    let Some(m) = INSTRUMENTS.get() else { return };
+    m.migration_messages.add(messages, &[]);
+    m.migration_sessions.add(sessions, &[]);
+}
