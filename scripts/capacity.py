@@ -422,6 +422,28 @@ def render(base: Workload, user_counts: list[int]) -> str:
           f"{number(d.storage_gb)} | {money(d.serverless)} | {d.manual_rus:,}: {money(d.manual)} | "
           f"{d.autoscale_max:,}: {money(d.autoscale)} | {'; '.join(d.notes) or 'within'} |")
     w("")
+    example_users = 1_000_000 if 1_000_000 in user_counts else user_counts[-1]
+    ex_w = replace(base, users=example_users)
+    ex = deployment(models[0], ex_w)
+    per_user = models[0].total
+    storage_cost = ex.storage_gb * PRICE_STORAGE_PER_GB_MONTH
+    busy = 24 / base.peak_factor
+    billed = busy * max(ex.peak_rus, 0.1 * ex.autoscale_max) + (24 - busy) * 0.1 * ex.autoscale_max
+    w(f"### The arithmetic of one row ({users_label(example_users)} users)\n")
+    w("```text")
+    w(f"RU per day      = {example_users:,} users x {per_user:,.1f} RU = {ex.ru_per_day:,.0f} RU")
+    w(f"average RU/s    = {ex.ru_per_day:,.0f} / 86,400 = {ex.average_rus:,.0f}")
+    w(f"peak RU/s       = {base.peak_factor:g} x {ex.average_rus:,.0f} = {ex.peak_rus:,.0f}")
+    w(f"storage         = {example_users:,} x {models[0].stored_bytes / 1e6:,.2f} MB x {1 + models[0].index_overhead:g} = {ex.storage_gb:,.0f} GB"
+      f" -> {money(storage_cost)} a month at ${PRICE_STORAGE_PER_GB_MONTH}/GB")
+    w(f"serverless      = {ex.ru_per_day:,.0f} x {DAYS_PER_MONTH:.2f} / 1e6 x ${PRICE_SERVERLESS_PER_MILLION_RU}"
+      f" + storage = {money(ex.serverless - storage_cost)} + {money(storage_cost)} = {money(ex.serverless)}")
+    w(f"manual          = max(400, peak to 100, 1 RU/s per GB) = {ex.manual_rus:,} RU/s;"
+      f" {ex.manual_rus:,} / 100 x ${PRICE_MANUAL_PER_100_RUS_HOUR} x {HOURS_PER_MONTH} + storage = {money(ex.manual)}")
+    w(f"autoscale max   = max(1,000, peak to 1,000, 10 RU/s per GB to 1,000) = {ex.autoscale_max:,} RU/s (floor {ex.autoscale_max // 10:,})")
+    w(f"autoscale bill  = ({busy:g} h x {max(ex.peak_rus, 0.1 * ex.autoscale_max):,.0f} + {24 - busy:g} h x {0.1 * ex.autoscale_max:,.0f})"
+      f" = {billed:,.0f} RU/s-hours a day; x {DAYS_PER_MONTH:.2f} / 100 x ${PRICE_AUTOSCALE_PER_100_RUS_HOUR} + storage = {money(ex.autoscale)}")
+    w("```\n")
     w("### Beside the old per-message model and a whole-document rewrite\n")
     w("RU/s at the peak, storage, and the cheaper of provisioned manual and autoscale per month"
       " (serverless where it is cheaper and within its limits):\n")
