@@ -103,6 +103,17 @@ param migrationInvocationSeconds int = 240
 @description('Origins (scheme://host[:port], exactly as browsers send them, e.g. https://chat.example.com) whose pages may call the API from a browser. The platform answers CORS for them before the request reaches the handler, so the app\'s own CORS_ALLOWED_ORIGINS stays unset in Azure. Empty = no cross-origin callers; the built-in web app (/api/ui/) is same-origin and needs none.')
 param corsAllowedOrigins array = []
 
+@description('Email address that receives the alerts (Cosmos DB throttling, request-unit budget) through an action group. Empty = no action group: the alerts still fire and show in the portal (Monitor → Alerts).')
+param alertEmail string = ''
+
+@minValue(0)
+@description('Throttling alert: fire when Cosmos DB answers more than this many requests with 429 within 5 minutes (the sum of the metric chat_sessions.cosmos.throttled).')
+param alertThrottledPer5Minutes int = 10
+
+@minValue(1)
+@description('Request-unit budget: fire when the app spends more than this many RU on Cosmos DB within a rolling hour (the sum of the metric azure.cosmosdb.client.operation.request_charge). 1,000,000 RU/h is 278 RU/s on average; docs/capacity.md estimates a deployment\'s.')
+param alertRequestUnitsPerHour int = 1000000
+
 @description('RUST_LOG filter of the handler.')
 param rustLog string = 'info'
 
@@ -254,6 +265,35 @@ module availability 'modules/availability.bicep' = if (healthAnonymous) {
     tags: tags
     applicationInsightsId: monitoring.outputs.id
     appUrl: functionApp.outputs.url
+  }
+}
+
+// What every request costs, and when to act: a workbook on the Application Insights component and
+// log alerts on throttling and on an hourly request-unit budget (docs/deploy.md).
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    displayName: 'chat-sessions: request units, latency, throttling, errors (${environmentName})'
+    applicationInsightsId: monitoring.outputs.id
+    cosmosAccountId: cosmos.outputs.id
+    sessionsContainerName: cosmos.outputs.sessionsContainerName
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    location: location
+    tags: tags
+    namePrefix: resourceToken
+    applicationInsightsId: monitoring.outputs.id
+    throttledPer5Minutes: alertThrottledPer5Minutes
+    requestUnitsPerHour: alertRequestUnitsPerHour
+    alertEmail: alertEmail
   }
 }
 

@@ -2,8 +2,12 @@
 # Static checks of the Bicep under infra/ without a Bicep compiler (none runs offline here):
 #   1. every infra/**/*.bicep must parse with pycep (the Bicep parser checkov uses);
 #   2. checkov's Bicep policies must all pass (or be skipped in the file with
-#      `// checkov:skip=CKV_...: reason` right above the resource).
-# Installs its tools into target/infra-venv (reused when the pinned versions are there).
+#      `// checkov:skip=CKV_...: reason` right above the resource);
+#   3. every KQL query under infra/queries/ (the workbook's and the log alerts') must parse and
+#      analyze cleanly against the Application Insights tables, with Kusto.Language, Microsoft's
+#      KQL parser (scripts/check-kql.js), and every loadTextContent() path must exist.
+# Installs its tools into target/infra-venv and target/kql-check (reused when the pinned versions
+# are there); the KQL step needs Node.js and npm.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,6 +16,9 @@ cd "$root"
 # checkov 3.3.30 pins pycep-parser 0.5.1 (it refuses pycep-parser 0.7.x).
 CHECKOV_VERSION="3.3.30"
 PYCEP_VERSION="0.5.1"
+# Kusto.Language compiled to JavaScript (Microsoft's package; no dependencies).
+KQL_PACKAGE="@kusto/language-service-next"
+KQL_VERSION="12.4.1"
 venv="$root/target/infra-venv"
 python="${PYTHON:-python3}"
 
@@ -67,4 +74,14 @@ PY
 echo "check-infra: checkov (framework bicep)"
 # --quiet prints only failed checks; checkov exits non-zero on any failed check.
 "$venv/bin/checkov" -d infra --framework bicep --skip-download --quiet --compact
-echo "check-infra: all Bicep files parse and every checkov check passed or is skipped with a reason"
+
+echo "check-infra: KQL (Kusto.Language $KQL_VERSION)"
+kql="$root/target/kql-check"
+installed="$(node -p "require('$kql/node_modules/$KQL_PACKAGE/package.json').version" 2>/dev/null || true)"
+if [[ "$installed" != "$KQL_VERSION" ]]; then
+  echo "check-infra: installing $KQL_PACKAGE@$KQL_VERSION"
+  mkdir -p "$kql"
+  npm install --prefix "$kql" --no-audit --no-fund --silent "$KQL_PACKAGE@$KQL_VERSION"
+fi
+node scripts/check-kql.js "$kql"
+echo "check-infra: all Bicep files parse, every checkov check passed or is skipped with a reason, and every query analyzes cleanly"

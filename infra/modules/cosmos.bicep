@@ -209,6 +209,7 @@ resource operatorDataContributor 'Microsoft.DocumentDB/databaseAccounts/sqlRoleA
 }
 
 output accountName string = account.name
+output id string = account.id
 output endpoint string = account.properties.documentEndpoint
 output databaseName string = database.name
 output sessionsContainerName string = sessions.name
