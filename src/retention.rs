@@ -120,6 +120,22 @@ pub async fn run(
     dry_run: bool,
     deadline: Instant,
 ) -> StoreResult<RetentionReport> {
+    run_with_progress(store, policy, now, dry_run, deadline, &|_| {}).await
+}
+
+/// Something told the report so far after every session acted on (or, in
+/// a dry run, found): a progress display.
+pub type Progress<'a> = &'a (dyn Fn(&RetentionReport) + Send + Sync);
+
+/// [`run`], telling `progress` as it goes.
+pub async fn run_with_progress(
+    store: &dyn SessionStore,
+    policy: RetentionPolicy,
+    now: Timestamp,
+    dry_run: bool,
+    deadline: Instant,
+    progress: Progress<'_>,
+) -> StoreResult<RetentionReport> {
     let cutoff =
         |days: u32| Timestamp::from_datetime(now.as_datetime() - Duration::days(days.into()));
     let mut report = RetentionReport {
@@ -135,9 +151,9 @@ pub async fn run(
     ] {
         let Some(cutoff) = cutoff else { continue };
         let done = if dry_run {
-            count(store, rule, cutoff, &mut report).await?
+            count(store, rule, cutoff, &mut report, progress).await?
         } else {
-            apply(store, rule, cutoff, &mut report, deadline).await?
+            apply(store, rule, cutoff, &mut report, deadline, progress).await?
         };
         if !done {
             report.complete = false;
@@ -164,11 +180,13 @@ async fn count(
     rule: Rule,
     cutoff: Timestamp,
     report: &mut RetentionReport,
+    progress: Progress<'_>,
 ) -> StoreResult<bool> {
     let mut found = candidates(store, rule, cutoff);
     let mut examples = 0;
     while let Some(candidate) = found.try_next().await? {
         record(report, rule, &candidate, &mut examples);
+        progress(report);
     }
     Ok(true)
 }
@@ -182,6 +200,7 @@ async fn apply(
     cutoff: Timestamp,
     report: &mut RetentionReport,
     deadline: Instant,
+    progress: Progress<'_>,
 ) -> StoreResult<bool> {
     let mut skipped: HashSet<SessionId> = HashSet::new();
     let mut examples = 0;
@@ -225,6 +244,7 @@ async fn apply(
                 }
                 Err(e) => return Err(e),
             }
+            progress(report);
             if Instant::now() >= deadline {
                 return Ok(false);
             }

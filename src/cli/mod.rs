@@ -86,12 +86,62 @@ fn run(command: Command) -> anyhow::Result<i32> {
             done(served)
         }
         Command::Openapi => Ok(0),
-        Command::InitCosmos => done(runtime.block_on(init_cosmos::run())),
-        Command::Migrate(args) => runtime.block_on(migrate::run(args)),
-        Command::Search(args) => done(runtime.block_on(search::run(args))),
-        Command::Export(args) => done(runtime.block_on(export::run(args))),
-        Command::Erase(args) => done(runtime.block_on(erase::run(args))),
-        Command::Retention(args) => done(runtime.block_on(retention::run(args))),
-        Command::Import(args) => runtime.block_on(import::run(args)),
+        Command::InitCosmos => {
+            done(runtime.block_on(job("chat-sessions init-cosmos", init_cosmos::run())))
+        }
+        Command::Migrate(args) => {
+            runtime.block_on(job("chat-sessions migrate", migrate::run(args)))
+        }
+        Command::Search(args) => {
+            done(runtime.block_on(job("chat-sessions search", search::run(args))))
+        }
+        Command::Export(args) => {
+            done(runtime.block_on(job("chat-sessions export", export::run(args))))
+        }
+        Command::Erase(args) => {
+            done(runtime.block_on(job("chat-sessions erase", erase::run(args))))
+        }
+        Command::Retention(args) => {
+            done(runtime.block_on(job("chat-sessions retention", retention::run(args))))
+        }
+        Command::Import(args) => runtime.block_on(job("chat-sessions import", import::run(args))),
     }
+}
+
+/// Runs a subcommand as one trace (when exporting: a root span `name`,
+/// e.g. `chat-sessions migrate`, its Cosmos DB operations beneath it), and
+/// says at the end what it cost on Cosmos DB.
+async fn job<T>(
+    name: &'static str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    use opentelemetry::{KeyValue, context::FutureExt as _};
+
+    use crate::telemetry::{cost, instruments, spans};
+    let started = std::time::Instant::now();
+    let cx = spans::start_server(
+        name,
+        vec![
+            KeyValue::new("faas.name", name),
+            KeyValue::new("faas.trigger", "other"),
+        ],
+        opentelemetry::Context::new(),
+    );
+    let (outcome, cost) = cost::measure(work).with_context(cx.clone()).await;
+    let charge = cost.request_charge();
+    let mut attributes = vec![KeyValue::new(
+        "chat_sessions.store.requests",
+        cost.cosmos_requests() as i64,
+    )];
+    if let Some(charge) = charge {
+        attributes.push(KeyValue::new("chat_sessions.request_charge", charge));
+        tracing::info!(
+            requests = cost.cosmos_requests(),
+            request_units = charge,
+            "{name}: Cosmos DB charged {charge:.2} request units"
+        );
+    }
+    spans::end_server(&cx, attributes, outcome.is_err());
+    instruments::invocation(name, "other", started.elapsed(), charge);
+    outcome
 }

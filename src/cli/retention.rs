@@ -1,14 +1,18 @@
 //! `chat-sessions retention [--dry-run]`: applies the retention rules
 //! (`RETENTION_ARCHIVE_AFTER_DAYS`, `RETENTION_DELETE_AFTER_DAYS`) now, to
-//! every user's sessions, and reports what it did (or would do).
+//! every user's sessions, and reports what it did (or would do), with a
+//! progress line on a terminal.
 
-use std::time::{Duration, Instant};
+use std::{
+    io::IsTerminal as _,
+    time::{Duration, Instant},
+};
 
 use crate::{
     app,
     config::{Config, Overrides},
     domain::Timestamp,
-    retention,
+    retention::{self, RetentionReport},
     store::SessionStore,
 };
 
@@ -37,15 +41,37 @@ pub async fn run(args: RetentionArgs) -> anyhow::Result<()> {
     }
     let backend = app::open_backend(&config).await?;
     let store: &dyn SessionStore = backend.store.as_ref();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    });
+    let show = |report: &RetentionReport| {
+        if let Some(bar) = &bar {
+            let (archived, deleted) = if report.dry_run {
+                ("would archive", "would delete")
+            } else {
+                ("archived", "deleted")
+            };
+            bar.set_message(format!(
+                "{archived} {} sessions, {deleted} {} ({} messages), skipped {}",
+                report.archived, report.deleted, report.messages_deleted, report.skipped
+            ));
+        }
+    };
     // No time limit from a terminal: it runs until done.
-    let report = retention::run(
+    let report = retention::run_with_progress(
         store,
         config.retention,
         Timestamp::now(),
         args.dry_run,
         Instant::now() + Duration::from_secs(100 * 365 * 86_400),
+        &show,
     )
-    .await?;
-    print!("{report}");
+    .await;
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    print!("{}", report?);
     Ok(())
 }

@@ -25,6 +25,9 @@ pub(super) struct ExportClient {
     runtime: Handle,
     timeout: Duration,
     entra: Option<Arc<dyn TokenCredential>>,
+    /// A loopback `host:port` the configuration names with `http://`, which
+    /// the Application Insights exporter would turn into `https://`.
+    plain_http: Option<String>,
 }
 
 impl std::fmt::Debug for ExportClient {
@@ -49,7 +52,16 @@ impl ExportClient {
             runtime,
             timeout,
             entra: None,
+            plain_http: None,
         })
+    }
+
+    /// The same client, sending to `authority` (a loopback `host:port`, as
+    /// a local ingestion endpoint or test has) over plain HTTP even where
+    /// an exporter asks for `https://`.
+    pub(super) fn with_plain_http(mut self, authority: String) -> Self {
+        self.plain_http = Some(authority);
+        self
     }
 
     /// The same client, signing every request in as `identity`.
@@ -77,6 +89,12 @@ impl ExportClient {
 
     async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let mut request = reqwest::Request::try_from(request)?;
+        if let Some(authority) = &self.plain_http
+            && request.url().scheme() == "https"
+            && request.url()[url::Position::BeforeHost..url::Position::AfterPort] == **authority
+        {
+            let _ = request.url_mut().set_scheme("http");
+        }
         if let Some(credential) = &self.entra {
             let token = credential.get_token(&[MONITOR_SCOPE], None).await?;
             let bearer = format!("Bearer {}", token.token.secret());

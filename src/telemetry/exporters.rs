@@ -104,10 +104,13 @@ impl Pipelines {
             destinations.push(format!("OTLP ({})", otlp.endpoint));
         }
         if let Some(insights) = &settings.app_insights {
-            let client = match &insights.entra {
+            let mut client = match &insights.entra {
                 Some(identity) => client.clone().with_entra(identity)?,
                 None => client.clone(),
             };
+            if let Some(authority) = &insights.loopback_http {
+                client = client.with_plain_http(authority.clone());
+            }
             let exporter = opentelemetry_application_insights::Exporter::new_from_connection_string(
                 &insights.connection_string,
                 client.clone(),
@@ -118,7 +121,12 @@ impl Pipelines {
                      its value is not shown"
                 )
             })?
-            .with_sample_rate(sample_rate(settings.sampling));
+            .with_sample_rate(sample_rate(settings.sampling))
+            .with_retry_notify(|error, after| {
+                tracing::debug!(
+                    "an Application Insights upload failed; retrying in {after:?}: {error}"
+                );
+            });
             let (span_queue, log_queue) = start_queues(
                 exporter.clone(),
                 exporter.clone(),
@@ -187,9 +195,14 @@ impl Pipelines {
         let _ = self.logger.shutdown_with_timeout(rest);
         let _ = self.meter.shutdown_with_timeout(rest);
         for queue in &self.queues {
-            let (signal, dropped) = queue.drops();
-            if dropped > 0 {
-                tracing::warn!(signal, dropped, "telemetry items were dropped in this run");
+            let (signal, lost) = queue.lost();
+            if lost.total() > 0 {
+                tracing::warn!(
+                    signal,
+                    queue_full = lost.queue_full,
+                    export_failed = lost.export_failed,
+                    "telemetry items were lost in this run"
+                );
             }
         }
     }
@@ -258,18 +271,18 @@ where
     let span_queue = ExportQueue::start("spans", pace, {
         let runtime = runtime.clone();
         move |batch: Vec<SpanData>| {
-            report(
+            delivered(
                 runtime
                     .block_on(async { tokio::time::timeout(deadline, spans.export(batch)).await }),
-            );
+            )
         }
     })?;
     let log_queue = ExportQueue::start("logs", pace, move |batch: Vec<LogItem>| {
         let borrowed: Vec<(&SdkLogRecord, &opentelemetry::InstrumentationScope)> =
             batch.iter().map(|item| (&item.0, &item.1)).collect();
-        report(runtime.block_on(async {
+        delivered(runtime.block_on(async {
             tokio::time::timeout(deadline, logs.export(LogBatch::new(&borrowed))).await
-        }));
+        }))
     })?;
     Ok((
         SpanQueue(Arc::new(span_queue)),
@@ -277,13 +290,20 @@ where
     ))
 }
 
-/// An export's failure, logged where no destination sees it again (the
-/// telemetry's own records are not exported, so this cannot loop).
-fn report(outcome: Result<OTelSdkResult, tokio::time::error::Elapsed>) {
+/// Whether an export was delivered; a failure is logged at debug level
+/// (the queue counts its items, and warns of them at most once a minute;
+/// the telemetry's own records are not exported, so this cannot loop).
+fn delivered(outcome: Result<OTelSdkResult, tokio::time::error::Elapsed>) -> bool {
     match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::debug!("a telemetry export failed: {e}"),
-        Err(_) => tracing::debug!("a telemetry export timed out"),
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!("a telemetry export failed: {e}");
+            false
+        }
+        Err(_) => {
+            tracing::debug!("a telemetry export timed out");
+            false
+        }
     }
 }
 

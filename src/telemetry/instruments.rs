@@ -115,8 +115,9 @@ pub(super) fn install(meter: &Meter) {
     });
 }
 
-/// Reports the span and log records each queue dropped, as the counter
-/// `chat_sessions.telemetry.dropped`.
+/// Reports the spans and log records each queue lost, as the counter
+/// `chat_sessions.telemetry.dropped` (by `signal` and `reason`:
+/// `queue_full` or `export_failed`).
 pub(super) fn observe_drops(
     provider: &opentelemetry_sdk::metrics::SdkMeterProvider,
     queues: Vec<Arc<dyn Drain>>,
@@ -125,15 +126,22 @@ pub(super) fn observe_drops(
     let _counter = provider
         .meter("chat-sessions")
         .u64_observable_counter("chat_sessions.telemetry.dropped")
-        .with_description("Spans and log records dropped because an export queue was full")
+        .with_description("Spans and log records lost: a full export queue, a failed export")
         .with_callback(move |observer| {
-            let mut by_signal = std::collections::BTreeMap::<&str, u64>::new();
+            let mut by_key = std::collections::BTreeMap::<(&str, &str), u64>::new();
             for queue in &queues {
-                let (signal, dropped) = queue.drops();
-                *by_signal.entry(signal).or_default() += dropped;
+                let (signal, lost) = queue.lost();
+                *by_key.entry((signal, "queue_full")).or_default() += lost.queue_full;
+                *by_key.entry((signal, "export_failed")).or_default() += lost.export_failed;
             }
-            for (signal, dropped) in by_signal {
-                observer.observe(dropped, &[KeyValue::new("signal", signal)]);
+            for ((signal, reason), count) in by_key {
+                observer.observe(
+                    count,
+                    &[
+                        KeyValue::new("signal", signal),
+                        KeyValue::new("reason", reason),
+                    ],
+                );
             }
         })
         .build();

@@ -2,8 +2,8 @@
 //! thread of its own that exports a batch at a time. A request only ever
 //! pushes (a lock and a push, never a wait); when the queue is full the
 //! item is dropped and counted, so an exporter that is down or slow costs
-//! neither latency nor memory. The count is reported as a metric and in a
-//! warning at most once a minute.
+//! neither latency nor memory. Dropped items, and those of exports that
+//! failed, are reported as a metric and in a warning at most once a minute.
 
 use std::{
     collections::VecDeque,
@@ -43,7 +43,10 @@ struct Shared<T> {
     wake: Condvar,
     /// Wakes the flushers: a flush generation is done.
     flushed: Condvar,
+    /// Items dropped because the queue was full.
     dropped: AtomicU64,
+    /// Items in exports that failed or timed out.
+    failed: AtomicU64,
 }
 
 struct State<T> {
@@ -57,11 +60,12 @@ struct State<T> {
 
 impl<T: Send + 'static> ExportQueue<T> {
     /// Starts the thread `telemetry-{signal}`, which calls `export` with each
-    /// batch (it must return within its own deadline).
+    /// batch (it must return within its own deadline, and say whether the
+    /// batch was delivered).
     pub(super) fn start(
         signal: &'static str,
         pace: Pace,
-        export: impl FnMut(Vec<T>) + Send + 'static,
+        export: impl FnMut(Vec<T>) -> bool + Send + 'static,
     ) -> std::io::Result<Self> {
         let shared = Arc::new(Shared {
             signal,
@@ -75,6 +79,7 @@ impl<T: Send + 'static> ExportQueue<T> {
             wake: Condvar::new(),
             flushed: Condvar::new(),
             dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         });
         let thread = std::thread::Builder::new()
             .name(format!("telemetry-{signal}"))
@@ -100,11 +105,6 @@ impl<T: Send + 'static> ExportQueue<T> {
         if state.items.len() == MAX_BATCH {
             self.shared.wake.notify_one();
         }
-    }
-
-    /// Items dropped so far because the queue was full.
-    pub(super) fn dropped(&self) -> u64 {
-        self.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// Exports everything queued now; waits at most `within`. False when
@@ -152,7 +152,7 @@ impl<T> Shared<T> {
 }
 
 /// The thread: waits for a full batch, a flush or the delay, and exports.
-fn drain<T>(shared: &Shared<T>, delay: Duration, mut export: impl FnMut(Vec<T>)) {
+fn drain<T>(shared: &Shared<T>, delay: Duration, mut export: impl FnMut(Vec<T>) -> bool) {
     let mut warned = (None, 0);
     loop {
         let (batch, ticket, stopping) = {
@@ -179,7 +179,10 @@ fn drain<T>(shared: &Shared<T>, delay: Duration, mut export: impl FnMut(Vec<T>))
             (batch, state.asked, state.stopping)
         };
         for chunk in chunks(batch) {
-            export(chunk);
+            let len = chunk.len() as u64;
+            if !export(chunk) {
+                shared.failed.fetch_add(len, Ordering::Relaxed);
+            }
         }
         {
             let mut state = shared.lock();
@@ -205,18 +208,43 @@ fn chunks<T>(mut items: Vec<T>) -> Vec<Vec<T>> {
     out
 }
 
-/// Logs the drops since the last warning, at most once per [`WARN_EVERY`];
-/// `warned` is when it last did and the count it gave.
+/// Logs the items lost since the last warning, at most once per
+/// [`WARN_EVERY`]; `warned` is when it last did and the count it gave.
 fn warn_of_drops<T>(shared: &Shared<T>, warned: &mut (Option<Instant>, u64)) {
-    let dropped = shared.dropped.load(Ordering::Relaxed);
-    if dropped > warned.1 && warned.0.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+    let lost = shared.lost();
+    if lost.total() > warned.1 && warned.0.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
         tracing::warn!(
             signal = shared.signal,
-            dropped = dropped - warned.1,
-            total = dropped,
-            "telemetry export is behind: items dropped because the queue was full"
+            queue_full = lost.queue_full,
+            export_failed = lost.export_failed,
+            "telemetry items were lost: the destination is down, slow or refusing"
         );
-        *warned = (Some(Instant::now()), dropped);
+        *warned = (Some(Instant::now()), lost.total());
+    }
+}
+
+/// Items a queue lost so far, by reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Lost {
+    /// Dropped because the queue was full.
+    pub queue_full: u64,
+    /// In exports that failed or timed out.
+    pub export_failed: u64,
+}
+
+impl Lost {
+    /// Both reasons.
+    pub(super) fn total(&self) -> u64 {
+        self.queue_full + self.export_failed
+    }
+}
+
+impl<T> Shared<T> {
+    fn lost(&self) -> Lost {
+        Lost {
+            queue_full: self.dropped.load(Ordering::Relaxed),
+            export_failed: self.failed.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -225,16 +253,16 @@ pub(super) trait Drain: Send + Sync {
     /// Exports everything queued now; waits at most `within`. False when
     /// the time ran out first.
     fn flush(&self, within: Duration) -> bool;
-    /// The signal (`spans`, `logs`) and its items dropped so far.
-    fn drops(&self) -> (&'static str, u64);
+    /// The signal (`spans`, `logs`) and the items it lost so far.
+    fn lost(&self) -> (&'static str, Lost);
 }
 
 impl<T: Send + 'static> Drain for ExportQueue<T> {
     fn flush(&self, within: Duration) -> bool {
         ExportQueue::flush(self, within)
     }
-    fn drops(&self) -> (&'static str, u64) {
-        (self.shared.signal, self.dropped())
+    fn lost(&self) -> (&'static str, Lost) {
+        (self.shared.signal, self.shared.lost())
     }
 }
 
@@ -264,6 +292,7 @@ mod tests {
         let (sent, got) = mpsc::channel();
         let queue = ExportQueue::start("test", pace(10_000), move |batch: Vec<u32>| {
             sent.send(batch).unwrap();
+            true
         })
         .unwrap();
         for i in 0..1200 {
@@ -278,11 +307,21 @@ mod tests {
         );
         let all: Vec<u32> = batches.into_iter().flatten().collect();
         assert_eq!(all, (0..1200).collect::<Vec<_>>());
-        assert_eq!(queue.dropped(), 0);
+        assert_eq!(Drain::lost(&queue).1, Lost::default());
         queue.push(7);
         let late = got.recv_timeout(Duration::from_secs(5)).unwrap();
         assert_eq!(late, [7], "exported after the delay without a flush");
         assert!(queue.stop(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn a_failed_export_counts_its_items() {
+        let queue = ExportQueue::start("test", pace(100), |_batch: Vec<u32>| false).unwrap();
+        for i in 0..30 {
+            queue.push(i);
+        }
+        assert!(queue.flush(Duration::from_secs(5)));
+        assert_eq!(Drain::lost(&queue).1.export_failed, 30);
     }
 
     /// An export that never returns blocks nobody: pushes beyond the bound
@@ -293,6 +332,7 @@ mod tests {
         let queue = ExportQueue::start("test", pace(8), move |_batch: Vec<u32>| {
             let _ = entered.send(());
             std::thread::sleep(Duration::from_secs(3600));
+            true
         })
         .unwrap();
         queue.push(0);
@@ -302,8 +342,11 @@ mod tests {
             queue.push(i);
         }
         assert!(pushing.elapsed() < Duration::from_secs(1));
-        assert_eq!(queue.dropped(), 100 - 8);
         assert!(!queue.flush(Duration::from_millis(50)));
-        assert_eq!(Drain::drops(&queue), ("test", 92));
+        let (signal, lost) = Drain::lost(&queue);
+        assert_eq!(
+            (signal, lost.queue_full, lost.export_failed),
+            ("test", 92, 0)
+        );
     }
 }

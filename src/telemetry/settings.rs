@@ -84,6 +84,9 @@ pub struct AppInsights {
     /// ingestion takes a Microsoft Entra token of the app's managed
     /// identity (this user-assigned one, by client id, when it names one).
     pub entra: Option<EntraIdentity>,
+    /// The `host:port` of an `IngestionEndpoint=http://…` on loopback (a
+    /// local ingestion endpoint): kept plain HTTP.
+    pub loopback_http: Option<String>,
 }
 
 /// The managed identity that signs telemetry in.
@@ -319,9 +322,19 @@ fn app_insights(s: &Settings<'_>) -> anyhow::Result<Option<AppInsights>> {
             })
         }
     };
+    let loopback_http = fields
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("IngestionEndpoint"))
+        .and_then(|(_, v)| reqwest::Url::parse(v).ok())
+        .filter(|url| {
+            url.scheme() == "http"
+                && matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"))
+        })
+        .map(|url| url[url::Position::BeforeHost..url::Position::AfterPort].to_owned());
     Ok(Some(AppInsights {
         connection_string,
         entra,
+        loopback_http,
     }))
 }
 

@@ -730,6 +730,32 @@ function countRequest(name) {
 const STATS_PATH = "/_launcher/requests";
 
 // ---------------------------------------------------------------------------
+// Request charges. Stock, every answer is charged 1; here an answer is
+// charged by the bytes it moved, like Cosmos DB (not its table, but sizes
+// tell operations apart): 1 RU plus 1 per KiB of request and answer body,
+// rounded to hundredths. Batches keep their per-operation charges. The
+// charges answered, newest last, are listed by `GET /_launcher/charges`
+// ([{method, path, status, charge}], the last CHARGE_LOG_SIZE), so that a
+// test can compare what a client reports with what the server charged.
+// ---------------------------------------------------------------------------
+const CHARGE_LOG_SIZE = 10000;
+const CHARGES_PATH = "/_launcher/charges";
+const chargeLog = [];
+function chargeBySize(req, res, body) {
+  if (res.cosmosRequestCharge !== undefined) return;
+  const requestBytes = Number(req.headers["content-length"] || 0);
+  const answerBytes = body === undefined ? 0 : Buffer.byteLength(JSON.stringify(body));
+  res.cosmosRequestCharge = Math.round((1 + (requestBytes + answerBytes) / 1024) * 100) / 100;
+}
+function logCharge(req, res) {
+  res.on("finish", () => {
+    const charge = Number(res.getHeader("x-ms-request-charge"));
+    chargeLog.push({ method: req.method, path: req.url, status: res.statusCode, charge });
+    if (chargeLog.length > CHARGE_LOG_SIZE) chargeLog.shift();
+  });
+}
+
+// ---------------------------------------------------------------------------
 // Install: wrap every handler module, then load the package.
 // ---------------------------------------------------------------------------
 for (const file of fs.readdirSync(HANDLER_DIR)) {
@@ -742,13 +768,16 @@ for (const file of fs.readdirSync(HANDLER_DIR)) {
   mod.default = async (account, req, res, params) => {
     countRequest(name);
     prepareRequest(req, res);
+    logCharge(req, res);
     let body;
     try {
       body = await (fix ? fix(original, account, req, res, params) : original(account, req, res, params));
     } catch (err) {
       body = bodyForException(err, res);
     }
-    return finishResponse(res, body, { req, name });
+    const answer = finishResponse(res, body, { req, name });
+    chargeBySize(req, res, answer);
+    return answer;
   };
 }
 for (const name of Object.keys(fixes)) {
@@ -922,6 +951,11 @@ function injectFault(fault, req, res, next) {
     if (req.method === "GET" && req.url === STATS_PATH) {
       res.setHeader("content-type", "application/json");
       res.end(JSON.stringify(requestCounts));
+      return undefined;
+    }
+    if (req.method === "GET" && req.url === CHARGES_PATH) {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(chargeLog));
       return undefined;
     }
     const control = /^\/_faults\/([^/?]+)/.exec(req.url);

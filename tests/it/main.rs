@@ -74,7 +74,13 @@
 //!   HTTP (on: embedded SQLite);
 //! - [`browser`]: the web app and CORS in Debian's headless Chromium driven
 //!   by Playwright (`tests/browser/`), against the real binary (on: embedded
-//!   SQLite).
+//!   SQLite);
+//! - [`telemetry`]: traces, metrics and logs at a local OTLP receiver and
+//!   Application Insights endpoint (`common::telemetry`), with the real
+//!   binary: request charges against the Cosmos server's, the caller's
+//!   trace, managed-identity ingestion, privacy, exporters down or hanging,
+//!   `Server-Timing`, log lines as the Functions host grades them (on:
+//!   embedded SQLite and the Cosmos server).
 
 // First, so that their macros (`conformance_suite!`, `http_suite!`) are in
 // scope in the modules below.
@@ -106,4 +112,5 @@ mod search_upgrade;
 mod startup;
 mod store_cosmos;
 mod store_sqlite;
+mod telemetry;
 mod webapp;

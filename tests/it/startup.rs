@@ -7,111 +7,23 @@
 //! concurrent appends loses nothing it acknowledged.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashSet,
     future::Future,
     path::Path,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
+    sync::atomic::Ordering,
     time::{Duration, Instant},
 };
 
-use axum::{
-    Json, Router,
-    extract::{Query, State},
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-    routing::get,
-};
 use serde_json::{Value, json};
 
 use crate::common::{
     RunningApp,
     binary::Binary,
     cosmos::{EMULATOR_KEY, launch, server_client, server_config, server_port},
-    free_port, json, loopback_listener,
+    free_port,
+    identity::{ACCESS_TOKEN, CLIENT_ID, IDENTITY_SECRET, IdentityEndpoint},
+    json,
 };
-
-/// What the tests give the App Service identity endpoint as its secret
-/// header, and what it hands out as a token: neither may ever be logged
-/// or answered.
-const IDENTITY_SECRET: &str = "identity-header-secret-4c1f0b";
-const ACCESS_TOKEN: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.access-token-7d2e.c2lnbmF0dXJl";
-const CLIENT_ID: &str = "6f1c1b7e-2f4a-4d7e-9a53-1c2b3d4e5f60";
-
-/// The App Service managed-identity protocol, as the platform serves it at
-/// `IDENTITY_ENDPOINT`: `GET ?api-version=2019-08-01&resource=…&client_id=…`
-/// with the `X-IDENTITY-HEADER` secret. Refuses (400, as it does while an
-/// identity is not assigned yet) until told otherwise.
-struct IdentityEndpoint {
-    url: String,
-    refusing: Arc<AtomicBool>,
-    asked: Arc<Mutex<Vec<HashMap<String, String>>>>,
-}
-
-#[derive(Clone)]
-struct IdentityState {
-    refusing: Arc<AtomicBool>,
-    asked: Arc<Mutex<Vec<HashMap<String, String>>>>,
-}
-
-async fn token(
-    State(state): State<IdentityState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    state.asked.lock().unwrap().push(query.clone());
-    if headers
-        .get("x-identity-header")
-        .and_then(|v| v.to_str().ok())
-        != Some(IDENTITY_SECRET)
-    {
-        return (StatusCode::UNAUTHORIZED, "missing X-IDENTITY-HEADER").into_response();
-    }
-    if state.refusing.load(Ordering::SeqCst) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({
-                "statusCode": 400,
-                "message": "No User Assigned or Delegated Managed Identity found for specified ClientId/ResourceId/PrincipalId.",
-                "correlationId": "3f0d7c0e-1b2a-4c5d-8e9f-0a1b2c3d4e5f"
-            })),
-        )
-            .into_response();
-    }
-    let expires_on = chrono::Utc::now().timestamp() + 3600;
-    Json(json!({
-        "access_token": ACCESS_TOKEN,
-        "expires_on": expires_on.to_string(),
-        "resource": query.get("resource"),
-        "token_type": "Bearer",
-        "client_id": query.get("client_id"),
-    }))
-    .into_response()
-}
-
-impl IdentityEndpoint {
-    async fn start() -> Self {
-        let listener = loopback_listener();
-        listener.set_nonblocking(true).unwrap();
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let url = format!("http://{}/msi/token", listener.local_addr().unwrap());
-        let state = IdentityState {
-            refusing: Arc::new(AtomicBool::new(true)),
-            asked: Arc::default(),
-        };
-        let router = Router::new()
-            .route("/msi/token", get(token))
-            .with_state(state.clone());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        Self {
-            url,
-            refusing: state.refusing,
-            asked: state.asked,
-        }
-    }
-}
 
 /// Polls `probe` every 100 ms until it gives a value; panics after `limit`.
 async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut probe: F) -> T

@@ -60,6 +60,32 @@ impl Binary {
         server
     }
 
+    /// `chat-sessions serve` as the Functions host starts it (on the port
+    /// in `FUNCTIONS_CUSTOMHANDLER_PORT`), its stdout and stderr written to
+    /// the files `stdout` and `stderr`, once it answers `GET /`.
+    pub async fn serve_as_host(
+        data_dir: &Path,
+        settings: &[(&str, &str)],
+        stdout: &Path,
+        stderr: &Path,
+    ) -> Self {
+        let port = free_port();
+        let child = command(data_dir)
+            .arg("serve")
+            .envs(settings.iter().copied())
+            .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
+            .stdout(std::fs::File::create(stdout).unwrap())
+            .stderr(std::fs::File::create(stderr).unwrap())
+            .spawn()
+            .expect("the binary starts");
+        let server = Self {
+            child: Some(child),
+            addr: Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port))),
+        };
+        server.wait_ready().await;
+        server
+    }
+
     /// [`Binary::run_with_env`] with stderr captured too (see
     /// [`Binary::wait_with_output`]).
     pub fn run_with_output(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
@@ -137,6 +163,11 @@ impl Binary {
         assert!(status.success(), "kill -TERM {pid} failed");
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running process").id()
+    }
+
     /// Whether the process still runs.
     pub fn is_running(&mut self) -> bool {
         let child = self.child.as_mut().expect("a started process");
@@ -178,7 +209,8 @@ impl Drop for Binary {
 
 /// The binary over the embedded store in `data_dir`, in local mode without
 /// CORS, whatever the environment of the tests says about Cosmos DB, the
-/// Functions host, `AUTH_MODE` or `CORS_ALLOWED_ORIGINS`.
+/// Functions host, `AUTH_MODE`, `CORS_ALLOWED_ORIGINS`, the exporters or
+/// the log format.
 fn command(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-sessions"));
     command
@@ -189,6 +221,10 @@ fn command(data_dir: &Path) -> Command {
         .env_remove("RETENTION_ARCHIVE_AFTER_DAYS")
         .env_remove("RETENTION_DELETE_AFTER_DAYS")
         .env_remove("AUTH_MODE")
-        .env_remove("CORS_ALLOWED_ORIGINS");
+        .env_remove("CORS_ALLOWED_ORIGINS")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("APPLICATIONINSIGHTS_CONNECTION_STRING")
+        .env_remove("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
+        .env_remove("LOG_FORMAT");
     command
 }

@@ -5,7 +5,9 @@
 
 pub mod binary;
 pub mod cosmos;
+pub mod identity;
 pub mod json;
+pub mod telemetry;
 
 use std::{
     net::{SocketAddr, TcpListener},
