@@ -44,6 +44,9 @@ pub const EXPOSED_HEADERS: [HeaderName; 4] = [
     header::CONTENT_DISPOSITION,
 ];
 
+/// `Timing-Allow-Origin` (not among the `http` crate's constants).
+const TIMING_ALLOW_ORIGIN: HeaderName = HeaderName::from_static("timing-allow-origin");
+
 /// The origins allowed to call the API from a browser.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllowedOrigins {
@@ -139,8 +142,9 @@ fn route_methods(path: &str) -> Vec<Method> {
 /// The middleware (see the module's documentation). A preflight (`OPTIONS`
 /// with `Access-Control-Request-Method`) of an API route from an allowed
 /// origin is answered here, 204 with the route's methods; any other request
-/// from an allowed origin gets `Access-Control-Allow-Origin` and the exposed
-/// headers on its usual answer. Every answer varies by `Origin`.
+/// from an allowed origin gets `Access-Control-Allow-Origin`,
+/// `Timing-Allow-Origin` and the exposed headers on its usual answer. Every
+/// answer varies by `Origin`.
 pub async fn middleware(
     State(origins): State<Arc<AllowedOrigins>>,
     request: Request,
@@ -164,9 +168,14 @@ pub async fn middleware(
             .append(header::VARY, HeaderValue::from_static("origin"));
         return response;
     }
+    let origin = request.headers().get(header::ORIGIN).cloned();
     let Ok(mut response) = origins.layer(methods).layer(next).oneshot(request).await;
     if preflight {
         *response.status_mut() = StatusCode::NO_CONTENT;
+    } else if let Some(origin) = origin {
+        // So that the page's script and developer tools may read the
+        // answer's `Server-Timing`.
+        response.headers_mut().insert(TIMING_ALLOW_ORIGIN, origin);
     }
     response
 }

@@ -735,12 +735,14 @@ const STATS_PATH = "/_launcher/requests";
 // tell operations apart): 1 RU plus 1 per KiB of request and answer body,
 // rounded to hundredths. Batches keep their per-operation charges. The
 // charges answered, newest last, are listed by `GET /_launcher/charges`
-// ([{method, path, status, charge}], the last CHARGE_LOG_SIZE), so that a
-// test can compare what a client reports with what the server charged.
+// ([{seq, method, path, status, charge}], the last CHARGE_LOG_SIZE; `seq`
+// counts every answer from 1), so that a test can compare what a client
+// reports with what the server charged.
 // ---------------------------------------------------------------------------
 const CHARGE_LOG_SIZE = 10000;
 const CHARGES_PATH = "/_launcher/charges";
 const chargeLog = [];
+let chargeSeq = 0;
 function chargeBySize(req, res, body) {
   if (res.cosmosRequestCharge !== undefined) return;
   const requestBytes = Number(req.headers["content-length"] || 0);
@@ -750,7 +752,8 @@ function chargeBySize(req, res, body) {
 function logCharge(req, res) {
   res.on("finish", () => {
     const charge = Number(res.getHeader("x-ms-request-charge"));
-    chargeLog.push({ method: req.method, path: req.url, status: res.statusCode, charge });
+    chargeSeq += 1;
+    chargeLog.push({ seq: chargeSeq, method: req.method, path: req.url, status: res.statusCode, charge });
     if (chargeLog.length > CHARGE_LOG_SIZE) chargeLog.shift();
   });
 }

@@ -39,35 +39,35 @@ fn borrowed<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-/// The Cosmos server's charges of the requests for `database` from entry
-/// `from` of its log on.
-async fn charges_since(endpoint: &str, database: &str, from: usize) -> Vec<f64> {
-    let log: Vec<Value> = reqwest::get(format!("{endpoint}_launcher/charges"))
+/// The Cosmos server's log of the charges it answered.
+async fn charge_log(endpoint: &str) -> Vec<Value> {
+    reqwest::get(format!("{endpoint}_launcher/charges"))
         .await
         .unwrap()
         .json()
         .await
-        .unwrap();
-    log[from.min(log.len())..]
+        .unwrap()
+}
+
+/// The Cosmos server's charges of the requests for `database` after the
+/// answer numbered `after`.
+async fn charges_since(endpoint: &str, database: &str, after: u64) -> Vec<f64> {
+    let path = format!("/dbs/{database}/");
+    charge_log(endpoint)
+        .await
         .iter()
-        .filter(|e| {
-            e["path"]
-                .as_str()
-                .unwrap()
-                .contains(&format!("/dbs/{database}/"))
-        })
+        .filter(|e| e["seq"].as_u64().unwrap() > after)
+        .filter(|e| e["path"].as_str().unwrap().contains(&path))
         .map(|e| e["charge"].as_f64().unwrap())
         .collect()
 }
 
-async fn charge_log_len(endpoint: &str) -> usize {
-    let log: Vec<Value> = reqwest::get(format!("{endpoint}_launcher/charges"))
+/// The number of the Cosmos server's latest answer.
+async fn last_charge(endpoint: &str) -> u64 {
+    charge_log(endpoint)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    log.len()
+        .last()
+        .map_or(0, |e| e["seq"].as_u64().unwrap())
 }
 
 /// Waits until the store is connected (Cosmos DB connects in the
@@ -111,7 +111,7 @@ async fn an_append_on_cosmos_is_one_server_span_whose_children_carry_the_charges
     store_ready(&app).await;
     let session = app.create_session("user_1").await;
 
-    let before = charge_log_len(&config.endpoint).await;
+    let before = last_charge(&config.endpoint).await;
     let answer = app
         .client
         .post(app.url(&format!(
@@ -635,4 +635,71 @@ async fn server_timing_is_on_every_answer_unless_turned_off() {
         .await
         .unwrap();
     assert!(answer.headers().get("server-timing").is_none());
+}
+
+/// A CLI job is one trace, and the migration's progress is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_migration_run_from_the_command_line_is_one_trace_with_its_progress() {
+    let receiver = Receiver::start().await;
+    let set = crate::legacy_data::generate(20, 3, 4, false);
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = dir.path().join("legacy.jsonl");
+    std::fs::write(&jsonl, set.jsonl()).unwrap();
+    let settings = otlp(&receiver);
+    let output = Binary::run_with_env(
+        &dir.path().join("store"),
+        &["migrate", "--from-jsonl", jsonl.to_str().unwrap()],
+        &borrowed(&settings),
+    )
+    .wait_with_output();
+    // Exit 1: the generated set has a conflict, left for an operator.
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let migrated: f64 = report
+        .split("messages: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{report}"));
+    // The process exported before it exited.
+    let job = receiver
+        .spans()
+        .into_iter()
+        .find(|s| s.name == "chat-sessions migrate")
+        .expect("the job's span");
+    assert_eq!(attributes(&job.attributes)["faas.trigger"], "other");
+    let writes = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id == job.trace_id && s.name == "sqlite.writer.commit")
+        .count();
+    assert!(writes > 0, "the store's writes are in the job's trace");
+    let moved: f64 = receiver
+        .got()
+        .metrics
+        .iter()
+        .flat_map(|m| &m.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == "chat_sessions.migration.messages_moved")
+        .flat_map(|m| match &m.data {
+            Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(sum)) => {
+                sum.data_points.clone()
+            }
+            _ => Vec::new(),
+        })
+        .map(|p| match p.value {
+            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => {
+                i as f64
+            }
+            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(
+                d,
+            )) => d,
+            None => 0.0,
+        })
+        .fold(0.0, f64::max);
+    assert_eq!(
+        moved, migrated,
+        "every message moved is counted (cumulative)"
+    );
 }

@@ -31,7 +31,9 @@ fn assert_no_cors(r: &TestResponse) {
     let cors: Vec<_> = r
         .headers
         .keys()
-        .filter(|k| k.as_str().starts_with("access-control-"))
+        .filter(|k| {
+            k.as_str().starts_with("access-control-") || k.as_str() == "timing-allow-origin"
+        })
         .collect();
     assert!(cors.is_empty(), "CORS headers {cors:?} on {r:?}");
 }
@@ -167,6 +169,9 @@ async fn an_allowed_origin_reads_answers_and_errors_with_etag_and_location() {
         .await
         .expect_status(StatusCode::CREATED);
     assert_eq!(r.header("access-control-allow-origin"), Some(FRONTEND));
+    // Its script and developer tools may read what the request cost.
+    assert_eq!(r.header("timing-allow-origin"), Some(FRONTEND));
+    assert!(r.header("server-timing").is_some());
     let exposed = r.header("access-control-expose-headers").unwrap();
     for name in ["etag", "location"] {
         assert!(exposed.split(',').any(|h| h.trim() == name), "{exposed}");
