@@ -10,6 +10,9 @@
 #   scripts/bench.sh            # 10 s per scenario, 2 threads, 32 connections
 #   DURATION=30s CONNS=64 scripts/bench.sh
 #   SQLITE_SYNCHRONOUS=normal scripts/bench.sh
+#   OTLP=1 scripts/bench.sh     # exporting every span, metric and log to a
+#                               # local OTLP sink (scripts/otlp-sink.py)
+#   BIN=/other/chat-sessions scripts/bench.sh   # another build, as it is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,11 +23,20 @@ PORT=${PORT:-7391}
 export SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-full}
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --locked --quiet
-BIN=target/release/chat-sessions
+if [[ -z "${BIN:-}" ]]; then
+  cargo build --release --locked --quiet
+  BIN=target/release/chat-sessions
+fi
 DATA=$(mktemp -d)
 WORK=$(mktemp -d)
-trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA" "$WORK"' EXIT
+SINK=
+trap 'kill $PID 2>/dev/null || true; [[ -n "$SINK" ]] && kill $SINK 2>/dev/null; rm -rf "$DATA" "$WORK"' EXIT
+if [[ "${OTLP:-0}" == 1 ]]; then
+  python3 scripts/otlp-sink.py $((PORT + 1)) &
+  SINK=$!
+  export OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$((PORT + 1))" OTEL_TRACES_SAMPLER=always_on
+  echo "exporting to a local OTLP sink at $OTEL_EXPORTER_OTLP_ENDPOINT, every trace"
+fi
 
 start_ns=$(date +%s%N)
 BENCH_ROUTES=1 DATA_DIR=$DATA PORT=$PORT RUST_LOG=warn "$BIN" serve &
