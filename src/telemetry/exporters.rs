@@ -13,14 +13,14 @@ use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
     logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord, SdkLoggerProvider},
-    metrics::{PeriodicReader, SdkMeterProvider},
+    metrics::{PeriodicReader, SdkMeterProvider, exporter::PushMetricExporter},
     trace::{Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter, SpanProcessor},
 };
 
 use super::{
     client::ExportClient,
     queue::{Drain, ExportQueue, Pace},
-    settings::{OtlpProtocol, ParentlessRule, Sampling, TelemetrySettings},
+    settings::{AppInsights, Otlp, OtlpProtocol, ParentlessRule, Sampling, TelemetrySettings},
 };
 
 /// The running pipelines.
@@ -47,115 +47,39 @@ impl Pipelines {
             .build()
             .context("starting the telemetry runtime")?;
         let client = ExportClient::new(runtime.handle().clone(), settings.export_timeout)?;
-        let resource = resource(settings);
-        let pace = Pace {
-            capacity: settings.max_queue,
-            delay: settings.schedule_delay,
-        };
-        let deadline = settings.export_timeout;
-        let mut tracer = SdkTracerProvider::builder()
-            .with_resource(resource.clone())
-            .with_sampler(sampler(settings.sampling));
-        let mut meter = SdkMeterProvider::builder().with_resource(resource.clone());
-        let mut logger = SdkLoggerProvider::builder().with_resource(resource.clone());
-        let mut destinations = Vec::new();
-        let mut queues: Vec<Arc<dyn Drain>> = Vec::new();
+        let mut builder = Builder::new(settings);
         if let Some(otlp) = &settings.otlp {
-            let protocol = match otlp.protocol {
-                OtlpProtocol::HttpProtobuf => Protocol::HttpBinary,
-                OtlpProtocol::HttpJson => Protocol::HttpJson,
-            };
-            let headers: std::collections::HashMap<_, _> = otlp.headers.iter().cloned().collect();
-            let url = |signal: &str| format!("{}/v1/{signal}", otlp.endpoint);
-            let spans = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_http_client(client.clone())
-                .with_endpoint(url("traces"))
-                .with_protocol(protocol)
-                .with_headers(headers.clone())
-                .with_timeout(deadline)
-                .build()?;
-            let metrics = opentelemetry_otlp::MetricExporter::builder()
-                .with_http()
-                .with_http_client(client.clone())
-                .with_endpoint(url("metrics"))
-                .with_protocol(protocol)
-                .with_headers(headers.clone())
-                .with_timeout(deadline)
-                .build()?;
-            let logs = opentelemetry_otlp::LogExporter::builder()
-                .with_http()
-                .with_http_client(client.clone())
-                .with_endpoint(url("logs"))
-                .with_protocol(protocol)
-                .with_headers(headers)
-                .with_timeout(deadline)
-                .build()?;
-            let (span_queue, log_queue) =
-                start_queues(spans, logs, &resource, pace, &client, deadline)?;
-            queues.extend([span_queue.0.clone() as Arc<dyn Drain>, log_queue.0.clone()]);
-            tracer = tracer.with_span_processor(span_queue);
-            logger = logger.with_log_processor(log_queue);
-            meter = meter.with_reader(
-                PeriodicReader::builder(metrics)
-                    .with_interval(settings.metric_interval)
-                    .build(),
-            );
-            destinations.push(format!("OTLP ({})", otlp.endpoint));
+            let (spans, logs, metrics) = otlp_exporters(otlp, &client, settings.export_timeout)?;
+            builder.add(
+                format!("OTLP ({})", otlp.endpoint),
+                spans,
+                logs,
+                metrics,
+                &client,
+            )?;
         }
         if let Some(insights) = &settings.app_insights {
-            let mut client = match &insights.entra {
-                Some(identity) => client.clone().with_entra(identity)?,
-                None => client.clone(),
+            let (exporter, client) = insights_exporter(insights, &client, settings.sampling)?;
+            let name = match insights.entra {
+                Some(_) => "Application Insights (Entra ID)",
+                None => "Application Insights",
             };
-            if let Some(authority) = &insights.loopback_http {
-                client = client.with_plain_http(authority.clone());
-            }
-            let exporter = opentelemetry_application_insights::Exporter::new_from_connection_string(
-                &insights.connection_string,
-                client.clone(),
-            )
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "APPLICATIONINSIGHTS_CONNECTION_STRING is not a usable connection string ({e}); \
-                     its value is not shown"
-                )
-            })?
-            .with_sample_rate(sample_rate(settings.sampling))
-            .with_retry_notify(|error, after| {
-                tracing::debug!(
-                    "an Application Insights upload failed; retrying in {after:?}: {error}"
-                );
-            });
-            let (span_queue, log_queue) = start_queues(
+            builder.add(
+                name.into(),
                 exporter.clone(),
                 exporter.clone(),
-                &resource,
-                pace,
+                exporter,
                 &client,
-                deadline,
             )?;
-            queues.extend([span_queue.0.clone() as Arc<dyn Drain>, log_queue.0.clone()]);
-            tracer = tracer.with_span_processor(span_queue);
-            logger = logger.with_log_processor(log_queue);
-            meter = meter.with_reader(
-                PeriodicReader::builder(exporter)
-                    .with_interval(settings.metric_interval)
-                    .build(),
-            );
-            destinations.push(match insights.entra {
-                Some(_) => "Application Insights (Entra ID)".to_owned(),
-                None => "Application Insights".to_owned(),
-            });
         }
-        let meter = meter.build();
-        super::instruments::observe_drops(&meter, queues.clone());
+        let meter = builder.meter.build();
+        super::instruments::observe_drops(&meter, builder.queues.clone());
         Ok(Self {
-            tracer: tracer.build(),
+            tracer: builder.tracer.build(),
             meter,
-            logger: logger.build(),
-            destinations: destinations.join(", "),
-            queues,
+            logger: builder.logger.build(),
+            destinations: builder.destinations.join(", "),
+            queues: builder.queues,
             _runtime: runtime,
         })
     }
@@ -206,6 +130,145 @@ impl Pipelines {
             }
         }
     }
+}
+
+/// The providers being built, and each destination added to them.
+struct Builder {
+    tracer: opentelemetry_sdk::trace::TracerProviderBuilder,
+    meter: opentelemetry_sdk::metrics::MeterProviderBuilder,
+    logger: opentelemetry_sdk::logs::LoggerProviderBuilder,
+    resource: Resource,
+    pace: Pace,
+    deadline: Duration,
+    metric_interval: Duration,
+    destinations: Vec<String>,
+    queues: Vec<Arc<dyn Drain>>,
+}
+
+impl Builder {
+    fn new(settings: &TelemetrySettings) -> Self {
+        let resource = resource(settings);
+        Self {
+            tracer: SdkTracerProvider::builder()
+                .with_resource(resource.clone())
+                .with_sampler(sampler(settings.sampling)),
+            meter: SdkMeterProvider::builder().with_resource(resource.clone()),
+            logger: SdkLoggerProvider::builder().with_resource(resource.clone()),
+            resource,
+            pace: Pace {
+                capacity: settings.max_queue,
+                delay: settings.schedule_delay,
+            },
+            deadline: settings.export_timeout,
+            metric_interval: settings.metric_interval,
+            destinations: Vec::new(),
+            queues: Vec::new(),
+        }
+    }
+
+    /// One destination: its spans and logs through queues of their own,
+    /// its metrics through a periodic reader.
+    fn add<S, L, M>(
+        &mut self,
+        name: String,
+        spans: S,
+        logs: L,
+        metrics: M,
+        client: &ExportClient,
+    ) -> anyhow::Result<()>
+    where
+        S: SpanExporter + 'static,
+        L: LogExporter + 'static,
+        M: PushMetricExporter,
+    {
+        let (span_queue, log_queue) = start_queues(
+            spans,
+            logs,
+            &self.resource,
+            self.pace,
+            client,
+            self.deadline,
+        )?;
+        self.queues
+            .extend([span_queue.0.clone() as Arc<dyn Drain>, log_queue.0.clone()]);
+        self.tracer = std::mem::take(&mut self.tracer).with_span_processor(span_queue);
+        self.logger = std::mem::take(&mut self.logger).with_log_processor(log_queue);
+        let reader = PeriodicReader::builder(metrics)
+            .with_interval(self.metric_interval)
+            .build();
+        self.meter = std::mem::take(&mut self.meter).with_reader(reader);
+        self.destinations.push(name);
+        Ok(())
+    }
+}
+
+/// The three OTLP/HTTP exporters of `otlp`.
+fn otlp_exporters(
+    otlp: &Otlp,
+    client: &ExportClient,
+    deadline: Duration,
+) -> anyhow::Result<(
+    opentelemetry_otlp::SpanExporter,
+    opentelemetry_otlp::LogExporter,
+    opentelemetry_otlp::MetricExporter,
+)> {
+    let protocol = match otlp.protocol {
+        OtlpProtocol::HttpProtobuf => Protocol::HttpBinary,
+        OtlpProtocol::HttpJson => Protocol::HttpJson,
+    };
+    let headers: std::collections::HashMap<_, _> = otlp.headers.iter().cloned().collect();
+    // The same settings for each signal, at its own path.
+    macro_rules! exporter {
+        ($exporter:ty, $signal:literal) => {
+            <$exporter>::builder()
+                .with_http()
+                .with_http_client(client.clone())
+                .with_endpoint(format!("{}/v1/{}", otlp.endpoint, $signal))
+                .with_protocol(protocol)
+                .with_headers(headers.clone())
+                .with_timeout(deadline)
+                .build()?
+        };
+    }
+    Ok((
+        exporter!(opentelemetry_otlp::SpanExporter, "traces"),
+        exporter!(opentelemetry_otlp::LogExporter, "logs"),
+        exporter!(opentelemetry_otlp::MetricExporter, "metrics"),
+    ))
+}
+
+/// The Application Insights exporter (one for all three signals), and the
+/// client it sends with (signed in with Entra ID when configured).
+fn insights_exporter(
+    insights: &AppInsights,
+    client: &ExportClient,
+    sampling: Sampling,
+) -> anyhow::Result<(
+    opentelemetry_application_insights::Exporter<ExportClient>,
+    ExportClient,
+)> {
+    let mut client = match &insights.entra {
+        Some(identity) => client.clone().with_entra(identity)?,
+        None => client.clone(),
+    };
+    if let Some(authority) = &insights.loopback_http {
+        client = client.with_plain_http(authority.clone());
+    }
+    let exporter = opentelemetry_application_insights::Exporter::new_from_connection_string(
+        &insights.connection_string,
+        client.clone(),
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "APPLICATIONINSIGHTS_CONNECTION_STRING is not a usable connection string ({e}); \
+             its value is not shown"
+        )
+    })?
+    .with_sample_rate(sample_rate(sampling))
+    .with_retry_notify(|error, after| {
+        tracing::debug!("an Application Insights upload failed; retrying in {after:?}: {error}");
+    });
+    Ok((exporter, client))
 }
 
 /// This process as every destination sees it. Built from the settings, not
