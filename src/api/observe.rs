@@ -9,11 +9,11 @@ use std::{sync::Arc, time::Instant};
 
 use axum::{
     extract::Request,
-    http::{HeaderValue, header::HeaderName},
+    http::{HeaderValue, Method, header::HeaderName},
     middleware::Next,
     response::Response,
 };
-use opentelemetry::{KeyValue, context::FutureExt as _};
+use opentelemetry::{Context, KeyValue, context::FutureExt as _, trace::TraceContextExt as _};
 
 use crate::telemetry::{cost, instruments, spans};
 
@@ -60,24 +60,20 @@ impl Observed {
 /// The middleware of one route (see the module's comment).
 pub async fn observe(observed: Observed, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
+    let method = request.method().clone();
     let parent = spans::caller(request.headers());
-    let cx = if spans::recording() {
-        let mut attributes = vec![
-            KeyValue::new("faas.name", observed.function),
-            KeyValue::new("faas.trigger", observed.trigger),
-        ];
-        if let Some(route) = &observed.route {
-            attributes.push(KeyValue::new("http.request.method", method.clone()));
-            attributes.push(KeyValue::new("http.route", route.clone()));
-        }
-        spans::start_server(observed.function, attributes, parent)
+    // The work runs in a context only when there is one to carry: a span
+    // being recorded, or the caller's trace for the log lines.
+    let (mut response, cost, cx) = if spans::recording() || parent.has_active_span() {
+        let cx = start(&observed, &method, parent);
+        let (response, cost) = cost::measure(next.run(request))
+            .with_context(cx.clone())
+            .await;
+        (response, cost, Some(cx))
     } else {
-        parent
+        let (response, cost) = cost::measure(next.run(request)).await;
+        (response, cost, None)
     };
-    let (mut response, cost) = cost::measure(next.run(request))
-        .with_context(cx.clone())
-        .await;
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     if observed.server_timing
@@ -85,25 +81,13 @@ pub async fn observe(observed: Observed, request: Request, next: Next) -> Respon
     {
         response.headers_mut().insert(SERVER_TIMING, value);
     }
-    if spans::recording() {
-        let mut attributes = vec![
-            KeyValue::new("http.response.status_code", i64::from(status)),
-            KeyValue::new(
-                "chat_sessions.store.requests",
-                cost.cosmos_requests() as i64,
-            ),
-        ];
-        if let Some(charge) = cost.request_charge() {
-            attributes.push(KeyValue::new("chat_sessions.request_charge", charge));
-        }
-        // A failed invocation is any non-2xx (the host retries it).
-        let failed = status >= 500 || (observed.route.is_none() && status >= 300);
-        spans::end_server(&cx, attributes, failed);
+    if let Some(cx) = cx.filter(|_| spans::recording()) {
+        end(&observed, &cx, status, &cost);
     }
     match &observed.route {
         Some(route) => instruments::http_request(
             observed.function,
-            &method,
+            method.as_str(),
             route,
             status,
             elapsed,
@@ -117,4 +101,40 @@ pub async fn observe(observed: Observed, request: Request, next: Next) -> Respon
         ),
     }
     response
+}
+
+/// The server span of one request, under the caller's.
+fn start(observed: &Observed, method: &Method, parent: Context) -> Context {
+    if !spans::recording() {
+        return parent;
+    }
+    let mut attributes = vec![
+        KeyValue::new("faas.name", observed.function),
+        KeyValue::new("faas.trigger", observed.trigger),
+    ];
+    if let Some(route) = &observed.route {
+        attributes.push(KeyValue::new(
+            "http.request.method",
+            method.as_str().to_owned(),
+        ));
+        attributes.push(KeyValue::new("http.route", route.clone()));
+    }
+    spans::start_server(observed.function, attributes, parent)
+}
+
+/// Ends the server span with what the request came to.
+fn end(observed: &Observed, cx: &Context, status: u16, cost: &cost::Cost) {
+    let mut attributes = vec![
+        KeyValue::new("http.response.status_code", i64::from(status)),
+        KeyValue::new(
+            "chat_sessions.store.requests",
+            cost.cosmos_requests() as i64,
+        ),
+    ];
+    if let Some(charge) = cost.request_charge() {
+        attributes.push(KeyValue::new("chat_sessions.request_charge", charge));
+    }
+    // A failed invocation is any non-2xx (the host retries it).
+    let failed = status >= 500 || (observed.route.is_none() && status >= 300);
+    spans::end_server(cx, attributes, failed);
 }

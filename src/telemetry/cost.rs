@@ -6,59 +6,68 @@
 //! is counted here.
 
 use std::{
+    cell::Cell,
     future::Future,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
     time::{Duration, Instant},
 };
 
 tokio::task_local! {
-    static COST: Arc<Cost>;
+    static COST: Tally;
+}
+
+/// What the stores report during one request, as it adds up (in the
+/// request's task only, so plain cells).
+#[derive(Default)]
+struct Tally {
+    store_nanos: Cell<u64>,
+    /// Request units × 100, summed without rounding drift.
+    centi_units: Cell<u64>,
+    cosmos_requests: Cell<u64>,
 }
 
 /// The cost of one request.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Cost {
-    store_nanos: AtomicU64,
-    /// Request units × 100, so that they can be added atomically.
-    centi_units: AtomicU64,
-    cosmos_requests: AtomicU64,
+    store_nanos: u64,
+    centi_units: u64,
+    cosmos_requests: u64,
 }
 
 impl Cost {
     /// Time spent waiting for the store (summed over its calls).
     pub fn store_time(&self) -> Duration {
-        Duration::from_nanos(self.store_nanos.load(Ordering::Relaxed))
+        Duration::from_nanos(self.store_nanos)
     }
 
     /// Requests sent to Cosmos DB.
     pub fn cosmos_requests(&self) -> u64 {
-        self.cosmos_requests.load(Ordering::Relaxed)
+        self.cosmos_requests
     }
 
     /// Request units charged by Cosmos DB; `None` when it was not asked.
     pub fn request_charge(&self) -> Option<f64> {
-        (self.cosmos_requests() > 0)
-            .then(|| self.centi_units.load(Ordering::Relaxed) as f64 / 100.0)
+        (self.cosmos_requests > 0).then(|| self.centi_units as f64 / 100.0)
     }
 
     /// The `Server-Timing` header value: the request's whole time, the
     /// store's part, and on Cosmos DB the request units (as a description,
     /// since they are not a duration).
     pub fn server_timing(&self, total: Duration) -> String {
+        use std::fmt::Write as _;
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-        let mut value = format!(
+        let mut value = String::with_capacity(80);
+        let _ = write!(
+            value,
             "total;dur={:.3}, store;dur={:.3}",
             ms(total),
             ms(self.store_time())
         );
         if let Some(units) = self.request_charge() {
-            value.push_str(&format!(
+            let _ = write!(
+                value,
                 ", cosmos;desc=\"{units:.2} RU in {} requests\"",
-                self.cosmos_requests()
-            ));
+                self.cosmos_requests
+            );
         }
         value
     }
@@ -66,31 +75,36 @@ impl Cost {
 
 /// Runs `work` as a request whose cost is counted; answers its output and
 /// the cost.
-pub async fn measure<F: Future>(work: F) -> (F::Output, Arc<Cost>) {
-    let cost = Arc::new(Cost::default());
-    let output = COST.scope(cost.clone(), work).await;
-    (output, cost)
+pub async fn measure<F: Future>(work: F) -> (F::Output, Cost) {
+    COST.scope(Tally::default(), async move {
+        let output = work.await;
+        let cost = COST.with(|t| Cost {
+            store_nanos: t.store_nanos.get(),
+            centi_units: t.centi_units.get(),
+            cosmos_requests: t.cosmos_requests.get(),
+        });
+        (output, cost)
+    })
+    .await
 }
 
 /// Adds `elapsed` to the current request's store time.
 pub fn store_time(elapsed: Duration) {
-    let _ = COST.try_with(|cost| {
-        cost.store_nanos
-            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
-    });
+    let _ = COST.try_with(|t| add(&t.store_nanos, elapsed.as_nanos() as u64));
 }
 
 /// Adds a Cosmos DB operation (its requests, charge and time) to the
 /// current request.
 pub fn cosmos(requests: usize, request_charge: f64, elapsed: Duration) {
-    let _ = COST.try_with(|cost| {
-        cost.cosmos_requests
-            .fetch_add(requests as u64, Ordering::Relaxed);
-        cost.centi_units
-            .fetch_add((request_charge * 100.0).round() as u64, Ordering::Relaxed);
-        cost.store_nanos
-            .fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    let _ = COST.try_with(|t| {
+        add(&t.cosmos_requests, requests as u64);
+        add(&t.centi_units, (request_charge * 100.0).round() as u64);
+        add(&t.store_nanos, elapsed.as_nanos() as u64);
     });
+}
+
+fn add(cell: &Cell<u64>, n: u64) {
+    cell.set(cell.get().saturating_add(n));
 }
 
 /// Times a store call from its creation to its drop, into the current

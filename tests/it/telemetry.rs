@@ -70,6 +70,23 @@ async fn last_charge(endpoint: &str) -> u64 {
         .map_or(0, |e| e["seq"].as_u64().unwrap())
 }
 
+/// Appends a message to `user_1`'s `session` with the test's
+/// `traceparent`; the 201 answer.
+async fn append_traced(app: &crate::common::RunningApp, session: &str) -> reqwest::Response {
+    let answer = app
+        .client
+        .post(app.url(&format!(
+            "/api/chat/sessions/{session}/messages?user_id=user_1"
+        )))
+        .header("traceparent", traceparent())
+        .json(&json!({ "content": "Hello!", "message_type": "user" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    answer
+}
+
 /// Waits until the store is connected (Cosmos DB connects in the
 /// background).
 async fn store_ready(app: &crate::common::RunningApp) {
@@ -112,17 +129,7 @@ async fn an_append_on_cosmos_is_one_server_span_whose_children_carry_the_charges
     let session = app.create_session("user_1").await;
 
     let before = last_charge(&config.endpoint).await;
-    let answer = app
-        .client
-        .post(app.url(&format!(
-            "/api/chat/sessions/{session}/messages?user_id=user_1"
-        )))
-        .header("traceparent", traceparent())
-        .json(&json!({ "content": "Hello!", "message_type": "user" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 201);
+    let answer = append_traced(&app, &session).await;
     let timing = answer.headers()["server-timing"]
         .to_str()
         .unwrap()
@@ -304,8 +311,23 @@ async fn under_the_host_each_line_is_shown_at_the_level_it_was_written_with() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 400);
+    // With no exporter, a line still carries the caller's trace.
+    let erased = app
+        .client
+        .post(app.url("/api/chat/erase?user_id=user_1"))
+        .header("traceparent", traceparent())
+        .json(&json!({ "confirm": "user_1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 200);
     server.terminate();
     server.wait_exit(Duration::from_secs(20)).await;
+    let erase_line = eventually_line(&stdout, "erased a user's data").await;
+    assert!(
+        erase_line.contains(&format!("trace_id={TRACE_ID} span_id={PARENT_ID}")),
+        "{erase_line}"
+    );
 
     let mut levels = std::collections::BTreeMap::<&str, usize>::new();
     for (path, on_stderr) in [(&stdout, false), (&stderr, true)] {
@@ -358,17 +380,7 @@ async fn application_insights_gets_the_request_signed_in_with_the_managed_identi
     let server = Binary::serve_logged(dir.path(), &settings, &log).await;
     let app = server.app();
     let session = app.create_session("user_1").await;
-    let answer = app
-        .client
-        .post(app.url(&format!(
-            "/api/chat/sessions/{session}/messages?user_id=user_1"
-        )))
-        .header("traceparent", traceparent())
-        .json(&json!({ "content": "Hello!", "message_type": "user" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status(), 201);
+    append_traced(&app, &session).await;
 
     let request = receiver
         .eventually("the SendMessage request telemetry", |r| {
