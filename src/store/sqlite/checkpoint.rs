@@ -21,7 +21,7 @@ use std::{
 use anyhow::Context as _;
 use rusqlite::Connection;
 
-use super::{Durability, schema::open_connection};
+use super::{Durability, schema::open_connection, storage};
 
 /// Time between checkpoints while the WAL grows.
 const BUSY_INTERVAL: Duration = Duration::from_millis(100);
@@ -52,7 +52,7 @@ pub(super) fn start(path: &Path, durability: Durability) -> anyhow::Result<Check
                     Ok(()) | Err(RecvTimeoutError::Disconnected)
                 );
                 let now = checkpoint(&conn)
-                    .inspect_err(|e| tracing::warn!(error = %e, "SQLite WAL checkpoint failed"))
+                    .inspect_err(|e| storage::log_checkpoint_failure(e, &conn))
                     .ok();
                 // The WAL did not change since the last look: no writes.
                 wait = if now.is_none() || now == before {

@@ -9,7 +9,8 @@
 //! The files of this module: `schema` (the file, its tables, opening it),
 //! `writer` (the writer thread and its group commit), `writer_load` (its
 //! load, reported at debug level), `checkpoint` (WAL checkpoints beside
-//! the writer), `rows` (row decoding
+//! the writer), `storage` (a full disk or a data directory that cannot be
+//! written, as named errors), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
 //! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
 //! and `retention` (those capabilities) and `health` (readiness, and
@@ -41,6 +42,7 @@ mod schema;
 mod search;
 mod search_index;
 mod search_queue;
+mod storage;
 mod versions;
 mod write;
 mod writer;
