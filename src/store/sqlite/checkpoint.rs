@@ -13,7 +13,10 @@
 
 use std::{
     path::Path,
-    sync::mpsc::{self, RecvTimeoutError, Sender},
+    sync::{
+        Arc,
+        mpsc::{self, RecvTimeoutError, Sender},
+    },
     thread::JoinHandle,
     time::Duration,
 };
@@ -21,7 +24,11 @@ use std::{
 use anyhow::Context as _;
 use rusqlite::Connection;
 
-use super::{Durability, schema::open_connection, storage};
+use super::{
+    Durability,
+    schema::open_connection,
+    storage::{self, Disk},
+};
 
 /// Time between checkpoints while the WAL grows.
 const BUSY_INTERVAL: Duration = Duration::from_millis(100);
@@ -37,8 +44,14 @@ pub(super) struct Checkpointer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Starts the checkpoint thread on a connection of its own to `path`.
-pub(super) fn start(path: &Path, durability: Durability) -> anyhow::Result<Checkpointer> {
+/// Starts the checkpoint thread on a connection of its own to `path`. Each
+/// time it wakes it also looks whether the database file is still there
+/// (see [`Disk`]).
+pub(super) fn start(
+    path: &Path,
+    durability: Durability,
+    disk: Arc<Disk>,
+) -> anyhow::Result<Checkpointer> {
     let conn = open_connection(path, durability, false)?;
     let (stop, stopped) = mpsc::channel::<()>();
     let thread = std::thread::Builder::new()
@@ -51,6 +64,7 @@ pub(super) fn start(path: &Path, durability: Durability) -> anyhow::Result<Check
                     stopped.recv_timeout(wait),
                     Ok(()) | Err(RecvTimeoutError::Disconnected)
                 );
+                disk.check_file();
                 let now = checkpoint(&conn)
                     .inspect_err(|e| storage::log_checkpoint_failure(e, &conn))
                     .ok();

@@ -82,6 +82,8 @@ struct Inner {
     read_slots: tokio::sync::Semaphore,
     /// Connections with no busy timeout, for reads on async threads.
     inline_readers: Mutex<Vec<Connection>>,
+    /// The disk under the store: its file still there? room to write?
+    disk: Arc<storage::Disk>,
 }
 
 /// Reads that run at once, each on its own connection.

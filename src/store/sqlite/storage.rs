@@ -3,13 +3,19 @@
 //! store errors ([`StoreError::StorageFull`],
 //! [`StoreError::StorageUnavailable`]) instead of internal ones, so that the
 //! API answers 507 and readiness says what to do; every other error SQLite
-//! reports keeps its meaning.
+//! reports keeps its meaning. And what the store knows of its disk
+//! ([`Disk`]): whether its file is still there, and whether writes are
+//! being refused for want of space.
 
-use std::io::ErrorKind;
+use std::{
+    io::ErrorKind,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+};
 
 use rusqlite::{Connection, ErrorCode};
 
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreResult};
 
 /// The named store error `e` stands for, if it is a storage fault.
 ///
@@ -64,6 +70,21 @@ pub(super) fn refine(e: StoreError, conn: &Connection) -> StoreError {
     match inner.downcast_ref::<rusqlite::Error>() {
         Some(sqlite) => fault(sqlite, Some(system_errno(conn))).unwrap_or(e),
         None => e,
+    }
+}
+
+/// A failure to open or set up the store's file, as the error to stop
+/// with: a storage fault by name alone (the command line's one line says
+/// what to do), anything else with `what` was being done. `conn` is the
+/// connection it happened on, if it was opened.
+pub(super) fn opening(
+    e: rusqlite::Error,
+    conn: Option<&Connection>,
+    what: impl FnOnce() -> String,
+) -> anyhow::Error {
+    match fault(&e, conn.map(system_errno)) {
+        Some(fault) => fault.into(),
+        None => anyhow::Error::new(e).context(what()),
     }
 }
 
@@ -136,6 +157,120 @@ impl std::fmt::Display for Failure {
             named => named.error().fmt(f),
         }
     }
+}
+
+/// What the store knows of the disk under it: whether its file is still
+/// the one it opened, and whether writes are being refused for want of
+/// space.
+///
+/// The file: SQLite in WAL mode goes on writing into a file that was
+/// deleted (with its directory) or moved away, without a word, and every
+/// write it then acknowledges is lost when the process ends; this notices,
+/// so that writes are refused instead.
+///
+/// The space: a full disk is known by a write refused for it, not by a
+/// probe of its own (a small write fits in what a larger failed one left
+/// allocated), and it is over when a write succeeds again, or when the
+/// disk shows room for many writes.
+#[derive(Debug)]
+pub(super) struct Disk {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+    gone: AtomicBool,
+    full: AtomicBool,
+}
+
+/// Free space that counts as room again after a full disk: dozens of
+/// appends (one writes about 80 KiB, see docs/testing.md).
+const ROOM_BYTES: u64 = 1024 * 1024;
+
+impl Disk {
+    /// Watches the database file at `path`, as it is now.
+    pub(super) fn new(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            path: path.to_owned(),
+            identity: identity(&std::fs::metadata(path)?),
+            gone: AtomicBool::new(false),
+            full: AtomicBool::new(false),
+        })
+    }
+
+    /// Looks at the path again: whether the file there is still the one
+    /// opened. Says so in the log when that changes.
+    pub(super) fn check_file(&self) -> bool {
+        let here = std::fs::metadata(&self.path).is_ok_and(|now| identity(&now) == self.identity);
+        if self.gone.swap(!here, Ordering::Relaxed) == here {
+            if here {
+                tracing::info!(path = %self.path.display(), "the store's file is back");
+            } else {
+                tracing::error!(
+                    path = %self.path.display(),
+                    "the store's file is gone (deleted or moved away): refusing writes"
+                );
+            }
+        }
+        here
+    }
+
+    /// The answer to a write while the last look found the file gone.
+    pub(super) fn refusal(&self) -> Option<StoreError> {
+        self.gone
+            .load(Ordering::Relaxed)
+            .then(|| StoreError::StorageUnavailable(GONE.to_owned()))
+    }
+
+    /// Takes note of a write's answer: refused for want of space, or done
+    /// and `wrote` rows (which took room on the disk).
+    pub(super) fn note<T>(&self, answer: &StoreResult<T>, wrote: bool) {
+        match answer {
+            Err(StoreError::StorageFull) => self.full.store(true, Ordering::Relaxed),
+            Ok(_) if wrote && self.full.load(Ordering::Relaxed) => {
+                self.full.store(false, Ordering::Relaxed)
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether writes are being refused for want of space: the last one
+    /// that needed room was, and the disk shows no room yet.
+    pub(super) fn is_full(&self) -> bool {
+        if !self.full.load(Ordering::Relaxed) {
+            return false;
+        }
+        let dir = self.path.parent().unwrap_or(&self.path);
+        if free_bytes(dir).is_some_and(|free| free >= ROOM_BYTES) {
+            self.full.store(false, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+}
+
+/// The bytes this process may still write on the file system of `dir`.
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_: &Path) -> Option<u64> {
+    None
+}
+
+/// Why writes are refused when the store's file is gone.
+pub(super) const GONE: &str = "the store's file is no longer in it (deleted, or moved away)";
+
+/// Which file this is (device and inode), where the system says.
+#[cfg(unix)]
+fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    Some((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
 }
 
 #[cfg(test)]

@@ -20,7 +20,10 @@ use std::{
     collections::VecDeque,
     fs::File,
     path::Path,
-    sync::mpsc::{self, Receiver, Sender},
+    sync::{
+        Arc,
+        mpsc::{self, Receiver, Sender},
+    },
     thread::JoinHandle,
     time::Instant,
 };
@@ -31,7 +34,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Durability, SqliteStore, checkpoint,
-    storage::{self, Failure},
+    storage::{self, Disk, Failure},
     writer_load::{GroupClock, WriterLoad},
 };
 use crate::store::{StoreError, StoreResult};
@@ -67,6 +70,7 @@ pub(super) fn start(
     conn: Connection,
     path: &Path,
     durability: Durability,
+    disk: Arc<Disk>,
 ) -> anyhow::Result<(Sender<Job>, JoinHandle<()>)> {
     let flush = match durability {
         Durability::Normal => None,
@@ -76,7 +80,7 @@ pub(super) fn start(
     // only a backstop.
     conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
         .context("configuring the SQLite writer")?;
-    let checkpointer = checkpoint::start(path, durability)?;
+    let checkpointer = checkpoint::start(path, durability, disk)?;
     let (jobs, queue) = mpsc::channel();
     let writer = std::thread::Builder::new()
         .name("sqlite-writer".into())
@@ -118,14 +122,18 @@ fn start_flusher(
 impl SqliteStore {
     /// Runs `f` on the writer thread inside a transaction, and answers once
     /// that transaction is committed (durably, with `Durability::Full`).
+    /// The disk learns from the answer whether it has room (see [`Disk`]).
     pub(super) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let (answer, answered) = oneshot::channel::<StoreResult<T>>();
+        // The answer, and whether the write changed rows.
+        let (answer, answered) = oneshot::channel::<(StoreResult<T>, bool)>();
         let job: Job = Box::new(move |conn| {
+            let before = conn.total_changes();
             let result = f(conn).map_err(|e| storage::refine(e, conn));
+            let wrote = conn.total_changes() != before;
             let ok = result.is_ok();
             let reply: Reply = Box::new(move |end| {
                 let result = match end {
@@ -139,13 +147,18 @@ impl SqliteStore {
                         })
                     }),
                 };
-                let _ = answer.send(result);
+                let _ = answer.send((result, wrote));
             });
             (ok, reply)
         });
+        if let Some(refused) = self.inner.disk.refusal() {
+            return Err(refused);
+        }
         let gone = || StoreError::Internal(anyhow::anyhow!("the SQLite writer thread stopped"));
         self.inner.jobs.send(job).map_err(|_| gone())?;
-        answered.await.map_err(|_| gone())?
+        let (result, wrote) = answered.await.map_err(|_| gone())?;
+        self.inner.disk.note(&result, wrote);
+        result
     }
 }
 
