@@ -1,20 +1,25 @@
 //! The embedded store's disk: a full one (a small tmpfs mounted under the
-//! data directory, filled by appends and grown again), and a data directory
-//! removed under the server.
+//! data directory, filled by appends and grown again) and the WAL's bound.
 //! Mounting needs root, as CI runs the tests; without it these tests fail
 //! saying so, they never skip.
 
 use std::{
-    path::Path,
+    path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
 
-use chat_sessions::store::sqlite::DB_FILE;
+use chat_sessions::store::{
+    Owner, SessionStore as _,
+    sqlite::{DB_FILE, Durability, SqliteSettings, SqliteStore},
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::common::{RunningApp, binary::Binary};
+use crate::{
+    common::{RunningApp, binary::Binary},
+    conformance,
+};
 
 /// A tmpfs of a given size, mounted on a fresh directory; unmounted when
 /// dropped, whatever happened (drop it after whatever holds files in it).
@@ -316,6 +321,68 @@ fn cli_commands_on_a_full_disk_stop_with_one_line() {
             "the database file changed"
         );
     }
+}
+
+/// WAL file's size in the store's directory.
+fn wal_bytes(dir: &Path) -> u64 {
+    let mut wal = dir.join(DB_FILE).into_os_string();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len())
+}
+
+/// A burst of appends that grows the WAL past its bound (a reader holding
+/// an old snapshot keeps SQLite from starting it over meanwhile), then a
+/// quiet moment: the WAL file is back under its bound, and every message
+/// is there.
+#[tokio::test]
+async fn the_wal_is_cut_back_to_its_bound_once_writes_stop() {
+    const BOUND: u64 = 256 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(
+        dir.path(),
+        SqliteSettings {
+            durability: Durability::Full,
+            wal_max_bytes: BOUND,
+        },
+    )
+    .unwrap();
+    let alice = conformance::user("alice");
+    let owner = Owner::User(alice.clone());
+    let id = conformance::sid("burst");
+    store
+        .create_session(conformance::new_session(&id, Some(&alice)))
+        .await
+        .unwrap();
+    let reader = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    reader
+        .execute_batch("BEGIN; SELECT count(*) FROM sessions;")
+        .unwrap();
+    let content = "a burst of appends grows the write-ahead log ".repeat(60);
+    let appends = (0..200).map(|n| {
+        let message = conformance::message(Some(&format!("m{n}")), &content);
+        store.append_message(&owner, &id, message)
+    });
+    for appended in futures::future::join_all(appends).await {
+        appended.unwrap();
+    }
+    assert!(
+        wal_bytes(dir.path()) > BOUND,
+        "the burst did not grow the WAL past its bound"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while wal_bytes(dir.path()) > BOUND {
+        assert!(
+            Instant::now() < deadline,
+            "the WAL still takes {} bytes, over its bound of {BOUND}",
+            wal_bytes(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let session = store.get_session(&owner, &id).await.unwrap().value;
+    assert_eq!(session.messages.len(), 200);
 }
 
 /// The data directory removed under the running binary: SQLite would go on

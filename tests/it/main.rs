@@ -44,8 +44,8 @@
 //! - [`disk`]: the embedded store on a full disk (a small tmpfs the test
 //!   mounts, so it needs root): appends refused with 507 and nothing kept,
 //!   reads going on, readiness naming the disk, the CLI stopping with one
-//!   line, and recovery once the disk grows; a data directory removed under
-//!   the server (on: embedded SQLite);
+//!   line, and recovery once the disk grows; the WAL cut back to its bound
+//!   after a burst (on: embedded SQLite);
 //! - [`durability`]: the real binary killed with SIGKILL while serving loses
 //!   nothing it acknowledged (on: embedded SQLite);
 //! - [`functions`]: the Azure Functions app: function folders, `host.json`,

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
-    DB_FILE, Durability, Inner, SqliteStore, search_index, search_queue,
+    DB_FILE, Durability, Inner, SqliteSettings, SqliteStore, search_index, search_queue,
     storage::{self, Disk},
     versions, writer,
 };
@@ -138,8 +138,15 @@ fn add_missing_columns(conn: &Connection) -> anyhow::Result<()> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`.
+    /// Opens (creating if needed) the store in `data_dir`, with the default
+    /// settings but `durability`.
     pub fn open(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        Self::open_with(data_dir, durability.into())
+    }
+
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open_with(data_dir: &Path, settings: SqliteSettings) -> anyhow::Result<Self> {
+        let durability = settings.durability;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
@@ -158,7 +165,7 @@ impl SqliteStore {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let disk =
             Arc::new(Disk::new(&path).with_context(|| format!("looking at {}", path.display()))?);
-        let (jobs, writer) = writer::start(writer, &path, durability, disk.clone())?;
+        let (jobs, writer) = writer::start(writer, &path, settings, disk.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,

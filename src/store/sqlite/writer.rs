@@ -33,7 +33,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{
-    Durability, SqliteStore, checkpoint,
+    Durability, SqliteSettings, SqliteStore, checkpoint,
     storage::{self, Disk, Failure},
     writer_load::{GroupClock, WriterLoad},
 };
@@ -69,18 +69,21 @@ pub(super) enum End {
 pub(super) fn start(
     conn: Connection,
     path: &Path,
-    durability: Durability,
+    settings: SqliteSettings,
     disk: Arc<Disk>,
 ) -> anyhow::Result<(Sender<Job>, JoinHandle<()>)> {
+    let SqliteSettings {
+        durability,
+        wal_max_bytes,
+    } = settings;
     let flush = match durability {
         Durability::Normal => None,
         Durability::Full => Some(start_flusher(&conn, path)?),
     };
     // Checkpoints run beside the writer (see `checkpoint`); its own are
     // only a backstop.
-    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
-        .context("configuring the SQLite writer")?;
-    let checkpointer = checkpoint::start(path, durability, disk)?;
+    checkpoint::configure_writer(&conn, wal_max_bytes)?;
+    let checkpointer = checkpoint::start(path, durability, wal_max_bytes, disk)?;
     let (jobs, queue) = mpsc::channel();
     let writer = std::thread::Builder::new()
         .name("sqlite-writer".into())
