@@ -10,6 +10,7 @@
 #   scripts/bench.sh            # 10 s per scenario, 2 threads, 32 connections
 #   DURATION=30s CONNS=64 scripts/bench.sh
 #   SQLITE_SYNCHRONOUS=normal scripts/bench.sh
+#   BIN=/path/to/other/chat-sessions scripts/bench.sh   # another build, as it is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,11 +21,15 @@ PORT=${PORT:-7391}
 export SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-full}
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
-cargo build --release --locked --quiet
-BIN=target/release/chat-sessions
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked --quiet
+  BIN=target/release/chat-sessions
+fi
 DATA=$(mktemp -d)
 WORK=$(mktemp -d)
-trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA" "$WORK"' EXIT
+# The server is waited for before its directory goes: it would log the
+# store's file gone while it shuts down.
+trap '{ kill $PID && wait $PID; } 2>/dev/null || true; rm -rf "$DATA" "$WORK"' EXIT
 
 start_ns=$(date +%s%N)
 BENCH_ROUTES=1 DATA_DIR=$DATA PORT=$PORT RUST_LOG=warn "$BIN" serve &
