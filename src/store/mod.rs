@@ -235,13 +235,16 @@ pub enum StoreError {
     /// Reads go on, and writes work again once there is space, without a
     /// restart.
     #[error(
-        "the disk holding the data directory is full: the write was not kept; free space on \
+        "the disk holding the data directory is full, so the store cannot write: free space on \
          that disk (or grow it) and try again"
     )]
     StorageFull,
     /// The store's data directory cannot be written: it is read-only, or
     /// gone. Carries what the backend said, for logs and the command line.
-    #[error("the data directory cannot be written ({0}): this write was not kept")]
+    #[error(
+        "the data directory cannot be written ({0}): check that it is there, mounted and \
+         writable, and try again"
+    )]
     StorageUnavailable(String),
     /// Anything else; the cause is logged, never shown to callers.
     #[error("internal store error: {0:#}")]
