@@ -12,7 +12,7 @@
 #   SQLITE_SYNCHRONOUS=normal scripts/bench.sh
 #   OTLP=1 scripts/bench.sh     # exporting every span, metric and log to a
 #                               # local OTLP sink (scripts/otlp-sink.py)
-#   BIN=/other/chat-sessions scripts/bench.sh   # another build, as it is
+#   BIN=/path/to/other/chat-sessions scripts/bench.sh   # another build, as it is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,9 @@ fi
 DATA=$(mktemp -d)
 WORK=$(mktemp -d)
 SINK=
-trap 'kill $PID 2>/dev/null || true; [[ -n "$SINK" ]] && kill $SINK 2>/dev/null; rm -rf "$DATA" "$WORK"' EXIT
+# The server is waited for before its directory goes: it would log the
+# store's file gone while it shuts down.
+trap '{ kill $PID && wait $PID; } 2>/dev/null || true; [[ -n "$SINK" ]] && kill $SINK 2>/dev/null; rm -rf "$DATA" "$WORK"' EXIT
 if [[ "${OTLP:-0}" == 1 ]]; then
   python3 scripts/otlp-sink.py $((PORT + 1)) &
   SINK=$!

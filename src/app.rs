@@ -109,7 +109,7 @@ pub fn start_backend(config: &Config) -> anyhow::Result<Backend> {
 }
 
 fn open_embedded(config: &Config) -> anyhow::Result<Backend> {
-    let store = SqliteStore::open(&config.data_dir, config.durability)?;
+    let store = SqliteStore::open_with(&config.data_dir, config.sqlite())?;
     tracing::info!(path = %store.path().display(), "using the embedded store");
     let legacy = Arc::new(OnceLock::new());
     if let Some(path) = &config.migration_jsonl {

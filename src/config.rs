@@ -13,7 +13,7 @@ use crate::{
     retention::{MAX_DAYS, RetentionPolicy},
     store::{
         cosmos::{self, CosmosConfig, SealPolicy},
-        sqlite::Durability,
+        sqlite::{DEFAULT_WAL_MAX_BYTES, Durability, SqliteSettings},
     },
     telemetry::TelemetrySettings,
 };
@@ -36,6 +36,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The embedded store's durability (`SQLITE_SYNCHRONOUS`).
     pub durability: Durability,
+    /// The most of the disk the embedded store's WAL keeps once
+    /// checkpoints catch up (`SQLITE_WAL_MAX_BYTES`).
+    pub wal_max_bytes: u64,
     /// Largest request body (`MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
     /// Largest import file (`IMPORT_MAX_BYTES`).
@@ -77,6 +80,14 @@ pub struct Overrides {
 }
 
 impl Config {
+    /// The embedded store's settings.
+    pub fn sqlite(&self) -> SqliteSettings {
+        SqliteSettings {
+            durability: self.durability,
+            wal_max_bytes: self.wal_max_bytes,
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env(overrides: Overrides) -> anyhow::Result<Self> {
         Self::from_lookup(|name| std::env::var(name).ok(), overrides)
@@ -130,6 +141,16 @@ impl Config {
             Some(v) if v == "normal" => Durability::Normal,
             Some(v) => bail!("SQLITE_SYNCHRONOUS must be full or normal, not {v:?}"),
         };
+        let wal_max_bytes = get("SQLITE_WAL_MAX_BYTES")
+            .map(|v| {
+                v.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| i64::try_from(*n).is_ok())
+                    .with_context(|| format!("SQLITE_WAL_MAX_BYTES={v:?} is not a number of bytes"))
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_WAL_MAX_BYTES);
         let max_body_bytes = get("MAX_BODY_BYTES")
             .map(|v| {
                 v.trim()
@@ -301,6 +322,7 @@ impl Config {
             auth_mode,
             data_dir,
             durability,
+            wal_max_bytes,
             max_body_bytes,
             import_max_bytes,
             bench_routes,
@@ -336,6 +358,7 @@ mod tests {
         assert_eq!(c.auth_mode, AuthMode::None);
         assert_eq!(c.data_dir, PathBuf::from("data"));
         assert_eq!(c.durability, Durability::Full);
+        assert_eq!(c.wal_max_bytes, 16 * 1024 * 1024);
         assert_eq!(c.max_body_bytes, 1024 * 1024);
         assert!(c.cosmos.is_none(), "no endpoint: the embedded store");
         assert!(c.retention.is_off(), "retention is off unless configured");
@@ -409,6 +432,8 @@ mod tests {
             ("PORT", "http"),
             ("MAX_BODY_BYTES", "1MB"),
             ("SQLITE_SYNCHRONOUS", "off"),
+            ("SQLITE_WAL_MAX_BYTES", "16MB"),
+            ("SQLITE_WAL_MAX_BYTES", "-1"),
             ("MIGRATION_SWEEP_ENABLED", "maybe"),
             ("RETENTION_ARCHIVE_AFTER_DAYS", "0"),
             ("RETENTION_DELETE_AFTER_DAYS", "30d"),

@@ -67,6 +67,23 @@ pub enum ApiError {
         /// Sent as `Retry-After`.
         retry_after: Duration,
     },
+    /// 507: the disk under the store is full; nothing of the request was
+    /// kept. Reads go on.
+    #[error(
+        "the disk of this service's data directory is full: nothing of this request was kept. \
+         Reads still work; retry once space has been freed (GET /api/health/ready says when)"
+    )]
+    StorageFull,
+    /// 507: the store's data directory cannot be written (read-only, or
+    /// gone); nothing of the request was kept.
+    #[error(
+        "this service's data directory cannot be written (it is read-only, or gone): nothing of \
+         this request was kept. GET /api/health/ready says what to do"
+    )]
+    StorageUnavailable {
+        /// What the store said, for the log only.
+        reason: String,
+    },
     /// 500: a fault of ours; the cause is logged only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -101,6 +118,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StorageFull | Self::StorageUnavailable { .. } => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,6 +137,8 @@ impl ApiError {
             Self::Validation(_) => ("validation-error", "Invalid request"),
             Self::Unavailable { .. } => ("unavailable", "Service unavailable"),
             Self::NotReady { .. } => ("not-ready", "Not ready"),
+            Self::StorageFull => ("storage-full", "Insufficient storage"),
+            Self::StorageUnavailable { .. } => ("storage-unavailable", "Insufficient storage"),
             Self::Internal(_) => ("internal-error", "Internal server error"),
         }
     }
@@ -158,6 +178,8 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable { retry_after } => Self::Unavailable {
                 retry_after: retry_after.unwrap_or(Duration::from_secs(1)),
             },
+            StoreError::StorageFull => Self::StorageFull,
+            StoreError::StorageUnavailable(reason) => Self::StorageUnavailable { reason },
             StoreError::Internal(cause) => Self::Internal(cause),
         }
     }
@@ -170,6 +192,15 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = format!("{cause:#}"), "request failed")
             }
             Self::Unavailable { .. } => tracing::warn!("store unavailable; answering 503"),
+            // The store's (and the system's) words stay in the log: the
+            // answer names no path.
+            Self::StorageFull => tracing::warn!("the data directory's disk is full; answering 507"),
+            Self::StorageUnavailable { reason } => {
+                tracing::warn!(
+                    reason,
+                    "the data directory cannot be written; answering 507"
+                )
+            }
             _ => {}
         }
         let problem = self.problem();

@@ -63,9 +63,11 @@ pub struct Health {
     summary = "Readiness",
     description = "200 when the store answers. Otherwise 503 problem+json with `Retry-After`, \
                    whose `detail` names the cause for an operator: the identity could not get a \
-                   token (and which client id it used), the endpoint cannot be reached, or the \
-                   database or container named in the settings does not exist. The store is \
-                   asked at most every 5 seconds; answers in between are reused.",
+                   token (and which client id it used), the endpoint cannot be reached, the \
+                   database or container named in the settings does not exist, or (embedded \
+                   store) the disk of its data directory is full or the directory cannot be \
+                   written. The store is asked at most every 5 seconds; answers in between are \
+                   reused.",
     responses((status = 200, description = "The store answers.", body = Ready))
 )]
 pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiError> {

@@ -113,6 +113,10 @@ fn problem_response(status: u16) -> utoipa::openapi::Response {
         422 => "Valid JSON or parameters with invalid values.",
         500 => "A fault of the service; the body says no more.",
         503 => "The store is throttled or unavailable; retry after Retry-After seconds.",
+        507 => {
+            "The embedded store's disk is full (type storage-full), or its data directory \
+                cannot be written (storage-unavailable): nothing was kept; reads go on."
+        }
         _ => "An error.",
     };
     let mut response = ResponseBuilder::new().description(description).content(

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 
-use crate::store::MigrationStore;
+use crate::store::{MigrationStore, StoreError};
 
 mod checkpoint;
 pub mod cosmos_source;
@@ -175,20 +175,28 @@ pub async fn run(
             };
             batch.push(item);
         }
-        let parts: Vec<Report> = futures::stream::iter(batch)
+        let parts: Vec<(Report, Result<(), StoreError>)> = futures::stream::iter(batch)
             .map(|item| {
                 let deleter = deleter.clone();
                 async move {
                     let mut part = Report::default();
-                    migrate_item(item, deleter.as_deref(), store, options, &mut part).await;
-                    part
+                    let done =
+                        migrate_item(item, deleter.as_deref(), store, options, &mut part).await;
+                    (part, done)
                 }
             })
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await;
-        for part in parts {
+        let mut fault = None;
+        for (part, done) in parts {
             state.report.absorb(part);
+            fault = fault.or(done.err());
+        }
+        // The checkpoint stays before this batch: a run started again
+        // redoes it (imports are idempotent).
+        if let Some(fault) = fault {
+            return Err(store_failure(fault));
         }
         state.position = if state.report.finished {
             None

@@ -109,13 +109,15 @@ fn to_message(legacy: &LegacyMessage) -> Result<ChatMessage, String> {
     })
 }
 
+/// Migrates one item of the source into `report`. Fails only for a fault
+/// of the storage under the store (a full disk), which ends the run.
 pub(super) async fn migrate_item(
     item: Item,
     deleter: Option<&dyn Deleter>,
     store: &dyn MigrationStore,
     options: &Options,
     report: &mut Report,
-) {
+) -> Result<(), StoreError> {
     let (session_id, records) = match item {
         Item::Orphan(record) => {
             let id = record.message.id.as_deref().unwrap_or("<no id>");
@@ -124,12 +126,12 @@ pub(super) async fn migrate_item(
                 "orphan: legacy message without session_id, left in place"
             );
             report.note_orphan(id);
-            return;
+            return Ok(());
         }
         Item::Unreadable { what } => {
             tracing::warn!("unreadable legacy record, left in place: {what}");
             report.note_invalid(what);
-            return;
+            return Ok(());
         }
         Item::Session {
             session_id,
@@ -152,16 +154,20 @@ pub(super) async fn migrate_item(
                     record.message.id.as_deref().unwrap_or("<no id>")
                 ));
             }
-            return;
+            return Ok(());
         }
     };
     let checked = match check(records, report) {
-        Ok(checked) if checked.messages.is_empty() => return,
+        Ok(checked) if checked.messages.is_empty() => return Ok(()),
         Ok(checked) => checked,
-        Err(reason) => return conflict(report, reason),
+        Err(reason) => {
+            conflict(report, reason);
+            return Ok(());
+        }
     };
     if options.dry_run {
-        return preview(store, &id, checked, report).await;
+        preview(store, &id, checked, report).await;
+        return Ok(());
     }
     let import = SessionImport {
         id: id.clone(),
@@ -171,11 +177,16 @@ pub(super) async fn migrate_item(
     let wanted: Vec<MessageId> = import.messages.iter().map(|m| m.id.clone()).collect();
     let outcome = match store.import_messages(import).await {
         Ok(outcome) => outcome,
-        Err(StoreError::Conflict(reason)) => return conflict(report, reason),
+        Err(StoreError::Conflict(reason)) => {
+            conflict(report, reason);
+            return Ok(());
+        }
+        // Every session after it would fail alike: the run stops.
+        Err(e) if e.is_storage() => return Err(e),
         Err(e) => {
             tracing::error!(session_id = %session_id, "import failed: {e}");
             report.errors.push(format!("session {session_id}: {e}"));
-            return;
+            return Ok(());
         }
     };
     if outcome.created {
@@ -192,7 +203,7 @@ pub(super) async fn migrate_item(
         u64::from(outcome.created || outcome.added > 0),
     );
     let Some(deleter) = deleter else {
-        return;
+        return Ok(());
     };
     // Delete only what the session, read back now, holds.
     let owner = checked
@@ -205,7 +216,7 @@ pub(super) async fn migrate_item(
             report.errors.push(format!(
                 "session {session_id}: read-back failed, nothing deleted: {e}"
             ));
-            return;
+            return Ok(());
         }
     };
     let present: BTreeSet<&str> = stored.messages.iter().map(|m| m.id.as_str()).collect();
@@ -230,6 +241,7 @@ pub(super) async fn migrate_item(
             }
         }
     }
+    Ok(())
 }
 
 /// A dry run's view of one session: what an import would do.

@@ -113,6 +113,19 @@ pub enum Cause {
         /// The innermost error.
         reason: String,
     },
+    /// The disk holding the embedded store's data directory is full.
+    StorageFull {
+        /// The data directory, as configured.
+        dir: String,
+    },
+    /// The embedded store's data directory cannot be written: read-only,
+    /// or gone.
+    StorageUnavailable {
+        /// The data directory, as configured.
+        dir: String,
+        /// What the system said.
+        reason: String,
+    },
     /// Anything else.
     Other {
         /// What failed, in the store's words.
@@ -131,6 +144,8 @@ impl Cause {
             Self::DatabaseMissing { .. } => "database-missing",
             Self::ContainerMissing { .. } => "container-missing",
             Self::Busy { .. } => "busy",
+            Self::StorageFull { .. } => "storage-full",
+            Self::StorageUnavailable { .. } => "storage-unavailable",
             Self::Other { .. } => "other",
         }
     }
@@ -194,6 +209,18 @@ impl fmt::Display for Cause {
             Self::Busy { status, reason } => write!(
                 f,
                 "Cosmos DB answers but cannot take work now (HTTP {status}): {reason}"
+            ),
+            Self::StorageFull { dir } => write!(
+                f,
+                "the disk holding the data directory {dir} (DATA_DIR) is full: writes are \
+                 refused (507) and reads still work. Free space on that disk, or grow it; writes \
+                 resume by themselves, without a restart, and nothing acknowledged before is lost"
+            ),
+            Self::StorageUnavailable { dir, reason } => write!(
+                f,
+                "the data directory {dir} (DATA_DIR) cannot be written: {reason}. Writes are \
+                 refused (507). Check that it exists, is mounted and is writable by this \
+                 service; restart the service if writes do not resume"
             ),
             Self::Other { reason } => f.write_str(reason),
         }

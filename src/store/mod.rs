@@ -231,9 +231,33 @@ pub enum StoreError {
         /// When to retry, if the backend said.
         retry_after: Option<Duration>,
     },
+    /// The disk holding the store's data is full: the write was not kept.
+    /// Reads go on, and writes work again once there is space, without a
+    /// restart.
+    #[error(
+        "the disk holding the data directory is full, so the store cannot write: free space on \
+         that disk (or grow it) and try again"
+    )]
+    StorageFull,
+    /// The store's data directory cannot be written: it is read-only, or
+    /// gone. Carries what the backend said, for logs and the command line.
+    #[error(
+        "the data directory cannot be written ({0}): check that it is there, mounted and \
+         writable, and try again"
+    )]
+    StorageUnavailable(String),
     /// Anything else; the cause is logged, never shown to callers.
     #[error("internal store error: {0:#}")]
     Internal(#[from] anyhow::Error),
+}
+
+impl StoreError {
+    /// Whether this is a fault of the storage under the store (a full
+    /// disk, a data directory that cannot be written), which no retry of
+    /// the same write fixes until an operator does something.
+    pub fn is_storage(&self) -> bool {
+        matches!(self, Self::StorageFull | Self::StorageUnavailable(_))
+    }
 }
 
 /// Shorthand for store results.

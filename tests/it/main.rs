@@ -41,6 +41,11 @@
 //!   restart; settings that can never work stop it at once; SIGTERM during
 //!   concurrent appends loses nothing acknowledged (on: the Cosmos server,
 //!   and embedded SQLite for SIGTERM);
+//! - [`disk`]: the embedded store on a full disk (a small tmpfs the test
+//!   mounts, so it needs root): appends refused with 507 and nothing kept,
+//!   reads going on, readiness naming the disk, the CLI stopping with one
+//!   line, and recovery once the disk grows; the WAL cut back to its bound
+//!   after a burst (on: embedded SQLite);
 //! - [`durability`]: the real binary killed with SIGKILL while serving loses
 //!   nothing it acknowledged (on: embedded SQLite);
 //! - [`functions`]: the Azure Functions app: function folders, `host.json`,
@@ -96,6 +101,7 @@ mod api_cosmos;
 mod browser;
 mod cosmos_appends;
 mod cosmos_faults;
+mod disk;
 mod durability;
 mod functions;
 mod import_cli;

@@ -2,36 +2,71 @@
 
 use std::time::Duration;
 
-use super::{Inner, SqliteStore};
-use crate::store::{Cause, Unready, health::innermost};
+use super::{Inner, SqliteStore, rows::internal, storage::GONE};
+use crate::store::{Cause, StoreError, StoreResult, Unready, health::innermost};
 
 impl SqliteStore {
-    /// One read on a pooled connection and one empty transaction through
-    /// the writer thread: both paths a request takes.
+    /// A look at the database file (still there?), one read on a pooled
+    /// connection and one write through the writer thread: both paths a
+    /// request takes. The write is real (the file header's `user_version`,
+    /// rewritten as it is), so that a disk that takes no page at all, or
+    /// has turned read-only, is found before a request is refused. Not
+    /// ready either while writes are refused for want of space and the
+    /// disk shows no room yet (see `storage::Disk`).
     pub(super) async fn probe(&self) -> Result<(), Unready> {
+        let unready = |e| Err(Unready::new(self.cause(e), Duration::from_secs(5)));
+        if !self.inner.disk.check_file() {
+            return unready(StoreError::StorageUnavailable(GONE.to_owned()));
+        }
         let read = self
             .read(|conn| {
                 conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
-                    .map_err(super::rows::internal)
+                    .map_err(internal)
             })
             .await;
-        let result = match read {
-            Ok(()) => self.write(|_| Ok(())).await,
+        let written = match read {
+            Ok(()) => self.write(rewrite_header).await,
             Err(e) => Err(e),
         };
-        result.map_err(|e| {
-            Unready::new(
-                Cause::Other {
-                    reason: format!(
-                        "the embedded store {} cannot be used: {}",
-                        self.inner.path.display(),
-                        innermost(&e)
-                    ),
-                },
-                Duration::from_secs(5),
-            )
-        })
+        if let Err(e) = written {
+            return unready(e);
+        }
+        if self.inner.disk.is_full() {
+            return unready(StoreError::StorageFull);
+        }
+        Ok(())
     }
+
+    /// Why the store cannot serve, in an operator's words.
+    fn cause(&self, e: StoreError) -> Cause {
+        let dir = || {
+            let dir = self.inner.path.parent().unwrap_or(&self.inner.path);
+            dir.display().to_string()
+        };
+        match e {
+            StoreError::StorageFull => Cause::StorageFull { dir: dir() },
+            StoreError::StorageUnavailable(reason) => {
+                Cause::StorageUnavailable { dir: dir(), reason }
+            }
+            e => Cause::Other {
+                reason: format!(
+                    "the embedded store {} cannot be used: {}",
+                    self.inner.path.display(),
+                    innermost(&e)
+                ),
+            },
+        }
+    }
+}
+
+/// Rewrites the file header's `user_version` with the value it has: a page
+/// written to the WAL, and nothing else changed.
+fn rewrite_header(tx: &rusqlite::Connection) -> StoreResult<()> {
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .map_err(internal)?;
+    tx.pragma_update(None, "user_version", version)
+        .map_err(internal)
 }
 
 /// Closing: when the last handle goes, the writer thread is told to stop

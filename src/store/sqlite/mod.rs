@@ -9,7 +9,8 @@
 //! The files of this module: `schema` (the file, its tables, opening it),
 //! `writer` (the writer thread and its group commit), `writer_load` (its
 //! load, reported at debug level), `checkpoint` (WAL checkpoints beside
-//! the writer), `rows` (row decoding
+//! the writer, and the WAL's bound), `storage` (a full disk or a data
+//! directory that cannot be written, as named errors), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
 //! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
 //! and `retention` (those capabilities) and `health` (readiness, and
@@ -41,6 +42,7 @@ mod schema;
 mod search;
 mod search_index;
 mod search_queue;
+mod storage;
 mod versions;
 mod write;
 mod writer;
@@ -57,6 +59,28 @@ pub enum Durability {
     /// `synchronous=NORMAL`: survives a process crash, may lose the last
     /// commits on power loss. Faster; for throwaway local data.
     Normal,
+}
+
+/// How the embedded store keeps its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SqliteSettings {
+    /// `SQLITE_SYNCHRONOUS`.
+    pub durability: Durability,
+    /// The most of the disk the WAL file keeps once checkpoints catch up
+    /// (`SQLITE_WAL_MAX_BYTES`).
+    pub wal_max_bytes: u64,
+}
+
+/// [`SqliteSettings::wal_max_bytes`] by default: 16 MiB.
+pub const DEFAULT_WAL_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+impl From<Durability> for SqliteSettings {
+    fn from(durability: Durability) -> Self {
+        Self {
+            durability,
+            wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
+        }
+    }
 }
 
 /// The embedded SQLite store.
@@ -80,6 +104,8 @@ struct Inner {
     read_slots: tokio::sync::Semaphore,
     /// Connections with no busy timeout, for reads on async threads.
     inline_readers: Mutex<Vec<Connection>>,
+    /// The disk under the store: its file still there? room to write?
+    disk: Arc<storage::Disk>,
 }
 
 /// Reads that run at once, each on its own connection.

@@ -13,8 +13,12 @@ use crate::{
     store::{ETag, Owner, StoreError, StoreResult, Versioned},
 };
 
+/// A failed SQLite call as a store error: a storage fault by name (see
+/// `storage`; an I/O error is named later, where its connection's errno can
+/// be read), anything else internal.
 pub(super) fn internal(e: rusqlite::Error) -> StoreError {
-    StoreError::Internal(anyhow::Error::new(e).context("SQLite"))
+    super::storage::fault(&e, None)
+        .unwrap_or_else(|| StoreError::Internal(anyhow::Error::new(e).context("SQLite")))
 }
 
 pub(super) fn new_etag() -> String {

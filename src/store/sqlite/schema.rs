@@ -10,7 +10,9 @@ use anyhow::Context as _;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{
-    DB_FILE, Durability, Inner, SqliteStore, search_index, search_queue, versions, writer,
+    DB_FILE, Durability, Inner, SqliteSettings, SqliteStore, search_index, search_queue,
+    storage::{self, Disk},
+    versions, writer,
 };
 
 const SCHEMA: &str = r#"
@@ -136,15 +138,22 @@ fn add_missing_columns(conn: &Connection) -> anyhow::Result<()> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`.
+    /// Opens (creating if needed) the store in `data_dir`, with the default
+    /// settings but `durability`.
     pub fn open(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
+        Self::open_with(data_dir, durability.into())
+    }
+
+    /// Opens (creating if needed) the store in `data_dir`.
+    pub fn open_with(data_dir: &Path, settings: SqliteSettings) -> anyhow::Result<Self> {
+        let durability = settings.durability;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data directory {}", data_dir.display()))?;
         let path = data_dir.join(DB_FILE);
         let writer = open_connection(&path, durability, true)?;
-        writer
-            .execute_batch(SCHEMA)
-            .context("creating the SQLite schema")?;
+        writer.execute_batch(SCHEMA).map_err(|e| {
+            storage::opening(e, Some(&writer), || "creating the SQLite schema".into())
+        })?;
         add_missing_columns(&writer)?;
         upgrade(&writer)?;
         let inline_readers = (0..4)
@@ -154,7 +163,9 @@ impl SqliteStore {
                 Ok(conn)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let (jobs, writer) = writer::start(writer, &path, durability)?;
+        let disk =
+            Arc::new(Disk::new(&path).with_context(|| format!("looking at {}", path.display()))?);
+        let (jobs, writer) = writer::start(writer, &path, settings, disk.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
@@ -164,6 +175,7 @@ impl SqliteStore {
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(super::READERS),
                 inline_readers: Mutex::new(inline_readers),
+                disk,
             }),
         })
     }
@@ -184,7 +196,7 @@ pub(super) fn open_connection(
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
     }
     let conn = Connection::open_with_flags(path, flags)
-        .with_context(|| format!("opening {}", path.display()))?;
+        .map_err(|e| storage::opening(e, None, || format!("opening {}", path.display())))?;
     let sync = match durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
@@ -192,7 +204,7 @@ pub(super) fn open_connection(
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
     ))
-    .context("configuring SQLite")?;
+    .map_err(|e| storage::opening(e, Some(&conn), || "configuring SQLite".into()))?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     search_index::register_functions(&conn).context("registering the search functions")?;
     Ok(conn)

@@ -20,7 +20,10 @@ use std::{
     collections::VecDeque,
     fs::File,
     path::Path,
-    sync::mpsc::{self, Receiver, Sender},
+    sync::{
+        Arc,
+        mpsc::{self, Receiver, Sender},
+    },
     thread::JoinHandle,
     time::{Instant, SystemTime},
 };
@@ -30,7 +33,8 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{
-    Durability, SqliteStore, checkpoint,
+    Durability, SqliteSettings, SqliteStore, checkpoint,
+    storage::{self, Disk, Failure},
     writer_load::{GroupClock, WriterLoad},
 };
 use crate::{
@@ -59,7 +63,7 @@ pub(super) enum End {
     /// Committed: every write stands as its job said.
     Committed,
     /// The commit (or the flush after it) failed: nothing is acknowledged.
-    Failed(String),
+    Failed(Failure),
     /// Rolled back whole because one write failed after it had changed
     /// something: the others are asked to try again.
     Undone,
@@ -71,17 +75,21 @@ pub(super) enum End {
 pub(super) fn start(
     conn: Connection,
     path: &Path,
-    durability: Durability,
+    settings: SqliteSettings,
+    disk: Arc<Disk>,
 ) -> anyhow::Result<(Sender<Job>, JoinHandle<()>)> {
+    let SqliteSettings {
+        durability,
+        wal_max_bytes,
+    } = settings;
     let flush = match durability {
         Durability::Normal => None,
         Durability::Full => Some(start_flusher(&conn, path)?),
     };
     // Checkpoints run beside the writer (see `checkpoint`); its own are
     // only a backstop.
-    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::BACKSTOP_PAGES)
-        .context("configuring the SQLite writer")?;
-    let checkpointer = checkpoint::start(path, durability)?;
+    checkpoint::configure_writer(&conn, wal_max_bytes)?;
+    let checkpointer = checkpoint::start(path, durability, wal_max_bytes, disk)?;
     let (jobs, queue) = mpsc::channel();
     let writer = std::thread::Builder::new()
         .name("sqlite-writer".into())
@@ -123,6 +131,7 @@ fn start_flusher(
 impl SqliteStore {
     /// Runs `f` on the writer thread inside a transaction, and answers once
     /// that transaction is committed (durably, with `Durability::Full`).
+    /// The disk learns from the answer whether it has room (see [`Disk`]).
     pub(super) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
@@ -130,18 +139,19 @@ impl SqliteStore {
     {
         let _timer = cost::StoreTimer::start();
         let submitted = SystemTime::now();
-        // The answer, and when the writer began this write.
-        let (answer, answered) = oneshot::channel::<(StoreResult<T>, Instant)>();
+        // The answer, whether the write changed rows, and when the writer
+        // began it.
+        let (answer, answered) = oneshot::channel::<(StoreResult<T>, bool, Instant)>();
         let job: Job = Box::new(move |conn| {
             let began = Instant::now();
-            let result = f(conn);
+            let before = conn.total_changes();
+            let result = f(conn).map_err(|e| storage::refine(e, conn));
+            let wrote = conn.total_changes() != before;
             let ok = result.is_ok();
             let reply: Reply = Box::new(move |end| {
                 let result = match end {
                     End::Committed => result,
-                    End::Failed(e) => {
-                        Err(StoreError::Internal(anyhow::anyhow!("SQLite commit: {e}")))
-                    }
+                    End::Failed(failure) => Err(failure.error()),
                     // A failed write's own answer stands (none of it was
                     // kept); a successful one was undone with the group.
                     End::Undone => result.and_then(|_| {
@@ -150,13 +160,17 @@ impl SqliteStore {
                         })
                     }),
                 };
-                let _ = answer.send((result, began));
+                let _ = answer.send((result, wrote, began));
             });
             (ok, reply)
         });
+        if let Some(refused) = self.inner.disk.refusal() {
+            return Err(refused);
+        }
         let gone = || StoreError::Internal(anyhow::anyhow!("the SQLite writer thread stopped"));
         self.inner.jobs.send(job).map_err(|_| gone())?;
-        let (result, began) = answered.await.map_err(|_| gone())?;
+        let (result, wrote, began) = answered.await.map_err(|_| gone())?;
+        self.inner.disk.note(&result, wrote);
         if spans::recording() {
             trace_write(submitted, began, result.is_err());
         }
@@ -199,8 +213,9 @@ fn trace_write(submitted: SystemTime, began: Instant, failed: bool) {
 /// instead of one per group (a third of the writer's time). A write that
 /// fails without having changed anything (the usual case: a conflict or a
 /// missing session is found by reading) needs no rollback; one that fails
-/// after changing rows (an internal error, a panic) rolls the whole group
-/// back: the writes before it are answered "try again" (503), the ones
+/// after changing rows (an internal error, a panic), or whose failure made
+/// SQLite roll the transaction back itself (a full disk), undoes the whole
+/// group: the writes before it are answered "try again" (503), the ones
 /// after it run in the next group.
 fn write_loop(
     mut conn: Connection,
@@ -247,11 +262,20 @@ fn write_loop(
                         false
                     }
                 };
-                if !ok && changed {
-                    tracing::warn!(
-                        undone = replies.len(),
-                        "a store write failed after changing rows; rolling its group back"
-                    );
+                // On some errors (a full disk) SQLite rolls the whole
+                // transaction back itself: what ran before is gone, and
+                // what ran after would run outside any transaction.
+                let ended = tx.is_autocommit();
+                if !ok && (changed || ended) {
+                    if ended {
+                        // The failed write says why, to its caller.
+                        tracing::debug!(undone = replies.len(), "SQLite rolled a group back");
+                    } else {
+                        tracing::warn!(
+                            undone = replies.len(),
+                            "a store write failed after changing rows; rolling its group back"
+                        );
+                    }
                     undone = true;
                     return tx.rollback();
                 }
@@ -278,8 +302,9 @@ fn write_loop(
         let end = match outcome {
             Ok(()) => End::Committed,
             Err(e) => {
-                tracing::error!(error = %e, writes = replies.len(), "SQLite group commit failed");
-                End::Failed(e.to_string())
+                let failure = Failure::of_commit(&e, &conn);
+                failure.log(replies.len());
+                End::Failed(failure)
             }
         };
         // Jobs never run (the transaction failed to start) drop their
@@ -310,11 +335,9 @@ fn flush_loop(wal: File, committed: Receiver<Committed>) {
     while let Ok(first) = committed.recv() {
         let mut ready = vec![first];
         ready.extend(committed.try_iter());
-        let flushed = wal
-            .sync_data()
-            .map_err(|e| format!("flushing the WAL: {e}"));
-        if let Err(e) = &flushed {
-            tracing::error!(error = %e, "SQLite WAL flush failed");
+        let flushed = wal.sync_data().map_err(|e| Failure::of_flush(&e));
+        if let Err(failure) = &flushed {
+            failure.log(ready.iter().map(|(replies, _)| replies.len()).sum());
         }
         for (replies, end) in ready {
             let end = match (end, &flushed) {
@@ -436,6 +459,78 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(runs(&store), ["after", "later"]);
+        }
+    }
+
+    /// Caps the file at its present size (`max_page_count`), so that a
+    /// write needing one more page fails as on a full disk; `false` lifts it.
+    fn cap(conn: &rusqlite::Connection, capped: bool) {
+        let pages: i64 = if capped {
+            conn.query_row("PRAGMA page_count", [], |r| r.get(0))
+                .unwrap()
+        } else {
+            1_073_741_823
+        };
+        conn.pragma_update(None, "max_page_count", pages).unwrap();
+    }
+
+    /// A write that finds no room is answered "storage full" and leaves
+    /// nothing; the writes grouped with it are answered done exactly when
+    /// they are stored (SQLite may roll the whole transaction back on
+    /// SQLITE_FULL), and the writer goes on.
+    #[tokio::test]
+    async fn a_write_finding_no_room_is_named_and_the_writer_goes_on() {
+        for durability in [Durability::Normal, Durability::Full] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(dir.path(), durability).unwrap();
+            let hold = store.hold_writer().await;
+            let capped = store.write(|c| {
+                cap(c, true);
+                Ok(())
+            });
+            let before = store.write(|c| {
+                insert(c, "before");
+                Ok(())
+            });
+            let big = store.write(|c| {
+                c.execute(
+                    "INSERT INTO migration_checkpoints (run_id, state, etag, updated_at) \
+                     VALUES ('big', ?1, 'e', 'now')",
+                    ["x".repeat(256 * 1024)],
+                )
+                .map_err(super::super::rows::internal)
+            });
+            let after = store.write(|c| {
+                insert(c, "after");
+                Ok(())
+            });
+            let (hold, capped, before, big, after) = tokio::join!(hold, capped, before, big, after);
+            hold.unwrap().unwrap();
+            assert!(matches!(big, Err(StoreError::StorageFull)), "{big:?}");
+            store
+                .write(|c| {
+                    cap(c, false);
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            let stored = runs(&store);
+            for (run, answer) in [("before", &before), ("after", &after)] {
+                assert_eq!(
+                    answer.is_ok(),
+                    stored.iter().any(|r| r == run),
+                    "{durability:?} {run}: answered {answer:?}, stored {stored:?} ({capped:?})"
+                );
+            }
+            assert!(!stored.iter().any(|r| r == "big"), "{stored:?}");
+            store
+                .write(|c| {
+                    insert(c, "later");
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            assert!(runs(&store).iter().any(|r| r == "later"));
         }
     }
 }
