@@ -77,7 +77,8 @@ pub async fn observe(observed: Observed, request: Request, next: Next) -> Respon
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     if observed.server_timing
-        && let Ok(value) = HeaderValue::from_str(&cost.server_timing(elapsed))
+        && let Ok(value) =
+            HeaderValue::from_maybe_shared(bytes::Bytes::from(cost.server_timing(elapsed)))
     {
         response.headers_mut().insert(SERVER_TIMING, value);
     }

@@ -53,22 +53,22 @@ impl Cost {
     /// store's part, and on Cosmos DB the request units (as a description,
     /// since they are not a duration).
     pub fn server_timing(&self, total: Duration) -> String {
-        use std::fmt::Write as _;
-        // Whole numbers only: float formatting would cost more than the
-        // rest of this middleware together.
-        let mut value = String::with_capacity(80);
+        // Whole numbers, written by hand: `format!` (floats above all)
+        // would cost more than the rest of this middleware together.
+        let mut value = String::with_capacity(96);
         value.push_str("total;dur=");
         millis(&mut value, total);
         value.push_str(", store;dur=");
         millis(&mut value, self.store_time());
         if self.cosmos_requests > 0 {
-            let _ = write!(
-                value,
-                ", cosmos;desc=\"{}.{:02} RU in {} requests\"",
-                self.centi_units / 100,
-                self.centi_units % 100,
-                self.cosmos_requests
-            );
+            let mut n = itoa::Buffer::new();
+            value.push_str(", cosmos;desc=\"");
+            value.push_str(n.format(self.centi_units / 100));
+            value.push('.');
+            push_padded(&mut value, self.centi_units % 100, 2);
+            value.push_str(" RU in ");
+            value.push_str(n.format(self.cosmos_requests));
+            value.push_str(" requests\"");
         }
         value
     }
@@ -76,9 +76,20 @@ impl Cost {
 
 /// `elapsed` in milliseconds with three decimals (`1.234`).
 fn millis(out: &mut String, elapsed: Duration) {
-    use std::fmt::Write as _;
-    let micros = elapsed.as_micros();
-    let _ = write!(out, "{}.{:03}", micros / 1000, micros % 1000);
+    let micros = elapsed.as_micros() as u64;
+    out.push_str(itoa::Buffer::new().format(micros / 1000));
+    out.push('.');
+    push_padded(out, micros % 1000, 3);
+}
+
+/// `n` (below 10^`width`) with leading zeros to `width` digits.
+fn push_padded(out: &mut String, n: u64, width: usize) {
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(n);
+    for _ in digits.len()..width {
+        out.push('0');
+    }
+    out.push_str(digits);
 }
 
 /// Runs `work` as a request whose cost is counted; answers its output and
