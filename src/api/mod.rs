@@ -43,12 +43,7 @@ pub fn router(state: AppState) -> Router {
             route.path().into(),
             state.settings.server_timing,
         );
-        let method_router =
-            route
-                .method_router()
-                .layer(middleware::from_fn(move |request, next| {
-                    observe::observe(observed.clone(), request, next)
-                }));
+        let method_router = route.method_router().layer(observe::ObserveLayer(observed));
         router = router.route(&route.path(), method_router);
     }
     if state.settings.bench_routes {

@@ -5,15 +5,22 @@
 //! Cosmos DB, the request units charged. The HTTP endpoints and the host's
 //! queue and timer invocations (`crate::functions`) all go through it.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    convert::Infallible,
+    future::Future,
+    sync::Arc,
+    task::{Context as Poll, Poll as Polled},
+    time::Instant,
+};
 
 use axum::{
     extract::Request,
     http::{HeaderValue, Method, header::HeaderName},
-    middleware::Next,
     response::Response,
 };
+use futures::future::BoxFuture;
 use opentelemetry::{Context, KeyValue, context::FutureExt as _, trace::TraceContextExt as _};
+use tower::{Layer, Service};
 
 use crate::telemetry::{cost, instruments, spans};
 
@@ -57,21 +64,76 @@ impl Observed {
     }
 }
 
-/// The middleware of one route (see the module's comment).
-pub async fn observe(observed: Observed, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let parent = spans::caller(request.headers());
+/// Puts [`Observe`] around one route (or the host's invocation).
+#[derive(Debug, Clone)]
+pub struct ObserveLayer(pub Observed);
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
+            inner,
+            observed: self.0.clone(),
+        }
+    }
+}
+
+/// The middleware of one route (see the module's comment). A service of
+/// its own rather than `axum::middleware::from_fn`, which clones the route
+/// for every request: this only wraps the route's future.
+#[derive(Debug, Clone)]
+pub struct Observe<S> {
+    inner: S,
+    observed: Observed,
+}
+
+impl<S> Service<Request> for Observe<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Poll<'_>) -> Polled<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let parent = spans::caller(request.headers());
+        let answer = self.inner.call(request);
+        let observed = self.observed.clone();
+        Box::pin(async move { Ok(observe(observed, started, method, parent, answer).await) })
+    }
+}
+
+/// Runs the route's `answer` in the request's span and cost tally, and
+/// reports what it came to.
+async fn observe(
+    observed: Observed,
+    started: Instant,
+    method: Method,
+    parent: Context,
+    answer: impl Future<Output = Result<Response, Infallible>>,
+) -> Response {
+    let answer = async move {
+        match answer.await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    };
     // The work runs in a context only when there is one to carry: a span
     // being recorded, or the caller's trace for the log lines.
     let (mut response, cost, cx) = if spans::recording() || parent.has_active_span() {
         let cx = start(&observed, &method, parent);
-        let (response, cost) = cost::measure(next.run(request))
-            .with_context(cx.clone())
-            .await;
+        let (response, cost) = cost::measure(answer).with_context(cx.clone()).await;
         (response, cost, Some(cx))
     } else {
-        let (response, cost) = cost::measure(next.run(request)).await;
+        let (response, cost) = cost::measure(answer).await;
         (response, cost, None)
     };
     let elapsed = started.elapsed();

@@ -23,7 +23,7 @@ use axum::{Router, body::Bytes, extract::DefaultBodyLimit, routing::post};
 
 use crate::{
     api::{
-        observe::{Observed, observe},
+        observe::{ObserveLayer, Observed},
         routes::ROUTES,
     },
     migration::SourceSpec,
@@ -114,8 +114,7 @@ impl FunctionsState {
 pub fn router(api: Router, state: FunctionsState) -> Router {
     let envelope_limit = state.settings.max_body_bytes.saturating_mul(2) + 64 * 1024;
     let observed = |function: &'static str, trigger: &'static str| {
-        let observed = Observed::invocation(function, trigger);
-        axum::middleware::from_fn(move |request, next| observe(observed.clone(), request, next))
+        ObserveLayer(Observed::invocation(function, trigger))
     };
     let mut router = Router::new()
         .route(
