@@ -25,6 +25,7 @@ const state = {
   listEtag: null, // of the list's first page, to revalidate it
   listing: 0, // generation of the list being loaded
   loadingMore: false, // a next page is on its way
+  listBusy: false, // the first page is on its way: placeholders are shown
   open: null, // the open session (without messages) and its ETag: { session, etag }
   opening: 0, // generation of the session being opened
   messages: [], // of the open session, oldest first
@@ -166,6 +167,7 @@ async function loadSessions({ reset }) {
     state.sessions = [];
     state.sessionsToken = null;
     state.listEtag = null;
+    state.listBusy = true;
     fill($('sessions'), placeholders(6));
     $('sessions').setAttribute('aria-busy', 'true');
     $('sessions-empty').hidden = true;
@@ -186,7 +188,10 @@ async function loadSessions({ reset }) {
   } catch (e) {
     if (generation === state.listing) showError(e);
   } finally {
-    if (generation === state.listing) state.loadingMore = false;
+    if (generation === state.listing) {
+      state.loadingMore = false;
+      state.listBusy = false;
+    }
   }
   if (generation === state.listing) renderSessions();
 }
@@ -194,7 +199,7 @@ async function loadSessions({ reset }) {
 /** Revalidates the list's first page and merges it with what is shown. */
 async function refreshList() {
   const generation = state.listing;
-  if (state.loadingMore || $('sessions').getAttribute('aria-busy') === 'true') return;
+  if (state.loadingMore || state.listBusy) return;
   const got = await api.listSessions({ is_active: state.show === 'active', limit: SESSIONS_PAGE }, state.listEtag);
   if (got.notModified || generation !== state.listing) return;
   const page = got.body.sessions;
@@ -214,6 +219,7 @@ async function refreshList() {
 
 function renderSessions() {
   const openId = state.open?.session.id ?? route().sessionId;
+  if (state.listBusy) return; // the placeholders stay until the list is there
   $('sessions').removeAttribute('aria-busy');
   fill($('sessions'), state.sessions.map((s) => h('li', {},
     h('a', { href: sessionUrl(s.id), 'aria-current': s.id === openId ? 'page' : null },
