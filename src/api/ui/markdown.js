@@ -56,8 +56,14 @@ export function render(markdown) {
     // The tokeniser never should throw; if it does, the text is still shown.
     return [h('p', { class: 'raw', dir: 'auto' }, markdown)];
   }
+  // The chat's title is an h2: a message's highest heading becomes an h3,
+  // the others keep their distance from it, so no level is skipped.
+  const depths = tokens.filter((t) => t.type === 'heading').map((t) => t.depth);
+  headingShift = depths.length ? 3 - Math.min(...depths) : 0;
   return blocks(tokens);
 }
+
+let headingShift = 0;
 
 function blocks(tokens) {
   return tokens.map(block).filter(Boolean);
@@ -74,8 +80,7 @@ function block(t) {
       // Text directly in a tight list item.
       return t.tokens ? h('span', {}, inline(t.tokens)) : decode(t.text);
     case 'heading':
-      // The chat's title is an h2: a message's headings sit below it.
-      return h(`h${Math.min(t.depth + 2, 6)}`, { dir: 'auto' }, inline(t.tokens));
+      return h(`h${Math.min(Math.max(t.depth + headingShift, 3), 6)}`, { dir: 'auto' }, inline(t.tokens));
     case 'code':
       return codeBlock(t.text, (t.lang || '').split(/\s/)[0]);
     case 'blockquote':
