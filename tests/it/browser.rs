@@ -33,10 +33,13 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn npm_ci() {
     // Every package of package.json, so that one added later is installed.
-    if ["playwright-core", "axe-core"]
-        .iter()
-        .all(|p| Path::new(DIR).join("node_modules").join(p).join("package.json").exists())
-    {
+    if ["playwright-core", "axe-core"].iter().all(|p| {
+        Path::new(DIR)
+            .join("node_modules")
+            .join(p)
+            .join("package.json")
+            .exists()
+    }) {
         return;
     }
     let status = Command::new("npm")
