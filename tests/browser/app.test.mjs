@@ -302,13 +302,17 @@ describe('the web app (local mode)', () => {
   test('phone width: the list, then the chat with a way back, nothing wider than the screen', async (t) => {
     const page = await newPage(browser, t, { contextOptions: { viewport: { width: 375, height: 740 } } });
     const user = newUser();
-    const session = await seedSession(user, { name: 'On the phone', messages: [['user', 'a rather long message '.repeat(20)]] });
+    const wide = ['```', 'x'.repeat(300), '```', '', '| a | b | c | d | e | f |', '|---|---|---|---|---|---|', `| ${'wide cell '.repeat(6)} | 2 | 3 | 4 | 5 | 6 |`].join('\n');
+    const session = await seedSession(user, { name: 'On the phone', messages: [['user', 'a rather long message '.repeat(20)], ['assistant', wide]] });
     await openApp(page, user);
     await page.getByRole('link', { name: /On the phone/ }).click();
     await page.locator('#messages .content').first().waitFor();
     assert.equal(await page.locator('#sidebar').isVisible(), false);
     assert.ok(await page.getByLabel('Message', { exact: true }).isVisible());
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 375));
+    // Wide code and tables scroll inside their own box, not the chat.
+    await page.locator('#messages .code-block').waitFor();
+    assert.ok(await page.locator('#scroller').evaluate((s) => s.scrollWidth <= s.clientWidth), 'the chat is no wider than the screen');
     await button(page, 'Chats').click();
     await page.waitForURL(`${APP}/api/ui/`);
     assert.ok(await page.locator('#sidebar').isVisible());

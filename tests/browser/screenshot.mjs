@@ -44,6 +44,7 @@ await page.addInitScript((u) => localStorage.setItem('chat-sessions.user', u), u
 await page.goto(`${APP}/api/ui/sessions/${lisbon.id}`);
 await page.locator('body[data-ready="true"]').waitFor();
 await page.getByLabel('Message', { exact: true }).fill('Thanks! What else is worth seeing nearby?');
+await page.getByLabel('Message', { exact: true }).blur();
 await page.screenshot({ path: out });
 await browser.close();
 console.log(`wrote ${out}`);
