@@ -39,6 +39,26 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").unwrap()).join("ui");
     fs::create_dir_all(&out).unwrap();
 
+    // A file added to the folder but not to FILES would silently not be
+    // served: stop the build instead.
+    for dir in ["", "vendor"] {
+        for entry in fs::read_dir(src.join(dir)).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            let path = if dir.is_empty() {
+                name
+            } else {
+                format!("{dir}/{name}")
+            };
+            let served = [".html", ".css", ".js", ".svg"]
+                .iter()
+                .any(|e| path.ends_with(e));
+            assert!(
+                !served || FILES.contains(&path.as_str()),
+                "src/api/ui/{path} is not in build.rs's FILES"
+            );
+        }
+    }
+
     let mut sources: BTreeMap<&str, String> = FILES
         .iter()
         .map(|name| {
