@@ -1,6 +1,6 @@
 // An automated accessibility audit (axe-core, a devDependency of these
 // tests, injected into the page by the test only) of every view of the app
-// at desktop and phone sizes: no violation of impact serious or critical.
+// at desktop and phone sizes (and in dark colours): no violation of impact serious or critical.
 // Lesser findings are printed, not failed.
 
 import assert from 'node:assert/strict';
@@ -19,7 +19,11 @@ after(async () => { await browser?.close(); });
 
 const button = (page, name) => page.getByRole('button', { name, exact: true });
 
-const SIZES = { desktop: { width: 1200, height: 800 }, phone: { width: 375, height: 740 } };
+const SIZES = {
+  desktop: { viewport: { width: 1200, height: 800 } },
+  phone: { viewport: { width: 375, height: 740 } },
+  'desktop, dark': { viewport: { width: 1200, height: 800 }, colorScheme: 'dark' },
+};
 
 const MARKDOWN = [
   '## Steps',
@@ -53,10 +57,10 @@ async function audit(page, what) {
   assert.deepEqual(describe, [], `${what}: serious or critical accessibility violations`);
 }
 
-for (const [size, viewport] of Object.entries(SIZES)) {
+for (const [size, contextOptions] of Object.entries(SIZES)) {
   describe(`accessibility audit (${size})`, () => {
     test('the home page, a chat with Markdown, search results', async (t) => {
-      const page = await newPage(browser, t, { contextOptions: { viewport } });
+      const page = await newPage(browser, t, { contextOptions });
       const user = newUser();
       await seedSession(user, { name: 'Kubernetes rollout', messages: [['user', 'How do I undo a rollout?'], ['assistant', MARKDOWN]] });
       const rtl = await seedSession(user, { name: 'שלום', messages: [['system', 'Be brief.'], ['user', 'مرحبا']] });
@@ -79,7 +83,7 @@ for (const [size, viewport] of Object.entries(SIZES)) {
     });
 
     test('each dialog', async (t) => {
-      const page = await newPage(browser, t, { contextOptions: { viewport } });
+      const page = await newPage(browser, t, { contextOptions });
       const user = newUser();
       const session = await seedSession(user, { name: 'Dialogs', messages: [['user', 'hi']] });
       await openApp(page, user, `sessions/${session.id}`);
