@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
-import { APP, call, launch, newPage, newUser, openApp, ready, seedSession, shownMessages } from './lib.mjs';
+import { APP, EASYAUTH, call, launch, newPage, newUser, openApp, ready, seedSession, shownMessages } from './lib.mjs';
 
 let browser;
 before(async () => { browser = await launch(); });
@@ -343,6 +343,24 @@ describe('reading and moving around', () => {
 });
 
 describe('your data', () => {
+  test('under Easy Auth, erase asks for the id the platform gave (learnt from the sessions)', async (t) => {
+    const principal = newUser('principal');
+    const headers = { 'X-MS-CLIENT-PRINCIPAL-ID': principal, 'X-MS-CLIENT-PRINCIPAL-NAME': `${principal}@example.com` };
+    const page = await newPage(browser, t, { contextOptions: { extraHTTPHeaders: headers } });
+    const created = await call('POST', '/api/chat/sessions', { base: EASYAUTH(), headers, body: { session_name: 'Signed in' } });
+    assert.equal(created.status, 201);
+    await page.goto(`${EASYAUTH()}/api/ui/`);
+    await ready(page);
+    await page.locator('#sessions a', { hasText: 'Signed in' }).waitFor();
+    await button(page, 'Erase data').click();
+    const dialog = page.getByRole('dialog', { name: 'Erase all your data?' });
+    await dialog.getByLabel(`Type “${principal}” to confirm`).fill(principal);
+    await dialog.getByRole('button', { name: 'Erase everything' }).click();
+    await dialog.getByText('Erased.').waitFor();
+    assert.match(await dialog.locator('#erase-result').textContent(), /1 chat and 0 messages deleted/);
+    assert.equal((await call('GET', '/api/chat/sessions', { base: EASYAUTH(), headers })).body.sessions.length, 0);
+  });
+
   test('import a ChatGPT export through the file picker: progress, counts, the chats listed', async (t) => {
     const page = await newPage(browser, t);
     const user = newUser();
