@@ -97,7 +97,7 @@ test('figures: cold load, opening a long chat, compressed size; a returning visi
 
   console.log([
     '',
-    'web app figures (median of 5; debug build when run by cargo test):',
+    'web app figures (median of 5 cold loads; the server is a debug build under cargo test):',
     `  cold load to the first chat list painted: ${median(loads).toFixed(0)} ms (runs: ${loads.map((x) => x.toFixed(0)).join(', ')})`,
     `  opening a 300-message chat to its newest message on screen: ${median(opens).toFixed(0)} ms (runs: ${opens.map((x) => x.toFixed(0)).join(', ')})`,
     `  JavaScript and CSS as served (Brotli, headers included): ${(bytes / 1024).toFixed(1)} KB in ${assets.length} files`,
