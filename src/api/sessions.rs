@@ -137,8 +137,16 @@ pub(super) fn session_id(raw: String) -> Result<SessionId, ApiError> {
     tag = "sessions",
     summary = "List the user's sessions",
     description = "Newest activity (updated_at) first, without messages, paged by an opaque continuation_token.",
-    params(ListParams),
-    responses((status = 200, description = "A page of sessions.", body = SessionList))
+    params(
+        ListParams,
+        ("If-None-Match" = Option<String>, Header, nullable = false, description = "The ETag of an earlier answer to the same request: 304 while the user's sessions are unchanged."),
+    ),
+    responses(
+        (status = 200, description = "A page of sessions.", body = SessionList, headers(
+            ("ETag" = String, description = "Version of this page, where the store keeps one (the embedded store)."),
+        )),
+        (status = 304, description = "Unchanged since the ETag in If-None-Match."),
+    )
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -172,6 +180,19 @@ pub async fn list(
     if version.is_some() {
         instruments::cache_lookup("listing", cached.is_some());
     }
+    // While the owner's version stands, this page is what the client has.
+    let etag = version.as_ref().map(|v| listing_etag(&key, v));
+    if let Some(tag) = &etag
+        && none_match_tags(&headers)
+            .iter()
+            .any(|t| t == "*" || t == tag.as_str())
+    {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Ok(value) = HeaderValue::from_str(tag.as_str()) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        return Ok(response);
+    }
     let body = match cached {
         Some(body) => body,
         None => {
@@ -191,7 +212,24 @@ pub async fn list(
             bytes
         }
     };
-    Ok(json_bytes(body))
+    let mut response = json_bytes(body);
+    if let Some(value) = etag.and_then(|t| HeaderValue::from_str(t.as_str()).ok()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// The `ETag` of a listing: the owner's version, tied to the page asked
+/// for and whose it is (under Easy Auth one URL serves every user), and to
+/// this process, since another store file may reach the same version.
+fn listing_etag(key: &str, version: &ETag) -> ETag {
+    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+    static PROCESS: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+        std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
+    let mut hasher = PROCESS.build_hasher();
+    key.hash(&mut hasher);
+    version.as_str().hash(&mut hasher);
+    ETag::new(format!("l{:016x}", hasher.finish()))
 }
 
 /// What a cached listing is filed under: whose, and which page of what.
@@ -285,6 +323,18 @@ pub async fn get(
             )));
         }
         let stored = state.store.get_session_tail(&owner, &id, limit).await?;
+        // The tail is small; the 304 spares sending it and the client's
+        // work (the web app revalidates an open chat this way).
+        if none_match_tags(&headers)
+            .iter()
+            .any(|t| t == "*" || t == stored.etag.as_str())
+        {
+            let mut response = StatusCode::NOT_MODIFIED.into_response();
+            if let Ok(value) = HeaderValue::from_str(stored.etag.as_str()) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
+            return Ok(response);
+        }
         return Ok(json_with_etag(
             StatusCode::OK,
             &stored.value,

@@ -97,7 +97,7 @@ describe('the web app (local mode)', () => {
     assert.equal(await page.locator('#chat-title').textContent(), 'Untitled chat');
   });
 
-  test('rename, and a 412 (someone else renamed it) offers to reload', async (t) => {
+  test('rename, and a 412 (someone else renamed it) says so in plain words, shows it, and offers to try again', async (t) => {
     const page = await newPage(browser, t);
     const user = newUser();
     const session = await seedSession(user, { name: 'Old name', messages: [['user', 'hi']] });
@@ -115,10 +115,15 @@ describe('the web app (local mode)', () => {
     await page.getByLabel('Session name').fill('Mine');
     await button(page, 'Save').click();
     const alert = page.getByRole('alert');
-    await alert.getByText('Precondition failed').waitFor();
-    assert.match(await alert.textContent(), /ETag/i, 'the problem detail is shown');
-    await alert.getByRole('button', { name: 'Reload' }).click();
+    await alert.getByText('This chat was changed elsewhere.').waitFor();
+    const said = await alert.textContent();
+    assert.match(said, /renamed to “Renamed elsewhere” in another tab or on another device/);
+    assert.match(said, /Your rename to “Mine” was not saved/);
+    assert.doesNotMatch(said, /ETag|If-Match|Precondition/i, 'no jargon');
+    // The other change is shown at once, in the heading and the list.
     await page.getByRole('heading', { name: 'Renamed elsewhere' }).waitFor();
+    await sessionLinks(page).filter({ hasText: 'Renamed elsewhere' }).waitFor();
+    await alert.getByRole('button', { name: 'Try again' }).click();
     // What the person typed is still there, to save again.
     assert.equal(await page.getByLabel('Session name').inputValue(), 'Mine');
     await button(page, 'Save').click();
@@ -153,7 +158,7 @@ describe('the web app (local mode)', () => {
     await openApp(page, user, `sessions/${session.id}`);
     await button(page, 'Delete').click();
     const dialog = page.getByRole('dialog');
-    await dialog.getByText('“Doomed” and its 1 message(s) will be deleted').waitFor();
+    await dialog.getByText('“Doomed” and its 1 message will be deleted').waitFor();
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     assert.equal((await call('GET', `/api/chat/sessions/${session.id}`, { user })).status, 200);
     await button(page, 'Delete').click();
@@ -173,10 +178,13 @@ describe('the web app (local mode)', () => {
     const evil = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script><b>bold</b>';
     const session = await seedSession(user, { name: `<i>name</i><img src=y onerror="window.__pwned=3">`, messages: [['assistant', evil]] });
     await openApp(page, user, `sessions/${session.id}`);
-    await post(page, 'user', '<svg onload="window.__pwned=4"></svg> & &amp; "quotes"');
+    await page.getByLabel('Message', { exact: true }).fill('<svg onload="window.__pwned=4"></svg> & &amp; "quotes"');
+    await button(page, 'Send').click();
+    await page.locator('#messages .content', { hasText: '"quotes"' }).waitFor();
     await page.reload();
     await ready(page);
-    assert.deepEqual(await shownMessages(page), [evil, '<svg onload="window.__pwned=4"></svg> & &amp; "quotes"']);
+    // HTML stays as written; `&amp;` is Markdown's way to write `&`.
+    assert.deepEqual(await shownMessages(page), [evil, '<svg onload="window.__pwned=4"></svg> & & "quotes"']);
     assert.equal(await page.locator('#chat-title').textContent(), session.session_name);
     assert.equal(await sessionLinks(page).first().textContent(), session.session_name);
     assert.equal(await page.locator('main img, main script, main svg, main b, main i, nav img, nav i').count(), 0);
@@ -294,13 +302,17 @@ describe('the web app (local mode)', () => {
   test('phone width: the list, then the chat with a way back, nothing wider than the screen', async (t) => {
     const page = await newPage(browser, t, { contextOptions: { viewport: { width: 375, height: 740 } } });
     const user = newUser();
-    const session = await seedSession(user, { name: 'On the phone', messages: [['user', 'a rather long message '.repeat(20)]] });
+    const wide = ['```', 'x'.repeat(300), '```', '', '| a | b | c | d | e | f |', '|---|---|---|---|---|---|', `| ${'wide cell '.repeat(6)} | 2 | 3 | 4 | 5 | 6 |`].join('\n');
+    const session = await seedSession(user, { name: 'On the phone', messages: [['user', 'a rather long message '.repeat(20)], ['assistant', wide]] });
     await openApp(page, user);
     await page.getByRole('link', { name: /On the phone/ }).click();
     await page.locator('#messages .content').first().waitFor();
     assert.equal(await page.locator('#sidebar').isVisible(), false);
     assert.ok(await page.getByLabel('Message', { exact: true }).isVisible());
     assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= 375));
+    // Wide code and tables scroll inside their own box, not the chat.
+    await page.locator('#messages .code-block').waitFor();
+    assert.ok(await page.locator('#scroller').evaluate((s) => s.scrollWidth <= s.clientWidth), 'the chat is no wider than the screen');
     await button(page, 'Chats').click();
     await page.waitForURL(`${APP}/api/ui/`);
     assert.ok(await page.locator('#sidebar').isVisible());

@@ -114,7 +114,7 @@ export async function ready(page) {
   await page.locator('body[data-ready="true"]').waitFor();
 }
 
-/** The texts of the messages shown, oldest first. */
+/** The texts of the messages shown (as rendered: line breaks kept), oldest first. */
 export async function shownMessages(page) {
-  return page.locator('#messages .content').allTextContents();
+  return page.locator('#messages .content').allInnerTexts();
 }

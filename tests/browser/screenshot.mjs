@@ -16,19 +16,35 @@ const lisbon = await seedSession(user, {
   name: 'Trip to Lisbon',
   messages: [
     ['system', 'You are a helpful travel assistant.'],
-    ['user', 'Which tram goes to Belém, and where does it leave from?'],
-    ['assistant', 'Tram 15E leaves from Praça da Figueira and takes about 40 minutes.\nBuy a Viva Viagem card at any metro station first; it is cheaper than paying on board.'],
+    ['user', 'Which tram goes to Belém, and what does a day pass cost?'],
+    ['assistant', [
+      'Take **tram 15E** from Praça da Figueira; it takes about 40 minutes.',
+      '',
+      '1. Buy a *Viva Viagem* card at any metro station.',
+      '2. Load a day pass on it; it is cheaper than paying on board.',
+      '',
+      '| Ticket | Price |',
+      '|---|--:|',
+      '| On board | €3.10 |',
+      '| 24-hour pass | €6.80 |',
+      '',
+      'To check the next departures from a terminal:',
+      '',
+      '```sh',
+      'curl -s "https://api.carrismetropolitana.pt/stops/060001/realtime" | jq \'.[0:3]\'',
+      '```',
+    ].join('\n')],
     ['user', 'And is the <Pastéis de Belém> shop near the stop?'],
-    ['assistant', 'Yes: get off at "Belém" — the shop is a two-minute walk east, at Rua de Belém 84–92.'],
   ],
 });
 
 const browser = await launch();
-const page = await browser.newPage({ viewport: { width: 1100, height: 620 }, deviceScaleFactor: 1 });
+const page = await browser.newPage({ viewport: { width: 1100, height: 720 }, deviceScaleFactor: 1 });
 await page.addInitScript((u) => localStorage.setItem('chat-sessions.user', u), user);
 await page.goto(`${APP}/api/ui/sessions/${lisbon.id}`);
 await page.locator('body[data-ready="true"]').waitFor();
 await page.getByLabel('Message', { exact: true }).fill('Thanks! What else is worth seeing nearby?');
+await page.getByLabel('Message', { exact: true }).blur();
 await page.screenshot({ path: out });
 await browser.close();
 console.log(`wrote ${out}`);

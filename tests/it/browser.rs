@@ -15,7 +15,14 @@ use crate::common::{binary::Binary, free_port};
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 
 /// The files of `tests/browser/` that run.
-const BROWSER_TEST_FILES: &[&str] = &["app.test.mjs", "cors.test.mjs", "search_export.test.mjs"];
+const BROWSER_TEST_FILES: &[&str] = &[
+    "a11y.test.mjs",
+    "app.test.mjs",
+    "chat.test.mjs",
+    "cors.test.mjs",
+    "perf.test.mjs",
+    "search_export.test.mjs",
+];
 
 /// Files that wait for endpoints the service does not have yet; each moves
 /// to [`BROWSER_TEST_FILES`] when they land.
@@ -25,10 +32,14 @@ const WAITING: &[&str] = &[];
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn npm_ci() {
-    if Path::new(DIR)
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
+    // Every package of package.json, so that one added later is installed.
+    if ["playwright-core", "axe-core"].iter().all(|p| {
+        Path::new(DIR)
+            .join("node_modules")
+            .join(p)
+            .join("package.json")
+            .exists()
+    }) {
         return;
     }
     let status = Command::new("npm")

@@ -70,6 +70,106 @@ async fn the_app_is_served_with_a_strict_policy() {
         .expect_problem(StatusCode::METHOD_NOT_ALLOWED);
 }
 
+/// The files the start page names, with their `?v=` hashes.
+fn named_files(page: &str) -> Vec<String> {
+    page.split('"')
+        .filter(|s| s.starts_with("/api/ui/") && s.contains("?v="))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn files_are_compressed_as_the_client_accepts_and_cached_by_content_hash() {
+    let app = TestApp::new();
+    let page = app.get("/api/ui/").await.expect_status(StatusCode::OK);
+    // The start page: always revalidated, so a new release shows at once.
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    let text = String::from_utf8_lossy(&page.body).into_owned();
+    let files = named_files(&text);
+    for name in ["style.css", "app.js", "icon.svg"] {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.starts_with(&format!("/api/ui/{name}?v="))),
+            "{name} by its hash in {files:?}"
+        );
+    }
+    let app_js = files.iter().find(|f| f.contains("app.js")).unwrap();
+
+    for (accept, encoding) in [
+        (Some("gzip, deflate, br, zstd"), Some("br")),
+        (Some("gzip"), Some("gzip")),
+        (Some("br;q=0, gzip;q=1"), Some("gzip")),
+        (None, None),
+    ] {
+        let mut request = app.request(Method::GET, app_js);
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        let r = request.send().await.expect_status(StatusCode::OK);
+        assert_eq!(r.header("content-encoding"), encoding, "{accept:?}");
+        assert!(r.header("vary").unwrap().contains("Accept-Encoding"));
+        // By its current hash: for good.
+        assert_eq!(
+            r.header("cache-control"),
+            Some("public, max-age=31536000, immutable")
+        );
+        let plain = match encoding {
+            Some("gzip") => {
+                use std::io::Read as _;
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&r.body[..])
+                    .read_to_end(&mut out)
+                    .unwrap();
+                out
+            }
+            Some("br") => {
+                let mut out = Vec::new();
+                brotli::BrotliDecompress(&mut &r.body[..], &mut out).unwrap();
+                out
+            }
+            _ => r.body.to_vec(),
+        };
+        if encoding.is_some() {
+            assert!(r.body.len() < plain.len() / 2, "{encoding:?} compresses");
+        }
+        assert!(
+            String::from_utf8(plain)
+                .unwrap()
+                .contains("import * as api")
+        );
+    }
+    // The start page is compressed too, and revalidates to a 304.
+    let r = app
+        .request(Method::GET, "/api/ui/")
+        .header("accept-encoding", "br")
+        .send()
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.header("content-encoding"), Some("br"));
+    let etag = r.header("etag").unwrap().to_owned();
+    let r = app
+        .request(Method::GET, "/api/ui/sessions/session_1")
+        .header("accept-encoding", "br")
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect_status(StatusCode::NOT_MODIFIED);
+    assert_eq!(r.header("cache-control"), Some("no-cache"));
+    assert!(r.header("content-security-policy").is_some());
+
+    // Without the hash, or with an old one: served, but revalidated.
+    for path in ["/api/ui/app.js", "/api/ui/app.js?v=0123456789abcdef"] {
+        let r = app.get(path).await.expect_status(StatusCode::OK);
+        assert_eq!(r.header("cache-control"), Some("no-cache"), "{path}");
+        assert!(r.header("etag").is_some());
+    }
+    // Every module names the others by hash too, so none is fetched twice.
+    let app_text = String::from_utf8_lossy(&app.get(app_js).await.body).into_owned();
+    assert!(app_text.contains("'./api.js?v="), "{app_text:.200}");
+    assert!(app_text.contains("'./markdown.js?v="));
+}
+
 #[tokio::test]
 async fn the_page_knows_the_auth_mode() {
     let local = TestApp::new().get("/api/ui/").await;

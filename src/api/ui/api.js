@@ -25,26 +25,46 @@ export function configure(mode, userId) {
   user = namesUser ? userId.trim() : '';
 }
 
-async function request(method, path, { query = {}, body, ifMatch } = {}) {
-  const url = new URL(BASE + path, location.origin);
+// Told of every answer (`ok`: the service answered at all, whatever the
+// status) so the page can clear a "cannot be reached" banner once it is back.
+let onAnswer = () => {};
+
+/** Sets the function told `(answered, status)` after every request. */
+export function observe(fn) {
+  onAnswer = fn;
+}
+
+function url(path, query) {
+  const u = new URL(BASE + path, location.origin);
   for (const [key, value] of Object.entries(query)) {
-    if (value !== undefined && value !== null && value !== '') url.searchParams.set(key, value);
+    if (value !== undefined && value !== null && value !== '') u.searchParams.set(key, value);
   }
-  if (namesUser && user) url.searchParams.set('user_id', user);
+  if (namesUser && user) u.searchParams.set('user_id', user);
+  return u;
+}
+
+async function request(method, path, { query = {}, body, ifMatch, ifNoneMatch } = {}) {
   const headers = {};
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   if (ifMatch) headers['If-Match'] = ifMatch;
+  if (ifNoneMatch) headers['If-None-Match'] = ifNoneMatch;
   let response;
   try {
-    response = await fetch(url, {
+    response = await fetch(url(path, query), {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       credentials: 'same-origin',
+      // The app keeps its own ETags; the browser's cache would only answer
+      // its conditional requests with a stale 200.
+      cache: 'no-store',
     });
-  } catch (e) {
-    throw new ApiError(0, 'The service cannot be reached', e.message);
+  } catch {
+    onAnswer(false, 0);
+    throw new ApiError(0, 'The service cannot be reached', 'Check your connection; the page tries again by itself.');
   }
+  onAnswer(true, response.status);
+  if (response.status === 304) return response;
   if (!response.ok) throw await problem(response);
   return response;
 }
@@ -63,30 +83,38 @@ async function problem(response) {
 }
 
 const json = (response) => response.json();
-const withEtag = async (response) => ({ body: await response.json(), etag: response.headers.get('ETag') });
+const withEtag = async (response) => (response.status === 304
+  ? { notModified: true, etag: response.headers.get('ETag') }
+  : { body: await response.json(), etag: response.headers.get('ETag') });
 const path = (id) => `/chat/sessions/${encodeURIComponent(id)}`;
 
 /** Which optional endpoints this service offers, from its OpenAPI document. */
 export async function features() {
   const doc = await request('GET', '/openapi.json').then(json);
-  const has = (p) => Boolean(doc.paths?.[p]?.get);
+  const has = (p, method = 'get') => Boolean(doc.paths?.[p]?.[method]);
   return {
     search: has('/api/chat/search'),
     exportSession: has('/api/chat/sessions/{session_id}/export'),
     exportAll: has('/api/chat/export'),
+    importFile: has('/api/chat/import', 'post'),
+    erase: has('/api/chat/erase', 'post'),
   };
 }
 
-/** A page of sessions, newest activity first. */
-export const listSessions = (query) => request('GET', '/chat/sessions', { query }).then(json);
+/** A page of sessions, newest activity first; `{ body, etag }`, or `{ notModified }` while `etag` is current. */
+export const listSessions = (query, etag) =>
+  request('GET', '/chat/sessions', { query, ifNoneMatch: etag }).then(withEtag);
 
 /** A new session; answers `{ body, etag }`. */
 export const createSession = (fields = {}) =>
   request('POST', '/chat/sessions', { body: fields }).then(withEtag);
 
-/** A session with only its newest message (the pager reads the rest); `{ body, etag }`. */
-export const getSession = (id) =>
-  request('GET', path(id), { query: { messages_limit: 1 } }).then(withEtag);
+/**
+ * A session with only its newest message (the pager reads the rest);
+ * `{ body, etag }`, or `{ notModified: true }` while `etag` is still its version.
+ */
+export const getSession = (id, etag) =>
+  request('GET', path(id), { query: { messages_limit: 1 }, ifNoneMatch: etag }).then(withEtag);
 
 /** A page of messages, newest first, and the cursor to older ones. */
 export const listMessages = (id, query) =>
@@ -112,3 +140,38 @@ export const exportSession = (id, format) =>
 
 /** Everything of the user as NDJSON: the response. */
 export const exportAll = () => request('GET', '/chat/export');
+
+/** Erases everything of the user (`confirm`: their id); one batch: `{ complete, …counts }`. */
+export const erase = (confirm) => request('POST', '/chat/erase', { body: { confirm } }).then(json);
+
+/**
+ * Imports a file (ChatGPT's conversations.json or this service's export);
+ * `progress(sent, total)` follows the upload. Answers the counts.
+ * XMLHttpRequest, not fetch: only it reports upload progress.
+ */
+export function importFile(file, progress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', url('/chat/import', {}));
+    xhr.withCredentials = true;
+    // The service tells the formats apart by their content; the type only has to be one it takes.
+    xhr.setRequestHeader('Content-Type', /\.json$/i.test(file.name) ? 'application/json' : 'application/x-ndjson');
+    xhr.upload.addEventListener('progress', (e) => { if (e.lengthComputable) progress(e.loaded, e.total); });
+    xhr.addEventListener('load', () => {
+      onAnswer(true, xhr.status);
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        // Not JSON: the status line says it.
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(body);
+      else reject(new ApiError(xhr.status, body?.title || `${xhr.status} ${xhr.statusText}`.trim(), body?.detail || ''));
+    });
+    xhr.addEventListener('error', () => {
+      onAnswer(false, 0);
+      reject(new ApiError(0, 'The service cannot be reached', 'The file was not imported.'));
+    });
+    xhr.send(file);
+  });
+}

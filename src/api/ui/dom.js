@@ -32,15 +32,63 @@ export function time(iso, long = false) {
   return h('time', { datetime: iso, title: full.format(date) }, text);
 }
 
-const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+// Search's rules (src/search/: a term matches at the start of a word,
+// case folded; a term that does not begin with a word character matches
+// anywhere), so that what is highlighted is what the server counted.
+const WORD = /[\p{L}\p{M}\p{N}]/u;
+const ALONE = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
+// Simple case folding where it is not lowercasing (CaseFolding.txt, C and S).
+const FOLD = new Map(Object.entries({
+  '\u00B5': '\u03BC', '\u017F': 's', '\u0345': '\u03B9', '\u1FBE': '\u03B9', '\u03C2': '\u03C3',
+  '\u03D0': '\u03B2', '\u03D1': '\u03B8', '\u03D5': '\u03C6', '\u03D6': '\u03C0', '\u03F0': '\u03BA',
+  '\u03F1': '\u03C1', '\u03F5': '\u03B5', '\u1C80': '\u0432', '\u1C81': '\u0434', '\u1C82': '\u043E',
+  '\u1C83': '\u0441', '\u1C84': '\u0442', '\u1C85': '\u0442', '\u1C86': '\u044A', '\u1C87': '\u0463',
+  '\u1C88': '\uA64B', '\u1E9B': '\u1E61',
+}));
 
-/** `text` as nodes, with each occurrence of a search term in a `<mark>`. */
-export function marked(text, query) {
-  const terms = query.split(/\s+/).filter(Boolean).map(escapeRegExp);
+/** One character folded to one character, as the server folds it. */
+function fold(c) {
+  const special = FOLD.get(c);
+  if (special) return special;
+  const lower = c.toLowerCase();
+  // Only İ lowercases to two characters; simple folding keeps it.
+  return [...lower].length === 1 ? lower : c;
+}
+
+const isWord = (c) => WORD.test(c);
+const alone = (c) => ALONE.test(c);
+const wordStartsAt = (chars, i) => isWord(chars[i])
+  && (i === 0 || alone(chars[i]) || !isWord(chars[i - 1]) || alone(chars[i - 1]));
+
+/**
+ * `text` as nodes, with every match of a search term in a `<mark>`: by
+ * the server's rules, so `kube` is marked in "Kubernetes", not in
+ * "minikube".
+ */
+export function highlight(text, query) {
+  const terms = query.split(/\s+/).filter(Boolean).map((t) => [...t].map(fold));
   if (!terms.length) return [text];
-  const parts = text.split(new RegExp(`(${terms.join('|')})`, 'giu'));
-  // split() with one capture group: odd parts are the matches.
-  return parts.map((part, i) => (i % 2 ? h('mark', {}, part) : part)).filter((p) => p !== '');
+  const chars = [...text];
+  const folded = chars.map(fold);
+  const marked = new Array(chars.length).fill(false);
+  for (const term of terms) {
+    const anchored = isWord(term[0]);
+    for (let i = 0; i + term.length <= folded.length; i++) {
+      if (term.every((c, k) => folded[i + k] === c) && (!anchored || wordStartsAt(folded, i))) {
+        for (let k = 0; k < term.length; k++) marked[i + k] = true;
+      }
+    }
+  }
+  const out = [];
+  let run = '';
+  let inMark = false;
+  const flush = () => { if (run) out.push(inMark ? h('mark', {}, run) : run); run = ''; };
+  chars.forEach((c, i) => {
+    if (marked[i] !== inMark) { flush(); inMark = marked[i]; }
+    run += c;
+  });
+  flush();
+  return out;
 }
 
 /** Empties `el` and fills it with `children`. */

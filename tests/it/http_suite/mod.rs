@@ -33,6 +33,7 @@ macro_rules! http_suite {
             malformed_json_is_400_and_other_media_types_415,
             body_over_the_limit_is_413,
             get_returns_messages_in_order_with_etag_and_304,
+            a_tail_and_a_listing_revalidate_with_if_none_match,
             get_of_a_missing_or_foreign_session_is_404,
             list_pages_without_messages_and_validates_parameters,
             list_filters_by_is_active,
@@ -330,6 +331,78 @@ pub async fn get_returns_messages_in_order_with_etag_and_304(store: DynStore, gu
         .send()
         .await
         .expect_status(StatusCode::OK);
+}
+
+/// What the web app's refresh relies on: the newest message alone
+/// (`messages_limit`) and a listing's page answer 304 while nothing changed,
+/// and 200 once something did. A listing carries an `ETag` where the store
+/// keeps a version of the owner's sessions (the embedded store).
+pub async fn a_tail_and_a_listing_revalidate_with_if_none_match(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
+    let (u, other) = (user(), user());
+    let id = app.create_session(&u).await;
+    app.create_session(&other).await;
+    let tail = format!("{}&messages_limit=1", session_uri(&id, &u));
+    let etag = app
+        .get(&tail)
+        .await
+        .expect_status(StatusCode::OK)
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let r = app
+        .request(Method::GET, &tail)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect_status(StatusCode::NOT_MODIFIED);
+    assert_eq!(r.header("etag"), Some(etag.as_str()));
+    assert!(r.body.is_empty());
+
+    let list = format!("/api/chat/sessions?user_id={u}&limit=30");
+    let first = app.get(&list).await.expect_status(StatusCode::OK);
+    let list_etag = first.header("etag").map(str::to_owned);
+    if let Some(tag) = &list_etag {
+        app.request(Method::GET, &list)
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .expect_status(StatusCode::NOT_MODIFIED);
+        // Another user's tag never stands for this user's page, even at the
+        // same version (under Easy Auth both ask the same URL).
+        let theirs = app
+            .get(&format!("/api/chat/sessions?user_id={other}&limit=30"))
+            .await
+            .expect_status(StatusCode::OK);
+        assert_ne!(theirs.header("etag"), Some(tag.as_str()));
+    }
+
+    post_message(
+        &app,
+        &id,
+        &u,
+        json!({ "content": "new", "message_type": "user" }),
+    )
+    .await
+    .expect_status(StatusCode::CREATED);
+    let r = app
+        .request(Method::GET, &tail)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(r.json()["messages"][0]["content"], "new");
+    assert_ne!(r.header("etag"), Some(etag.as_str()));
+    if let Some(tag) = &list_etag {
+        let r = app
+            .request(Method::GET, &list)
+            .header("if-none-match", tag)
+            .send()
+            .await
+            .expect_status(StatusCode::OK);
+        assert_eq!(r.json()["sessions"][0]["message_count"], 1);
+        assert_ne!(r.header("etag"), Some(tag.as_str()));
+    }
 }
 
 pub async fn get_of_a_missing_or_foreign_session_is_404(store: DynStore, guard: Guard) {
