@@ -40,7 +40,8 @@ pub fn router(state: AppState) -> Router {
     for route in routes::ROUTES {
         let observed = observe::Observed::http(
             route.function,
-            route.path().into(),
+            &route.method,
+            &route.path(),
             state.settings.server_timing,
         );
         let method_router = route.method_router().layer(observe::ObserveLayer(observed));

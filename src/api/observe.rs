@@ -27,39 +27,61 @@ use crate::telemetry::{cost, instruments, spans};
 /// `Server-Timing` (not among axum's header constants).
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
-/// What one route reports itself as.
+/// What one route reports itself as. The attributes are built once per
+/// route, not per request.
 #[derive(Debug, Clone)]
 pub struct Observed {
     /// The Azure Function name (`SendMessage`), the span's name.
     pub function: &'static str,
-    /// What triggers it: `http`, or `pubsub` (a queue) or `timer` for the
-    /// host's invocations.
-    pub trigger: &'static str,
-    /// The HTTP route as the server matches it
-    /// (`/api/chat/sessions/{session_id}`); `None` for an invocation.
-    pub route: Option<Arc<str>>,
+    /// Whether it is an HTTP endpoint (else a queue or timer invocation of
+    /// the host, which fails on any non-2xx).
+    pub http: bool,
     /// Whether answers carry `Server-Timing`.
     pub server_timing: bool,
+    /// The server span's first attributes: `faas.name`, `faas.trigger`
+    /// and, for HTTP, `http.request.method` and `http.route`.
+    span_attributes: Arc<[KeyValue]>,
+    /// The duration metric's attributes but the status: `faas.name` and
+    /// `http.request.method` and `http.route`, or `faas.trigger`.
+    metric_attributes: Arc<[KeyValue]>,
 }
 
 impl Observed {
-    /// An HTTP endpoint.
-    pub fn http(function: &'static str, route: Arc<str>, server_timing: bool) -> Self {
+    /// An HTTP endpoint: `method` on `route`
+    /// (`/api/chat/sessions/{session_id}`, the template the server matches).
+    pub fn http(function: &'static str, method: &Method, route: &str, server_timing: bool) -> Self {
+        let route: Arc<str> = route.into();
+        let method = method.as_str().to_owned();
         Self {
             function,
-            trigger: "http",
-            route: Some(route),
+            http: true,
             server_timing,
+            span_attributes: Arc::new([
+                KeyValue::new("faas.name", function),
+                KeyValue::new("faas.trigger", "http"),
+                KeyValue::new("http.request.method", method.clone()),
+                KeyValue::new("http.route", route.clone()),
+            ]),
+            metric_attributes: Arc::new([
+                KeyValue::new("faas.name", function),
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("http.route", route),
+            ]),
         }
     }
 
     /// A queue (`pubsub`) or timer invocation of the host.
     pub fn invocation(function: &'static str, trigger: &'static str) -> Self {
+        let attributes: Arc<[KeyValue]> = Arc::new([
+            KeyValue::new("faas.name", function),
+            KeyValue::new("faas.trigger", trigger),
+        ]);
         Self {
             function,
-            trigger,
-            route: None,
+            http: false,
             server_timing: false,
+            span_attributes: attributes.clone(),
+            metric_attributes: attributes,
         }
     }
 }
@@ -103,11 +125,10 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let started = Instant::now();
-        let method = request.method().clone();
         let parent = spans::caller(request.headers());
         let answer = self.inner.call(request);
         let observed = self.observed.clone();
-        Box::pin(async move { Ok(observe(observed, started, method, parent, answer).await) })
+        Box::pin(async move { Ok(observe(observed, started, parent, answer).await) })
     }
 }
 
@@ -116,7 +137,6 @@ where
 async fn observe(
     observed: Observed,
     started: Instant,
-    method: Method,
     parent: Context,
     answer: impl Future<Output = Result<Response, Infallible>>,
 ) -> Response {
@@ -129,7 +149,7 @@ async fn observe(
     // The work runs in a context only when there is one to carry: a span
     // being recorded, or the caller's trace for the log lines.
     let (mut response, cost, cx) = if spans::recording() || parent.has_active_span() {
-        let cx = start(&observed, &method, parent);
+        let cx = start(&observed, parent);
         let (response, cost) = cost::measure(answer).with_context(cx.clone()).await;
         (response, cost, Some(cx))
     } else {
@@ -147,57 +167,40 @@ async fn observe(
     if let Some(cx) = cx.filter(|_| spans::recording()) {
         end(&observed, &cx, status, &cost);
     }
-    match &observed.route {
-        Some(route) => instruments::http_request(
-            observed.function,
-            method.as_str(),
-            route,
-            status,
-            elapsed,
-            cost.request_charge(),
-        ),
-        None => instruments::invocation(
-            observed.function,
-            observed.trigger,
-            elapsed,
-            cost.request_charge(),
-        ),
-    }
+    let status_code = observed.http.then_some(status);
+    instruments::function_ended(
+        observed.function,
+        &observed.metric_attributes,
+        status_code,
+        elapsed,
+        cost.request_charge(),
+    );
     response
 }
 
 /// The server span of one request, under the caller's.
-fn start(observed: &Observed, method: &Method, parent: Context) -> Context {
+fn start(observed: &Observed, parent: Context) -> Context {
     if !spans::recording() {
         return parent;
     }
-    let mut attributes = vec![
-        KeyValue::new("faas.name", observed.function),
-        KeyValue::new("faas.trigger", observed.trigger),
-    ];
-    if let Some(route) = &observed.route {
-        attributes.push(KeyValue::new(
-            "http.request.method",
-            method.as_str().to_owned(),
-        ));
-        attributes.push(KeyValue::new("http.route", route.clone()));
-    }
+    let attributes = observed.span_attributes.iter().cloned();
     spans::start_server(observed.function, attributes, parent)
 }
 
 /// Ends the server span with what the request came to.
 fn end(observed: &Observed, cx: &Context, status: u16, cost: &cost::Cost) {
-    let mut attributes = vec![
-        KeyValue::new("http.response.status_code", i64::from(status)),
-        KeyValue::new(
-            "chat_sessions.store.requests",
-            cost.cosmos_requests() as i64,
-        ),
-    ];
+    let mut attributes = vec![KeyValue::new(
+        "http.response.status_code",
+        i64::from(status),
+    )];
     if let Some(charge) = cost.request_charge() {
         attributes.push(KeyValue::new("chat_sessions.request_charge", charge));
+        attributes.push(KeyValue::new(
+            "chat_sessions.store.requests",
+            cost.cosmos_requests() as i64,
+        ));
     }
     // A failed invocation is any non-2xx (the host retries it).
-    let failed = status >= 500 || (observed.route.is_none() && status >= 300);
+    let failed = status >= 500 || (!observed.http && status >= 300);
     spans::end_server(cx, attributes, failed);
 }

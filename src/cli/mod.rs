@@ -142,6 +142,10 @@ async fn job<T>(
         );
     }
     spans::end_server(&cx, attributes, outcome.is_err());
-    instruments::invocation(name, "other", started.elapsed(), charge);
+    let attributes = [
+        KeyValue::new("faas.name", name),
+        KeyValue::new("faas.trigger", "other"),
+    ];
+    instruments::function_ended(name, &attributes, None, started.elapsed(), charge);
     outcome
 }

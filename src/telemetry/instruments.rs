@@ -152,47 +152,31 @@ pub fn recording() -> bool {
     INSTRUMENTS.get().is_some()
 }
 
-/// One HTTP request ended: its duration, and the request units it spent
-/// (when it reached Cosmos DB).
-pub fn http_request(
+/// An invocation of `function` ended: its duration, by `attributes` (and,
+/// for an HTTP request, its `status`), and the request units it spent when
+/// it reached Cosmos DB. `attributes` are the route's: `faas.name`,
+/// `http.request.method` and `http.route`, or `faas.name` and
+/// `faas.trigger` for the host's queue and timer invocations.
+pub fn function_ended(
     function: &'static str,
-    method: &str,
-    route: &Arc<str>,
-    status: u16,
+    attributes: &[KeyValue],
+    status: Option<u16>,
     elapsed: Duration,
     request_charge: Option<f64>,
 ) {
     let Some(m) = INSTRUMENTS.get() else { return };
-    m.http_duration.record(
-        elapsed.as_secs_f64(),
-        &[
-            KeyValue::new("faas.name", function),
-            KeyValue::new("http.request.method", method.to_owned()),
-            KeyValue::new("http.route", route.clone()),
-            KeyValue::new("http.response.status_code", i64::from(status)),
-        ],
-    );
-    if let Some(charge) = request_charge {
-        m.function_charge
-            .record(charge, &[KeyValue::new("faas.name", function)]);
+    match status {
+        Some(status) => {
+            let mut all = Vec::with_capacity(attributes.len() + 1);
+            all.extend_from_slice(attributes);
+            all.push(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            ));
+            m.http_duration.record(elapsed.as_secs_f64(), &all);
+        }
+        None => m.invoke_duration.record(elapsed.as_secs_f64(), attributes),
     }
-}
-
-/// A queue or timer invocation ended.
-pub fn invocation(
-    function: &'static str,
-    trigger: &'static str,
-    elapsed: Duration,
-    request_charge: Option<f64>,
-) {
-    let Some(m) = INSTRUMENTS.get() else { return };
-    m.invoke_duration.record(
-        elapsed.as_secs_f64(),
-        &[
-            KeyValue::new("faas.name", function),
-            KeyValue::new("faas.trigger", trigger),
-        ],
-    );
     if let Some(charge) = request_charge {
         m.function_charge
             .record(charge, &[KeyValue::new("faas.name", function)]);

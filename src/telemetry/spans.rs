@@ -40,7 +40,11 @@ pub fn caller(headers: &http::HeaderMap) -> Context {
 
 /// Starts the server span `name` under `parent` and returns the context
 /// the work runs in (`parent` itself when spans are not recorded).
-pub fn start_server(name: &'static str, attributes: Vec<KeyValue>, parent: Context) -> Context {
+pub fn start_server(
+    name: &'static str,
+    attributes: impl IntoIterator<Item = KeyValue>,
+    parent: Context,
+) -> Context {
     let Some(tracer) = TRACER.get() else {
         return parent;
     };
