@@ -19,6 +19,7 @@ use opentelemetry_sdk::{
 
 use super::{
     client::ExportClient,
+    otlp::ProtobufSpans,
     queue::{Drain, ExportQueue, Pace},
     settings::{AppInsights, Otlp, OtlpProtocol, ParentlessRule, Sampling, TelemetrySettings},
 };
@@ -202,13 +203,14 @@ impl Builder {
     }
 }
 
-/// The three OTLP/HTTP exporters of `otlp`.
+/// The three OTLP/HTTP exporters of `otlp`: spans encoded in place
+/// ([`super::otlp`]) for protobuf, the crate's exporters for the rest.
 fn otlp_exporters(
     otlp: &Otlp,
     client: &ExportClient,
     deadline: Duration,
 ) -> anyhow::Result<(
-    opentelemetry_otlp::SpanExporter,
+    OtlpSpans,
     opentelemetry_otlp::LogExporter,
     opentelemetry_otlp::MetricExporter,
 )> {
@@ -217,24 +219,62 @@ fn otlp_exporters(
         OtlpProtocol::HttpJson => Protocol::HttpJson,
     };
     let headers: std::collections::HashMap<_, _> = otlp.headers.iter().cloned().collect();
+    let url = |signal: &str| format!("{}/v1/{signal}", otlp.endpoint);
     // The same settings for each signal, at its own path.
     macro_rules! exporter {
         ($exporter:ty, $signal:literal) => {
             <$exporter>::builder()
                 .with_http()
                 .with_http_client(client.clone())
-                .with_endpoint(format!("{}/v1/{}", otlp.endpoint, $signal))
+                .with_endpoint(url($signal))
                 .with_protocol(protocol)
                 .with_headers(headers.clone())
                 .with_timeout(deadline)
                 .build()?
         };
     }
+    let spans = match otlp.protocol {
+        OtlpProtocol::HttpProtobuf => OtlpSpans::Protobuf(ProtobufSpans::new(
+            client.clone(),
+            url("traces"),
+            otlp.headers.clone(),
+        )),
+        OtlpProtocol::HttpJson => {
+            OtlpSpans::Json(exporter!(opentelemetry_otlp::SpanExporter, "traces"))
+        }
+    };
     Ok((
-        exporter!(opentelemetry_otlp::SpanExporter, "traces"),
+        spans,
         exporter!(opentelemetry_otlp::LogExporter, "logs"),
         exporter!(opentelemetry_otlp::MetricExporter, "metrics"),
     ))
+}
+
+/// The OTLP span exporter of the protocol configured.
+#[derive(Debug)]
+enum OtlpSpans {
+    Protobuf(ProtobufSpans),
+    Json(opentelemetry_otlp::SpanExporter),
+}
+
+impl SpanExporter for OtlpSpans {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = OTelSdkResult> + Send {
+        use futures::future::Either;
+        match self {
+            Self::Protobuf(exporter) => Either::Left(exporter.export(batch)),
+            Self::Json(exporter) => Either::Right(exporter.export(batch)),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            Self::Protobuf(exporter) => exporter.set_resource(resource),
+            Self::Json(exporter) => exporter.set_resource(resource),
+        }
+    }
 }
 
 /// The Application Insights exporter (one for all three signals), and the

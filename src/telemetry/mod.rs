@@ -24,6 +24,7 @@ pub mod cost;
 mod exporters;
 pub mod instruments;
 mod logs;
+mod otlp;
 mod queue;
 pub mod settings;
 pub mod spans;
