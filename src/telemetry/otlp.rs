@@ -256,16 +256,25 @@ fn any_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
-/// A length-delimited field whose body `write` appends; the length, known
-/// only then, is put in front of it (a short move of the body).
+/// A length-delimited field whose body `write` appends. The length is
+/// known only then: one byte is kept for it, enough below 128 bytes (most
+/// attributes); a longer body moves by the extra bytes.
 fn message(out: &mut Vec<u8>, field: u32, write: impl FnOnce(&mut Vec<u8>)) {
     encode_key(field, WireType::LengthDelimited, out);
-    let start = out.len();
+    let at = out.len();
+    out.push(0);
     write(out);
-    let len = (out.len() - start) as u64;
-    let mut prefix = Vec::with_capacity(encoded_len_varint(len));
-    encode_varint(len, &mut prefix);
-    out.splice(start..start, prefix);
+    let len = (out.len() - at - 1) as u64;
+    if len < 0x80 {
+        out[at] = len as u8;
+        return;
+    }
+    let mut prefix = [0u8; 10];
+    let mut slice = &mut prefix[..];
+    encode_varint(len, &mut slice);
+    let n = encoded_len_varint(len);
+    out[at] = prefix[0];
+    out.splice(at + 1..at + 1, prefix[1..n].iter().copied());
 }
 
 /// A string field; left out when empty, as proto3 does.
