@@ -20,7 +20,14 @@ pub mod serve;
 
 /// Chat-session history service and its tools.
 #[derive(Debug, Parser)]
-#[command(name = "chat-sessions", version, about)]
+#[command(
+    name = "chat-sessions",
+    version,
+    about,
+    after_help = "With no command it serves, as `chat-sessions serve` with its defaults \
+                  (http://127.0.0.1:7071, the embedded store in ./data unless COSMOS_ENDPOINT \
+                  is set). Settings come from the environment: docs/configuration.md."
+)]
 pub struct Cli {
     /// What to do; `serve` when omitted.
     #[command(subcommand)]
@@ -36,6 +43,12 @@ pub enum Command {
     Openapi,
     /// Create the Cosmos DB database and containers (local emulators, key
     /// auth; in Azure the infra provisions them).
+    #[command(
+        after_help = "Reads COSMOS_ENDPOINT and COSMOS_KEY (an emulator's key; required), \
+                            COSMOS_DATABASE, COSMOS_SESSIONS_CONTAINER, COSMOS_LEGACY_CONTAINER and \
+                            COSMOS_LEGACY_PARTITION_KEY \
+                            (docs/configuration.md)."
+    )]
     InitCosmos,
     /// Move old one-document-per-message data into sessions.
     Migrate(migrate::MigrateArgs),
@@ -46,6 +59,12 @@ pub enum Command {
     /// Delete everything of one user (sessions and legacy messages).
     Erase(erase::EraseArgs),
     /// Archive and delete old sessions by the retention settings.
+    #[command(
+        after_help = "Reads RETENTION_ARCHIVE_AFTER_DAYS and RETENTION_DELETE_AFTER_DAYS \
+                            (both unset: retention is off and nothing happens), and the store's \
+                            settings: COSMOS_ENDPOINT and the rest, or DATA_DIR \
+                            (docs/configuration.md)."
+    )]
     Retention(retention::RetentionArgs),
     /// Import a user's sessions from a file (an export of this service, or
     /// ChatGPT's conversations.json).

@@ -48,6 +48,8 @@
 //!   after a burst (on: embedded SQLite);
 //! - [`durability`]: the real binary killed with SIGKILL while serving loses
 //!   nothing it acknowledged (on: embedded SQLite);
+//! - [`docs`]: every repository path the Markdown docs name exists; the
+//!   command line's help says what it reads (no store);
 //! - [`functions`]: the Azure Functions app: function folders, `host.json`,
 //!   `local.settings.json.example`, the host's payloads replayed against the
 //!   router (on: embedded SQLite);
@@ -102,6 +104,7 @@ mod browser;
 mod cosmos_appends;
 mod cosmos_faults;
 mod disk;
+mod docs;
 mod durability;
 mod functions;
 mod import_cli;

@@ -39,7 +39,7 @@ use rusqlite::Connection;
 
 use super::{
     Durability,
-    schema::open_connection,
+    connection::open_connection,
     storage::{self, Disk},
 };
 

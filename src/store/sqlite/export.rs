@@ -7,8 +7,8 @@ use rusqlite::params;
 
 use super::{
     SqliteStore,
+    rows::SESSION_COLUMNS,
     rows::{find_session, internal, message_row, messages_before, session_row},
-    schema::SESSION_COLUMNS,
 };
 use crate::{
     domain::{ChatMessage, SessionId, UserId},

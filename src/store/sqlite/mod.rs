@@ -31,10 +31,12 @@ use super::{
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
 mod checkpoint;
+mod connection;
 mod erase;
 mod export;
 mod health;
 mod import;
+mod open;
 mod read;
 mod retention;
 mod rows;

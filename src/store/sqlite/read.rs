@@ -7,8 +7,9 @@ use rusqlite::{Connection, params};
 
 use super::{
     SqliteStore,
+    connection::open_connection,
+    rows::SESSION_COLUMNS,
     rows::{find_session, internal, load_messages, messages_before, summary_row},
-    schema::{SESSION_COLUMNS, open_connection},
 };
 use crate::{
     domain::{ChatSession, SessionId, SessionSummary, Timestamp, UserId, ValidationError},

@@ -6,8 +6,8 @@ use rusqlite::params;
 
 use super::{
     SqliteStore,
+    rows::SESSION_COLUMNS,
     rows::{internal, session_row},
-    schema::SESSION_COLUMNS,
 };
 use crate::{
     domain::{SessionId, Timestamp},

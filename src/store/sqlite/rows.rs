@@ -4,7 +4,6 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::schema::SESSION_COLUMNS;
 use crate::{
     domain::{
         ChatMessage, ChatSession, JsonObject, MessageId, MessageType, SessionId, SessionSummary,
@@ -12,6 +11,11 @@ use crate::{
     },
     store::{ETag, Owner, StoreError, StoreResult, Versioned},
 };
+
+/// The `sessions` columns, in the order [`summary_row`] reads them.
+pub(super) const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, \
+                                          message_count, last_message_at, created_at, \
+                                          updated_at, etag, archived_at";
 
 /// A failed SQLite call as a store error: a storage fault by name (see
 /// `storage`; an I/O error is named later, where its connection's errno can

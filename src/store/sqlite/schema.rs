@@ -1,19 +1,10 @@
-//! The database file: its schema, how connections to it are configured, and
-//! opening the store (writer thread, reader pools).
-
-use std::{
-    path::Path,
-    sync::{Arc, Mutex},
-};
+//! The database file's schema, and the steps that bring a file made by an
+//! earlier version up to date.
 
 use anyhow::Context as _;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
-use super::{
-    DB_FILE, Durability, Inner, SqliteSettings, SqliteStore, search_index, search_queue,
-    storage::{self, Disk},
-    versions, writer,
-};
+use super::{search_index, search_queue, storage, versions};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -110,10 +101,6 @@ fn upgrade(conn: &Connection) -> anyhow::Result<()> {
     }
 }
 
-pub(super) const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, \
-                                          message_count, last_message_at, created_at, \
-                                          updated_at, etag, archived_at";
-
 /// Columns added after the first release, each with its type: a file
 /// written by an older version gets them on open (as NULL, which reads as
 /// "not set").
@@ -137,75 +124,11 @@ fn add_missing_columns(conn: &Connection) -> anyhow::Result<()> {
     Ok(())
 }
 
-impl SqliteStore {
-    /// Opens (creating if needed) the store in `data_dir`, with the default
-    /// settings but `durability`.
-    pub fn open(data_dir: &Path, durability: Durability) -> anyhow::Result<Self> {
-        Self::open_with(data_dir, durability.into())
-    }
-
-    /// Opens (creating if needed) the store in `data_dir`.
-    pub fn open_with(data_dir: &Path, settings: SqliteSettings) -> anyhow::Result<Self> {
-        let durability = settings.durability;
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating data directory {}", data_dir.display()))?;
-        let path = data_dir.join(DB_FILE);
-        let writer = open_connection(&path, durability, true)?;
-        writer.execute_batch(SCHEMA).map_err(|e| {
-            storage::opening(e, Some(&writer), || "creating the SQLite schema".into())
-        })?;
-        add_missing_columns(&writer)?;
-        upgrade(&writer)?;
-        let inline_readers = (0..4)
-            .map(|_| {
-                let conn = open_connection(&path, durability, false)?;
-                conn.busy_timeout(std::time::Duration::ZERO)?;
-                Ok(conn)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let disk =
-            Arc::new(Disk::new(&path).with_context(|| format!("looking at {}", path.display()))?);
-        let (jobs, writer) = writer::start(writer, &path, settings, disk.clone())?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                path,
-                durability,
-                jobs,
-                writer: Mutex::new(Some(writer)),
-                readers: Mutex::new(Vec::new()),
-                read_slots: tokio::sync::Semaphore::new(super::READERS),
-                inline_readers: Mutex::new(inline_readers),
-                disk,
-            }),
-        })
-    }
-
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
-    }
-}
-
-pub(super) fn open_connection(
-    path: &Path,
-    durability: Durability,
-    create: bool,
-) -> anyhow::Result<Connection> {
-    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    if create {
-        flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    }
-    let conn = Connection::open_with_flags(path, flags)
-        .map_err(|e| storage::opening(e, None, || format!("opening {}", path.display())))?;
-    let sync = match durability {
-        Durability::Full => "FULL",
-        Durability::Normal => "NORMAL",
-    };
-    conn.execute_batch(&format!(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
-    ))
-    .map_err(|e| storage::opening(e, Some(&conn), || "configuring SQLite".into()))?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    search_index::register_functions(&conn).context("registering the search functions")?;
-    Ok(conn)
+/// Brings the file behind `conn` (the writer's connection) to today's
+/// schema: the tables, the columns added since, and the upgrade steps.
+pub(super) fn prepare(conn: &Connection) -> anyhow::Result<()> {
+    conn.execute_batch(SCHEMA)
+        .map_err(|e| storage::opening(e, Some(conn), || "creating the SQLite schema".into()))?;
+    add_missing_columns(conn)?;
+    upgrade(conn)
 }
