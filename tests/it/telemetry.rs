@@ -87,6 +87,19 @@ async fn append_traced(app: &crate::common::RunningApp, session: &str) -> reqwes
     answer
 }
 
+/// Erases `user_1` with the test's `traceparent` (the erase logs a line).
+async fn erase_traced(app: &crate::common::RunningApp) {
+    let erased = app
+        .client
+        .post(app.url("/api/chat/erase?user_id=user_1"))
+        .header("traceparent", traceparent())
+        .json(&json!({ "confirm": "user_1" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), 200);
+}
+
 /// Waits until the store is connected (Cosmos DB connects in the
 /// background).
 async fn store_ready(app: &crate::common::RunningApp) {
@@ -217,15 +230,7 @@ async fn a_log_record_of_a_request_carries_its_trace_on_every_destination_and_li
     let server = Binary::serve_as_host(dir.path(), &settings, &stdout, &stderr).await;
     let app = server.app();
     app.create_session("user_1").await;
-    let erased = app
-        .client
-        .post(app.url("/api/chat/erase?user_id=user_1"))
-        .header("traceparent", traceparent())
-        .json(&json!({ "confirm": "user_1" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(erased.status(), 200);
+    erase_traced(&app).await;
 
     let record = receiver
         .eventually("the erase's log record", |r| {
@@ -312,15 +317,7 @@ async fn under_the_host_each_line_is_shown_at_the_level_it_was_written_with() {
         .unwrap();
     assert_eq!(refused.status(), 400);
     // With no exporter, a line still carries the caller's trace.
-    let erased = app
-        .client
-        .post(app.url("/api/chat/erase?user_id=user_1"))
-        .header("traceparent", traceparent())
-        .json(&json!({ "confirm": "user_1" }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(erased.status(), 200);
+    erase_traced(&app).await;
     server.terminate();
     server.wait_exit(Duration::from_secs(20)).await;
     let erase_line = eventually_line(&stdout, "erased a user's data").await;
