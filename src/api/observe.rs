@@ -22,7 +22,7 @@ use futures::future::BoxFuture;
 use opentelemetry::{Context, KeyValue, context::FutureExt as _, trace::TraceContextExt as _};
 use tower::{Layer, Service};
 
-use crate::telemetry::{cost, instruments, spans};
+use crate::telemetry::{cost, instruments::FunctionMetrics, spans};
 
 /// `Server-Timing` (not among axum's header constants).
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
@@ -41,9 +41,8 @@ pub struct Observed {
     /// The server span's first attributes: `faas.name`, `faas.trigger`
     /// and, for HTTP, `http.request.method` and `http.route`.
     span_attributes: Arc<[KeyValue]>,
-    /// The duration metric's attributes but the status: `faas.name` and
-    /// `http.request.method` and `http.route`, or `faas.trigger`.
-    metric_attributes: Arc<[KeyValue]>,
+    /// Its duration and request-unit metrics.
+    metrics: Arc<FunctionMetrics>,
 }
 
 impl Observed {
@@ -62,11 +61,14 @@ impl Observed {
                 KeyValue::new("http.request.method", method.clone()),
                 KeyValue::new("http.route", route.clone()),
             ]),
-            metric_attributes: Arc::new([
-                KeyValue::new("faas.name", function),
-                KeyValue::new("http.request.method", method),
-                KeyValue::new("http.route", route),
-            ]),
+            metrics: Arc::new(FunctionMetrics::new(
+                function,
+                Arc::new([
+                    KeyValue::new("faas.name", function),
+                    KeyValue::new("http.request.method", method),
+                    KeyValue::new("http.route", route),
+                ]),
+            )),
         }
     }
 
@@ -81,7 +83,7 @@ impl Observed {
             http: false,
             server_timing: false,
             span_attributes: attributes.clone(),
-            metric_attributes: attributes,
+            metrics: Arc::new(FunctionMetrics::new(function, attributes)),
         }
     }
 }
@@ -168,13 +170,9 @@ async fn observe(
         end(&observed, &cx, status, &cost);
     }
     let status_code = observed.http.then_some(status);
-    instruments::function_ended(
-        observed.function,
-        &observed.metric_attributes,
-        status_code,
-        elapsed,
-        cost.request_charge(),
-    );
+    observed
+        .metrics
+        .ended(status_code, elapsed, cost.request_charge());
     response
 }
 

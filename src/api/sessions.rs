@@ -178,7 +178,7 @@ pub async fn list(
             .map(|(_, body)| body)
     });
     if version.is_some() {
-        instruments::cache_lookup("listing", cached.is_some());
+        instruments::cache_lookup(instruments::Cache::Listing, cached.is_some());
     }
     // While the owner's version stands, this page is what the client has.
     let etag = version.as_ref().map(|v| listing_etag(&key, v));
@@ -358,7 +358,10 @@ pub async fn get(
         }
         other => other?,
     };
-    instruments::cache_lookup("session", fresh.is_none() && cached.is_some());
+    instruments::cache_lookup(
+        instruments::Cache::Session,
+        fresh.is_none() && cached.is_some(),
+    );
     let (etag, body) = match (fresh, cached) {
         // A long session streams out page by page, never whole in memory.
         (Some(read), _) if read.older.is_some() => {

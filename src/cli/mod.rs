@@ -161,10 +161,10 @@ async fn job<T>(
         );
     }
     spans::end_server(&cx, attributes, outcome.is_err());
-    let attributes = [
+    let attributes = std::sync::Arc::new([
         KeyValue::new("faas.name", name),
         KeyValue::new("faas.trigger", "other"),
-    ];
-    instruments::function_ended(name, &attributes, None, started.elapsed(), charge);
+    ]);
+    instruments::FunctionMetrics::new(name, attributes).ended(None, started.elapsed(), charge);
     outcome
 }

@@ -4,13 +4,13 @@
 //! never a user, a session or anything written.
 
 use std::{
-    sync::{Arc, OnceLock},
+    sync::{Arc, OnceLock, RwLock},
     time::Duration,
 };
 
 use opentelemetry::{
     KeyValue,
-    metrics::{Counter, Histogram, Meter},
+    metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter},
 };
 
 use super::queue::Drain;
@@ -33,7 +33,9 @@ struct Instruments {
     cosmos_duration: Histogram<f64>,
     cosmos_throttled: Counter<u64>,
     cosmos_retries: Counter<u64>,
-    cache_lookups: Counter<u64>,
+    /// `chat_sessions.cache.lookups`, bound per [`Cache`] to a miss (0) and
+    /// a hit (1).
+    cache_lookups: [[BoundCounter<u64>; 2]; 3],
     writer_busy: Counter<f64>,
     writer_group: Histogram<u64>,
     migration_messages: Counter<u64>,
@@ -89,10 +91,20 @@ pub(super) fn install(meter: &Meter) {
             "chat_sessions.cosmos.retries",
             "Cosmos DB requests sent again within one operation",
         ),
-        cache_lookups: count(
-            "chat_sessions.cache.lookups",
-            "Lookups of the ETag, session and listing caches, by result",
-        ),
+        cache_lookups: {
+            let lookups = count(
+                "chat_sessions.cache.lookups",
+                "Lookups of the ETag, session and listing caches, by result",
+            );
+            Cache::ALL.map(|cache| {
+                ["miss", "hit"].map(|result| {
+                    lookups.bind(&[
+                        KeyValue::new("cache", cache.name()),
+                        KeyValue::new("result", result),
+                    ])
+                })
+            })
+        },
         writer_busy: meter
             .f64_counter("chat_sessions.sqlite.writer.busy_time")
             .with_unit("s")
@@ -152,34 +164,72 @@ pub fn recording() -> bool {
     INSTRUMENTS.get().is_some()
 }
 
-/// An invocation of `function` ended: its duration, by `attributes` (and,
-/// for an HTTP request, its `status`), and the request units it spent when
-/// it reached Cosmos DB. `attributes` are the route's: `faas.name`,
-/// `http.request.method` and `http.route`, or `faas.name` and
-/// `faas.trigger` for the host's queue and timer invocations.
-pub fn function_ended(
+/// The metrics of one function (an HTTP route, a queue or timer
+/// invocation, a CLI job), bound to its attributes the first time each is
+/// recorded: a bound instrument records without the attribute lookup (a
+/// hash of every attribute) an unbound one does each time.
+#[derive(Debug)]
+pub struct FunctionMetrics {
     function: &'static str,
-    attributes: &[KeyValue],
-    status: Option<u16>,
-    elapsed: Duration,
-    request_charge: Option<f64>,
-) {
-    let Some(m) = INSTRUMENTS.get() else { return };
-    match status {
-        Some(status) => {
-            let mut all = Vec::with_capacity(attributes.len() + 1);
-            all.extend_from_slice(attributes);
-            all.push(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status),
-            ));
-            m.http_duration.record(elapsed.as_secs_f64(), &all);
+    /// `faas.name`, `http.request.method` and `http.route`; or `faas.name`
+    /// and `faas.trigger` for the host's queue and timer invocations and
+    /// CLI jobs.
+    attributes: Arc<[KeyValue]>,
+    /// Request units, bound to `faas.name`.
+    charge: OnceLock<BoundHistogram<f64>>,
+    /// The duration histogram bound per status (HTTP; a handful per route),
+    /// or once under 0 (invocations).
+    durations: RwLock<Vec<(u16, BoundHistogram<f64>)>>,
+}
+
+impl FunctionMetrics {
+    /// The metrics of `function`, recorded with `attributes` (see the field).
+    pub fn new(function: &'static str, attributes: Arc<[KeyValue]>) -> Self {
+        Self {
+            function,
+            attributes,
+            charge: OnceLock::new(),
+            durations: RwLock::default(),
         }
-        None => m.invoke_duration.record(elapsed.as_secs_f64(), attributes),
     }
-    if let Some(charge) = request_charge {
-        m.function_charge
-            .record(charge, &[KeyValue::new("faas.name", function)]);
+
+    /// An invocation ended: its duration (by `status` for an HTTP request),
+    /// and the request units it spent when it reached Cosmos DB.
+    pub fn ended(&self, status: Option<u16>, elapsed: Duration, request_charge: Option<f64>) {
+        let Some(m) = INSTRUMENTS.get() else { return };
+        let seconds = elapsed.as_secs_f64();
+        let key = status.unwrap_or(0);
+        let recorded = self.durations.read().is_ok_and(|durations| {
+            let bound = durations.iter().find(|(status, _)| *status == key);
+            bound
+                .map(|(_, histogram)| histogram.record(seconds))
+                .is_some()
+        });
+        if !recorded {
+            let bound = match status {
+                Some(status) => {
+                    let mut all = self.attributes.to_vec();
+                    all.push(KeyValue::new(
+                        "http.response.status_code",
+                        i64::from(status),
+                    ));
+                    m.http_duration.bind(&all)
+                }
+                None => m.invoke_duration.bind(&self.attributes),
+            };
+            bound.record(seconds);
+            if let Ok(mut durations) = self.durations.write() {
+                durations.push((key, bound));
+            }
+        }
+        if let Some(charge) = request_charge {
+            self.charge
+                .get_or_init(|| {
+                    let function = [KeyValue::new("faas.name", self.function)];
+                    m.function_charge.bind(&function)
+                })
+                .record(charge);
+        }
     }
 }
 
@@ -222,16 +272,34 @@ pub fn cosmos_operation(op: &CosmosOperation<'_>) {
     }
 }
 
-/// A cache was asked: `cache` is `etag`, `session` or `listing`.
-pub fn cache_lookup(cache: &'static str, hit: bool) {
+/// A cache whose lookups are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cache {
+    /// The Cosmos store's known versions: a hit is an append without a read.
+    Etag,
+    /// Rendered session bodies.
+    Session,
+    /// Rendered listings.
+    Listing,
+}
+
+impl Cache {
+    const ALL: [Cache; 3] = [Cache::Etag, Cache::Session, Cache::Listing];
+
+    /// Its name, the metric's `cache` attribute.
+    fn name(self) -> &'static str {
+        match self {
+            Cache::Etag => "etag",
+            Cache::Session => "session",
+            Cache::Listing => "listing",
+        }
+    }
+}
+
+/// `cache` was asked; `hit` says whether it had the answer.
+pub fn cache_lookup(cache: Cache, hit: bool) {
     let Some(m) = INSTRUMENTS.get() else { return };
-    m.cache_lookups.add(
-        1,
-        &[
-            KeyValue::new("cache", cache),
-            KeyValue::new("result", if hit { "hit" } else { "miss" }),
-        ],
-    );
+    m.cache_lookups[cache as usize][usize::from(hit)].add(1);
 }
 
 /// The embedded store's writer ran a group of `writes` for `busy`.

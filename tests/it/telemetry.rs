@@ -7,7 +7,7 @@
 //! nothing, `Server-Timing`, and log lines graded as the Functions host
 //! grades them.
 
-use std::{path::Path, time::Duration};
+use std::{collections::HashMap, path::Path, time::Duration};
 
 use serde_json::{Value, json};
 
@@ -216,6 +216,32 @@ async fn an_append_on_cosmos_is_one_server_span_whose_children_carry_the_charges
                 .then_some(())
         })
         .await;
+    // The append's points (an export may come before they are collected):
+    // its request units under its function, its duration under its
+    // function, route and status.
+    let charged = receiver
+        .eventually("the append's points", |r| {
+            let is = |a: &HashMap<String, String>, key: &str, value: &str| {
+                a.get(key).is_some_and(|v| v == value)
+            };
+            let timed = r
+                .histogram_points("http.server.request.duration")
+                .iter()
+                .any(|(a, n, _)| {
+                    is(a, "faas.name", "SendMessage")
+                        && is(a, "http.route", "/api/chat/sessions/{session_id}/messages")
+                        && is(a, "http.request.method", "POST")
+                        && is(a, "http.response.status_code", "201")
+                        && *n == 1
+                });
+            let charges = r.histogram_points("chat_sessions.function.request_charge");
+            let charged = charges
+                .iter()
+                .find(|(a, n, _)| is(a, "faas.name", "SendMessage") && *n == 1);
+            charged.filter(|_| timed).map(|(_, _, sum)| *sum)
+        })
+        .await;
+    assert!((charged - total).abs() < 0.01, "{charged} vs {total}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

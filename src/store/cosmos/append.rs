@@ -104,7 +104,10 @@ impl CosmosStore {
         seen: &mut Seen,
     ) -> (StoreResult<Option<Appended>>, bool) {
         let cached = self.versions.get(key).filter(|k| !k.may_hold(&message.id));
-        crate::telemetry::instruments::cache_lookup("etag", cached.is_some());
+        crate::telemetry::instruments::cache_lookup(
+            crate::telemetry::instruments::Cache::Etag,
+            cached.is_some(),
+        );
         let (known, doc) = match cached {
             Some(known) => (known, None),
             None => match self.look(user, id, message, seen).await {

@@ -121,6 +121,32 @@ impl Receiver {
             .collect()
     }
 
+    /// The data points of the histogram `name` that arrived, each as its
+    /// attributes (as text) with its count and sum.
+    pub fn histogram_points(&self, name: &str) -> Vec<(HashMap<String, String>, u64, f64)> {
+        use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+        self.got()
+            .metrics
+            .iter()
+            .flat_map(|m| &m.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .filter(|m| m.name == name)
+            .flat_map(|m| match &m.data {
+                Some(Data::Histogram(h)) => h.data_points.clone(),
+                _ => Vec::new(),
+            })
+            .map(|p| {
+                let attributes = p
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
+                    .collect();
+                (attributes, p.count, p.sum.unwrap_or_default())
+            })
+            .collect()
+    }
+
     /// Polls `probe` over what arrived until it gives a value; panics after
     /// 20 s naming `what`.
     pub async fn eventually<T>(&self, what: &str, probe: impl Fn(&Self) -> Option<T>) -> T {
@@ -240,4 +266,16 @@ fn any(value: &AnyValue) -> Value {
 /// Lower-case hex, as trace and span ids are written.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// An attribute's value as text (`"201"` for the integer 201).
+fn any_text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) => s.clone(),
+        Some(Value::IntValue(i)) => i.to_string(),
+        Some(Value::DoubleValue(d)) => d.to_string(),
+        Some(Value::BoolValue(b)) => b.to_string(),
+        _ => String::new(),
+    }
 }
