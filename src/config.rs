@@ -3,6 +3,7 @@
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
+    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
@@ -11,6 +12,7 @@ use crate::{
     api::cors::AllowedOrigins,
     auth::AuthMode,
     retention::{MAX_DAYS, RetentionPolicy},
+    settings::Settings,
     store::{
         cosmos::{self, CosmosConfig, SealPolicy},
         sqlite::{DEFAULT_WAL_MAX_BYTES, Durability, SqliteSettings},
@@ -53,7 +55,7 @@ pub struct Config {
     /// Cosmos DB, when `COSMOS_ENDPOINT` is set; else the embedded store.
     pub cosmos: Option<CosmosConfig>,
     /// Time budget of one migration invocation (`MIGRATION_INVOCATION_SECONDS`).
-    pub migration_budget: std::time::Duration,
+    pub migration_budget: Duration,
     /// A JSONL file of old messages for the queue-triggered migration when
     /// there is no Cosmos DB (`MIGRATION_JSONL`; local use).
     pub migration_jsonl: Option<PathBuf>,
@@ -99,243 +101,222 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
         overrides: Overrides,
     ) -> anyhow::Result<Self> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let parse_port = |name: &str| -> anyhow::Result<Option<u16>> {
-            get(name)
-                .map(|v| {
-                    v.trim()
-                        .parse::<u16>()
-                        .with_context(|| format!("{name}={v:?} is not a port"))
-                })
-                .transpose()
-        };
-        // The Functions host picks the port and talks to us on loopback.
-        let listen = if let Some(port) = parse_port("FUNCTIONS_CUSTOMHANDLER_PORT")? {
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
-        } else {
-            let port = match overrides.port {
-                Some(port) => port,
-                None => parse_port("PORT")?.unwrap_or(DEFAULT_PORT),
-            };
-            let host = match overrides.host {
-                Some(host) => host,
-                None => get("HOST")
-                    .map(|h| {
-                        h.trim()
-                            .parse::<IpAddr>()
-                            .with_context(|| format!("HOST={h:?} is not an IP address"))
-                    })
-                    .transpose()?
-                    .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            };
-            SocketAddr::new(host, port)
-        };
-        let auth_mode = get("AUTH_MODE")
-            .map(|v| v.parse::<AuthMode>())
-            .transpose()
-            .map_err(anyhow::Error::msg)?
-            .unwrap_or_default();
-        let durability = match get("SQLITE_SYNCHRONOUS").map(|v| v.trim().to_ascii_lowercase()) {
-            None => Durability::Full,
-            Some(v) if v == "full" => Durability::Full,
-            Some(v) if v == "normal" => Durability::Normal,
-            Some(v) => bail!("SQLITE_SYNCHRONOUS must be full or normal, not {v:?}"),
-        };
-        let wal_max_bytes = get("SQLITE_WAL_MAX_BYTES")
-            .map(|v| {
-                v.trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| i64::try_from(*n).is_ok())
-                    .with_context(|| format!("SQLITE_WAL_MAX_BYTES={v:?} is not a number of bytes"))
-            })
-            .transpose()?
-            .unwrap_or(DEFAULT_WAL_MAX_BYTES);
-        let max_body_bytes = get("MAX_BODY_BYTES")
-            .map(|v| {
-                v.trim()
-                    .parse::<usize>()
-                    .with_context(|| format!("MAX_BODY_BYTES={v:?} is not a number of bytes"))
-            })
-            .transpose()?
-            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
-        if max_body_bytes == 0 {
-            bail!("MAX_BODY_BYTES=0 is out of range: it must be positive");
-        }
-        let import_max_bytes = get("IMPORT_MAX_BYTES")
-            .map(|v| {
-                v.trim()
-                    .parse::<usize>()
-                    .with_context(|| format!("IMPORT_MAX_BYTES={v:?} is not a number of bytes"))
-            })
-            .transpose()?
-            .unwrap_or(DEFAULT_IMPORT_MAX_BYTES);
-        if import_max_bytes == 0 {
-            bail!("IMPORT_MAX_BYTES must be positive");
-        }
-        let data_dir = overrides
-            .data_dir
-            .or_else(|| get("DATA_DIR").map(PathBuf::from))
-            .unwrap_or_else(|| PathBuf::from("data"));
-        let flag = |name: &str| -> anyhow::Result<bool> {
-            match get(name).map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-                None | Some("0" | "false" | "no" | "off") => Ok(false),
-                Some("1" | "true" | "yes" | "on") => Ok(true),
-                Some(other) => bail!("{name} must be true or false, not {other:?}"),
-            }
-        };
-        let bench_routes = flag("BENCH_ROUTES")?;
-        let cors_allowed_origins = get("CORS_ALLOWED_ORIGINS")
-            .map(|v| v.parse::<AllowedOrigins>())
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
-        let migration_sweep_enabled = flag("MIGRATION_SWEEP_ENABLED")?;
-        let migration_budget = match get("MIGRATION_INVOCATION_SECONDS") {
-            None => std::time::Duration::from_secs(240),
-            Some(v) => v
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
-                .map(std::time::Duration::from_secs_f64)
-                .with_context(|| {
-                    format!("MIGRATION_INVOCATION_SECONDS={v:?} is not a number of seconds")
-                })?,
-        };
-        let or = |name: &str, default: &str| {
-            get(name).map_or_else(|| default.to_owned(), |v| v.trim().to_owned())
-        };
-        let number = |name: &str| -> anyhow::Result<Option<usize>> {
-            get(name)
-                .map(|v| {
-                    v.trim()
-                        .parse::<usize>()
-                        .with_context(|| format!("{name}={v:?} is not a number"))
-                })
-                .transpose()
-        };
-        let days = |name: &str| -> anyhow::Result<Option<u32>> {
-            get(name)
-                .map(|v| {
-                    v.trim()
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|d| (1..=MAX_DAYS).contains(d))
-                        .with_context(|| {
-                            format!("{name}={v:?} is not a number of days from 1 to {MAX_DAYS}")
-                        })
-                })
-                .transpose()
-        };
-        let retention = RetentionPolicy {
-            archive_after_days: days("RETENTION_ARCHIVE_AFTER_DAYS")?,
-            delete_after_days: days("RETENTION_DELETE_AFTER_DAYS")?,
-        };
-        let retention_sweep_enabled = flag("RETENTION_SWEEP_ENABLED")?;
-        let max_bytes = match number("COSMOS_SEAL_MAX_BYTES")? {
-            None => SealPolicy::default().max_bytes,
-            Some(n) if (SealPolicy::MIN_BYTES..=SealPolicy::MAX_BYTES).contains(&n) => n,
-            Some(n) => bail!(
-                "COSMOS_SEAL_MAX_BYTES={n} is out of range: it must be between {} and {} (so \
-                 that a sealed page fits one Cosmos DB batch)",
-                SealPolicy::MIN_BYTES,
-                SealPolicy::MAX_BYTES
-            ),
-        };
-        let seal = SealPolicy {
-            max_bytes,
-            page_bytes: match number("COSMOS_SEAL_PAGE_BYTES")? {
-                None => SealPolicy::page_bytes_for(max_bytes),
-                Some(n) if SealPolicy::page_bytes_range(max_bytes).contains(&n) => n,
-                Some(n) => bail!(
-                    "COSMOS_SEAL_PAGE_BYTES={n} is out of range: it must be between {} and {max_bytes} \
-                     (an eighth of COSMOS_SEAL_MAX_BYTES and all of it)",
-                    max_bytes / 8
-                ),
-            },
-            max_messages: match number("COSMOS_SEAL_MAX_MESSAGES")? {
-                Some(n) if n < SealPolicy::MIN_MESSAGES => bail!(
-                    "COSMOS_SEAL_MAX_MESSAGES={n} is out of range: it must be at least {}",
-                    SealPolicy::MIN_MESSAGES
-                ),
-                n => n,
-            },
-        };
-        let cosmos = match get("COSMOS_ENDPOINT") {
-            None => None,
-            Some(endpoint) => {
-                let endpoint = endpoint.trim().to_owned();
-                cosmos::check_endpoint(&endpoint, get("AZURE_COSMOS_EMULATOR_HOST").as_deref())?;
-                let name = |setting: &str, default: &str| -> anyhow::Result<String> {
-                    let value = or(setting, default);
-                    cosmos::check_name(&value).map_err(|why| {
-                        anyhow::anyhow!("{setting}={value:?} is not a Cosmos DB name: {why}")
-                    })?;
-                    Ok(value)
-                };
-                let legacy_partition_key = or("COSMOS_LEGACY_PARTITION_KEY", "/session_id");
-                if !legacy_partition_key.starts_with('/') || legacy_partition_key.len() < 2 {
-                    bail!(
-                        "COSMOS_LEGACY_PARTITION_KEY={legacy_partition_key:?} is not a partition \
-                         key path (like /session_id)"
-                    );
-                }
-                let key = get("COSMOS_KEY").map(|k| k.trim().to_owned());
-                if let Some(key) = &key {
-                    use base64::Engine as _;
-                    // Never echo the value: it is a secret.
-                    base64::engine::general_purpose::STANDARD
-                        .decode(key)
-                        .map_err(|_| {
-                            anyhow::anyhow!(
-                                "COSMOS_KEY is not an account key (a base64 string); its value \
-                                 is not shown"
-                            )
-                        })?;
-                }
-                let client_id = get("AZURE_CLIENT_ID").map(|v| v.trim().to_owned());
-                if let Some(id) = &client_id
-                    && uuid::Uuid::try_parse(id).is_err()
-                {
-                    bail!(
-                        "AZURE_CLIENT_ID={id:?} is not a client id (a GUID such as \
-                         00000000-0000-0000-0000-000000000000)"
-                    );
-                }
-                Some(CosmosConfig {
-                    endpoint,
-                    database: name("COSMOS_DATABASE", "chat")?,
-                    sessions_container: name("COSMOS_SESSIONS_CONTAINER", "chat_sessions")?,
-                    legacy_container: name("COSMOS_LEGACY_CONTAINER", "chat_messages")?,
-                    legacy_partition_key,
-                    key: key.map(azure_core::credentials::Secret::new),
-                    client_id,
-                    region: get("COSMOS_REGION")
-                        .or_else(|| get("REGION_NAME"))
-                        .map_or_else(|| "East US".to_owned(), |v| v.trim().to_owned()),
-                    seal,
-                })
-            }
-        };
+        let s = Settings::new(&lookup);
         Ok(Self {
-            listen,
-            auth_mode,
-            data_dir,
-            durability,
-            wal_max_bytes,
-            max_body_bytes,
-            import_max_bytes,
-            bench_routes,
-            cors_allowed_origins,
-            migration_sweep_enabled,
-            cosmos,
-            migration_budget,
-            migration_jsonl: get("MIGRATION_JSONL").map(PathBuf::from),
-            retention,
-            retention_sweep_enabled,
+            listen: listen(&s, &overrides)?,
+            auth_mode: parsed::<AuthMode>(&s, "AUTH_MODE")?.unwrap_or_default(),
+            data_dir: overrides
+                .data_dir
+                .or_else(|| s.get("DATA_DIR").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("data")),
+            durability: durability(&s)?,
+            wal_max_bytes: wal_max_bytes(&s)?,
+            max_body_bytes: positive_bytes(&s, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
+            import_max_bytes: positive_bytes(&s, "IMPORT_MAX_BYTES", DEFAULT_IMPORT_MAX_BYTES)?,
+            bench_routes: s.flag("BENCH_ROUTES", false)?,
+            cors_allowed_origins: parsed::<AllowedOrigins>(&s, "CORS_ALLOWED_ORIGINS")?,
+            migration_sweep_enabled: s.flag("MIGRATION_SWEEP_ENABLED", false)?,
+            cosmos: cosmos(&s)?,
+            migration_budget: migration_budget(&s)?,
+            migration_jsonl: s.get("MIGRATION_JSONL").map(PathBuf::from),
+            retention: RetentionPolicy {
+                archive_after_days: days(&s, "RETENTION_ARCHIVE_AFTER_DAYS")?,
+                delete_after_days: days(&s, "RETENTION_DELETE_AFTER_DAYS")?,
+            },
+            retention_sweep_enabled: s.flag("RETENTION_SWEEP_ENABLED", false)?,
             telemetry: TelemetrySettings::from_lookup(&lookup)?,
         })
     }
+}
+
+/// A setting whose type says what is wrong with a value in its own words.
+fn parsed<T>(s: &Settings<'_>, name: &str) -> anyhow::Result<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    s.get(name)
+        .map(|v| v.parse::<T>().map_err(|e| anyhow::anyhow!("{e}")))
+        .transpose()
+}
+
+/// Where to listen: the Functions host's port on loopback when it gives
+/// one (it talks to us there), else `--port`/`PORT` on `--host`/`HOST`.
+fn listen(s: &Settings<'_>, overrides: &Overrides) -> anyhow::Result<SocketAddr> {
+    if let Some(port) = s.parse::<u16>("FUNCTIONS_CUSTOMHANDLER_PORT", "a port")? {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    let port = match overrides.port {
+        Some(port) => port,
+        None => s.parse::<u16>("PORT", "a port")?.unwrap_or(DEFAULT_PORT),
+    };
+    let host = match overrides.host {
+        Some(host) => host,
+        None => s
+            .parse::<IpAddr>("HOST", "an IP address")?
+            .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+    };
+    Ok(SocketAddr::new(host, port))
+}
+
+/// `SQLITE_SYNCHRONOUS`: `full` (the default) or `normal`.
+fn durability(s: &Settings<'_>) -> anyhow::Result<Durability> {
+    match s.get("SQLITE_SYNCHRONOUS").map(|v| v.to_ascii_lowercase()) {
+        None => Ok(Durability::Full),
+        Some(v) if v == "full" => Ok(Durability::Full),
+        Some(v) if v == "normal" => Ok(Durability::Normal),
+        Some(v) => bail!("SQLITE_SYNCHRONOUS must be full or normal, not {v:?}"),
+    }
+}
+
+/// `SQLITE_WAL_MAX_BYTES`: SQLite takes it as a signed 64-bit number.
+fn wal_max_bytes(s: &Settings<'_>) -> anyhow::Result<u64> {
+    let what = "a number of bytes";
+    match s.parse::<u64>("SQLITE_WAL_MAX_BYTES", what)? {
+        None => Ok(DEFAULT_WAL_MAX_BYTES),
+        Some(n) if i64::try_from(n).is_ok() => Ok(n),
+        Some(n) => bail!("SQLITE_WAL_MAX_BYTES={n:?} is not {what}"),
+    }
+}
+
+/// A positive number of bytes, `default` when unset.
+fn positive_bytes(s: &Settings<'_>, name: &str, default: usize) -> anyhow::Result<usize> {
+    match s.parse::<usize>(name, "a number of bytes")? {
+        None => Ok(default),
+        Some(0) => bail!("{name}=0 is out of range: it must be positive"),
+        Some(n) => Ok(n),
+    }
+}
+
+/// `MIGRATION_INVOCATION_SECONDS`: up to an hour, 240 s by default (inside
+/// the Functions host's 5-minute default timeout).
+fn migration_budget(s: &Settings<'_>) -> anyhow::Result<Duration> {
+    let name = "MIGRATION_INVOCATION_SECONDS";
+    match s.get(name) {
+        None => Ok(Duration::from_secs(240)),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+            .map(Duration::from_secs_f64)
+            .with_context(|| format!("{name}={v:?} is not a number of seconds")),
+    }
+}
+
+/// A retention period in days, from 1 to [`MAX_DAYS`].
+fn days(s: &Settings<'_>, name: &str) -> anyhow::Result<Option<u32>> {
+    s.get(name)
+        .map(|v| {
+            v.parse::<u32>()
+                .ok()
+                .filter(|d| (1..=MAX_DAYS).contains(d))
+                .with_context(|| {
+                    format!("{name}={v:?} is not a number of days from 1 to {MAX_DAYS}")
+                })
+        })
+        .transpose()
+}
+
+/// How sessions are split into sealed pages (`COSMOS_SEAL_*`).
+fn seal_policy(s: &Settings<'_>) -> anyhow::Result<SealPolicy> {
+    let number = |name: &str| s.parse::<usize>(name, "a number");
+    let max_bytes = match number("COSMOS_SEAL_MAX_BYTES")? {
+        None => SealPolicy::default().max_bytes,
+        Some(n) if (SealPolicy::MIN_BYTES..=SealPolicy::MAX_BYTES).contains(&n) => n,
+        Some(n) => bail!(
+            "COSMOS_SEAL_MAX_BYTES={n} is out of range: it must be between {} and {} (so \
+             that a sealed page fits one Cosmos DB batch)",
+            SealPolicy::MIN_BYTES,
+            SealPolicy::MAX_BYTES
+        ),
+    };
+    Ok(SealPolicy {
+        max_bytes,
+        page_bytes: match number("COSMOS_SEAL_PAGE_BYTES")? {
+            None => SealPolicy::page_bytes_for(max_bytes),
+            Some(n) if SealPolicy::page_bytes_range(max_bytes).contains(&n) => n,
+            Some(n) => bail!(
+                "COSMOS_SEAL_PAGE_BYTES={n} is out of range: it must be between {} and {max_bytes} \
+                 (an eighth of COSMOS_SEAL_MAX_BYTES and all of it)",
+                max_bytes / 8
+            ),
+        },
+        max_messages: match number("COSMOS_SEAL_MAX_MESSAGES")? {
+            Some(n) if n < SealPolicy::MIN_MESSAGES => bail!(
+                "COSMOS_SEAL_MAX_MESSAGES={n} is out of range: it must be at least {}",
+                SealPolicy::MIN_MESSAGES
+            ),
+            n => n,
+        },
+    })
+}
+
+/// Cosmos DB when `COSMOS_ENDPOINT` is set; every value that can never
+/// work is refused here, so the service stops at once naming it.
+fn cosmos(s: &Settings<'_>) -> anyhow::Result<Option<CosmosConfig>> {
+    // Checked even without an endpoint: a bad value is a mistake either way.
+    let seal = seal_policy(s)?;
+    let Some(endpoint) = s.get("COSMOS_ENDPOINT") else {
+        return Ok(None);
+    };
+    cosmos::check_endpoint(&endpoint, s.get("AZURE_COSMOS_EMULATOR_HOST").as_deref())?;
+    let or = |name: &str, default: &str| s.get(name).unwrap_or_else(|| default.to_owned());
+    let name = |setting: &str, default: &str| -> anyhow::Result<String> {
+        let value = or(setting, default);
+        cosmos::check_name(&value)
+            .map_err(|why| anyhow::anyhow!("{setting}={value:?} is not a Cosmos DB name: {why}"))?;
+        Ok(value)
+    };
+    let legacy_partition_key = or("COSMOS_LEGACY_PARTITION_KEY", "/session_id");
+    if !legacy_partition_key.starts_with('/') || legacy_partition_key.len() < 2 {
+        bail!(
+            "COSMOS_LEGACY_PARTITION_KEY={legacy_partition_key:?} is not a partition key path \
+             (like /session_id)"
+        );
+    }
+    Ok(Some(CosmosConfig {
+        endpoint,
+        database: name("COSMOS_DATABASE", "chat")?,
+        sessions_container: name("COSMOS_SESSIONS_CONTAINER", "chat_sessions")?,
+        legacy_container: name("COSMOS_LEGACY_CONTAINER", "chat_messages")?,
+        legacy_partition_key,
+        key: cosmos_key(s)?,
+        client_id: client_id(s)?,
+        region: s
+            .get("COSMOS_REGION")
+            .or_else(|| s.get("REGION_NAME"))
+            .unwrap_or_else(|| "East US".to_owned()),
+        seal,
+    }))
+}
+
+/// `COSMOS_KEY`, an account key (base64); its value is never echoed.
+fn cosmos_key(s: &Settings<'_>) -> anyhow::Result<Option<azure_core::credentials::Secret>> {
+    let Some(key) = s.get("COSMOS_KEY") else {
+        return Ok(None);
+    };
+    use base64::Engine as _;
+    if base64::engine::general_purpose::STANDARD
+        .decode(&key)
+        .is_err()
+    {
+        bail!("COSMOS_KEY is not an account key (a base64 string); its value is not shown");
+    }
+    Ok(Some(azure_core::credentials::Secret::new(key)))
+}
+
+/// `AZURE_CLIENT_ID`: the user-assigned managed identity, a GUID.
+fn client_id(s: &Settings<'_>) -> anyhow::Result<Option<String>> {
+    let id = s.get("AZURE_CLIENT_ID");
+    if let Some(id) = &id
+        && uuid::Uuid::try_parse(id).is_err()
+    {
+        bail!(
+            "AZURE_CLIENT_ID={id:?} is not a client id (a GUID such as \
+             00000000-0000-0000-0000-000000000000)"
+        );
+    }
+    Ok(id)
 }
 
 #[cfg(test)]
