@@ -10,6 +10,7 @@ use anyhow::{Context as _, bail};
 use crate::{
     api::cors::AllowedOrigins,
     auth::AuthMode,
+    limits::LimitSettings,
     retention::{MAX_DAYS, RetentionPolicy},
     store::{
         cosmos::{self, CosmosConfig, SealPolicy},
@@ -65,6 +66,9 @@ pub struct Config {
     /// Log format, exporters, `Server-Timing` (`LOG_FORMAT`, `OTEL_*`,
     /// `APPLICATIONINSIGHTS_*`, `SERVER_TIMING`).
     pub telemetry: TelemetrySettings,
+    /// The limits under load and abuse (`MAX_*_IN_FLIGHT`, `USER_WRITE_*`,
+    /// `*_READ_TIMEOUT_SECONDS`).
+    pub limits: LimitSettings,
 }
 
 /// Overrides given on the command line; they beat the environment, except
@@ -334,6 +338,7 @@ impl Config {
             retention,
             retention_sweep_enabled,
             telemetry: TelemetrySettings::from_lookup(&lookup)?,
+            limits: LimitSettings::from_lookup(&lookup)?,
         })
     }
 }
