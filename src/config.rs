@@ -23,8 +23,9 @@ use crate::{
 pub const DEFAULT_PORT: u16 = 7071;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Default limit of an import file: 64 MiB.
-pub const DEFAULT_IMPORT_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Default limit of an import file: 256 MiB (an import streams the file
+/// from disk, so its size does not bound its memory).
+pub const DEFAULT_IMPORT_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]

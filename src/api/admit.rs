@@ -71,7 +71,7 @@ impl Admission {
                 IN_FLIGHT_RETRY_AFTER,
                 drain,
             ),
-            imports: heavy(limits.max_imports, Refusal::Imports),
+            imports: Gate::lending(heavy(limits.max_imports, Refusal::Imports)),
             exports: heavy(limits.max_exports, Refusal::Exports),
             erases: heavy(limits.max_erases, Refusal::Erases),
             user_rate: UserRate::new(limits.user_write_rate, limits.user_write_burst),
@@ -119,7 +119,17 @@ pub struct Gate {
     retry_after: Duration,
     /// The most of a refused request's body that is read before answering.
     drain_bytes: usize,
+    /// Whether the handler gets the permit too ([`Lent`]), to keep it for
+    /// work that outlives the request.
+    lend: bool,
 }
+
+/// A gate's permit, lent to the handler (in the request's extensions):
+/// the gate counts the request until both the answer and every clone of
+/// this are gone. An import keeps it for its own task, which goes on when
+/// the client has gone.
+#[derive(Debug, Clone)]
+pub struct Lent(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
 impl Gate {
     /// `max` requests at once (`None` when `max` is 0: no limit); beyond
@@ -137,6 +147,18 @@ impl Gate {
                 refusal,
                 retry_after,
                 drain_bytes,
+                lend: false,
+            })
+        })
+    }
+
+    /// The same gate, lending its permits to the handler ([`Lent`]).
+    fn lending(gate: Option<Arc<Self>>) -> Option<Arc<Self>> {
+        gate.map(|gate| {
+            Arc::new(Self {
+                semaphore: gate.semaphore.clone(),
+                lend: true,
+                ..*gate
             })
         })
     }
@@ -221,8 +243,14 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         match self.gate.semaphore.clone().try_acquire_owned() {
+            Ok(permit) if self.gate.lend => {
+                let permit = Lent(Arc::new(permit));
+                request.extensions_mut().insert(permit.clone());
+                let answer = self.inner.call(request);
+                Box::pin(async move { Ok(hold(answer.await?, permit)) })
+            }
             Ok(permit) => {
                 let answer = self.inner.call(request);
                 Box::pin(async move { Ok(hold(answer.await?, permit)) })
@@ -237,7 +265,7 @@ where
 
 /// Keeps `permit` until `response` has been sent: released now when the
 /// answer is whole already, else with its (streamed) body.
-fn hold(response: Response, permit: OwnedSemaphorePermit) -> Response {
+fn hold<P: Send + 'static>(response: Response, permit: P) -> Response {
     if response.body().size_hint().exact().is_some() {
         return response;
     }
