@@ -70,9 +70,9 @@ pub fn refused(reason: Refusal, user: Option<&str>) {
         reason = reason.reason(),
         user_hash = %who,
         suppressed,
-        "request refused ({}): {} more like it in the last minute were not logged",
-        reason.setting(),
-        suppressed
+        "request refused by {} (logged once a minute per user and reason; `suppressed` \
+         counts those not logged since the last line)",
+        reason.setting()
     );
 }
 
