@@ -19,7 +19,7 @@ use serde::{
     Deserialize, Deserializer as _,
     de::{SeqAccess, Visitor},
 };
-use serde_json::{Value, json};
+use serde_json::{Value, error::Category, json};
 use sha2::{Digest as _, Sha256};
 
 use super::{
@@ -87,10 +87,17 @@ struct MessageMetadata {
 /// time, each given to `each` as a session of `owner`: the array is never
 /// held whole, one conversation at a time is, and none larger than
 /// [`MAX_UNIT_BYTES`](super::file::MAX_UNIT_BYTES).
+///
+/// With `to_the_end`, a conversation that fails (or that `each` refuses)
+/// does not stop the reading: the first such fault is reported unless the
+/// JSON of the file turns out broken further on, which is reported
+/// rather (a file that is not JSON is a 400 whatever else is wrong with
+/// it, as when the array was parsed whole before).
 pub(super) fn read(
     reader: impl std::io::Read,
     meter: &Meter,
     owner: &Owner,
+    to_the_end: bool,
     each: &mut dyn FnMut(Unit) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let mut deserializer = serde_json::Deserializer::from_reader(reader);
@@ -99,6 +106,7 @@ pub(super) fn read(
     let visitor = Conversations {
         owner,
         meter,
+        to_the_end,
         each,
         index: &index,
         failed: &mut failed,
@@ -107,6 +115,9 @@ pub(super) fn read(
         .deserialize_seq(visitor)
         .and_then(|()| deserializer.end());
     match (read, failed) {
+        (Err(e), _) if matches!(e.classify(), Category::Syntax | Category::Eof) => {
+            Err(classify(e, index.get()))
+        }
         (_, Some(failed)) => Err(failed),
         (Ok(()), None) => Ok(()),
         (Err(e), None) => Err(classify(e, index.get())),
@@ -116,7 +127,6 @@ pub(super) fn read(
 /// A fault of the JSON of the file, where it is: a syntax error by line
 /// and column of the file, anything else by conversation.
 fn classify(e: serde_json::Error, index: usize) -> ImportError {
-    use serde_json::error::Category;
     let place = Place::Conversation(index);
     match e.classify() {
         Category::Data => ImportError::invalid(place, without_position(&e)),
@@ -148,6 +158,8 @@ fn classify(e: serde_json::Error, index: usize) -> ImportError {
 struct Conversations<'a, 'f> {
     owner: &'a Owner,
     meter: &'a Meter,
+    /// Go on after a fault (see [`read`]).
+    to_the_end: bool,
     each: &'a mut dyn FnMut(Unit) -> Result<(), ImportError>,
     index: &'a Cell<usize>,
     /// A unit that failed (or that `each` refused): the error to report,
@@ -171,8 +183,10 @@ impl<'de> Visitor<'de> for Conversations<'_, '_> {
             let index = self.index.get();
             let handed = unit(index, conversation, self.owner).and_then(|unit| (self.each)(unit));
             if let Err(e) = handed {
-                *self.failed = Some(e);
-                return Err(serde::de::Error::custom("stopped"));
+                self.failed.get_or_insert(e);
+                if !self.to_the_end {
+                    return Err(serde::de::Error::custom("stopped"));
+                }
             }
             self.index.set(index + 1);
         }

@@ -170,10 +170,13 @@ pub fn detect(body: &[u8]) -> Result<Format, ImportError> {
 }
 
 /// Reads the units of `file` from its start one at a time, handing each to
-/// `each` before the next is read; the file's format.
+/// `each` before the next is read; the file's format. With `checking`, a
+/// fault of ChatGPT's JSON further on is reported rather than one found
+/// before it (see `chatgpt::read`).
 fn read_units(
     file: &File,
     owner: &Owner,
+    checking: bool,
     each: &mut dyn FnMut(Unit) -> Result<(), ImportError>,
 ) -> Result<Format, ImportError> {
     let (reader, meter, format) = file::open(file)?;
@@ -184,7 +187,7 @@ fn read_units(
                 each(unit?)?;
             }
         }
-        Format::ChatGpt => chatgpt::read(reader, &meter, owner, each)?,
+        Format::ChatGpt => chatgpt::read(reader, &meter, owner, checking, each)?,
     }
     Ok(format)
 }
@@ -202,7 +205,7 @@ fn check(file: &File, owner: &Owner) -> Result<Checked, ImportError> {
     let mut seen = HashSet::new();
     let mut sessions = Vec::new();
     let mut messages = 0;
-    let format = read_units(file, owner, &mut |unit| {
+    let format = read_units(file, owner, true, &mut |unit| {
         if !seen.insert(unit.import.id.clone()) {
             return Err(ImportError::invalid(
                 unit.place,
@@ -286,7 +289,7 @@ async fn write(
     let reading = {
         let (owner, runtime) = (owner.clone(), tokio::runtime::Handle::current());
         tokio::task::spawn_blocking(move || {
-            read_units(&file, &owner, &mut |unit| {
+            read_units(&file, &owner, false, &mut |unit| {
                 let weight = weight(&unit).clamp(1, IN_FLIGHT_BYTES) as u32;
                 let permit = runtime
                     .block_on(budget.clone().acquire_many_owned(weight))

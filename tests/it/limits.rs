@@ -24,6 +24,7 @@ use crate::common::{
     RunningApp,
     binary::Binary,
     cosmos::{EMULATOR_KEY, server_client},
+    telemetry::{Receiver, attributes},
 };
 
 /// Where the binary keeps its sessions.
@@ -698,4 +699,82 @@ async fn imports_are_bounded_in_memory_embedded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_are_bounded_in_memory_cosmos() {
     imports_are_bounded_in_memory(On::Cosmos).await;
+}
+
+/// The largest cumulative value of counter `name` with attribute
+/// `reason` = `reason` the receiver got.
+fn refused_count(receiver: &Receiver, reason: &str) -> f64 {
+    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as V};
+    receiver
+        .got()
+        .metrics
+        .iter()
+        .flat_map(|m| &m.resource_metrics)
+        .flat_map(|r| &r.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .filter(|m| m.name == "chat_sessions.refused")
+        .flat_map(|m| match &m.data {
+            Some(Data::Sum(sum)) => sum.data_points.clone(),
+            _ => Vec::new(),
+        })
+        .filter(|p| attributes(&p.attributes).get("reason") == Some(&json!(reason)))
+        .map(|p| match p.value {
+            Some(V::AsInt(i)) => i as f64,
+            Some(V::AsDouble(d)) => d,
+            None => 0.0,
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Refusals are counted by reason, and logged once a minute per user,
+/// the user as a hash, never in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_counted_and_logged_once_a_minute_per_user() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "200"),
+        ("RUST_LOG", "info"),
+        ("USER_WRITE_RATE", "0.01"),
+        ("USER_WRITE_BURST", "1"),
+    ];
+    let server = serve(On::Embedded, dir.path(), &settings).await;
+    let app = server.app();
+    let user = "mallory-the-flooder";
+    let session = app.create_session(user).await;
+    let url = app.url(&format!(
+        "/api/chat/sessions/{session}/messages?user_id={user}"
+    ));
+    for n in 0..6 {
+        let body = json!({ "content": format!("m{n}"), "message_type": "user" });
+        let answer = app.client.post(&url).json(&body).send().await.unwrap();
+        refused(answer, 429, "rate-limited").await;
+    }
+    receiver
+        .eventually("six refusals counted", |r| {
+            (refused_count(r, "user_rate") >= 6.0).then_some(())
+        })
+        .await;
+    let refusal_lines = |r: &Receiver| -> Vec<String> {
+        r.log_records()
+            .iter()
+            .map(|l| format!("{l:?}"))
+            .filter(|l| l.contains("request refused"))
+            .collect()
+    };
+    receiver
+        .eventually("a refusal's log line", |r| {
+            (!refusal_lines(r).is_empty()).then_some(())
+        })
+        .await;
+    // Time for more lines to arrive, were there any.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lines = refusal_lines(&receiver);
+    assert_eq!(lines.len(), 1, "one line a minute per user: {lines:?}");
+    assert!(lines[0].contains("user_rate"), "{}", lines[0]);
+    let raw = receiver.got().raw.concat();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(!raw.contains(user), "the user id left in telemetry");
 }
