@@ -344,3 +344,55 @@ fn weight(unit: &Unit) -> u64 {
 fn internal(what: impl fmt::Display) -> ImportError {
     ImportError::Store(StoreError::Internal(anyhow::anyhow!("{what}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek as _, Write as _};
+
+    use super::*;
+
+    fn file_of(bytes: &[u8]) -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        // Where the file is left does not matter: each pass reads from 0.
+        file.seek(std::io::SeekFrom::Start(3)).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_unit_over_the_bound_is_refused_as_it_is_read() {
+        let owner = Owner::Anonymous;
+        let big = "x".repeat(MAX_UNIT_BYTES as usize + 256 * 1024);
+        // ChatGPT: one conversation too large, after a good start.
+        let conversation = format!(r#"[{{"id":"c1","title":"{big}"}}]"#);
+        let e = validate(&file_of(conversation.as_bytes()), &owner).unwrap_err();
+        assert!(
+            matches!(&e, ImportError::Invalid(d) if d.starts_with("conversation 0: larger than")),
+            "{e}"
+        );
+        // NDJSON: one line too large.
+        let line = format!("{{\"type\":\"session\",\"id\":\"{big}\"}}\n");
+        let e = validate(&file_of(line.as_bytes()), &owner).unwrap_err();
+        assert!(
+            matches!(&e, ImportError::Invalid(d) if d.starts_with("line 1: the line is larger")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_format_is_told_after_a_bom_and_blanks_and_empty_is_empty() {
+        let owner = Owner::Anonymous;
+        assert_eq!(
+            validate(&file_of(b"\xEF\xBB\xBF \n [ ]"), &owner).unwrap(),
+            Format::ChatGpt
+        );
+        assert_eq!(validate(&file_of(b" \n\t"), &owner).unwrap(), Format::Empty);
+        assert!(matches!(
+            validate(&file_of(b"  hello"), &owner),
+            Err(ImportError::Malformed(_))
+        ));
+        // Broken JSON further on beats an invalid conversation before it.
+        let e = validate(&file_of(br#"[{"id":"c1"}, {"#), &owner).unwrap_err();
+        assert!(matches!(e, ImportError::Malformed(_)), "{e}");
+    }
+}
