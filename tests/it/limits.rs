@@ -778,3 +778,41 @@ async fn refusals_are_counted_and_logged_once_a_minute_per_user() {
     let raw = String::from_utf8_lossy(&raw);
     assert!(!raw.contains(user), "the user id left in telemetry");
 }
+
+/// A whole-user export counts against `MAX_EXPORTS_IN_FLIGHT` until its
+/// last byte is sent, not just until its headers are: the router called
+/// in-process, so that the streamed body can be held unread (over a
+/// socket that would take more data than the kernel's buffers hold).
+#[tokio::test]
+async fn an_export_counts_until_its_body_is_sent() {
+    use axum::{body::Body, http::Request};
+    use chat_sessions::{api::ApiSettings, limits::LimitSettings};
+    use tower::ServiceExt as _;
+
+    let app = crate::common::TestApp::with_settings(ApiSettings {
+        limits: LimitSettings {
+            max_exports: 1,
+            ..LimitSettings::off()
+        },
+        ..ApiSettings::default()
+    });
+    app.create_session("exporter").await;
+    let export = || {
+        let request = Request::get("/api/chat/export?user_id=exporter").body(Body::empty());
+        app.router.clone().oneshot(request.unwrap())
+    };
+    let streaming = export().await.unwrap();
+    assert_eq!(streaming.status(), 200);
+    let second = export().await.unwrap();
+    assert_eq!(second.status(), 503);
+    assert_eq!(second.headers()["retry-after"], "5");
+    let problem = axum::body::to_bytes(second.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&problem).contains("too-many-exports"));
+    // Sent to its end: the export's place is free again.
+    axum::body::to_bytes(streaming.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert_eq!(export().await.unwrap().status(), 200);
+}
