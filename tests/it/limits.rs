@@ -178,67 +178,59 @@ async fn caps_refuse_with_the_limit_named(on: On) {
     let server = serve(on, dir.path(), &settings).await;
     let app = server.app();
     let file = small_export("held_import");
-    let import = started(
-        app.addr,
-        "POST",
-        "/api/chat/import?user_id=alice",
-        &file,
-        10,
-    )
-    .await;
-    let second = app
-        .client
-        .post(app.url("/api/chat/import?user_id=bob"))
-        .body(small_export("other"))
-        .send();
-    assert_eq!(
-        refused(second.await.unwrap(), 503, "too-many-imports").await,
-        5
-    );
-
+    let (import_path, other) = ("/api/chat/import?user_id=alice", small_export("other"));
+    let import = hold_and_refuse(&app, import_path, &file, "bob", other, "too-many-imports").await;
     let confirm = br#"{"confirm":"carol"}"#;
-    let erase = started(
-        app.addr,
-        "POST",
-        "/api/chat/erase?user_id=carol",
-        confirm,
-        3,
-    )
-    .await;
-    let second = app.post("/api/chat/erase?user_id=dave", json!({"confirm": "dave"}));
-    refused(second.await, 503, "too-many-erases").await;
+    let dave = br#"{"confirm":"dave"}"#.to_vec();
+    let erase_path = "/api/chat/erase?user_id=carol";
+    let erase = hold_and_refuse(&app, erase_path, confirm, "dave", dave, "too-many-erases").await;
 
     // The third request in flight: an append whose body is on its way.
     let session = app.create_session("erin").await;
     let message = br#"{"content":"held","message_type":"user"}"#;
     let path = format!("/api/chat/sessions/{session}/messages?user_id=erin");
-    let append = started(app.addr, "POST", &path, message, 5).await;
-    let listing = app
-        .client
-        .get(app.url("/api/chat/sessions?user_id=erin"))
-        .send();
-    assert_eq!(refused(listing.await.unwrap(), 503, "overloaded").await, 1);
-    let health = app.client.get(app.url("/api/health")).send().await.unwrap();
+    let append = started(app.addr, "POST", &path, message, HELD).await;
+    let listing = get(&app, "/api/chat/sessions?user_id=erin").await;
+    assert_eq!(refused(listing, 503, "overloaded").await, 1);
+    let health = get(&app, "/api/health").await;
     assert_eq!(health.status(), 200, "the probes are never shed");
 
-    assert_eq!(finish(append, message, 5).await.0, 201);
-    let (status, report) = finish(import, &file, 10).await;
+    assert_eq!(finish(append, message, HELD).await.0, 201);
+    let (status, report) = finish(import, &file, HELD).await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(
-        serde_json::from_str::<Value>(&report).unwrap()["messages_added"],
-        1
-    );
-    assert_eq!(finish(erase, confirm, 3).await.0, 200);
-    let listing = app
-        .client
-        .get(app.url("/api/chat/sessions?user_id=alice"))
-        .send();
-    let listing: Value = listing.await.unwrap().json().await.unwrap();
-    assert_eq!(
-        listing["sessions"].as_array().unwrap().len(),
-        1,
-        "{listing}"
-    );
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["messages_added"], 1);
+    assert_eq!(finish(erase, confirm, HELD).await.0, 200);
+    let listing = get(&app, "/api/chat/sessions?user_id=alice").await;
+    let listing: Value = listing.json().await.unwrap();
+    assert_eq!(listing["sessions"].as_array().unwrap().len(), 1);
+}
+
+/// How much of a held request's body is sent.
+const HELD: usize = 3;
+
+/// GET `path`.
+async fn get(app: &RunningApp, path: &str) -> reqwest::Response {
+    app.client.get(app.url(path)).send().await.unwrap()
+}
+
+/// Holds a POST of `body` to `path` in flight (its body sent in part),
+/// then asserts that the same route for `other` with `other_body` is
+/// refused, 503 of type `slug` with `Retry-After: 5`.
+async fn hold_and_refuse(
+    app: &RunningApp,
+    path: &str,
+    body: &[u8],
+    other: &str,
+    other_body: Vec<u8>,
+    slug: &str,
+) -> TcpStream {
+    let held = started(app.addr, "POST", path, body, HELD).await;
+    let other_path = path.replace(path.rsplit('=').next().unwrap(), other);
+    let answer = app.client.post(app.url(&other_path)).body(other_body);
+    let answer = answer.send().await.unwrap();
+    assert_eq!(refused(answer, 503, slug).await, 5);
+    held
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,6 +432,26 @@ async fn load_is_shed_not_queued_cosmos() {
     load_is_shed_not_queued(On::Cosmos).await;
 }
 
+/// Sends a request's headers a byte a second; how long until the server
+/// closed the connection (panics if it answered, or never closed it).
+async fn slowloris(addr: SocketAddr) -> Duration {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    let request = b"GET /api/health HTTP/1.1\r\nhost: x\r\nx-padding: aaaaaaaaaa\r\n\r\n";
+    for byte in request {
+        if stream.write_all(&[*byte]).await.is_err() {
+            return started.elapsed();
+        }
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => panic!("answered a request whose headers never came"),
+            Err(_) => {}
+        }
+    }
+    panic!("still connected after sending every header byte a second apart");
+}
+
 /// A client sending its headers a byte a second is disconnected within
 /// the header timeout (1 s here), another trickling its body is answered
 /// 408 and disconnected within the body timeout, and other clients are
@@ -453,23 +465,7 @@ async fn slow_clients_are_cut_off(on: On) {
     let server = serve(on, dir.path(), &settings).await;
     let app = server.app();
     let addr = app.addr;
-    let slowloris = tokio::spawn(async move {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
-        let started = Instant::now();
-        let request = b"GET /api/health HTTP/1.1\r\nhost: x\r\nx-padding: aaaaaaaaaa\r\n\r\n";
-        for byte in request {
-            if stream.write_all(&[*byte]).await.is_err() {
-                break;
-            }
-            let mut buf = [0u8; 64];
-            match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buf)).await {
-                Ok(Ok(0) | Err(_)) => return started.elapsed(),
-                Ok(Ok(_)) => panic!("answered a request whose headers never came"),
-                Err(_) => {}
-            }
-        }
-        panic!("still connected after sending every header byte a second apart");
-    });
+    let slowloris = tokio::spawn(slowloris(addr));
     let session = app.create_session("slow").await;
     let path = format!("/api/chat/sessions/{session}/messages?user_id=slow");
     let body = br#"{"content":"trickled","message_type":"user"}"#;
@@ -613,21 +609,7 @@ async fn imports_are_bounded_in_memory(on: On) {
     let app = server.app();
     let pid = server.pid();
     let idle = memory(pid, "VmRSS");
-    let import = |user: String| {
-        let (client, url, file) = (
-            app.client.clone(),
-            app.url(&format!("/api/chat/import?user_id={user}")),
-            file.clone(),
-        );
-        async move {
-            client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(file)
-                .send()
-                .await
-        }
-    };
+    let import = |user: String| import_file(&app, user, file.clone());
     let answer = import("first".into()).await.unwrap();
     assert_eq!(answer.status(), 200);
     let report: Value = answer.json().await.unwrap();
@@ -644,16 +626,7 @@ async fn imports_are_bounded_in_memory(on: On) {
     );
 
     let answers = futures::future::join_all((0..20).map(|u| import(format!("user{u}")))).await;
-    let mut imported = Vec::new();
-    for (u, answer) in answers.into_iter().enumerate() {
-        let answer = answer.expect("an answer, never a reset");
-        match answer.status().as_u16() {
-            200 => imported.push(format!("user{u}")),
-            503 => _ = refused(answer, 503, "too-many-imports").await,
-            429 => _ = refused(answer, 429, "rate-limited").await,
-            other => panic!("user{u}: {other}"),
-        }
-    }
+    let imported = answered_200(answers).await;
     let peak = memory(pid, "VmHWM");
     eprintln!(
         "peak after twenty at once {} MiB ({} imported)",
@@ -666,24 +639,59 @@ async fn imports_are_bounded_in_memory(on: On) {
         "idle {idle}, peak {peak}"
     );
     for user in imported {
-        let mut count = 0;
-        let mut token: Option<String> = None;
-        loop {
-            let mut url = format!("/api/chat/sessions?user_id={user}&limit=200");
-            if let Some(t) = &token {
-                url += &format!("&continuation_token={}", url_encode(t));
-            }
-            let page = app.get_json(&url).await;
-            for s in page["sessions"].as_array().unwrap() {
-                assert_eq!(s["message_count"], 20, "{user}: {s}");
-                count += 1;
-            }
-            match page["continuation_token"].as_str() {
-                Some(t) => token = Some(t.to_owned()),
-                None => break,
-            }
+        assert_eq!(sessions_of(&app, &user).await, conversations, "{user}");
+    }
+}
+
+/// POSTs `file` to the import of `user`.
+async fn import_file(
+    app: &RunningApp,
+    user: String,
+    file: bytes::Bytes,
+) -> reqwest::Result<reqwest::Response> {
+    let url = app.url(&format!("/api/chat/import?user_id={user}"));
+    let request = app
+        .client
+        .post(url)
+        .header("content-type", "application/json");
+    request.body(file).send().await
+}
+
+/// The users (`user<n>` for the `n`th answer) whose imports were answered
+/// 200; every other answer must be a 503 or 429 refusal, never an error.
+async fn answered_200(answers: Vec<reqwest::Result<reqwest::Response>>) -> Vec<String> {
+    let mut imported = Vec::new();
+    for (u, answer) in answers.into_iter().enumerate() {
+        let answer = answer.expect("an answer, never a reset");
+        match answer.status().as_u16() {
+            200 => imported.push(format!("user{u}")),
+            503 => _ = refused(answer, 503, "too-many-imports").await,
+            429 => _ = refused(answer, 429, "rate-limited").await,
+            other => panic!("user{u}: {other}"),
         }
-        assert_eq!(count, conversations, "{user}");
+    }
+    imported
+}
+
+/// How many sessions `user` has, each holding the twenty messages of the
+/// generated file's shown branch.
+async fn sessions_of(app: &RunningApp, user: &str) -> usize {
+    let mut count = 0;
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("/api/chat/sessions?user_id={user}&limit=200");
+        if let Some(t) = &token {
+            url += &format!("&continuation_token={}", url_encode(t));
+        }
+        let page = app.get_json(&url).await;
+        for s in page["sessions"].as_array().unwrap() {
+            assert_eq!(s["message_count"], 20, "{user}: {s}");
+            count += 1;
+        }
+        match page["continuation_token"].as_str() {
+            Some(t) => token = Some(t.to_owned()),
+            None => return count,
+        }
     }
 }
 
