@@ -36,7 +36,8 @@ pub const DEFAULT_USER_WRITE_BURST: u32 = 100;
 /// Default [`LimitSettings::header_read_timeout`] (hyper's own default).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default [`LimitSettings::body_read_timeout`]: a 64 MiB import over a
-/// link of about 5 Mbit/s still arrives, and Azure's front ends cut a
+/// link of about 5 Mbit/s still arrives (a file of the whole 256 MiB
+/// import limit needs about 18 Mbit/s), and Azure's front ends cut a
 /// request at 230 s anyway.
 pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
