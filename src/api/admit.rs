@@ -129,6 +129,7 @@ pub struct Gate {
 /// this are gone. An import keeps it for its own task, which goes on when
 /// the client has gone.
 #[derive(Debug, Clone)]
+// Never read: it is held, and released when the last clone is dropped.
 pub struct Lent(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 
 impl Gate {
