@@ -114,6 +114,16 @@ param alertThrottledPer5Minutes int = 10
 @description('Request-unit budget: fire when the app spends more than this many RU on Cosmos DB within a rolling hour (the sum of the metric azure.cosmosdb.client.operation.request_charge). 1,000,000 RU/h is 278 RU/s on average; docs/capacity.md estimates a deployment\'s.')
 param alertRequestUnitsPerHour int = 1000000
 
+@description('Put Azure API Management (Consumption tier) in front of the Function App, limiting each user\'s writes across every instance (modules/apim.bicep; docs/deploy.md#a-global-rate-limit-api-management). The app\'s own USER_WRITE_RATE holds per instance.')
+param apimEnabled bool = false
+
+@description('Publisher email API Management requires (when apimEnabled).')
+param apimPublisherEmail string = ''
+
+@minValue(1)
+@description('Writes one user may send per minute through API Management, across every instance (when apimEnabled).')
+param apimWritesPerMinute int = 1200
+
 @description('RUST_LOG filter of the handler.')
 param rustLog string = 'info'
 
@@ -135,6 +145,11 @@ var tags = {
   'azd-env-name': environmentName
 }
 var functionAppName = 'func-${resourceToken}'
+var openIdIssuer = !empty(authOpenIdIssuer) ? authOpenIdIssuer : '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+var allowedAudiences = !empty(authAllowedAudiences) ? authAllowedAudiences : [
+  'api://${authClientId}'
+  authClientId
+]
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -241,11 +256,8 @@ module functionApp 'modules/function-app.bicep' = {
       RETENTION_DELETE_AFTER_DAYS: retentionDeleteAfterDays > 0 ? string(retentionDeleteAfterDays) : ''
     }
     authClientId: authClientId
-    authOpenIdIssuer: !empty(authOpenIdIssuer) ? authOpenIdIssuer : '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
-    authAllowedAudiences: !empty(authAllowedAudiences) ? authAllowedAudiences : [
-      'api://${authClientId}'
-      authClientId
-    ]
+    authOpenIdIssuer: openIdIssuer
+    authAllowedAudiences: allowedAudiences
     authAllowedClientApplications: authAllowedClientApplications
     authExcludedPaths: healthAnonymous ? [
       '/api/health'
@@ -265,6 +277,22 @@ module availability 'modules/availability.bicep' = if (healthAnonymous) {
     tags: tags
     applicationInsightsId: monitoring.outputs.id
     appUrl: functionApp.outputs.url
+  }
+}
+
+// Optional: one write rate per user across every instance (docs/deploy.md).
+module apim 'modules/apim.bicep' = if (apimEnabled) {
+  name: 'apim'
+  scope: rg
+  params: {
+    name: 'apim-${resourceToken}'
+    location: location
+    tags: tags
+    appUrl: functionApp.outputs.url
+    publisherEmail: apimPublisherEmail
+    openIdIssuer: openIdIssuer
+    audiences: allowedAudiences
+    writesPerMinute: apimWritesPerMinute
   }
 }
 
@@ -302,6 +330,7 @@ output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_APP_URL string = functionApp.outputs.url
+output APIM_GATEWAY_URL string = apimEnabled ? apim.outputs.gatewayUrl : ''
 output AZURE_CLIENT_ID string = identity.outputs.clientId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output MIGRATION_QUEUE_NAME string = 'chat-migration'

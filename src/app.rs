@@ -164,6 +164,7 @@ pub fn api_settings(config: &Config) -> ApiSettings {
         import_max_bytes: config.import_max_bytes,
         cors: config.cors_allowed_origins.clone(),
         server_timing: config.telemetry.server_timing,
+        limits: config.limits.clone(),
         ..ApiSettings::default()
     }
 }

@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 use crate::{
     api::cors::AllowedOrigins,
     auth::AuthMode,
+    limits::LimitSettings,
     retention::{MAX_DAYS, RetentionPolicy},
     settings::Settings,
     store::{
@@ -24,8 +25,9 @@ use crate::{
 pub const DEFAULT_PORT: u16 = 7071;
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Default limit of an import file: 64 MiB.
-pub const DEFAULT_IMPORT_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Default limit of an import file: 256 MiB (an import streams the file
+/// from disk, so its size does not bound its memory).
+pub const DEFAULT_IMPORT_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone)]
@@ -67,6 +69,9 @@ pub struct Config {
     /// Log format, exporters, `Server-Timing` (`LOG_FORMAT`, `OTEL_*`,
     /// `APPLICATIONINSIGHTS_*`, `SERVER_TIMING`).
     pub telemetry: TelemetrySettings,
+    /// The limits under load and abuse (`MAX_*_IN_FLIGHT`, `USER_WRITE_*`,
+    /// `*_READ_TIMEOUT_SECONDS`).
+    pub limits: LimitSettings,
 }
 
 /// Overrides given on the command line; they beat the environment, except
@@ -125,6 +130,7 @@ impl Config {
             },
             retention_sweep_enabled: s.flag("RETENTION_SWEEP_ENABLED", false)?,
             telemetry: TelemetrySettings::from_lookup(&lookup)?,
+            limits: LimitSettings::from_lookup(&lookup)?,
         })
     }
 }

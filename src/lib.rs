@@ -26,6 +26,7 @@
 //! | start, SIGTERM and the drain | [`cli::serve`], [`app::start_backend`] |
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |
+//! | limits under load: requests in flight, imports/exports/erases at once, the per-user write rate, slow clients | [`limits`], [`api::admit`], [`cli::serve`] |
 //! | importing a file (our export, ChatGPT's `conversations.json`) | [`import`] |
 //! | the migration from per-message documents | [`migration`] |
 //! | export, erase (store side) | [`store::export`], [`store::erase`] |
@@ -47,6 +48,7 @@ pub mod domain;
 pub mod export;
 pub mod functions;
 pub mod import;
+pub mod limits;
 pub mod migration;
 pub mod retention;
 pub mod search;

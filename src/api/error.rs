@@ -9,7 +9,11 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::{domain::ValidationError, store::StoreError};
+use crate::{
+    domain::ValidationError,
+    limits::{Refusal, refusals},
+    store::StoreError,
+};
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -84,6 +88,16 @@ pub enum ApiError {
         /// What the store said, for the log only.
         reason: String,
     },
+    /// A limit refused the request: 503 for the instance's limits, 429
+    /// for the user's write rate, 408 for a body sent too slowly. Counted
+    /// and logged where it is made ([`ApiError::refused`]).
+    #[error("{}", refusal_detail(*refusal))]
+    Refused {
+        /// Which limit.
+        refusal: Refusal,
+        /// Sent as `Retry-After` (not for 408).
+        retry_after: Duration,
+    },
     /// 500: a fault of ours; the cause is logged only.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -120,6 +134,11 @@ impl ApiError {
             Self::Unavailable { .. } | Self::NotReady { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::StorageFull | Self::StorageUnavailable { .. } => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Refused { refusal, .. } => match refusal {
+                Refusal::UserRate => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
         }
     }
 
@@ -140,6 +159,14 @@ impl ApiError {
             Self::StorageFull => ("storage-full", "Insufficient storage"),
             Self::StorageUnavailable { .. } => ("storage-unavailable", "Insufficient storage"),
             Self::Internal(_) => ("internal-error", "Internal server error"),
+            Self::Refused { refusal, .. } => (
+                refusal.slug(),
+                match refusal {
+                    Refusal::UserRate => "Too many requests",
+                    Refusal::BodyTimeout => "Request timeout",
+                    _ => "Service unavailable",
+                },
+            ),
         }
     }
 
@@ -151,6 +178,16 @@ impl ApiError {
             title,
             status: self.status().as_u16(),
             detail: self.to_string(),
+        }
+    }
+
+    /// A refusal by `refusal` of a request by `user` (when known), counted
+    /// and logged (at most once a minute per user) now.
+    pub fn refused(refusal: Refusal, retry_after: Duration, user: Option<&str>) -> Self {
+        refusals::refused(refusal, user);
+        Self::Refused {
+            refusal,
+            retry_after,
         }
     }
 
@@ -208,10 +245,63 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Self::Unavailable { retry_after } | Self::NotReady { retry_after, .. } = &self {
+        let retry_after = match &self {
+            Self::Unavailable { retry_after } | Self::NotReady { retry_after, .. } => {
+                Some(retry_after)
+            }
+            Self::Refused {
+                refusal,
+                retry_after,
+            } if *refusal != Refusal::BodyTimeout => Some(retry_after),
+            _ => None,
+        };
+        if matches!(
+            self,
+            Self::Refused {
+                refusal: Refusal::BodyTimeout,
+                ..
+            }
+        ) {
+            // What is left of the body will not be read: the connection
+            // cannot carry another request.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(retry_after) = retry_after {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// What a refusal tells the caller: which limit, and what to do.
+fn refusal_detail(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::InFlight => {
+            "this instance is at its limit of requests in flight (MAX_REQUESTS_IN_FLIGHT): \
+             retry after the time in Retry-After"
+        }
+        Refusal::Imports => {
+            "this instance is running as many imports as it takes at once \
+             (MAX_IMPORTS_IN_FLIGHT): nothing was imported; send the file again after the time \
+             in Retry-After"
+        }
+        Refusal::Exports => {
+            "this instance is running as many exports of all of a user's data as it takes at \
+             once (MAX_EXPORTS_IN_FLIGHT): retry after the time in Retry-After"
+        }
+        Refusal::Erases => {
+            "this instance is running as many erases as it takes at once (MAX_ERASES_IN_FLIGHT): \
+             nothing was erased; retry after the time in Retry-After"
+        }
+        Refusal::UserRate => {
+            "this user writes faster than this service allows (USER_WRITE_RATE writes a second, \
+             in bursts of USER_WRITE_BURST): nothing of this request was kept; retry after the \
+             time in Retry-After"
+        }
+        Refusal::BodyTimeout => {
+            "the request body did not arrive in time (BODY_READ_TIMEOUT_SECONDS): nothing of this \
+             request was kept"
+        }
     }
 }

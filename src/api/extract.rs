@@ -6,8 +6,10 @@ use axum::{
     http::{header, request::Parts},
 };
 use serde::de::DeserializeOwned;
+use std::time::Duration;
 
 use super::error::ApiError;
+use crate::limits::Refusal;
 
 /// A JSON body. Malformed JSON is a 400, JSON of the wrong shape a 422, a body
 /// over the limit a 413. An empty (or `null`) body reads as `{}` so endpoints whose
@@ -45,7 +47,9 @@ where
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            if super::admit::BodyTimedOut::caused(&rejection) {
+                ApiError::refused(Refusal::BodyTimeout, Duration::ZERO, None)
+            } else if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge("the request body is larger than the limit".into())
             } else {
                 ApiError::BadRequest(format!("could not read the request body: {rejection}"))

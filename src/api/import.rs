@@ -3,20 +3,32 @@
 //! import itself is `crate::import`; this is its HTTP side: who the caller
 //! is, the body and its own size limit, and the answers.
 
+use std::time::Duration;
+
 use axum::{
-    Json,
+    Extension, Json,
     body::Body,
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use http_body_util::BodyExt as _;
+use tokio::io::AsyncWriteExt as _;
 
-use super::{ApiError, AppState, extract::ApiQuery, sessions::UserParam};
+use super::{
+    ApiError, AppState,
+    admit::{self, Lent},
+    extract::ApiQuery,
+    sessions::UserParam,
+};
 use crate::{
     import::{self, ImportError, ImportReport},
+    limits::Refusal,
     store::ImportStore,
 };
+
+/// The spool's write buffer: a few large writes rather than one per frame.
+const SPOOL_BUFFER: usize = 1024 * 1024;
 
 /// Media types an import may be declared as (or none, or `text/plain`).
 const ACCEPTED: &[&str] = &[
@@ -34,7 +46,7 @@ const ACCEPTED: &[&str] = &[
     path = "/api/chat/import",
     tag = "sessions",
     summary = "Import sessions from a file",
-    description = "The body is either this service's export (`GET /api/chat/export`: NDJSON, a session line followed by its message lines) or ChatGPT's `conversations.json` (a JSON array), told apart by its first character. Everything goes to the caller, whatever user ids the file holds. The whole file is checked before anything is written: a bad line or conversation is a 400 (not JSON) or 422 (invalid), a session id that another user has a 409, and each names where it is (`line 7`, `conversation 3`); nothing is written then. Importing the same file again adds nothing: a session that exists gets only the messages it lacks, and its own fields stay. From ChatGPT each conversation becomes a session named by its title, with the messages of the branch last shown (text messages of the user, the assistant and the system), ids derived from the conversation and node ids. The body may be up to IMPORT_MAX_BYTES (default 64 MiB).",
+    description = "The body is either this service's export (`GET /api/chat/export`: NDJSON, a session line followed by its message lines) or ChatGPT's `conversations.json` (a JSON array), told apart by its first character. Everything goes to the caller, whatever user ids the file holds. The whole file is checked before anything is written: a bad line or conversation is a 400 (not JSON) or 422 (invalid), a session id that another user has a 409, and each names where it is (`line 7`, `conversation 3`); nothing is written then. Importing the same file again adds nothing: a session that exists gets only the messages it lacks, and its own fields stay. From ChatGPT each conversation becomes a session named by its title, with the messages of the branch last shown (text messages of the user, the assistant and the system), ids derived from the conversation and node ids. The body may be up to IMPORT_MAX_BYTES (default 256 MiB); it is read as a stream, never held whole. An import counts as a write against the user's rate (429), and an instance runs MAX_IMPORTS_IN_FLIGHT at once (503 with Retry-After beyond).",
     params(UserParam),
     request_body(
         description = "This service's export (NDJSON) or ChatGPT's conversations.json.",
@@ -49,49 +61,33 @@ pub async fn import_history(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<UserParam>,
+    lent: Option<Extension<Lent>>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     check_content_type(&headers)?;
     let limit = state.settings.import_max_bytes;
-    let too_large = || {
-        ApiError::PayloadTooLarge(format!(
-            "the file is larger than the import limit of {limit} bytes (IMPORT_MAX_BYTES)"
-        ))
-    };
+    if let Err(refused) = state.admission.write(&owner) {
+        // Read first, so that a client still sending reads the answer.
+        admit::drain(body, limit).await;
+        return Err(refused);
+    }
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
-    let bytes = Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::BadRequest(format!("could not read the request body: {e}"))
-            }
-        })?
-        .to_bytes();
-    // The body is required (the OpenAPI document says so): an empty request
-    // is a client's mistake, not an empty file to import.
-    if bytes.trim_ascii().is_empty() {
-        return Err(ApiError::BadRequest(
-            "the body is empty: send this service's export (NDJSON) or ChatGPT's conversations.json"
-                .into(),
-        ));
-    }
+    let file = spool(body, limit).await?;
     // Its own task: a client that gives up (or a front end that times out)
     // does not stop an import halfway; it finishes, and a repeat finds it
-    // done.
+    // done. It keeps the import's place among those in flight till then.
     let store = state.store.clone();
     let work = tokio::spawn(async move {
+        let _lent = lent;
         let store: &dyn ImportStore = store.as_ref();
-        import::run(store, &owner, &bytes, &mut |_| {}).await
+        import::run(store, &owner, file, &mut |_| {}).await
     });
     let report = work
         .await
@@ -103,6 +99,56 @@ pub async fn import_history(
             ImportError::Store(e) => e.into(),
         })?;
     Ok((StatusCode::OK, Json(report)).into_response())
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::PayloadTooLarge(format!(
+        "the file is larger than the import limit of {limit} bytes (IMPORT_MAX_BYTES)"
+    ))
+}
+
+/// Writes the body to an unnamed temporary file (in the system's temporary
+/// directory, `TMPDIR`), through a 1 MiB buffer: the import reads it twice
+/// and never holds it whole. The file has no name from the start, so it is
+/// gone once closed, whatever happens (a refusal, a failure, a crash).
+async fn spool(mut body: Body, limit: usize) -> Result<std::fs::File, ApiError> {
+    let spool = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("creating the import's file: {e}")))?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("creating the import's file: {e}")))?;
+    let failed = |e: std::io::Error| ApiError::Internal(anyhow::anyhow!("spooling an import: {e}"));
+    let copy = spool.try_clone().map_err(failed)?;
+    let mut out =
+        tokio::io::BufWriter::with_capacity(SPOOL_BUFFER, tokio::fs::File::from_std(copy));
+    let (mut total, mut blank) = (0usize, true);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if admit::BodyTimedOut::caused(&e) {
+                ApiError::refused(Refusal::BodyTimeout, Duration::ZERO, None)
+            } else {
+                ApiError::BadRequest(format!("could not read the request body: {e}"))
+            }
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > limit {
+            return Err(too_large(limit));
+        }
+        blank = blank && data.trim_ascii().is_empty();
+        out.write_all(&data).await.map_err(failed)?;
+    }
+    out.flush().await.map_err(failed)?;
+    // The body is required (the OpenAPI document says so): an empty request
+    // is a client's mistake, not an empty file to import.
+    if blank {
+        return Err(ApiError::BadRequest(
+            "the body is empty: send this service's export (NDJSON) or ChatGPT's conversations.json"
+                .into(),
+        ));
+    }
+    Ok(spool)
 }
 
 fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {

@@ -148,6 +148,7 @@ pub async fn post_message(
     ApiJson(body): ApiJson<LegacyPostBody>,
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), body.user_id.as_deref())?;
+    state.admission.write(&owner)?;
     let message_type = MessageType::parse(body.message_type.as_deref().unwrap_or("user"))?;
     let message = NewMessage::new(
         body.id.map(MessageId::parse).transpose()?,

@@ -157,6 +157,7 @@ pub async fn send_message(
     ApiJson(body): ApiJson<SendMessageBody>,
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), body.user_id.as_deref())?;
+    state.admission.write(&owner)?;
     let id = session_id(raw_id)?;
     let message = NewMessage::new(
         body.id.map(MessageId::parse).transpose()?,

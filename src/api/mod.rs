@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::{Extension, Router, extract::DefaultBodyLimit, middleware, routing::get};
 
+pub mod admit;
 pub mod bench;
 pub mod cache;
 pub mod conditional;
@@ -44,7 +45,13 @@ pub fn router(state: AppState) -> Router {
             &route.path(),
             state.settings.server_timing,
         );
-        let method_router = route.method_router().layer(observe::ObserveLayer(observed));
+        let mut method_router = route.method_router();
+        // Inside Observe, so that refusals are observed (counted by status,
+        // traced) like any answer.
+        for gate in state.admission.gates(route) {
+            method_router = method_router.layer(admit::AdmitLayer(gate));
+        }
+        let method_router = method_router.layer(observe::ObserveLayer(observed));
         router = router.route(&route.path(), method_router);
     }
     if state.settings.bench_routes {
@@ -57,6 +64,9 @@ pub fn router(state: AppState) -> Router {
     if let Some(origins) = &state.settings.cors {
         let origins = Arc::new(origins.clone());
         router = router.layer(middleware::from_fn_with_state(origins, cors::middleware));
+    }
+    if let Some(timeout) = state.settings.limits.body_read_timeout {
+        router = router.layer(admit::BodyDeadlineLayer(timeout));
     }
     router
         .layer(Extension(meta::OpenApiDocument(openapi::document_json())))

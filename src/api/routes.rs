@@ -63,21 +63,21 @@ endpoints! {
     ListSessions: GET "chat/sessions" => sessions::list,
         problems [401, 403, 422, 500, 503];
     CreateSession: POST "chat/sessions" => sessions::create,
-        problems [400, 401, 403, 409, 413, 415, 422, 500, 503, 507];
+        problems [400, 401, 403, 408, 409, 413, 415, 422, 429, 500, 503, 507];
     GetSession: GET "chat/sessions/{session_id}" => sessions::get,
         problems [401, 403, 404, 422, 500, 503];
     UpdateSession: PUT "chat/sessions/{session_id}" => sessions::update,
-        problems [400, 401, 403, 404, 412, 413, 415, 422, 500, 503, 507];
+        problems [400, 401, 403, 404, 408, 412, 413, 415, 422, 500, 503, 507];
     DeleteSession: DELETE "chat/sessions/{session_id}" => sessions::delete,
         problems [401, 403, 404, 412, 422, 500, 503, 507];
     SendMessage: POST "chat/sessions/{session_id}/messages" => messages::send_message,
-        problems [400, 401, 403, 404, 409, 413, 415, 422, 500, 503, 507];
+        problems [400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503, 507];
     ListMessages: GET "chat/sessions/{session_id}/messages" => messages::list_messages,
         problems [401, 403, 404, 422, 500, 503];
     GetChatHistory: GET "chat/history" => legacy::history,
         problems [401, 403, 422, 500, 503];
     PostChatMessage: POST "chat/message" => legacy::post_message,
-        problems [400, 401, 403, 404, 409, 413, 415, 422, 500, 503, 507];
+        problems [400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503, 507];
     SearchHistory: GET "chat/search" => search::search,
         problems [401, 403, 422, 500, 503];
     OpenApi: GET "openapi.json" => meta::openapi,
@@ -87,9 +87,9 @@ endpoints! {
     ExportUserData: GET "chat/export" => export::export_all,
         problems [401, 403, 422, 500, 503];
     EraseUserData: POST "chat/erase" => erase::erase,
-        problems [400, 401, 403, 413, 415, 422, 500, 503, 507];
+        problems [400, 401, 403, 408, 413, 415, 422, 500, 503, 507];
     ImportHistory: POST "chat/import" => import::import_history,
-        problems [400, 401, 403, 409, 413, 415, 422, 500, 503, 507];
+        problems [400, 401, 403, 408, 409, 413, 415, 422, 429, 500, 503, 507];
     WebApp: GET "ui/{*path}" => ui::file,
         problems [404];
 }

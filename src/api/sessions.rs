@@ -266,6 +266,7 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateSessionBody>,
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), body.user_id.as_deref())?;
+    state.admission.write(&owner)?;
     let id = body.id.map(session_id).transpose()?;
     let new = NewSession::new(
         id,

@@ -5,9 +5,10 @@ use std::{sync::Arc, time::Duration};
 
 use axum::http::HeaderMap;
 
-use super::{ApiError, bench, cache, cors::AllowedOrigins};
+use super::{ApiError, admit::Admission, bench, cache, cors::AllowedOrigins};
 use crate::{
     auth::{self, AuthError, AuthMode},
+    limits::LimitSettings,
     store::{DynLegacyEraser, DynSearchStore, DynStore, Owner},
 };
 
@@ -30,6 +31,10 @@ pub struct ApiSettings {
     pub cors: Option<AllowedOrigins>,
     /// Answers carry a `Server-Timing` header (`SERVER_TIMING`).
     pub server_timing: bool,
+    /// The limits under load and abuse (`MAX_*_IN_FLIGHT`,
+    /// `USER_WRITE_*`, `BODY_READ_TIMEOUT_SECONDS`); all off by default
+    /// here, on by default in [`crate::config::Config`].
+    pub limits: LimitSettings,
 }
 
 /// Default [`ApiSettings::erase_budget`]: well inside the 230 s an HTTP
@@ -46,6 +51,7 @@ impl Default for ApiSettings {
             import_max_bytes: crate::config::DEFAULT_IMPORT_MAX_BYTES,
             cors: None,
             server_timing: true,
+            limits: LimitSettings::off(),
         }
     }
 }
@@ -66,6 +72,8 @@ pub struct AppState {
     /// Rendered listings, by owner and query.
     pub(super) listings: Arc<cache::RenderCache<String>>,
     pub(super) bench: Arc<bench::Ceiling>,
+    /// The limits' state (gates, the users' buckets).
+    pub(super) admission: Arc<Admission>,
 }
 
 impl AppState {
@@ -75,6 +83,7 @@ impl AppState {
             store,
             search: None,
             legacy_eraser: None,
+            admission: Arc::new(Admission::new(&settings)),
             settings: Arc::new(settings),
             renders: Arc::default(),
             listings: Arc::new(cache::RenderCache::new(cache::LISTINGS_CACHE_BYTES)),

@@ -3,7 +3,7 @@
 //! as `POST /api/chat/import` does, with a progress bar on a terminal.
 
 use std::{
-    io::{IsTerminal as _, Read as _},
+    io::IsTerminal as _,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -42,17 +42,19 @@ pub struct ImportArgs {
 /// when the store failed midway (importing the file again completes it).
 pub async fn run(args: ImportArgs) -> anyhow::Result<i32> {
     let owner = Owner::User(UserId::parse(args.user.clone()).context("--user")?);
-    let body = if args.file.as_os_str() == "-" {
-        let mut body = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut body)
+    let file = if args.file.as_os_str() == "-" {
+        // Read twice (checked, then written): standard input is spooled to
+        // an unnamed temporary file first, gone whatever happens.
+        let mut spool = tempfile::tempfile().context("creating a temporary file")?;
+        std::io::copy(&mut std::io::stdin().lock(), &mut spool)
             .context("reading standard input")?;
-        body
+        spool
     } else {
-        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?
+        std::fs::File::open(&args.file)
+            .with_context(|| format!("reading {}", args.file.display()))?
     };
     if args.dry_run {
-        return Ok(match import::validate(&body, &owner) {
+        return Ok(match import::validate(&file, &owner) {
             Ok(format) => {
                 let what = match format {
                     Format::Export => "an export of this service",
@@ -92,7 +94,7 @@ pub async fn run(args: ImportArgs) -> anyhow::Result<i32> {
             );
         }
     };
-    let result = import::run(store, &owner, &body, &mut progress).await;
+    let result = import::run(store, &owner, file, &mut progress).await;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

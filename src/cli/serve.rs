@@ -1,9 +1,17 @@
 //! `chat-sessions serve`: the HTTP API and the Functions invocations on one
 //! port, until SIGTERM or Ctrl-C.
 
-use std::{future::IntoFuture as _, net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
+use tokio::net::TcpListener;
 
 use crate::{
     app,
@@ -41,34 +49,89 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         host: args.host,
         data_dir: args.data_dir,
     })?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let backend = app::start_backend(&config)?;
     let (store, connecting) = (backend.store.clone(), backend.connecting.clone());
     tracing::info!(address = %listener.local_addr()?, auth_mode = ?config.auth_mode, "serving");
-    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
-    let server =
-        axum::serve(listener, app::router(&config, backend)).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            let _ = stopping.send(true);
+    let router = app::router(&config, backend);
+    serve_http(
+        listener,
+        router,
+        config.limits.header_read_timeout,
+        shutdown_signal(),
+    )
+    .await;
+    if let Some(connecting) = connecting {
+        connecting.abort();
+    }
+    close(store).await
+}
+
+/// Serves `router` on `listener` until `stop`, then lets the requests in
+/// flight finish for up to [`DRAIN_TIMEOUT`]. HTTP/1.1, as the Functions
+/// host forwards it. With `header_timeout`, a client must send a request's
+/// headers within it (a connection idle that long between requests is
+/// closed too): a client that trickles its headers (slowloris) holds a
+/// connection no longer. The body's deadline is the router's
+/// (`crate::api::admit`).
+async fn serve_http(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Option<Duration>,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    if let Some(timeout) = header_timeout {
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(timeout);
+    }
+    tokio::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(&e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client that goes away, or is too slow, is its own affair.
+            let _ = connection.await;
         });
-    let deadline = async {
-        let _ = stopped.wait_for(|s| *s).await;
-        tokio::time::sleep(DRAIN_TIMEOUT).await;
-    };
+    }
+    drop(listener);
     tokio::select! {
-        served = server.into_future() => served.context("serving HTTP")?,
-        () = deadline => tracing::warn!(
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!(
             "requests still running {} s after the signal are cut (unanswered, so nothing \
              they did was acknowledged)",
             DRAIN_TIMEOUT.as_secs()
         ),
     }
-    if let Some(connecting) = connecting {
-        connecting.abort();
+}
+
+/// A connection that failed while being accepted is dropped; anything else
+/// (out of file descriptors) is logged, and accepting pauses a second
+/// rather than spinning.
+async fn accept_failed(e: &std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
     }
-    close(store).await
+    tracing::error!("accepting a connection failed: {e}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Closes the store by dropping the last handle: the embedded store then

@@ -12,14 +12,21 @@
 //! users importing the same file get separate sessions), a message's from
 //! its node id.
 
-use std::collections::HashMap;
+use std::{cell::Cell, collections::HashMap};
 
 use chrono::DateTime;
-use serde::Deserialize;
-use serde_json::{Value, json, value::RawValue};
+use serde::{
+    Deserialize, Deserializer as _,
+    de::{SeqAccess, Visitor},
+};
+use serde_json::{Value, error::Category, json};
 use sha2::{Digest as _, Sha256};
 
-use super::{ImportError, Place, Unit, without_position};
+use super::{
+    ImportError, Place, Unit,
+    file::{Meter, UnitTooLarge, read_failed},
+    without_position,
+};
 use crate::domain::{
     ChatMessage, JsonObject, MAX_SESSION_NAME_LEN, MessageId, MessageType, SessionId, Timestamp,
 };
@@ -30,8 +37,9 @@ const PREFIX: &str = "chatgpt_";
 /// What `context.imported_from` and `metadata.imported_from` say.
 const SOURCE: &str = "chatgpt";
 
+/// One conversation of the file, as much of it as the import uses.
 #[derive(Deserialize)]
-struct Conversation {
+pub(super) struct Conversation {
     id: Option<String>,
     conversation_id: Option<String>,
     title: Option<String>,
@@ -75,30 +83,124 @@ struct MessageMetadata {
     model_slug: Option<String>,
 }
 
-/// The conversations of the file, each still unparsed: one pass over the
-/// bytes, no copy.
-pub(super) fn split(body: &[u8]) -> Result<Vec<&RawValue>, ImportError> {
-    serde_json::from_slice(body).map_err(|e| {
-        use serde_json::error::Category;
-        let place = format!("line {}, column {}", e.line(), e.column());
-        match e.classify() {
-            Category::Data => ImportError::Invalid(format!(
-                "{place}: a ChatGPT export is an array of conversation objects: {}",
-                without_position(&e)
-            )),
-            _ => {
-                ImportError::Malformed(format!("{place}: not valid JSON: {}", without_position(&e)))
+/// Reads the conversations of `reader` (at the opening `[`) one at a
+/// time, each given to `each` as a session of `owner`: the array is never
+/// held whole, one conversation at a time is, and none larger than
+/// [`MAX_UNIT_BYTES`](super::file::MAX_UNIT_BYTES).
+///
+/// With `to_the_end`, a conversation that fails (or that `each` refuses)
+/// does not stop the reading: the first such fault is reported unless the
+/// JSON of the file turns out broken further on, which is reported
+/// rather (a file that is not JSON is a 400 whatever else is wrong with
+/// it, as when the array was parsed whole before).
+pub(super) fn read(
+    reader: impl std::io::Read,
+    meter: &Meter,
+    owner: &Owner,
+    to_the_end: bool,
+    each: &mut dyn FnMut(Unit) -> Result<(), ImportError>,
+) -> Result<(), ImportError> {
+    let mut deserializer = serde_json::Deserializer::from_reader(reader);
+    let index = Cell::new(0);
+    let mut failed = None;
+    let visitor = Conversations {
+        owner,
+        meter,
+        to_the_end,
+        each,
+        index: &index,
+        failed: &mut failed,
+    };
+    let read = (&mut deserializer)
+        .deserialize_seq(visitor)
+        .and_then(|()| deserializer.end());
+    match (read, failed) {
+        (Err(e), _) if matches!(e.classify(), Category::Syntax | Category::Eof) => {
+            Err(classify(e, index.get()))
+        }
+        (_, Some(failed)) => Err(failed),
+        (Ok(()), None) => Ok(()),
+        (Err(e), None) => Err(classify(e, index.get())),
+    }
+}
+
+/// A fault of the JSON of the file, where it is: a syntax error by line
+/// and column of the file, anything else by conversation.
+fn classify(e: serde_json::Error, index: usize) -> ImportError {
+    let place = Place::Conversation(index);
+    match e.classify() {
+        Category::Data => ImportError::invalid(place, without_position(&e)),
+        Category::Syntax | Category::Eof => ImportError::Malformed(format!(
+            "line {}, column {}: not valid JSON: {}",
+            e.line(),
+            e.column(),
+            without_position(&e)
+        )),
+        Category::Io => {
+            let e = std::io::Error::from(e);
+            if UnitTooLarge::is(&e) {
+                ImportError::invalid(
+                    place,
+                    format_args!(
+                        "larger than {} bytes, the most one conversation may be",
+                        super::file::MAX_UNIT_BYTES
+                    ),
+                )
+            } else {
+                read_failed(e)
             }
         }
-    })
+    }
+}
+
+/// The array's visitor: each element parsed as a [`Conversation`], made a
+/// unit and handed on before the next is read.
+struct Conversations<'a, 'f> {
+    owner: &'a Owner,
+    meter: &'a Meter,
+    /// Go on after a fault (see [`read`]).
+    to_the_end: bool,
+    each: &'a mut dyn FnMut(Unit) -> Result<(), ImportError>,
+    index: &'a Cell<usize>,
+    /// A unit that failed (or that `each` refused): the error to report,
+    /// rather than the one serde stops with.
+    failed: &'f mut Option<ImportError>,
+}
+
+impl<'de> Visitor<'de> for Conversations<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of conversation objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        loop {
+            self.meter.start();
+            let Some(conversation) = seq.next_element::<Conversation>()? else {
+                return Ok(());
+            };
+            let index = self.index.get();
+            let handed = unit(index, conversation, self.owner).and_then(|unit| (self.each)(unit));
+            if let Err(e) = handed {
+                self.failed.get_or_insert(e);
+                if !self.to_the_end {
+                    return Err(serde::de::Error::custom("stopped"));
+                }
+            }
+            self.index.set(index + 1);
+        }
+    }
 }
 
 /// Conversation `index` as a session of `owner`.
-pub(super) fn unit(index: usize, raw: &RawValue, owner: &Owner) -> Result<Unit, ImportError> {
+pub(super) fn unit(
+    index: usize,
+    conversation: Conversation,
+    owner: &Owner,
+) -> Result<Unit, ImportError> {
     let place = Place::Conversation(index);
     let bad = |what: String| ImportError::invalid(place, what);
-    let conversation: Conversation =
-        serde_json::from_str(raw.get()).map_err(|e| bad(without_position(&e)))?;
     let conversation_id = conversation
         .conversation_id
         .as_deref()

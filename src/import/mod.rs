@@ -5,8 +5,16 @@
 //! All or nothing per request: the whole file is read and checked (every
 //! line or conversation, and every session id against the store) before the
 //! first write, and a fault is reported with where it is (`line 7`,
-//! `conversation 3`). Memory stays light: the first pass keeps only ids, the
-//! second parses the file again and writes one session at a time.
+//! `conversation 3`). Validate in one pass, write in a second: the file is
+//! on disk (the HTTP side spools the upload to an unnamed temporary file),
+//! and each pass reads it as a stream through a 64 KiB buffer, one unit (a
+//! session with its messages, a ChatGPT conversation: serde_json's reader
+//! over the array, element by element) in memory at a time. The first pass
+//! keeps only the session ids; the second hands units over a bounded
+//! channel to the writes, at most 16 MiB of them waiting or being written.
+//! A unit larger than [`MAX_UNIT_BYTES`] is refused (422, nothing written)
+//! as it is read. So an import's memory is bounded whatever the file's
+//! size: about 64 MB at most, and far less for ordinary files.
 //!
 //! Idempotent: a session that exists gets only the messages it lacks, so the
 //! same file imported again adds nothing — which also makes a request cut
@@ -15,10 +23,11 @@
 //! The files of this module: `ndjson` (our export format) and `chatgpt`
 //! (ChatGPT's); this file checks and runs the import.
 
-use std::{collections::HashSet, fmt};
+use std::{collections::HashSet, fmt, fs::File, sync::Arc};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     domain::{MessageId, SessionId},
@@ -26,11 +35,17 @@ use crate::{
 };
 
 mod chatgpt;
+mod file;
 mod ndjson;
+
+pub use file::MAX_UNIT_BYTES;
 
 /// Sessions written side by side: the stores group concurrent writes
 /// (SQLite commits, overlapping Cosmos round trips).
 const CONCURRENCY: usize = 8;
+/// The most bytes of units read and waiting to be written, or being
+/// written (by [`weight`]).
+const IN_FLIGHT_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Where in a file something is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,61 +169,43 @@ pub fn detect(body: &[u8]) -> Result<Format, ImportError> {
     }
 }
 
-/// The sessions of a file one at a time, parsed as they are asked for.
-type Units<'a> = Box<dyn Iterator<Item = Result<Unit, ImportError>> + Send + 'a>;
-
-/// A file, recognised and split into its units (lines, conversations).
-struct Source<'a> {
-    body: &'a [u8],
-    format: Format,
-    conversations: Vec<&'a serde_json::value::RawValue>,
-}
-
-impl<'a> Source<'a> {
-    fn open(body: &'a [u8]) -> Result<Self, ImportError> {
-        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
-        let format = detect(body)?;
-        let conversations = match format {
-            Format::ChatGpt => chatgpt::split(body)?,
-            Format::Export | Format::Empty => Vec::new(),
-        };
-        Ok(Self {
-            body,
-            format,
-            conversations,
-        })
-    }
-
-    fn units(&self, owner: &'a Owner) -> Units<'_> {
-        match self.format {
-            Format::Empty => Box::new(std::iter::empty()),
-            Format::Export => Box::new(ndjson::Units::new(self.body, owner)),
-            Format::ChatGpt => Box::new(
-                self.conversations
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, raw)| chatgpt::unit(i, raw, owner)),
-            ),
+/// Reads the units of `file` from its start one at a time, handing each to
+/// `each` before the next is read; the file's format. With `checking`, a
+/// fault of ChatGPT's JSON further on is reported rather than one found
+/// before it (see `chatgpt::read`).
+fn read_units(
+    file: &File,
+    owner: &Owner,
+    checking: bool,
+    each: &mut dyn FnMut(Unit) -> Result<(), ImportError>,
+) -> Result<Format, ImportError> {
+    let (reader, meter, format) = file::open(file)?;
+    match format {
+        Format::Empty => {}
+        Format::Export => {
+            for unit in ndjson::Units::new(reader, &meter, owner) {
+                each(unit?)?;
+            }
         }
+        Format::ChatGpt => chatgpt::read(reader, &meter, owner, checking, each)?,
     }
+    Ok(format)
 }
 
 /// What the first pass learnt: the sessions, where they start, and how
 /// many messages there are.
 struct Checked {
+    format: Format,
     sessions: Vec<(SessionId, Place)>,
     messages: u64,
 }
 
 /// The first pass: every unit parsed and checked, nothing kept but ids.
-fn check(source: &Source<'_>, owner: &Owner) -> Result<Checked, ImportError> {
+fn check(file: &File, owner: &Owner) -> Result<Checked, ImportError> {
     let mut seen = HashSet::new();
-    let mut checked = Checked {
-        sessions: Vec::new(),
-        messages: 0,
-    };
-    for unit in source.units(owner) {
-        let unit = unit?;
+    let mut sessions = Vec::new();
+    let mut messages = 0;
+    let format = read_units(file, owner, true, &mut |unit| {
         if !seen.insert(unit.import.id.clone()) {
             return Err(ImportError::invalid(
                 unit.place,
@@ -225,31 +222,40 @@ fn check(source: &Source<'_>, owner: &Owner) -> Result<Checked, ImportError> {
                 ),
             ));
         }
-        checked.messages += unit.import.messages.len() as u64;
-        checked.sessions.push((unit.import.id, unit.place));
-    }
-    Ok(checked)
+        messages += unit.import.messages.len() as u64;
+        sessions.push((unit.import.id, unit.place));
+        Ok(())
+    })?;
+    Ok(Checked {
+        format,
+        sessions,
+        messages,
+    })
 }
 
-/// Checks `body` without writing: the format, every line or conversation,
+/// Checks `file` without writing: the format, every line or conversation,
 /// nothing about the store. What [`run`] does first.
-pub fn validate(body: &[u8], owner: &Owner) -> Result<Format, ImportError> {
-    let source = Source::open(body)?;
-    check(&source, owner)?;
-    Ok(source.format)
+pub fn validate(file: &File, owner: &Owner) -> Result<Format, ImportError> {
+    check(file, owner).map(|checked| checked.format)
 }
 
-/// Imports `body` for `owner` into `store`: checks it whole (see the module
+/// Imports `file` for `owner` into `store`: checks it whole (see the module
 /// documentation), then writes it session by session, calling `progress`
-/// after each.
+/// after each. The file is read twice, as a stream each time, on the
+/// blocking pool.
 pub async fn run(
     store: &dyn ImportStore,
     owner: &Owner,
-    body: &[u8],
+    file: File,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportReport, ImportError> {
-    let source = Source::open(body)?;
-    let checked = check(&source, owner)?;
+    let file = Arc::new(file);
+    let checked = {
+        let (file, owner) = (file.clone(), owner.clone());
+        tokio::task::spawn_blocking(move || check(&file, &owner))
+            .await
+            .map_err(|e| internal(format_args!("the import's check failed: {e}")))??
+    };
     let ids: Vec<SessionId> = checked.sessions.iter().map(|(id, _)| id.clone()).collect();
     let taken = store.sessions_of_others(owner, &ids).await?;
     if let Some((id, place)) = checked.sessions.iter().find(|(id, _)| taken.contains(id)) {
@@ -257,26 +263,53 @@ pub async fn run(
             "{place}: session {id} belongs to another user; nothing was imported"
         )));
     }
-    let mut done = Progress {
+    drop(ids);
+    let done = Progress {
         sessions_total: checked.sessions.len() as u64,
         messages_total: checked.messages,
         ..Progress::default()
     };
+    drop(checked);
     progress(done);
-    let mut report = ImportReport::default();
-    let mut writes = futures::stream::iter(source.units(owner))
-        .map(|unit| async move {
-            // The first pass parsed the same bytes without fault.
-            let unit = unit.map_err(|e| {
-                StoreError::Internal(anyhow::anyhow!("a checked file failed to parse: {e}"))
-            })?;
+    write(store, owner, file, done, progress).await
+}
+
+/// The second pass: the units read again on the blocking pool and handed
+/// over a bounded channel, written [`CONCURRENCY`] at a time, with at most
+/// [`IN_FLIGHT_BYTES`] of them read and not yet written.
+async fn write(
+    store: &dyn ImportStore,
+    owner: &Owner,
+    file: Arc<File>,
+    mut done: Progress,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<ImportReport, ImportError> {
+    let (units, mut received) = tokio::sync::mpsc::channel(CONCURRENCY);
+    let budget = Arc::new(Semaphore::new(IN_FLIGHT_BYTES as usize));
+    let reading = {
+        let (owner, runtime) = (owner.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            read_units(&file, &owner, false, &mut |unit| {
+                let weight = weight(&unit).clamp(1, IN_FLIGHT_BYTES) as u32;
+                let permit = runtime
+                    .block_on(budget.clone().acquire_many_owned(weight))
+                    .map_err(|_| internal("the import's budget closed"))?;
+                units
+                    .blocking_send((unit, permit))
+                    .map_err(|_| internal("the import's writes stopped"))
+            })
+        })
+    };
+    let units = futures::stream::poll_fn(move |cx| received.poll_recv(cx));
+    let mut writes = units
+        .map(|(unit, permit): (Unit, OwnedSemaphorePermit)| async move {
             let messages = unit.import.messages.len() as u64;
-            store
-                .import_session(unit.fields, unit.import)
-                .await
-                .map(|outcome| (outcome, messages))
+            let outcome = store.import_session(unit.fields, unit.import).await;
+            drop(permit);
+            outcome.map(|outcome| (outcome, messages))
         })
         .buffered(CONCURRENCY);
+    let mut report = ImportReport::default();
     while let Some((outcome, messages)) = writes.try_next().await? {
         if outcome.created {
             report.sessions_created += 1;
@@ -289,5 +322,77 @@ pub async fn run(
         done.messages_done += messages;
         progress(done);
     }
+    // The first pass read the same bytes without fault: a fault now is ours.
+    reading
+        .await
+        .map_err(|e| internal(format_args!("the import's reader failed: {e}")))?
+        .map_err(|e| internal(format_args!("a checked file failed to read: {e}")))?;
     Ok(report)
+}
+
+/// About what a unit costs in memory while it waits to be written: its
+/// messages' text, and a little for each message's fields.
+fn weight(unit: &Unit) -> u64 {
+    unit.import
+        .messages
+        .iter()
+        .map(|m| m.content.len() as u64 + 256)
+        .sum::<u64>()
+        + 1024
+}
+
+fn internal(what: impl fmt::Display) -> ImportError {
+    ImportError::Store(StoreError::Internal(anyhow::anyhow!("{what}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Seek as _, Write as _};
+
+    use super::*;
+
+    fn file_of(bytes: &[u8]) -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        // Where the file is left does not matter: each pass reads from 0.
+        file.seek(std::io::SeekFrom::Start(3)).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_unit_over_the_bound_is_refused_as_it_is_read() {
+        let owner = Owner::Anonymous;
+        let big = "x".repeat(MAX_UNIT_BYTES as usize + 256 * 1024);
+        // ChatGPT: one conversation too large, after a good start.
+        let conversation = format!(r#"[{{"id":"c1","title":"{big}"}}]"#);
+        let e = validate(&file_of(conversation.as_bytes()), &owner).unwrap_err();
+        assert!(
+            matches!(&e, ImportError::Invalid(d) if d.starts_with("conversation 0: larger than")),
+            "{e}"
+        );
+        // NDJSON: one line too large.
+        let line = format!("{{\"type\":\"session\",\"id\":\"{big}\"}}\n");
+        let e = validate(&file_of(line.as_bytes()), &owner).unwrap_err();
+        assert!(
+            matches!(&e, ImportError::Invalid(d) if d.starts_with("line 1: the line is larger")),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_format_is_told_after_a_bom_and_blanks_and_empty_is_empty() {
+        let owner = Owner::Anonymous;
+        assert_eq!(
+            validate(&file_of(b"\xEF\xBB\xBF \n [ ]"), &owner).unwrap(),
+            Format::ChatGpt
+        );
+        assert_eq!(validate(&file_of(b" \n\t"), &owner).unwrap(), Format::Empty);
+        assert!(matches!(
+            validate(&file_of(b"  hello"), &owner),
+            Err(ImportError::Malformed(_))
+        ));
+        // Broken JSON further on beats an invalid conversation before it.
+        let e = validate(&file_of(br#"[{"id":"c1"}, {"#), &owner).unwrap_err();
+        assert!(matches!(e, ImportError::Malformed(_)), "{e}");
+    }
 }

@@ -1,8 +1,15 @@
 //! This service's own export read back: NDJSON lines as `crate::export`
 //! writes them, a session line followed by its messages, read one session
-//! at a time.
+//! at a time, from a stream: one line, and one session's lines, in memory
+//! at a time, neither larger than [`MAX_UNIT_BYTES`].
 
-use super::{ImportError, Place, Unit, without_position};
+use std::io::BufRead;
+
+use super::{
+    ImportError, Place, Unit,
+    file::{MAX_UNIT_BYTES, Meter, read_failed},
+    without_position,
+};
 use crate::{
     domain::{ChatMessage, SessionSummary, check_session_name},
     export::ExportLine,
@@ -10,10 +17,11 @@ use crate::{
 };
 
 /// The sessions of an export, each with its messages, in file order.
-pub(super) struct Units<'a> {
-    body: &'a [u8],
-    /// Where the next line starts.
-    at: usize,
+pub(super) struct Units<'a, R> {
+    reader: R,
+    meter: &'a Meter,
+    /// The bytes of the lines of the session being read.
+    unit_bytes: u64,
     /// The number of the line last read.
     line: u64,
     /// A session line read while collecting the session before it.
@@ -22,11 +30,12 @@ pub(super) struct Units<'a> {
     done: bool,
 }
 
-impl<'a> Units<'a> {
-    pub(super) fn new(body: &'a [u8], owner: &'a Owner) -> Self {
+impl<'a, R: BufRead> Units<'a, R> {
+    pub(super) fn new(reader: R, meter: &'a Meter, owner: &'a Owner) -> Self {
         Self {
-            body,
-            at: 0,
+            reader,
+            meter,
+            unit_bytes: 0,
             line: 0,
             pending: None,
             owner,
@@ -34,28 +43,54 @@ impl<'a> Units<'a> {
         }
     }
 
-    /// The next line that is not blank, with its number.
-    fn next_line(&mut self) -> Option<(u64, &'a [u8])> {
-        while self.at < self.body.len() {
-            let rest = &self.body[self.at..];
-            let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-            self.at += end + 1;
+    /// The next line that is not blank, with its number; a line larger
+    /// than [`MAX_UNIT_BYTES`] is refused before more of it is read.
+    fn next_line(&mut self) -> Result<Option<(u64, Vec<u8>)>, ImportError> {
+        loop {
+            let mut line = Vec::new();
+            self.meter.start();
+            let n = <&mut R as std::io::Read>::take(&mut self.reader, MAX_UNIT_BYTES + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(read_failed)?;
+            if n == 0 {
+                return Ok(None);
+            }
             self.line += 1;
-            let line = rest[..end].trim_ascii();
-            if !line.is_empty() {
-                return Some((self.line, line));
+            if line.len() as u64 > MAX_UNIT_BYTES {
+                return Err(ImportError::invalid(
+                    Place::Line(self.line),
+                    format_args!("the line is larger than {MAX_UNIT_BYTES} bytes"),
+                ));
+            }
+            self.unit_bytes += line.len() as u64;
+            if !line.trim_ascii().is_empty() {
+                return Ok(Some((self.line, line)));
             }
         }
-        None
+    }
+
+    /// The bytes the session being read took so far, refused past
+    /// [`MAX_UNIT_BYTES`].
+    fn check_size(&self, place: Place, id: &crate::domain::SessionId) -> Result<(), ImportError> {
+        if self.unit_bytes > MAX_UNIT_BYTES {
+            return Err(ImportError::invalid(
+                place,
+                format_args!(
+                    "session {id} is larger than {MAX_UNIT_BYTES} bytes with its messages, the \
+                     most one session may be in an import"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The next session with its messages.
     fn read_unit(&mut self) -> Result<Option<Unit>, ImportError> {
         let (place, summary) = match self.pending.take() {
             Some(pending) => pending,
-            None => match self.next_line() {
+            None => match self.next_line()? {
                 None => return Ok(None),
-                Some((n, line)) => match parse(n, line)? {
+                Some((n, line)) => match parse(n, line.trim_ascii())? {
                     ExportLine::Session(summary) => (Place::Line(n), summary),
                     ExportLine::Message(_) => {
                         return Err(ImportError::invalid(
@@ -67,10 +102,12 @@ impl<'a> Units<'a> {
             },
         };
         let mut messages = Vec::new();
-        while let Some((n, line)) = self.next_line() {
-            match parse(n, line)? {
+        while let Some((n, line)) = self.next_line()? {
+            match parse(n, line.trim_ascii())? {
                 ExportLine::Session(next) => {
                     self.pending = Some((Place::Line(n), next));
+                    // The next session's line is the next session's.
+                    self.unit_bytes = line.len() as u64;
                     break;
                 }
                 ExportLine::Message(m) => {
@@ -90,6 +127,7 @@ impl<'a> Units<'a> {
                             "content: must not be empty",
                         ));
                     }
+                    self.check_size(place, &summary.id)?;
                     messages.push(m.message);
                 }
             }
@@ -144,7 +182,7 @@ impl<'a> Units<'a> {
     }
 }
 
-impl Iterator for Units<'_> {
+impl<R: BufRead> Iterator for Units<'_, R> {
     type Item = Result<Unit, ImportError>;
 
     fn next(&mut self) -> Option<Self::Item> {

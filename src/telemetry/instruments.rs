@@ -40,6 +40,7 @@ struct Instruments {
     writer_group: Histogram<u64>,
     migration_messages: Counter<u64>,
     migration_sessions: Counter<u64>,
+    refused: Counter<u64>,
 }
 
 static INSTRUMENTS: OnceLock<Instruments> = OnceLock::new();
@@ -123,6 +124,10 @@ pub(super) fn install(meter: &Meter) {
         migration_sessions: count(
             "chat_sessions.migration.sessions_written",
             "Sessions created or extended by the migration",
+        ),
+        refused: count(
+            "chat_sessions.refused",
+            "Requests refused by a limit (503, 429, 408), by reason",
         ),
     });
 }
@@ -314,4 +319,12 @@ pub fn migration_progress(messages: u64, sessions: u64) {
     let Some(m) = INSTRUMENTS.get() else { return };
     m.migration_messages.add(messages, &[]);
     m.migration_sessions.add(sessions, &[]);
+}
+
+/// A request was refused by a limit; `reason` is one of a fixed set
+/// (`in_flight`, `imports`, `exports`, `erases`, `user_rate`,
+/// `body_timeout`).
+pub fn refused(reason: &'static str) {
+    let Some(m) = INSTRUMENTS.get() else { return };
+    m.refused.add(1, &[KeyValue::new("reason", reason)]);
 }

@@ -63,6 +63,12 @@
 //!   codes, a refused file writes nothing (on: embedded SQLite; the import
 //!   itself is in the suites: `conformance/import.rs`,
 //!   `http_suite/import.rs`);
+//! - [`limits`]: bounded under load and abuse: the per-instance caps on
+//!   imports, erases and requests in flight (503 naming the limit, shed
+//!   not queued), the per-user write rate (429 for that user only, nothing
+//!   acknowledged lost), slow headers and bodies cut off, and an import's
+//!   memory sampled from `/proc` (on: embedded SQLite and the Cosmos
+//!   server);
 //! - [`migration`]: the migration from JSONL: result, idempotence, merging,
 //!   dry runs, budgets, the CLI killed mid-run, the queue function
 //!   (on: embedded SQLite);
@@ -110,6 +116,7 @@ mod functions;
 mod import_cli;
 mod lifecycle_cli;
 mod lifecycle_cosmos;
+mod limits;
 mod listing_cache;
 mod migration;
 mod migration_cosmos;

@@ -210,7 +210,9 @@ impl Drop for Binary {
 /// The binary over the embedded store in `data_dir`, in local mode without
 /// CORS, whatever the environment of the tests says about Cosmos DB, the
 /// Functions host, `AUTH_MODE`, `CORS_ALLOWED_ORIGINS`, the exporters or
-/// the log format.
+/// the log format; and without the per-user write rate, which tests that
+/// append as fast as they can as one user would hit (`limits.rs` tests it,
+/// setting it, or giving it an empty value: its default).
 fn command(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_chat-sessions"));
     command
@@ -225,6 +227,7 @@ fn command(data_dir: &Path) -> Command {
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("APPLICATIONINSIGHTS_CONNECTION_STRING")
         .env_remove("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
-        .env_remove("LOG_FORMAT");
+        .env_remove("LOG_FORMAT")
+        .env("USER_WRITE_RATE", "0");
     command
 }
