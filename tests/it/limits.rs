@@ -323,7 +323,9 @@ fn p99(latencies: &mut [Duration]) -> Duration {
 /// One user appending as fast as they can gets 429s with `Retry-After`
 /// and loses nothing answered 201; others appending at a person's pace
 /// meanwhile see no 429, and a 99th percentile within twice the idle
-/// server's (plus 10 ms, for the scheduler of a shared machine).
+/// server's (plus 50 ms: the other test modules run beside this one on
+/// the same two cores, and a p99 of 150 appends is their second-slowest;
+/// a flood that queued ahead of them would cost far more).
 async fn the_write_rate_stops_one_user_only(on: On) {
     let _heavy = HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
@@ -371,7 +373,7 @@ async fn the_write_rate_stops_one_user_only(on: On) {
     let (idle, busy) = (p99(&mut idle), p99(&mut busy));
     eprintln!("calm users' p99: idle {idle:?}, beside the flood {busy:?}");
     assert!(
-        busy <= idle * 2 + Duration::from_millis(10),
+        busy <= idle * 2 + Duration::from_millis(50),
         "p99 idle {idle:?}, busy {busy:?}"
     );
 }
