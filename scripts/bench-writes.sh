@@ -26,7 +26,8 @@ mkdir -p target
 DATA=$(mktemp -d -p target bench-writes.XXXXXX)
 trap '{ kill $PID && wait $PID; } 2>/dev/null || true; rm -rf "$DATA"' EXIT
 
-DATA_DIR=$DATA PORT=$PORT RUST_LOG=warn "$BIN" serve &
+# One user appends as fast as it can: the per-user write rate off.
+DATA_DIR=$DATA PORT=$PORT USER_WRITE_RATE=0 RUST_LOG=warn "$BIN" serve &
 PID=$!
 until curl -fs "http://127.0.0.1:$PORT/" >/dev/null; do sleep 0.01; done
 echo "bench-writes: $APPENDS appends of $SIZE bytes; SQLITE_SYNCHRONOUS=$SQLITE_SYNCHRONOUS; filesystem $(stat -f -c %T "$DATA")"

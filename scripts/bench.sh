@@ -21,6 +21,9 @@ CONNS=${CONNS:-32}
 THREADS=${THREADS:-2}
 PORT=${PORT:-7391}
 export SQLITE_SYNCHRONOUS=${SQLITE_SYNCHRONOUS:-full}
+# The bench's clients are one user each scenario: every limit stays on, the
+# per-user write rate above what wrk sends (USER_WRITE_RATE=20 is the default).
+export USER_WRITE_RATE=${USER_WRITE_RATE:-1000000} USER_WRITE_BURST=${USER_WRITE_BURST:-1000000}
 
 command -v wrk >/dev/null || { echo "installing wrk"; apt-get install -y -qq wrk >/dev/null; }
 if [[ -z "${BIN:-}" ]]; then
