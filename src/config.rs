@@ -9,9 +9,9 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    api::cors::AllowedOrigins,
     auth::AuthMode,
     limits::LimitSettings,
+    origins::AllowedOrigins,
     retention::{MAX_DAYS, RetentionPolicy},
     settings::Settings,
     store::{

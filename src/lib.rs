@@ -50,6 +50,7 @@ pub mod functions;
 pub mod import;
 pub mod limits;
 pub mod migration;
+pub mod origins;
 pub mod retention;
 pub mod search;
 pub mod settings;

@@ -33,7 +33,7 @@ use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::{Layer, Service};
 
-use super::{ApiError, ApiSettings, routes::Route};
+use super::{ApiError, ApiSettings};
 use crate::{
     auth::PRINCIPAL_ID_HEADER,
     limits::{Refusal, rate::UserRate},
@@ -78,17 +78,18 @@ impl Admission {
         }
     }
 
-    /// The gates `route` passes, innermost first: its own kind's, then the
-    /// instance's cap on requests in flight (which the probes, the
-    /// OpenAPI document and the web app's files do not count against).
-    pub fn gates(&self, route: &Route) -> impl Iterator<Item = Arc<Gate>> {
-        let own = match route.function {
+    /// The gates the route of `function` passes, innermost first: its own
+    /// kind's, then the instance's cap on requests in flight (which the
+    /// probes, the OpenAPI document and the web app's files do not count
+    /// against).
+    pub fn gates(&self, function: &str) -> impl Iterator<Item = Arc<Gate>> {
+        let own = match function {
             "ImportHistory" => self.imports.clone(),
             "ExportUserData" => self.exports.clone(),
             "EraseUserData" => self.erases.clone(),
             _ => None,
         };
-        let counted = !matches!(route.function, "Health" | "Ready" | "OpenApi" | "WebApp");
+        let counted = !matches!(function, "Health" | "Ready" | "OpenApi" | "WebApp");
         own.into_iter()
             .chain(self.in_flight.clone().filter(|_| counted))
     }

@@ -48,7 +48,7 @@ pub fn router(state: AppState) -> Router {
         let mut method_router = route.method_router();
         // Inside Observe, so that refusals are observed (counted by status,
         // traced) like any answer.
-        for gate in state.admission.gates(route) {
+        for gate in state.admission.gates(route.function) {
             method_router = method_router.layer(admit::AdmitLayer(gate));
         }
         let method_router = method_router.layer(observe::ObserveLayer(observed));
