@@ -16,7 +16,7 @@ use super::{
     ApiError, AppState,
     conditional::json_with_etag,
     extract::{ApiJson, ApiQuery},
-    sessions::UserParam,
+    params::UserParam,
 };
 use crate::{
     domain::UserId,

@@ -16,7 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     ApiError, AppState,
     extract::{ApiPath, ApiQuery},
-    sessions::{session_id, stream_session},
+    params::session_id,
+    stream::stream_session,
 };
 use crate::{
     domain::{ChatMessage, ChatSession, SessionId, SessionSummary, Timestamp, UserId},

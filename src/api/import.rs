@@ -19,7 +19,7 @@ use super::{
     ApiError, AppState,
     admit::{self, Lent},
     extract::ApiQuery,
-    sessions::UserParam,
+    params::UserParam,
 };
 use crate::{
     import::{self, ImportError, ImportReport},

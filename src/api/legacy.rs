@@ -134,7 +134,7 @@ pub async fn history(
     path = "/api/chat/message",
     tag = "legacy",
     summary = "Legacy: post a message, creating its session when needed",
-    params(super::sessions::UserParam),
+    params(super::params::UserParam),
     request_body = LegacyPostBody,
     responses(
         (status = 201, description = "Stored.", body = LegacyMessage),
@@ -144,7 +144,7 @@ pub async fn history(
 pub async fn post_message(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiQuery(params): ApiQuery<super::sessions::UserParam>,
+    ApiQuery(params): ApiQuery<super::params::UserParam>,
     ApiJson(body): ApiJson<LegacyPostBody>,
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), body.user_id.as_deref())?;

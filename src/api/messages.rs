@@ -14,7 +14,7 @@ use super::{
     ApiError, AppState,
     conditional::json_with_etag,
     extract::{ApiJson, ApiPath, ApiQuery},
-    sessions::{UserParam, session_id},
+    params::{UserParam, session_id},
 };
 use crate::{
     domain::{ChatMessage, JsonObject, MessageId, MessageType, NewMessage, SessionId, UserId},

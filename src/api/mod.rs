@@ -21,10 +21,12 @@ pub mod messages;
 pub mod meta;
 pub mod observe;
 pub mod openapi;
+pub mod params;
 pub mod routes;
 pub mod search;
 pub mod sessions;
 pub mod state;
+pub mod stream;
 pub mod ui;
 
 pub use error::ApiError;
