@@ -6,9 +6,10 @@
 //! them in groups; reads use a small pool of connections on Tokio's blocking
 //! pool, which WAL lets run beside the writer.
 //!
-//! The files of this module: `schema` (the file, its tables, opening it),
+//! The files of this module: `connection` (how every connection is opened),
+//! `schema` (the tables and their upgrades), `open` (opening the store),
 //! `writer` (the writer thread and its group commit), `writer_load` (its
-//! load, reported at debug level), `checkpoint` (WAL checkpoints beside
+//! load, reported at debug level), `wal` (WAL checkpoints beside
 //! the writer, and the WAL's bound), `storage` (a full disk or a data
 //! directory that cannot be written, as named errors), `rows` (row decoding
 //! and the shared queries), `read` and `write` (the [`SessionStore`]
@@ -30,7 +31,6 @@ use super::{
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
-mod checkpoint;
 mod connection;
 mod erase;
 mod export;
@@ -46,6 +46,7 @@ mod search_index;
 mod search_queue;
 mod storage;
 mod versions;
+mod wal;
 mod write;
 mod writer;
 mod writer_load;

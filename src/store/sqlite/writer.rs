@@ -33,8 +33,9 @@ use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{
-    Durability, SqliteSettings, SqliteStore, checkpoint,
+    Durability, SqliteSettings, SqliteStore,
     storage::{self, Disk, Failure},
+    wal,
     writer_load::{GroupClock, WriterLoad},
 };
 use crate::{
@@ -86,10 +87,10 @@ pub(super) fn start(
         Durability::Normal => None,
         Durability::Full => Some(start_flusher(&conn, path)?),
     };
-    // Checkpoints run beside the writer (see `checkpoint`); its own are
+    // Checkpoints run beside the writer (see `wal`); its own are
     // only a backstop.
-    checkpoint::configure_writer(&conn, wal_max_bytes)?;
-    let checkpointer = checkpoint::start(path, durability, wal_max_bytes, disk)?;
+    wal::configure_writer(&conn, wal_max_bytes)?;
+    let checkpointer = wal::start(path, durability, wal_max_bytes, disk)?;
     let (jobs, queue) = mpsc::channel();
     let writer = std::thread::Builder::new()
         .name("sqlite-writer".into())
