@@ -24,7 +24,7 @@ use crate::common::{
     RunningApp,
     binary::Binary,
     cosmos::{EMULATOR_KEY, server_client},
-    telemetry::{Receiver, attributes},
+    telemetry::Receiver,
 };
 
 /// Held by the tests that load the machine (the flood, the shedding, the
@@ -744,28 +744,14 @@ async fn imports_are_bounded_in_memory_cosmos() {
     imports_are_bounded_in_memory(On::Cosmos).await;
 }
 
-/// The largest cumulative value of counter `name` with attribute
-/// `reason` = `reason` the receiver got.
+/// The largest cumulative value of `chat_sessions.refused` with `reason`
+/// the receiver got.
 fn refused_count(receiver: &Receiver, reason: &str) -> f64 {
-    use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value as V};
     receiver
-        .got()
-        .metrics
-        .iter()
-        .flat_map(|m| &m.resource_metrics)
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .filter(|m| m.name == "chat_sessions.refused")
-        .flat_map(|m| match &m.data {
-            Some(Data::Sum(sum)) => sum.data_points.clone(),
-            _ => Vec::new(),
-        })
-        .filter(|p| attributes(&p.attributes).get("reason") == Some(&json!(reason)))
-        .map(|p| match p.value {
-            Some(V::AsInt(i)) => i as f64,
-            Some(V::AsDouble(d)) => d,
-            None => 0.0,
-        })
+        .counter_points("chat_sessions.refused")
+        .into_iter()
+        .filter(|(a, _)| a.get("reason").is_some_and(|r| r == reason))
+        .map(|(_, value)| value)
         .fold(0.0, f64::max)
 }
 

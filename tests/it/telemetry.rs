@@ -708,28 +708,9 @@ async fn a_migration_run_from_the_command_line_is_one_trace_with_its_progress() 
         .count();
     assert!(writes > 0, "the store's writes are in the job's trace");
     let moved: f64 = receiver
-        .got()
-        .metrics
-        .iter()
-        .flat_map(|m| &m.resource_metrics)
-        .flat_map(|r| &r.scope_metrics)
-        .flat_map(|s| &s.metrics)
-        .filter(|m| m.name == "chat_sessions.migration.messages_moved")
-        .flat_map(|m| match &m.data {
-            Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(sum)) => {
-                sum.data_points.clone()
-            }
-            _ => Vec::new(),
-        })
-        .map(|p| match p.value {
-            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => {
-                i as f64
-            }
-            Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(
-                d,
-            )) => d,
-            None => 0.0,
-        })
+        .counter_points("chat_sessions.migration.messages_moved")
+        .into_iter()
+        .map(|(_, value)| value)
         .fold(0.0, f64::max);
     assert_eq!(
         moved, migrated,

@@ -121,6 +121,37 @@ impl Receiver {
             .collect()
     }
 
+    /// The data points of the counter (sum) `name` that arrived, each as its
+    /// attributes (as text) with its value.
+    pub fn counter_points(&self, name: &str) -> Vec<(HashMap<String, String>, f64)> {
+        use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
+        self.got()
+            .metrics
+            .iter()
+            .flat_map(|m| &m.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .filter(|m| m.name == name)
+            .flat_map(|m| match &m.data {
+                Some(Data::Sum(sum)) => sum.data_points.clone(),
+                _ => Vec::new(),
+            })
+            .map(|p| {
+                let attributes = p
+                    .attributes
+                    .iter()
+                    .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
+                    .collect();
+                let value = match p.value {
+                    Some(Value::AsInt(i)) => i as f64,
+                    Some(Value::AsDouble(d)) => d,
+                    None => 0.0,
+                };
+                (attributes, value)
+            })
+            .collect()
+    }
+
     /// The data points of the histogram `name` that arrived, each as its
     /// attributes (as text) with its count and sum.
     pub fn histogram_points(&self, name: &str) -> Vec<(HashMap<String, String>, u64, f64)> {
