@@ -16,8 +16,8 @@ use crate::{
     functions::{self, FunctionsSettings, FunctionsState},
     migration::SourceSpec,
     store::{
-        Backoff, Cause, Connecting, DynLegacyEraser, DynMigrationStore, DynSearchStore,
-        LegacyErased, LegacyEraser, StoreError, StoreResult, StoreState, Unready,
+        Backoff, Cause, DynLegacyEraser, DynMigrationStore, DynSearchStore, LegacyErased,
+        LegacyEraser, StoreError, StoreResult, StoreState, Unready,
         cosmos::{self, CosmosStore},
         sqlite::SqliteStore,
     },
@@ -73,7 +73,7 @@ pub fn start_backend(config: &Config) -> anyhow::Result<Backend> {
         return open_embedded(config);
     };
     log_cosmos(settings);
-    let store = Arc::new(Connecting::<CosmosStore>::new("cosmos", "Cosmos DB"));
+    let store = Arc::new(CosmosStore::connecting(settings));
     let legacy = Arc::new(OnceLock::new());
     let (connecting, slot, settings) = (store.clone(), legacy.clone(), settings.clone());
     let task = tokio::spawn(async move {
@@ -90,13 +90,13 @@ pub fn start_backend(config: &Config) -> anyhow::Result<Backend> {
                         std::time::Duration::ZERO,
                     )
                 })?;
-                let (client, store) = cosmos::open(&settings, account).await?;
+                let (client, container) = cosmos::reach(&settings, account).await?;
                 if slot.get().is_none()
                     && let Some(source) = legacy_source(&client, &settings).await
                 {
                     let _ = slot.set(source);
                 }
-                Ok(store)
+                Ok(container)
             })
             .await;
     });

@@ -22,7 +22,7 @@
 //! | the Azure Functions host protocol (queue, timer, non-forwarded HTTP) | [`functions`] |
 //! | queue messages of the migration | [`functions::queue`] |
 //! | the storage contract every backend fulfils | [`store::SessionStore`], [`store::MigrationStore`], [`store::SearchStore`] |
-//! | liveness and readiness of the store, causes in operator words | [`store::health`], [`store::Connecting`] (connecting in the background), `store::cosmos` (`health.rs`) |
+//! | liveness and readiness of the store, causes in operator words | [`store::health`], [`store::Connection`] (a backend reached in the background), `store::cosmos` (`health.rs`) |
 //! | start, SIGTERM and the drain | [`cli::serve`], [`app::start_backend`] |
 //! | the embedded store (SQLite, group commit) | [`store::sqlite`] |
 //! | Cosmos DB (documents, sealed pages, patches, client setup) | [`store::cosmos`] |

@@ -1,13 +1,15 @@
-//! A store that connects in the background. The service serves from its
-//! first millisecond whatever the state of the backend: until the backend is
-//! reached, every operation answers [`StoreError::Unavailable`] (the API
-//! says 503 with `Retry-After`), liveness says "connecting" and why the last
-//! attempt failed, and readiness says the same as a 503. Attempts go on with
-//! capped, jittered backoff; the first that succeeds puts the real store in
-//! place, and from then on every operation goes straight to it.
+//! A backend reached in the background. The service serves from its first
+//! millisecond whatever the state of the backend: until it is reached, every
+//! operation of the store that owns the [`Connection`] answers
+//! [`StoreError::Unavailable`] (the API says 503 with `Retry-After`),
+//! liveness says "connecting" and why the last attempt failed, and readiness
+//! says the same as a 503. Attempts go on with capped, jittered backoff; the
+//! first that succeeds puts the connected value (Cosmos DB's container) in
+//! place, and from then on every operation uses it.
 //!
-//! The wrapper is generic over the concrete store, so that any further
-//! capability trait of the backends gets its delegation here in a few lines.
+//! The store holds the connection and asks it for the connected value at
+//! the start of each operation (`self.container()?`), so an operation added
+//! to the store needs no line here.
 
 use std::{
     future::Future,
@@ -15,19 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use async_trait::async_trait;
-
-use futures::{StreamExt as _, stream::BoxStream};
-
-use super::{
-    Appended, Cause, ETag, EraseStore, Erased, ExportStore, ImportOutcome, ImportStore, ListQuery,
-    MessagePage, MessageQuery, MigrationStore, Owner, RetentionStore, SearchPage, SearchQuery,
-    SearchStore, SessionFields, SessionImport, SessionPage, SessionRead, SessionStore, StoreError,
-    StoreResult, StoreState, Unready, Versioned, export::SummaryStream, retention::CandidateStream,
-};
-use crate::domain::{
-    ChatSession, NewMessage, NewSession, SessionId, SessionPatch, Timestamp, UserId,
-};
+use super::{Cause, StoreError, StoreResult, StoreState, Unready};
 
 /// How long a readiness answer is reused. Readiness is anonymous and may be
 /// polled by several monitors; the backend is asked at most this often.
@@ -75,11 +65,11 @@ impl Backoff {
     }
 }
 
-/// A store being connected in the background; see the module doc.
-pub struct Connecting<S> {
-    kind: &'static str,
+/// A backend being reached in the background; see the module doc. `T` is
+/// what connecting yields (Cosmos DB's container client).
+pub struct Connection<T> {
     backend: &'static str,
-    store: OnceLock<S>,
+    connected: OnceLock<T>,
     progress: Mutex<Progress>,
     checked: tokio::sync::Mutex<Option<Checked>>,
 }
@@ -100,35 +90,41 @@ struct Checked {
     result: Result<(), Unready>,
 }
 
-impl<S> std::fmt::Debug for Connecting<S> {
+impl<T> std::fmt::Debug for Connection<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connecting")
-            .field("kind", &self.kind)
-            .field("connected", &self.store.get().is_some())
+        f.debug_struct("Connection")
+            .field("backend", &self.backend)
+            .field("connected", &self.connected.get().is_some())
             .finish_non_exhaustive()
     }
 }
 
-impl<S: SessionStore> Connecting<S> {
-    /// A store of kind `kind` (as [`SessionStore::kind`] says it) on
-    /// `backend` (its name for people, e.g. `Cosmos DB`), not connected yet.
-    pub fn new(kind: &'static str, backend: &'static str) -> Self {
+impl<T> Connection<T> {
+    /// Not connected yet to `backend` (its name for people, e.g.
+    /// `Cosmos DB`); [`connect`](Self::connect) reaches it.
+    pub fn new(backend: &'static str) -> Self {
         Self {
-            kind,
             backend,
-            store: OnceLock::new(),
+            connected: OnceLock::new(),
             progress: Mutex::default(),
             checked: tokio::sync::Mutex::const_new(None),
         }
     }
 
-    /// Runs `attempt` until it yields the store, waiting by `backoff` after
-    /// each failure (or longer, when the failure says so), and logs every
-    /// failure with its cause. Returns once connected; never gives up.
+    /// Connected already, to `value` (a store opened before serving).
+    pub fn connected(backend: &'static str, value: T) -> Self {
+        let connection = Self::new(backend);
+        let _ = connection.connected.set(value);
+        connection
+    }
+
+    /// Runs `attempt` until it connects, waiting by `backoff` after each
+    /// failure (or longer, when the failure says so), and logs every failure
+    /// with its cause. Returns once connected; never gives up.
     pub async fn connect<F, Fut>(&self, backoff: Backoff, mut attempt: F)
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<S, Unready>>,
+        Fut: Future<Output = Result<T, Unready>>,
     {
         let started = Instant::now();
         loop {
@@ -146,14 +142,14 @@ impl<S: SessionStore> Connecting<S> {
                 )),
             };
             match result {
-                Ok(store) => {
+                Ok(value) => {
                     let attempts = {
                         let mut progress = self.progress();
                         progress.attempts += 1;
                         progress.last = None;
                         progress.attempts
                     };
-                    if self.store.set(store).is_err() {
+                    if self.connected.set(value).is_err() {
                         tracing::error!("connected twice to {}; keeping the first", self.backend);
                     }
                     tracing::info!(
@@ -164,27 +160,30 @@ impl<S: SessionStore> Connecting<S> {
                     );
                     return;
                 }
-                Err(why) => {
-                    let (attempts, wait) = {
-                        let mut progress = self.progress();
-                        progress.attempts += 1;
-                        let wait = backoff.delay(progress.attempts).max(why.retry_after);
-                        progress.next_attempt = Some(Instant::now() + wait);
-                        progress.last = Some(why.clone());
-                        (progress.attempts, wait)
-                    };
-                    tracing::warn!(
-                        attempt = attempts,
-                        cause = why.cause.code(),
-                        retry_in_seconds = wait.as_secs_f64(),
-                        "{} is not reachable yet (data requests answer 503 meanwhile): {why}",
-                        self.backend
-                    );
-                    tokio::time::sleep(wait).await;
-                    self.progress().next_attempt = None;
-                }
+                Err(why) => self.failed(&backoff, why).await,
             }
         }
+    }
+
+    /// An attempt failed: said, and waited for.
+    async fn failed(&self, backoff: &Backoff, why: Unready) {
+        let (attempts, wait) = {
+            let mut progress = self.progress();
+            progress.attempts += 1;
+            let wait = backoff.delay(progress.attempts).max(why.retry_after);
+            progress.next_attempt = Some(Instant::now() + wait);
+            progress.last = Some(why.clone());
+            (progress.attempts, wait)
+        };
+        tracing::warn!(
+            attempt = attempts,
+            cause = why.cause.code(),
+            retry_in_seconds = wait.as_secs_f64(),
+            "{} is not reachable yet (data requests answer 503 meanwhile): {why}",
+            self.backend
+        );
+        tokio::time::sleep(wait).await;
+        self.progress().next_attempt = None;
     }
 
     fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
@@ -210,184 +209,36 @@ impl<S: SessionStore> Connecting<S> {
         Unready::new(cause, retry_after)
     }
 
-    /// The store, or "unavailable" while connecting.
-    fn ready(&self) -> StoreResult<&S> {
-        self.store.get().ok_or_else(|| StoreError::Unavailable {
+    /// The connected value, or "unavailable" while connecting.
+    pub fn ready(&self) -> StoreResult<&T> {
+        self.connected.get().ok_or_else(|| StoreError::Unavailable {
             retry_after: Some(self.not_connected().retry_after),
         })
     }
 
-    /// The store's stream, or one "unavailable" while connecting.
-    fn stream<T: Send + 'static>(
-        &self,
-        open: impl FnOnce(&S) -> BoxStream<'static, StoreResult<T>>,
-    ) -> BoxStream<'static, StoreResult<T>> {
-        match self.ready() {
-            Ok(store) => open(store),
-            Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
-        }
-    }
-}
-
-impl<S: SessionStore> ExportStore for Connecting<S> {
-    fn all_sessions(&self, owner: &Owner) -> SummaryStream {
-        self.stream(|store| store.all_sessions(owner))
-    }
-}
-
-#[async_trait]
-impl<S: SessionStore> EraseStore for Connecting<S> {
-    async fn erase_user(&self, user: &UserId, deadline: Instant) -> StoreResult<Erased> {
-        self.ready()?.erase_user(user, deadline).await
-    }
-}
-
-#[async_trait]
-impl<S: SessionStore> ImportStore for Connecting<S> {
-    async fn sessions_of_others(
-        &self,
-        owner: &Owner,
-        ids: &[SessionId],
-    ) -> StoreResult<Vec<SessionId>> {
-        self.ready()?.sessions_of_others(owner, ids).await
-    }
-
-    async fn import_session(
-        &self,
-        fields: SessionFields,
-        import: SessionImport,
-    ) -> StoreResult<ImportOutcome> {
-        self.ready()?.import_session(fields, import).await
-    }
-}
-
-impl<S: SessionStore> RetentionStore for Connecting<S> {
-    fn untouched_before(&self, cutoff: Timestamp) -> CandidateStream {
-        self.stream(|store| store.untouched_before(cutoff))
-    }
-
-    fn archived_before(&self, cutoff: Timestamp) -> CandidateStream {
-        self.stream(|store| store.archived_before(cutoff))
-    }
-}
-
-#[async_trait]
-impl<S: SessionStore + SearchStore> SearchStore for Connecting<S> {
-    async fn search(&self, owner: &Owner, query: &SearchQuery) -> StoreResult<SearchPage> {
-        self.ready()?.search(owner, query).await
-    }
-}
-
-#[async_trait]
-impl<S: SessionStore> SessionStore for Connecting<S> {
-    fn kind(&self) -> &'static str {
-        self.kind
-    }
-
-    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
-        self.ready()?.create_session(new).await
-    }
-
-    async fn get_session_if_changed(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<Versioned<ChatSession>>> {
-        self.ready()?.get_session_if_changed(owner, id, known).await
-    }
-
-    async fn get_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        self.ready()?.get_session(owner, id).await
-    }
-
-    async fn read_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<SessionRead>> {
-        self.ready()?.read_session(owner, id, known).await
-    }
-
-    async fn get_session_tail(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        limit: u32,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        self.ready()?.get_session_tail(owner, id, limit).await
-    }
-
-    async fn list_messages(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        query: MessageQuery,
-    ) -> StoreResult<MessagePage> {
-        self.ready()?.list_messages(owner, id, query).await
-    }
-
-    async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
-        self.ready()?.list_sessions(owner, query).await
-    }
-
-    async fn sessions_version(&self, owner: &Owner) -> StoreResult<Option<ETag>> {
-        self.ready()?.sessions_version(owner).await
-    }
-
-    async fn update_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        patch: &SessionPatch,
-        if_match: Option<&ETag>,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        self.ready()?
-            .update_session(owner, id, patch, if_match)
-            .await
-    }
-
-    async fn delete_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        if_match: Option<&ETag>,
-    ) -> StoreResult<()> {
-        self.ready()?.delete_session(owner, id, if_match).await
-    }
-
-    async fn append_message(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        message: NewMessage,
-    ) -> StoreResult<Appended> {
-        self.ready()?.append_message(owner, id, message).await
-    }
-
-    fn state(&self) -> StoreState {
-        let Some(store) = self.store.get() else {
-            let progress = self.progress();
+    /// As last known, without asking the backend (what liveness reports).
+    pub fn state(&self) -> StoreState {
+        let progress = self.progress();
+        if self.connected.get().is_none() {
             return StoreState::Connecting {
                 attempts: progress.attempts,
                 last: progress.last.clone(),
             };
-        };
-        match self.progress().failing.clone() {
+        }
+        match progress.failing.clone() {
             Some(why) => StoreState::Unavailable(why),
-            None => store.state(),
+            None => StoreState::Ready,
         }
     }
 
-    /// Not connected: why, at once. Connected: the store's own check, run
-    /// at most once per [`CHECK_REUSE`] however many ask at the same time.
-    async fn check_ready(&self) -> Result<(), Unready> {
-        let Some(store) = self.store.get() else {
+    /// Not connected: why, at once. Connected: `probe` of the connected
+    /// value, run at most once per [`CHECK_REUSE`] however many ask at the
+    /// same time.
+    pub async fn check_ready<F>(&self, probe: F) -> Result<(), Unready>
+    where
+        F: AsyncFnOnce(&T) -> Result<(), Unready>,
+    {
+        let Some(connected) = self.connected.get() else {
             return Err(self.not_connected());
         };
         let mut checked = self.checked.lock().await;
@@ -396,7 +247,7 @@ impl<S: SessionStore> SessionStore for Connecting<S> {
         {
             return last.result.clone();
         }
-        let result = match tokio::time::timeout(CHECK_TIMEOUT, store.check_ready()).await {
+        let result = match tokio::time::timeout(CHECK_TIMEOUT, probe(connected)).await {
             Ok(result) => result,
             Err(_) => Err(Unready::new(
                 Cause::Other {
@@ -409,7 +260,17 @@ impl<S: SessionStore> SessionStore for Connecting<S> {
                 Duration::from_secs(5),
             )),
         };
-        match &result {
+        self.checked_now(&result);
+        *checked = Some(Checked {
+            at: Instant::now(),
+            result: result.clone(),
+        });
+        result
+    }
+
+    /// Says when readiness fails, and when it comes back.
+    fn checked_now(&self, result: &Result<(), Unready>) {
+        match result {
             Ok(()) => {
                 if let Some(was) = self.progress().failing.take() {
                     tracing::info!("{} answers again (it was not ready: {was})", self.backend);
@@ -424,31 +285,6 @@ impl<S: SessionStore> SessionStore for Connecting<S> {
                 self.progress().failing = Some(why.clone());
             }
         }
-        *checked = Some(Checked {
-            at: Instant::now(),
-            result: result.clone(),
-        });
-        result
-    }
-}
-
-#[async_trait]
-impl<S: MigrationStore> MigrationStore for Connecting<S> {
-    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        self.ready()?.import_messages(import).await
-    }
-
-    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
-        self.ready()?.load_checkpoint(run_id).await
-    }
-
-    async fn save_checkpoint(
-        &self,
-        run_id: &str,
-        state: &str,
-        expected: Option<&ETag>,
-    ) -> StoreResult<ETag> {
-        self.ready()?.save_checkpoint(run_id, state, expected).await
     }
 }
 

@@ -23,7 +23,7 @@ pub mod retention;
 mod search;
 pub mod sqlite;
 
-pub use connecting::{Backoff, Connecting};
+pub use connecting::{Backoff, Connection};
 pub use erase::{DynLegacyEraser, EraseStore, Erased, LegacyErased, LegacyEraser};
 pub use export::{ExportItem, ExportStore};
 pub use health::{Cause, StoreState, Unready};

@@ -74,7 +74,7 @@ async fn sealed_sessions_stream_out_page_by_page_and_erase_whole(
     store: CosmosStore,
     guard: crate::common::Guard,
 ) {
-    let container = store.container().clone();
+    let container = store.container().unwrap().clone();
     let store = small_pages(store);
     let alice = UserId::parse("alice").unwrap();
     let long = sealed_session(&store, &alice, "long_one", 600).await;
@@ -291,7 +291,7 @@ async fn erase_takes_the_users_legacy_documents_too_and_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_document_without_archived_at_reads_as_null_and_is_due_by_updated_at() {
     let (store, client) = cosmos::server_cosmos_store().await;
-    let container = store.container().clone();
+    let container = store.container().unwrap().clone();
     let (owner, id) = cosmos::owned_session(&store, "alice", "archived_long_ago").await;
     // As written before archived_at existed: archived, and no such member.
     let mut doc: Value = container

@@ -122,7 +122,7 @@ async fn check_sealed_storage(
 }
 
 async fn sealed_session_reads_whole(store: CosmosStore, client_guard: Guard) {
-    let container = store.container().clone();
+    let container = store.container().unwrap().clone();
     let store: DynStore = Arc::new(store.with_seal_policy(policy()));
     let app = TestApp::over(store, ApiSettings::default(), client_guard);
     // 2,500 messages of 2 KB: a 5 MB session.
@@ -172,7 +172,7 @@ async fn embedded_store_serves_the_same_long_session() {
 }
 
 async fn concurrent_appends_across_a_seal(store: CosmosStore, guard: Guard) {
-    let container = store.container().clone();
+    let container = store.container().unwrap().clone();
     let store: DynStore = Arc::new(store.with_seal_policy(policy()));
     let server = common::spawn_app(store, guard).await;
     let id = server.create_session("racer").await;
@@ -259,7 +259,7 @@ async fn a_large_imported_session_is_sealed_and_reimporting_adds_nothing() {
         store::{MigrationStore as _, Owner, SessionImport, SessionStore as _},
     };
     let (store, client) = cosmos::server_cosmos_store().await;
-    let container = store.container().clone();
+    let container = store.container().unwrap().clone();
     let store = store.with_seal_policy(policy());
     let user = UserId::parse("importer").unwrap();
     let id = SessionId::parse("imported_big").unwrap();

@@ -540,6 +540,7 @@ async fn hits_in_sealed_pages_are_found() {
     }
     let pages: Vec<Value> = store
         .container()
+        .unwrap()
         .query_items::<Value>(
             azure_data_cosmos::Query::from("SELECT * FROM c WHERE c.doc_type = 'session_page'"),
             azure_data_cosmos::FeedScope::partition(alice.as_str().to_owned()),

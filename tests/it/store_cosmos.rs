@@ -1,6 +1,6 @@
 //! The conformance suite on Cosmos DB: against the local Cosmos-compatible
 //! server (started by the test itself), against the SDK's in-memory
-//! emulator, and through the `Connecting` wrapper `serve` uses.
+//! emulator, and made unconnected then connected in the background as `serve` does.
 
 use crate::common::{
     cosmos,
@@ -17,9 +17,8 @@ mod emulator {
     crate::conformance_suite!(crate::common::cosmos::emulator_store());
 }
 
-/// The store as `serve` runs it on Cosmos DB: connected in the background
-/// by a `Connecting` wrapper (on the emulator; the wrapper is the same
-/// whatever it wraps).
+/// The store as `serve` runs it on Cosmos DB: made unconnected, then
+/// connected in the background (on the emulator).
 mod connecting {
     use crate::conformance;
     crate::conformance_suite!(crate::common::cosmos::connecting_emulator_store());
@@ -67,6 +66,7 @@ async fn stored_document_has_the_seed_shape(store: chat_sessions::store::cosmos:
     }
     let doc: serde_json::Value = store
         .container()
+        .unwrap()
         .read_item(user.as_str().to_owned(), id.as_str(), None)
         .await
         .unwrap()

@@ -17,7 +17,7 @@ impl CosmosStore {
         run_id: &str,
     ) -> StoreResult<Option<Versioned<String>>> {
         let response = self.track(
-            self.container
+            self.container()?
                 .read_item(CHECKPOINT_PARTITION, &checkpoint_id(run_id), None)
                 .await,
             item_charge,
@@ -53,13 +53,13 @@ impl CosmosStore {
         };
         let response = match expected {
             None => self.track(
-                self.container
+                self.container()?
                     .create_item(CHECKPOINT_PARTITION, &id, &doc, None)
                     .await,
                 item_charge,
             ),
             Some(etag) => self.track(
-                self.container
+                self.container()?
                     .replace_item(
                         CHECKPOINT_PARTITION,
                         &id,

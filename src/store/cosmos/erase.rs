@@ -110,7 +110,7 @@ impl CosmosStore {
             }
             let response = self
                 .track(
-                    self.container
+                    self.container()?
                         .execute_transactional_batch(batch, None)
                         .await,
                     |r| r.headers().request_charge().map(|c| c.value()),
@@ -124,7 +124,9 @@ impl CosmosStore {
             for id in chunk {
                 match self
                     .track(
-                        self.container.delete_item(partition(user), id, None).await,
+                        self.container()?
+                            .delete_item(partition(user), id, None)
+                            .await,
                         item_charge,
                     )
                     .map_err(store_error)

@@ -60,7 +60,7 @@ impl CosmosStore {
                 QueryOptions::default().with_max_item_count(MaxItemCountHint::Limit(limit));
             // Requests are counted per page, as they are sent.
             let pages = store
-                .container
+                .container()?
                 .query_items::<T>(query, scope, Some(options))
                 .await
                 .map_err(store_error)?

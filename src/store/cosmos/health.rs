@@ -1,5 +1,5 @@
 //! Reaching the account at start and telling why it fails: the connection
-//! a background task retries ([`open`]), the readiness check of a connected
+//! a background task retries ([`reach`]), the readiness check of a connected
 //! store, and the translation of SDK errors into causes an operator can act
 //! on ([`Cause`]).
 //!
@@ -17,11 +17,11 @@
 
 use std::time::Duration;
 
-use azure_data_cosmos::{AccountReference, CosmosClient, CosmosError};
+use azure_data_cosmos::{AccountReference, ContainerClient, CosmosClient, CosmosError};
 
-use super::{CosmosConfig, CosmosStore, client};
+use super::{BACKEND, CosmosConfig, CosmosStore, client};
 use crate::store::{
-    Cause, Unready,
+    Cause, Connection, Unready,
     health::{Identity, innermost},
 };
 
@@ -58,23 +58,39 @@ const PROBE_ID: &str = "probe";
 /// One connection attempt: the client (which reads the account, and so
 /// needs a token), the sessions container, and one request to it. The
 /// client comes back too, for the migration's legacy container.
-pub async fn open(
+pub async fn reach(
     config: &CosmosConfig,
     account: AccountReference,
-) -> Result<(CosmosClient, CosmosStore), Unready> {
+) -> Result<(CosmosClient, ContainerClient), Unready> {
     let target = Target::of(config);
     let client = client::client(config, account)
         .await
         .map_err(|e| classify(&e, &target))?;
-    let store = match CosmosStore::open(&client, &config.database, &config.sessions_container).await
-    {
-        Ok(store) => store.with_seal_policy(config.seal).with_target(target),
+    let container = client
+        .database_client(&config.database)
+        .container_client(&config.sessions_container, None)
+        .await
+        .map_err(anyhow::Error::new);
+    let container = match container {
+        Ok(container) => container,
         Err(e) if cosmos_error(&e).is_some_and(|c| status(c) == 404) => {
             return Err(missing(&client, &target).await);
         }
         Err(e) => return Err(classify(&e, &target)),
     };
-    store.probe().await?;
+    probe(&container, &target).await?;
+    Ok((client, container))
+}
+
+/// [`reach`] once, and the store over what it reached: for the commands
+/// that need the store at once rather than in the background.
+pub async fn open(
+    config: &CosmosConfig,
+    account: AccountReference,
+) -> Result<(CosmosClient, CosmosStore), Unready> {
+    let (client, container) = reach(config, account).await?;
+    let connection = Connection::connected(BACKEND, container);
+    let store = CosmosStore::over(connection, Target::of(config)).with_seal_policy(config.seal);
     Ok((client, store))
 }
 
@@ -99,27 +115,23 @@ impl CosmosStore {
         self.target = std::sync::Arc::new(target);
         self
     }
+}
 
-    /// One point read of an item that never exists: 404 means the
-    /// container answers.
-    pub(super) async fn probe(&self) -> Result<(), Unready> {
-        match self
-            .container
-            .read_item(PROBE_PARTITION, PROBE_ID, None)
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if e.status().is_not_found() => Ok(()),
-            // The container (or its database) was deleted.
-            Err(e) if status(&e) == 404 => Err(Unready::new(
-                Cause::ContainerMissing {
-                    database: self.target.database.clone(),
-                    container: self.target.container.clone(),
-                },
-                Duration::ZERO,
-            )),
-            Err(e) => Err(classify(&anyhow::Error::new(e), &self.target)),
-        }
+/// One point read of an item that never exists: 404 means the container
+/// answers.
+pub(super) async fn probe(container: &ContainerClient, target: &Target) -> Result<(), Unready> {
+    match container.read_item(PROBE_PARTITION, PROBE_ID, None).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.status().is_not_found() => Ok(()),
+        // The container (or its database) was deleted.
+        Err(e) if status(&e) == 404 => Err(Unready::new(
+            Cause::ContainerMissing {
+                database: target.database.clone(),
+                container: target.container.clone(),
+            },
+            Duration::ZERO,
+        )),
+        Err(e) => Err(classify(&anyhow::Error::new(e), target)),
     }
 }
 

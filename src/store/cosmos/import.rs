@@ -61,7 +61,7 @@ impl ImportStore for CosmosStore {
             .map_err(store_error)?;
             let mut pages = self
                 .track(
-                    self.container
+                    self.container()?
                         .query_items::<Value>(query, FeedScope::full_container(), None)
                         .await,
                     |_| None,
@@ -218,7 +218,7 @@ impl CosmosStore {
             let page_doc =
                 PageDoc::sealed(&import.id, import.user_id.clone(), page as u32, messages);
             self.track(
-                self.container
+                self.container()?
                     .upsert_item(partition(user), &page_doc.id, &page_doc, None)
                     .await,
                 item_charge,
@@ -227,7 +227,7 @@ impl CosmosStore {
             self.io(|| ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
         }
         self.track(
-            self.container
+            self.container()?
                 .create_item(partition(user), import.id.as_str(), &doc, None)
                 .await,
             item_charge,
@@ -311,7 +311,7 @@ impl CosmosStore {
         let options =
             ItemWriteOptions::default().with_precondition(Precondition::if_match(to_etag(etag)));
         self.track(
-            self.container
+            self.container()?
                 .replace_item(partition(user), import.id.as_str(), &doc, Some(options))
                 .await,
             item_charge,

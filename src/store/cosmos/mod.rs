@@ -32,8 +32,9 @@ use async_trait::async_trait;
 use azure_data_cosmos::{ContainerClient, CosmosClient};
 
 use super::{
-    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
-    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Unready, Versioned,
+    Appended, Backoff, Connection, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery,
+    MigrationStore, Owner, SessionImport, SessionPage, SessionRead, SessionStore, StoreResult,
+    StoreState, Unready, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
@@ -61,14 +62,18 @@ pub use client::{
     sessions_indexing_policy,
 };
 pub use documents::{CHECKPOINT_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE};
-pub use health::{Target, open};
+pub use health::{Target, open, reach};
 pub use metrics::{ItemIo, Metrics, MetricsSnapshot};
 pub use seal::SealPolicy;
+
+/// Its name for people, in the causes and logs of connecting.
+const BACKEND: &str = "Cosmos DB";
 
 /// The Cosmos DB store over one sessions container.
 #[derive(Clone)]
 pub struct CosmosStore {
-    container: ContainerClient,
+    /// The sessions container, once reached (see [`Connection`]).
+    connection: Arc<Connection<ContainerClient>>,
     metrics: Arc<Metrics>,
     seal: SealPolicy,
     target: Arc<Target>,
@@ -92,23 +97,47 @@ impl CosmosStore {
             .container_client(name, None)
             .await
             .with_context(|| format!("opening Cosmos DB container {database}/{name}"))?;
-        Ok(Self {
-            container,
-            metrics: Arc::default(),
-            seal: SealPolicy::default(),
-            target: Arc::new(Target {
+        Ok(Self::over(
+            Connection::connected(BACKEND, container),
+            Target {
                 database: database.to_owned(),
                 container: name.to_owned(),
                 ..Target::default()
-            }),
-            versions: Arc::default(),
-            turns: Arc::default(),
-        })
+            },
+        ))
     }
 
-    /// The container (for tests and tools that inspect stored documents).
-    pub fn container(&self) -> &ContainerClient {
-        &self.container
+    /// The store `config` describes, not connected yet: its operations
+    /// answer "unavailable" until [`connect`](Self::connect) reaches it.
+    pub fn connecting(config: &CosmosConfig) -> Self {
+        Self::over(Connection::new(BACKEND), Target::of(config)).with_seal_policy(config.seal)
+    }
+
+    fn over(connection: Connection<ContainerClient>, target: Target) -> Self {
+        Self {
+            connection: Arc::new(connection),
+            metrics: Arc::default(),
+            seal: SealPolicy::default(),
+            target: Arc::new(target),
+            versions: Arc::default(),
+            turns: Arc::default(),
+        }
+    }
+
+    /// Reaches the container with `attempt` (see
+    /// [`Connection::connect`]); returns once it has.
+    pub async fn connect<F, Fut>(&self, backoff: Backoff, attempt: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<ContainerClient, Unready>>,
+    {
+        self.connection.connect(backoff, attempt).await;
+    }
+
+    /// The container, or "unavailable" while it is being reached (tests and
+    /// tools also inspect stored documents through it).
+    pub fn container(&self) -> StoreResult<&ContainerClient> {
+        self.connection.ready()
     }
 }
 
@@ -190,8 +219,15 @@ impl SessionStore for CosmosStore {
         self.append(owner, id, message).await
     }
 
+    fn state(&self) -> StoreState {
+        self.connection.state()
+    }
+
     async fn check_ready(&self) -> Result<(), Unready> {
-        self.probe().await
+        let target = &self.target;
+        self.connection
+            .check_ready(async |container| health::probe(container, target).await)
+            .await
     }
 }
 

@@ -47,7 +47,7 @@ impl CosmosStore {
         .map_err(store_error)?;
         let mut pages = self
             .track(
-                self.container
+                self.container()?
                     .query_items::<Value>(query, FeedScope::full_container(), None)
                     .await,
                 |_| None,
@@ -86,7 +86,7 @@ impl CosmosStore {
         });
         let response = self
             .track(
-                self.container
+                self.container()?
                     .read_item(partition(user), id.as_str(), options)
                     .await,
                 item_charge,
@@ -322,7 +322,7 @@ impl CosmosStore {
             }
         };
         let mut pages = self
-            .container
+            .container()?
             .query_items::<SessionSummary>(
                 cosmos_query,
                 FeedScope::partition(partition(owner.user_id())),

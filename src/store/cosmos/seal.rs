@@ -178,7 +178,7 @@ impl CosmosStore {
     ) -> StoreResult<PageDoc> {
         let response = self
             .track(
-                self.container
+                self.container()?
                     .read_item(partition(user), &page_id(id, page), None)
                     .await,
                 item_charge,
@@ -228,7 +228,7 @@ impl CosmosStore {
             .map_err(store_error)?;
         let response = self
             .track(
-                self.container
+                self.container()?
                     .execute_transactional_batch(batch, None)
                     .await,
                 |r| r.headers().request_charge().map(|c| c.value()),

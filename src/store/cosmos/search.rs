@@ -221,7 +221,7 @@ impl SearchStore for CosmosStore {
             NonZeroU32::new(DOCS_PER_REQUEST).expect("not zero"),
         ));
         let mut pages = self
-            .container
+            .container()?
             .query_items::<Row>(
                 sql,
                 FeedScope::partition(partition(owner.user_id())),

@@ -38,7 +38,7 @@ impl CosmosStore {
         let user = doc.session.user_id.clone();
         let created = self
             .track(
-                self.container
+                self.container()?
                     .create_item(
                         partition(user.as_ref()),
                         doc.session.id.as_str(),
@@ -108,7 +108,7 @@ impl CosmosStore {
             );
         }
         self.track(
-            self.container
+            self.container()?
                 .patch_item(partition(user), id.as_str(), instructions, Some(options))
                 .await,
             item_charge,
@@ -213,7 +213,7 @@ impl CosmosStore {
                 .with_precondition(Precondition::if_match(to_etag(&etag)));
             let result = self
                 .track(
-                    self.container
+                    self.container()?
                         .delete_item(partition(user), id.as_str(), Some(options))
                         .await,
                     item_charge,

@@ -18,7 +18,7 @@ use azure_data_cosmos_driver::in_memory_emulator::{
     InMemoryEmulatorHttpClient, VirtualAccountConfig, VirtualRegion,
 };
 use chat_sessions::store::{
-    Backoff, Connecting, DynMigrationStore,
+    Backoff, DynMigrationStore,
     cosmos::{CosmosConfig, CosmosStore, connect, init_containers},
 };
 
@@ -219,20 +219,26 @@ pub async fn partition_docs(
         .unwrap()
 }
 
-/// The store `serve` runs on Cosmos DB: a [`Connecting`] wrapper, here
-/// connected (at once) to a fresh in-memory emulator, so that the suite
-/// checks that every operation reaches the real store unchanged.
+/// The store `serve` runs on Cosmos DB: made not connected
+/// ([`CosmosStore::connecting`]), then connected in the background's way
+/// (at once) to a fresh in-memory emulator, so that the suite checks that
+/// every operation reaches the container once it is there.
 pub async fn connecting_emulator_store() -> (DynMigrationStore, Box<dyn std::any::Any + Send + Sync>)
 {
-    let (store, client) = emulator_cosmos_store().await;
-    let connecting = Arc::new(Connecting::<CosmosStore>::new("cosmos", "Cosmos DB"));
-    connecting
+    let (client, config) = emulator_client().await;
+    let opened = CosmosStore::open(&client, &config.database, &config.sessions_container)
+        .await
+        .expect("opening the emulator container");
+    let container = opened.container().unwrap().clone();
+    let store = Arc::new(CosmosStore::connecting(&config));
+    assert!(store.container().is_err(), "not connected before connect");
+    store
         .connect(Backoff::default(), || {
-            let store = store.clone();
-            async move { Ok(store) }
+            let container = container.clone();
+            async move { Ok(container) }
         })
         .await;
-    (connecting, Box::new(client))
+    (store, Box::new(client))
 }
 
 /// Turns on fault injection on the local server for `database`'s documents
