@@ -26,6 +26,7 @@ use opentelemetry_proto::tonic::{
     },
     common::v1::{AnyValue, KeyValue, any_value::Value as Any},
     logs::v1::LogRecord,
+    metrics::v1::Metric,
     trace::v1::Span,
 };
 use serde_json::Value;
@@ -110,44 +111,40 @@ impl Receiver {
             .collect()
     }
 
-    /// The names of every metric received.
-    pub fn metric_names(&self) -> Vec<String> {
+    /// Every metric received (each export's, in order).
+    pub fn metrics(&self) -> Vec<Metric> {
         self.got()
             .metrics
             .iter()
             .flat_map(|m| &m.resource_metrics)
             .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| s.metrics.iter().map(|m| m.name.clone()))
+            .flat_map(|s| s.metrics.clone())
             .collect()
+    }
+
+    /// The names of every metric received.
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics().into_iter().map(|m| m.name).collect()
     }
 
     /// The data points of the counter (sum) `name` that arrived, each as its
     /// attributes (as text) with its value.
     pub fn counter_points(&self, name: &str) -> Vec<(HashMap<String, String>, f64)> {
         use opentelemetry_proto::tonic::metrics::v1::{metric::Data, number_data_point::Value};
-        self.got()
-            .metrics
-            .iter()
-            .flat_map(|m| &m.resource_metrics)
-            .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| &s.metrics)
+        self.metrics()
+            .into_iter()
             .filter(|m| m.name == name)
-            .flat_map(|m| match &m.data {
-                Some(Data::Sum(sum)) => sum.data_points.clone(),
+            .flat_map(|m| match m.data {
+                Some(Data::Sum(sum)) => sum.data_points,
                 _ => Vec::new(),
             })
             .map(|p| {
-                let attributes = p
-                    .attributes
-                    .iter()
-                    .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
-                    .collect();
                 let value = match p.value {
                     Some(Value::AsInt(i)) => i as f64,
                     Some(Value::AsDouble(d)) => d,
                     None => 0.0,
                 };
-                (attributes, value)
+                (text_attributes(&p.attributes), value)
             })
             .collect()
     }
@@ -156,24 +153,19 @@ impl Receiver {
     /// attributes (as text) with its count and sum.
     pub fn histogram_points(&self, name: &str) -> Vec<(HashMap<String, String>, u64, f64)> {
         use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-        self.got()
-            .metrics
-            .iter()
-            .flat_map(|m| &m.resource_metrics)
-            .flat_map(|r| &r.scope_metrics)
-            .flat_map(|s| &s.metrics)
+        self.metrics()
+            .into_iter()
             .filter(|m| m.name == name)
-            .flat_map(|m| match &m.data {
-                Some(Data::Histogram(h)) => h.data_points.clone(),
+            .flat_map(|m| match m.data {
+                Some(Data::Histogram(h)) => h.data_points,
                 _ => Vec::new(),
             })
             .map(|p| {
-                let attributes = p
-                    .attributes
-                    .iter()
-                    .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
-                    .collect();
-                (attributes, p.count, p.sum.unwrap_or_default())
+                (
+                    text_attributes(&p.attributes),
+                    p.count,
+                    p.sum.unwrap_or_default(),
+                )
             })
             .collect()
     }
@@ -299,8 +291,16 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Attributes as a map of text (`"201"` for the integer 201).
+fn text_attributes(attributes: &[KeyValue]) -> HashMap<String, String> {
+    attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), any_text(kv.value.as_ref())))
+        .collect()
+}
+
 /// An attribute's value as text (`"201"` for the integer 201).
-fn any_text(value: Option<&opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
+fn any_text(value: Option<&AnyValue>) -> String {
     use opentelemetry_proto::tonic::common::v1::any_value::Value;
     match value.and_then(|v| v.value.as_ref()) {
         Some(Value::StringValue(s)) => s.clone(),
