@@ -44,6 +44,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod digest;
 pub mod domain;
 pub mod export;
 pub mod functions;

@@ -20,13 +20,13 @@ use serde::{
     de::{SeqAccess, Visitor},
 };
 use serde_json::{Value, error::Category, json};
-use sha2::{Digest as _, Sha256};
 
 use super::{
     ImportError, Place, Unit,
     file::{Meter, UnitTooLarge, read_failed},
     without_position,
 };
+use crate::digest::sha256_hex;
 use crate::domain::{
     ChatMessage, JsonObject, MAX_SESSION_NAME_LEN, MessageId, MessageType, SessionId, Timestamp,
 };
@@ -369,11 +369,7 @@ fn session_name(title: &str) -> Option<String> {
 
 /// The first 32 hex digits of the SHA-256 of `text`.
 fn digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(text, 32)
 }
 
 /// The session of `owner` for conversation `conversation_id`.

@@ -11,10 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sha2::{Digest as _, Sha256};
-
 use super::Refusal;
-use crate::telemetry::instruments;
+use crate::{digest::sha256_hex, telemetry::instruments};
 
 /// How often one reason is logged for one user at most.
 const EVERY: Duration = Duration::from_secs(60);
@@ -29,11 +27,7 @@ static LOGGED: OnceLock<Mutex<Logged>> = OnceLock::new();
 
 /// A one-way hash of `user` for the log: 12 hex digits of its SHA-256.
 pub fn user_hash(user: &str) -> String {
-    Sha256::digest(user.as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha256_hex(user, 12)
 }
 
 /// Counts a refusal for `reason` of a request by `user` (a user id, or
