@@ -337,16 +337,22 @@ where
 pub struct BodyTimedOut;
 
 impl BodyTimedOut {
-    /// Whether `error`, or an error it wraps, is a [`BodyTimedOut`].
-    pub fn caused(error: &(dyn std::error::Error + 'static)) -> bool {
+    /// The 408 refusal when reading a body failed because of its deadline
+    /// (`error`, or an error it wraps, is a [`BodyTimedOut`]); `None` when
+    /// it failed otherwise.
+    pub fn refusal(error: &(dyn std::error::Error + 'static)) -> Option<ApiError> {
         let mut at = Some(error);
         while let Some(e) = at {
             if e.is::<Self>() {
-                return true;
+                return Some(ApiError::refused(
+                    Refusal::BodyTimeout,
+                    Duration::ZERO,
+                    None,
+                ));
             }
             at = e.source();
         }
-        false
+        None
     }
 }
 

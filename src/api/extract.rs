@@ -6,10 +6,8 @@ use axum::{
     http::{header, request::Parts},
 };
 use serde::de::DeserializeOwned;
-use std::time::Duration;
 
 use super::error::ApiError;
-use crate::limits::Refusal;
 
 /// A JSON body. Malformed JSON is a 400, JSON of the wrong shape a 422, a body
 /// over the limit a 413. An empty (or `null`) body reads as `{}` so endpoints whose
@@ -47,8 +45,8 @@ where
             }
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if super::admit::BodyTimedOut::caused(&rejection) {
-                ApiError::refused(Refusal::BodyTimeout, Duration::ZERO, None)
+            if let Some(timed_out) = super::admit::BodyTimedOut::refusal(&rejection) {
+                timed_out
             } else if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::PayloadTooLarge("the request body is larger than the limit".into())
             } else {

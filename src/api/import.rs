@@ -3,8 +3,6 @@
 //! import itself is `crate::import`; this is its HTTP side: who the caller
 //! is, the body and its own size limit, and the answers.
 
-use std::time::Duration;
-
 use axum::{
     Extension, Json,
     body::Body,
@@ -23,7 +21,6 @@ use super::{
 };
 use crate::{
     import::{self, ImportError, ImportReport},
-    limits::Refusal,
     store::ImportStore,
 };
 
@@ -123,11 +120,9 @@ async fn spool(mut body: Body, limit: usize) -> Result<std::fs::File, ApiError> 
     let (mut total, mut blank) = (0usize, true);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
-            if admit::BodyTimedOut::caused(&e) {
-                ApiError::refused(Refusal::BodyTimeout, Duration::ZERO, None)
-            } else {
+            admit::BodyTimedOut::refusal(&e).unwrap_or_else(|| {
                 ApiError::BadRequest(format!("could not read the request body: {e}"))
-            }
+            })
         })?;
         let Ok(data) = frame.into_data() else {
             continue;

@@ -223,7 +223,10 @@ impl FunctionMetrics {
                 None => m.invoke_duration.bind(&self.attributes),
             };
             bound.record(seconds);
-            if let Ok(mut durations) = self.durations.write() {
+            // Another request may have bound the same status meanwhile.
+            if let Ok(mut durations) = self.durations.write()
+                && !durations.iter().any(|(status, _)| *status == key)
+            {
                 durations.push((key, bound));
             }
         }
