@@ -47,6 +47,23 @@ const IN_FLIGHT_RETRY_AFTER: Duration = Duration::from_secs(1);
 /// which take seconds.
 const HEAVY_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// The per-instance limits a route counts against (the route table says
+/// which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Only the cap on requests in flight (most routes).
+    InFlight,
+    /// None: the probes, the OpenAPI document and the web app's files are
+    /// never shed.
+    Uncounted,
+    /// The cap on imports, and the one on requests in flight.
+    Imports,
+    /// The cap on whole-user exports, and the one on requests in flight.
+    Exports,
+    /// The cap on erases, and the one on requests in flight.
+    Erases,
+}
+
 /// The limits of one router: the gates of its routes and the per-user
 /// write rate.
 #[derive(Debug, Default)]
@@ -78,18 +95,16 @@ impl Admission {
         }
     }
 
-    /// The gates the route of `function` passes, innermost first: its own
-    /// kind's, then the instance's cap on requests in flight (which the
-    /// probes, the OpenAPI document and the web app's files do not count
-    /// against).
-    pub fn gates(&self, function: &str) -> impl Iterator<Item = Arc<Gate>> {
-        let own = match function {
-            "ImportHistory" => self.imports.clone(),
-            "ExportUserData" => self.exports.clone(),
-            "EraseUserData" => self.erases.clone(),
-            _ => None,
+    /// The gates a route with `limit` passes, innermost first: its own
+    /// kind's, then the instance's cap on requests in flight.
+    pub fn gates(&self, limit: Limit) -> impl Iterator<Item = Arc<Gate>> {
+        let own = match limit {
+            Limit::Imports => self.imports.clone(),
+            Limit::Exports => self.exports.clone(),
+            Limit::Erases => self.erases.clone(),
+            Limit::InFlight | Limit::Uncounted => None,
         };
-        let counted = !matches!(function, "Health" | "Ready" | "OpenApi" | "WebApp");
+        let counted = limit != Limit::Uncounted;
         own.into_iter()
             .chain(self.in_flight.clone().filter(|_| counted))
     }

@@ -50,7 +50,7 @@ pub fn router(state: AppState) -> Router {
         let mut method_router = route.method_router();
         // Inside Observe, so that refusals are observed (counted by status,
         // traced) like any answer.
-        for gate in state.admission.gates(route.function) {
+        for gate in state.admission.gates(route.limit) {
             method_router = method_router.layer(admit::AdmitLayer(gate));
         }
         let method_router = method_router.layer(observe::ObserveLayer(observed));

@@ -1,6 +1,7 @@
 //! The one table of HTTP endpoints. Each line registers a handler with its
 //! Azure Function name, method, route and the problem statuses it answers;
-//! from it come the router, the OpenAPI operations (the handlers'
+//! from it come the router (with the per-instance limit each route
+//! counts against), the OpenAPI operations (the handlers'
 //! `#[utoipa::path]` annotations, gathered here), and the checks of the
 //! function folders (`functions/*/function.json`), so they cannot drift
 //! apart.
@@ -10,7 +11,9 @@ use axum::{
     routing::{MethodFilter, MethodRouter, on},
 };
 
-use super::{AppState, erase, export, import, legacy, messages, meta, search, sessions, ui};
+use super::{
+    AppState, admit::Limit, erase, export, import, legacy, messages, meta, search, sessions, ui,
+};
 
 /// One HTTP endpoint: its Azure Functions name, method, route and handler.
 #[derive(Debug, Clone)]
@@ -26,6 +29,8 @@ pub struct Route {
     /// The error statuses it can answer (all as `application/problem+json`);
     /// the OpenAPI document lists exactly these.
     pub problems: &'static [u16],
+    /// The per-instance limits it counts against.
+    pub limit: Limit,
     /// The handler, accepting only `method`.
     handler: fn() -> MethodRouter<AppState>,
 }
@@ -35,6 +40,7 @@ pub struct Route {
 macro_rules! endpoints {
     ($(
         $function:ident: $method:ident $route:literal => $module:ident::$handler:ident,
+        $(limit $limit:ident,)?
         problems [$($status:literal),*];
     )*) => {
         /// Every HTTP endpoint of the API.
@@ -44,6 +50,7 @@ macro_rules! endpoints {
                 method: Method::$method,
                 route: $route,
                 problems: &[$($status),*],
+                limit: endpoints!(@limit $($limit)?),
                 handler: || on(MethodFilter::$method, $module::$handler),
             },
         )*];
@@ -53,12 +60,16 @@ macro_rules! endpoints {
         #[openapi(paths($($module::$handler),*))]
         pub struct Operations;
     };
+    (@limit) => { Limit::InFlight };
+    (@limit $limit:ident) => { Limit::$limit };
 }
 
 endpoints! {
     Health: GET "health" => meta::health,
+        limit Uncounted,
         problems [500];
     Ready: GET "health/ready" => meta::ready,
+        limit Uncounted,
         problems [500, 503];
     ListSessions: GET "chat/sessions" => sessions::list,
         problems [401, 403, 422, 500, 503];
@@ -81,16 +92,21 @@ endpoints! {
     SearchHistory: GET "chat/search" => search::search,
         problems [401, 403, 422, 500, 503];
     OpenApi: GET "openapi.json" => meta::openapi,
+        limit Uncounted,
         problems [500];
     ExportSession: GET "chat/sessions/{session_id}/export" => export::export_session,
         problems [401, 403, 404, 422, 500, 503];
     ExportUserData: GET "chat/export" => export::export_all,
+        limit Exports,
         problems [401, 403, 422, 500, 503];
     EraseUserData: POST "chat/erase" => erase::erase,
+        limit Erases,
         problems [400, 401, 403, 408, 413, 415, 422, 500, 503, 507];
     ImportHistory: POST "chat/import" => import::import_history,
+        limit Imports,
         problems [400, 401, 403, 408, 409, 413, 415, 422, 429, 500, 503, 507];
     WebApp: GET "ui/{*path}" => ui::file,
+        limit Uncounted,
         problems [404];
 }
 
