@@ -114,11 +114,9 @@ impl Admission {
         let Some(rate) = &self.user_rate else {
             return Ok(());
         };
-        let user = owner.user_id().map_or("", |u| u.as_str());
-        rate.take(user, std::time::Instant::now()).map_err(|wait| {
-            let user = owner.user_id().map(|u| u.as_str());
-            ApiError::refused(Refusal::UserRate, wait, user)
-        })
+        let user = owner.user_id().map(|u| u.as_str());
+        rate.take(user.unwrap_or(""), std::time::Instant::now())
+            .map_err(|wait| ApiError::refused(Refusal::UserRate, wait, user))
     }
 }
 
