@@ -140,6 +140,9 @@ async fn generate(dir: &Path, users: usize, per_user: usize) -> SqliteStore {
                 );
             let messages: Vec<ChatMessage> = (0..PER_SESSION)
                 .map(|m| ChatMessage {
+                    tool_calls: None,
+                    tool_call_id: None,
+                    name: None,
                     id: MessageId::parse(format!("m{m:03}")).unwrap(),
                     content: words.sentence(&mut rng),
                     message_type: if m % 2 == 0 {
@@ -395,6 +398,9 @@ async fn cosmos(sessions: usize) {
                 let content = words.sentence(&mut rng);
                 contents.push(content.clone());
                 ChatMessage {
+                    tool_calls: None,
+                    tool_call_id: None,
+                    name: None,
                     id: MessageId::parse(format!("m{m:03}")).unwrap(),
                     content,
                     message_type: MessageType::User,

@@ -9,6 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 mod timestamp_text;
+mod tool;
+
+pub use tool::{FunctionCall, ToolCall, ToolCallType, ToolParts};
 
 /// Longest accepted id (session or message), in characters.
 pub const MAX_ID_LEN: usize = 128;
@@ -232,6 +235,8 @@ pub enum MessageType {
     Assistant,
     /// Instructions or notices from the application.
     System,
+    /// A tool's answer to a call an assistant message made (`tool_call_id`).
+    Tool,
 }
 
 impl MessageType {
@@ -241,6 +246,7 @@ impl MessageType {
             Self::User => "user",
             Self::Assistant => "assistant",
             Self::System => "system",
+            Self::Tool => "tool",
         }
     }
 
@@ -250,9 +256,10 @@ impl MessageType {
             "user" => Ok(Self::User),
             "assistant" => Ok(Self::Assistant),
             "system" => Ok(Self::System),
+            "tool" => Ok(Self::Tool),
             _ => Err(ValidationError::new(
                 "message_type",
-                "must be one of user, assistant, system",
+                "must be one of user, assistant, system, tool",
             )),
         }
     }
@@ -266,7 +273,8 @@ pub type JsonObject = Map<String, Value>;
 pub struct ChatMessage {
     /// Unique within its session; retrying a post with the same id is harmless.
     pub id: MessageId,
-    /// The text; never blank.
+    /// The text; never blank, except in an assistant message that only calls
+    /// tools.
     pub content: String,
     /// Who wrote it.
     pub message_type: MessageType,
@@ -279,15 +287,52 @@ pub struct ChatMessage {
     pub metadata: JsonObject,
     /// When the service stored it (or the legacy store did).
     pub created_at: Timestamp,
+    /// The tools an assistant message calls (absent when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The call a tool message answers (tool messages only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// The function a tool message answers for (tool messages only, optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ChatMessage {
     /// True when `other` carries the same payload (what a retry would send):
-    /// content, type and metadata. Ids and timestamps are not compared.
+    /// content, type, metadata and tool parts. Ids and timestamps are not
+    /// compared.
     pub fn same_payload(&self, other: &NewMessage) -> bool {
         self.content == other.content
             && self.message_type == other.message_type
             && self.metadata == other.metadata
+            && self.tool_calls == other.tools.tool_calls
+            && self.tool_call_id == other.tools.tool_call_id
+            && self.name == other.tools.name
+    }
+
+    /// The message's tool parts, together.
+    pub fn tool_parts(&self) -> ToolParts {
+        ToolParts {
+            tool_calls: self.tool_calls.clone(),
+            tool_call_id: self.tool_call_id.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    /// The stored message of `new`, stored at `created_at`.
+    pub fn stored(new: NewMessage, user_id: Option<UserId>, created_at: Timestamp) -> Self {
+        Self {
+            id: new.id,
+            content: new.content,
+            message_type: new.message_type,
+            user_id,
+            metadata: new.metadata,
+            created_at,
+            tool_calls: new.tools.tool_calls,
+            tool_call_id: new.tools.tool_call_id,
+            name: new.tools.name,
+        }
     }
 }
 
@@ -423,10 +468,12 @@ pub struct NewMessage {
     pub user_id: Option<UserId>,
     /// Free-form data.
     pub metadata: JsonObject,
+    /// Tool calls (assistant) or the call answered (tool).
+    pub tools: ToolParts,
 }
 
 impl NewMessage {
-    /// Validates the parts of a message a client sends.
+    /// Validates the parts of a message a client sends, without tool parts.
     pub fn new(
         id: Option<MessageId>,
         content: String,
@@ -434,7 +481,28 @@ impl NewMessage {
         user_id: Option<UserId>,
         metadata: JsonObject,
     ) -> Result<Self, ValidationError> {
-        if content.trim().is_empty() {
+        Self::with_tools(
+            id,
+            content,
+            message_type,
+            user_id,
+            metadata,
+            ToolParts::default(),
+        )
+    }
+
+    /// Validates the parts of a message a client sends. Content may be
+    /// empty only for an assistant message that calls tools.
+    pub fn with_tools(
+        id: Option<MessageId>,
+        content: String,
+        message_type: MessageType,
+        user_id: Option<UserId>,
+        metadata: JsonObject,
+        tools: ToolParts,
+    ) -> Result<Self, ValidationError> {
+        tools.check(message_type)?;
+        if content.trim().is_empty() && !tools.calls_tools() {
             return Err(ValidationError::new("content", "must not be empty"));
         }
         Ok(Self {
@@ -443,6 +511,7 @@ impl NewMessage {
             message_type,
             user_id,
             metadata,
+            tools,
         })
     }
 }

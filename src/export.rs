@@ -101,6 +101,9 @@ mod tests {
             updated_at: t,
         };
         let message = ChatMessage {
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
             id: MessageId::parse("m1").unwrap(),
             content: "Hallo, Welt\nzweite Zeile".into(),
             message_type: MessageType::Assistant,

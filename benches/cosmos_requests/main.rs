@@ -70,6 +70,9 @@ pub async fn measure<T>(store: &CosmosStore, operation: impl Future<Output = T>)
 pub fn typical_content() -> String {
     const TEXT: &str = "Sure — here is how to reset the router: unplug it for thirty seconds, plug it back in, wait until the status light turns solid green, then reconnect your laptop to the network and open the admin page at 192.168.1.1 to check that the firmware is current. If the light keeps blinking amber, hold the reset button for ten seconds; that restores the factory settings, so write down your Wi-Fi name and password first. Tell me what the light does and we will take it from there, step by step, until it works.";
     let frame = ChatMessage {
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
         id: MessageId::generate(),
         content: String::new(),
         message_type: MessageType::Assistant,

@@ -188,6 +188,7 @@ fn markdown(read: SessionRead) -> BoxStream<'static, StoreResult<Bytes>> {
                 crate::domain::MessageType::User => "User",
                 crate::domain::MessageType::Assistant => "Assistant",
                 crate::domain::MessageType::System => "System",
+                crate::domain::MessageType::Tool => "Tool",
             };
             let time = m.created_at.as_datetime().format("%Y-%m-%d %H:%M:%S UTC");
             out.push_str(&format!("\n## {role} · {time}\n\n{}\n", m.content));

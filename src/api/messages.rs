@@ -17,7 +17,10 @@ use super::{
     params::{UserParam, session_id},
 };
 use crate::{
-    domain::{ChatMessage, JsonObject, MessageId, MessageType, NewMessage, SessionId, UserId},
+    domain::{
+        ChatMessage, JsonObject, MessageId, MessageType, NewMessage, SessionId, ToolCall,
+        ToolParts, UserId,
+    },
     store::MessageQuery,
 };
 
@@ -111,12 +114,22 @@ pub async fn list_messages(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendMessageBody {
-    /// The text; not blank.
-    #[schema(min_length = 1, pattern = r"\S")]
+    /// The text; not blank, except for an assistant message that only calls
+    /// tools (then it may be empty or left out).
+    #[serde(default)]
     pub content: String,
-    /// `user`, `assistant` or `system`.
+    /// `user`, `assistant`, `system` or `tool`.
     #[schema(value_type = MessageType)]
     pub message_type: String,
+    /// The tools an assistant message calls (Chat Completions shape).
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The call a tool message answers; required for (and only for) tool
+    /// messages.
+    #[schema(max_length = 256)]
+    pub tool_call_id: Option<String>,
+    /// The function a tool message answers for (tool messages only).
+    #[schema(pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub name: Option<String>,
     /// Free-form data.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<JsonObject>,
@@ -134,7 +147,7 @@ pub struct SendMessageBody {
     path = "/api/chat/sessions/{session_id}/messages",
     tag = "sessions",
     summary = "Append a message to a session",
-    description = "Atomic; updates message_count, last_message_at and updated_at. Posting the same id again returns the stored message (200) and stores nothing; the same id with other content is a 409.",
+    description = "Atomic; updates message_count, last_message_at and updated_at. Posting the same id again returns the stored message (200) and stores nothing; the same id with other content is a 409. Tool calling in the Chat Completions shape: an assistant message may carry `tool_calls` (its content may then be empty), a `tool` message answers one call by `tool_call_id`.",
     params(
         ("session_id" = SessionId, Path, description = "The session."),
         UserParam,
@@ -159,12 +172,17 @@ pub async fn send_message(
     let owner = state.owner(&headers, params.user_id.as_deref(), body.user_id.as_deref())?;
     state.admission.write(&owner)?;
     let id = session_id(raw_id)?;
-    let message = NewMessage::new(
+    let message = NewMessage::with_tools(
         body.id.map(MessageId::parse).transpose()?,
         body.content,
         MessageType::parse(&body.message_type)?,
         owner.user_id().cloned(),
         body.metadata.unwrap_or_default(),
+        ToolParts {
+            tool_calls: body.tool_calls,
+            tool_call_id: body.tool_call_id,
+            name: body.name,
+        },
     )?;
     let appended = state.store.append_message(&owner, &id, message).await?;
     let status = if appended.created {

@@ -258,6 +258,9 @@ pub(super) fn unit(
             user_id: user.clone(),
             metadata,
             created_at,
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
         });
     }
     let mut context = JsonObject::new();

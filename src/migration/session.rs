@@ -106,6 +106,9 @@ fn to_message(legacy: &LegacyMessage) -> Result<ChatMessage, String> {
         user_id,
         metadata,
         created_at,
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
     })
 }
 

@@ -41,6 +41,9 @@ fn small_pages(store: CosmosStore) -> CosmosStore {
 
 fn old_message(i: usize, owner: &UserId) -> ChatMessage {
     ChatMessage {
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
         id: MessageId::parse(format!("old_{i:05}")).unwrap(),
         content: format!("{i} {}", "v".repeat(1000)),
         message_type: MessageType::User,

@@ -264,6 +264,9 @@ async fn a_large_imported_session_is_sealed_and_reimporting_adds_nothing() {
     let user = UserId::parse("importer").unwrap();
     let id = SessionId::parse("imported_big").unwrap();
     let message = |i: usize| ChatMessage {
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
         id: MessageId::parse(format!("old_{i:05}")).unwrap(),
         content: format!("{i} {}", "w".repeat(2000)),
         message_type: MessageType::Assistant,

@@ -474,6 +474,9 @@ async fn the_index_stays_in_step_with_the_data() {
             id: ids[2].clone(),
             user_id: Some(alice.clone()),
             messages: vec![chat_sessions::domain::ChatMessage {
+                tool_calls: None,
+                tool_call_id: None,
+                name: None,
                 id: chat_sessions::domain::MessageId::parse("legacy").unwrap(),
                 content: "older".into(),
                 message_type: chat_sessions::domain::MessageType::User,

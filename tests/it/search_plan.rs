@@ -31,6 +31,9 @@ async fn imported(
         .as_datetime();
     let messages: Vec<ChatMessage> = (0..count)
         .map(|i| ChatMessage {
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
             id: MessageId::parse(format!("m{i:0width$}")).unwrap(),
             content: content(i),
             message_type: MessageType::User,

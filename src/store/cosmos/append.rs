@@ -116,16 +116,13 @@ impl CosmosStore {
                 Err(e) => return (Err(e), true),
             },
         };
-        let stored = ChatMessage {
-            id: message.id.clone(),
-            content: message.content.clone(),
-            message_type: message.message_type,
-            user_id: message.user_id.clone().or_else(|| user.cloned()),
-            metadata: message.metadata.clone(),
-            created_at: known
+        let stored = ChatMessage::stored(
+            message.clone(),
+            message.user_id.clone().or_else(|| user.cloned()),
+            known
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last)),
-        };
+        );
         // Measured once: the seal check and the cached version both need it.
         let stored_len = json_len(&stored);
         if self

@@ -205,6 +205,9 @@ mod tests {
 
     fn message(id: &str) -> ChatMessage {
         ChatMessage {
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
             id: MessageId::parse(id).unwrap(),
             content: "hello".into(),
             message_type: MessageType::User,

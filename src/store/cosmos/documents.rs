@@ -193,6 +193,9 @@ mod tests {
                 doc.sealed_page_sizes.push(50);
             }
             let message = ChatMessage {
+                tool_calls: None,
+                tool_call_id: None,
+                name: None,
                 id: MessageId::parse(format!("m{i}")).unwrap(),
                 content: "x".repeat(i as usize),
                 message_type: MessageType::User,

@@ -7,7 +7,7 @@ use rusqlite::params;
 
 use super::{
     SqliteStore,
-    rows::SESSION_COLUMNS,
+    rows::{MESSAGE_COLUMNS, SESSION_COLUMNS},
     rows::{find_session, internal, message_row, messages_before, session_row},
 };
 use crate::{
@@ -151,10 +151,10 @@ impl SqliteStore {
     ) -> StoreResult<Vec<ChatMessage>> {
         self.read(move |conn| {
             let messages = conn
-                .prepare_cached(
-                    "SELECT id, content, message_type, user_id, metadata, created_at \
-                     FROM messages WHERE session_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages \
+                     WHERE session_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq"
+                ))
                 .and_then(|mut stmt| {
                     stmt.query_map(params![id.as_str(), first as i64, last as i64], message_row)
                         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())

@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     SqliteStore,
-    rows::{find_session, internal, new_etag, to_json},
+    rows::{find_session, internal, new_etag, to_json, tool_column},
 };
 use crate::{
     domain::{SessionId, Timestamp, UserId},
@@ -168,7 +168,7 @@ fn import_into(
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO messages (session_id, seq, id, content, message_type, user_id, \
-             metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             metadata, created_at, tool) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (session_id, id) DO NOTHING",
         )
         .map_err(internal)?;
@@ -187,6 +187,7 @@ fn import_into(
                 message.user_id.as_ref().map(UserId::as_str),
                 to_json(&message.metadata)?,
                 message.created_at.to_string(),
+                tool_column(&message.tool_parts())?,
             ])
             .map_err(internal)?;
         if inserted == 1 {

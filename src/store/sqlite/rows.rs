@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::{
     domain::{
         ChatMessage, ChatSession, JsonObject, MessageId, MessageType, SessionId, SessionSummary,
-        Timestamp, UserId,
+        Timestamp, ToolParts, UserId,
     },
     store::{ETag, Owner, StoreError, StoreResult, Versioned},
 };
@@ -16,6 +16,21 @@ use crate::{
 pub(super) const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, \
                                           message_count, last_message_at, created_at, \
                                           updated_at, etag, archived_at";
+
+/// The `messages` columns, in the order [`message_row`] reads them.
+pub(super) const MESSAGE_COLUMNS: &str =
+    "id, content, message_type, user_id, metadata, created_at, tool";
+
+/// A message's tool parts as the `tool` column holds them: NULL for a
+/// message without any (nearly all), else their JSON object.
+pub(super) fn tool_column(message_tools: &ToolParts) -> StoreResult<Option<String>> {
+    if message_tools.is_empty() {
+        return Ok(None);
+    }
+    serde_json::to_string(message_tools)
+        .map(Some)
+        .map_err(|e| StoreError::Internal(e.into()))
+}
 
 /// A failed SQLite call as a store error: a storage fault by name (see
 /// `storage`; an I/O error is named later, where its connection's errno can
@@ -98,6 +113,10 @@ pub(super) fn session_row(row: &Row<'_>) -> rusqlite::Result<(SessionSummary, St
 }
 
 pub(super) fn message_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
+    let tools: ToolParts = match optional_text(row, 6)? {
+        None => ToolParts::default(),
+        Some(json) => decode("tool", serde_json::from_str(json))?,
+    };
     Ok(ChatMessage {
         id: decode("id", MessageId::parse(text(row, 0)?))?,
         content: row.get(1)?,
@@ -105,6 +124,9 @@ pub(super) fn message_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
         user_id: optional_user("user_id", optional_text(row, 3)?)?,
         metadata: json_object("metadata", text(row, 4)?)?,
         created_at: timestamp("created_at", text(row, 5)?)?,
+        tool_calls: tools.tool_calls,
+        tool_call_id: tools.tool_call_id,
+        name: tools.name,
     })
 }
 
@@ -169,10 +191,9 @@ pub(super) fn find_append_target(
 
 pub(super) fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, content, message_type, user_id, metadata, created_at \
-             FROM messages WHERE session_id = ?1 ORDER BY seq",
-        )
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY seq"
+        ))
         .map_err(internal)?;
     stmt.query_map([id.as_str()], message_row)
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -187,10 +208,10 @@ pub(super) fn messages_before(
     limit: u32,
 ) -> StoreResult<Vec<ChatMessage>> {
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, content, message_type, user_id, metadata, created_at \
-             FROM messages WHERE session_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
-        )
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE session_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+        ))
         .map_err(internal)?;
     stmt.query_map(params![id.as_str(), below, limit], message_row)
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS messages (
     user_id      TEXT,
     metadata     TEXT NOT NULL,
     created_at   TEXT NOT NULL,
+    tool         TEXT,
     PRIMARY KEY (session_id, seq),
     UNIQUE (session_id, id)
 ) STRICT, WITHOUT ROWID;
@@ -63,7 +64,22 @@ const UPGRADES: &[(&str, UpgradeStep)] = &[
         "search index merged per group",
         search_queue::merge_per_group,
     ),
+    ("messages with tool parts", add_tool_column),
 ];
+
+/// Gives `messages` its `tool` column (NULL: no tool parts), unless the
+/// file was created with it.
+fn add_tool_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('messages') WHERE name = 'tool'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE messages ADD COLUMN tool TEXT")?;
+    }
+    Ok(())
+}
 
 /// One upgrade step, run inside the upgrade's transaction.
 type UpgradeStep = fn(&Connection) -> rusqlite::Result<()>;

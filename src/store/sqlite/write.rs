@@ -6,8 +6,8 @@ use rusqlite::params;
 use super::{
     SqliteStore,
     rows::{
-        check_etag, find_append_target, find_session, internal, load_session, message_row,
-        new_etag, to_json,
+        MESSAGE_COLUMNS, check_etag, find_append_target, find_session, internal, load_session,
+        message_row, new_etag, to_json, tool_column,
     },
 };
 use crate::{
@@ -131,6 +131,7 @@ impl SqliteStore {
             // compares the payload, which the user id is not part of.
             let user_id = message.user_id.take().or(session.user_id);
             let metadata = to_json(&message.metadata)?;
+            let tool = tool_column(&message.tools)?;
             // Messages are never removed one by one, so the count is the
             // last position; a diverged count fails on the primary key
             // rather than overwrite anything. A message id already in the
@@ -141,7 +142,8 @@ impl SqliteStore {
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO messages (session_id, seq, id, content, message_type, \
-                     user_id, metadata, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                     user_id, metadata, created_at, tool) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
                      ON CONFLICT (session_id, id) DO NOTHING",
                 )
                 .and_then(|mut stmt| {
@@ -154,29 +156,22 @@ impl SqliteStore {
                         user_id.as_ref().map(UserId::as_str),
                         metadata,
                         now.to_string(),
+                        tool,
                     ])
                 })
                 .map_err(internal)?;
             if inserted == 0 {
                 let stored = tx
-                    .prepare_cached(
-                        "SELECT id, content, message_type, user_id, metadata, created_at \
-                         FROM messages WHERE session_id = ?1 AND id = ?2",
-                    )
+                    .prepare_cached(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND id = ?2"
+                    ))
                     .and_then(|mut stmt| {
                         stmt.query_row([id.as_str(), message.id.as_str()], message_row)
                     })
                     .map_err(internal)?;
                 return Appended::replay(stored, &message, ETag::new(session.etag));
             }
-            let stored = ChatMessage {
-                id: message.id,
-                content: message.content,
-                message_type: message.message_type,
-                user_id,
-                metadata: message.metadata,
-                created_at: now,
-            };
+            let stored = ChatMessage::stored(message, user_id, now);
             let etag = new_etag();
             tx.prepare_cached(
                 "UPDATE sessions SET message_count = message_count + 1, last_message_at = ?2, \

@@ -19,6 +19,9 @@ fn at(text: &str) -> Timestamp {
 
 fn message(id: &str, time: &str, owner: Option<&UserId>) -> ChatMessage {
     ChatMessage {
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
         id: MessageId::parse(id).unwrap(),
         content: format!("Grüße, {id} ✓"),
         message_type: MessageType::Assistant,

@@ -28,6 +28,9 @@ fn old_messages(prefix: &str, n: usize, owner: &UserId) -> Vec<ChatMessage> {
         .as_datetime();
     (0..n)
         .map(|i| ChatMessage {
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
             id: MessageId::parse(format!("{prefix}_{i:05}")).unwrap(),
             content: format!("message {i} · ünïcødé"),
             message_type: if i % 2 == 0 {

@@ -19,6 +19,9 @@ use super::{message, new_session, sid, unique, user};
 /// time (`second` seconds into 2023).
 fn legacy(id: &str, second: u32, owner: Option<&UserId>) -> ChatMessage {
     ChatMessage {
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
         id: MessageId::parse(id).unwrap(),
         content: format!("legacy {id}"),
         message_type: MessageType::Assistant,

@@ -13,7 +13,9 @@ pub use health::*;
 pub use lifecycle::*;
 mod import;
 pub use import::*;
+pub mod tools;
 pub use migration::*;
+pub use tools::tool_calls_and_tool_messages_round_trip;
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -83,6 +85,7 @@ macro_rules! conformance_suite {
             sessions_of_others_names_only_other_owners_sessions,
             import_session_into_another_owners_session_conflicts_and_changes_nothing,
             a_reachable_store_is_ready_and_asking_changes_nothing,
+            tool_calls_and_tool_messages_round_trip,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -130,7 +133,7 @@ pub fn message(id: Option<&str>, content: &str) -> NewMessage {
     .unwrap()
 }
 
-async fn created(store: &DynStore, owner: Option<&UserId>) -> SessionId {
+pub async fn created(store: &DynStore, owner: Option<&UserId>) -> SessionId {
     let id = sid(&unique("s"));
     store.create_session(new_session(&id, owner)).await.unwrap();
     id

@@ -268,6 +268,9 @@ pub async fn search_breaks_ties_by_ids_across_pages<S: Searchable>(store: Arc<S>
         let id = sid(&format!("{s}_{}", unique("x")));
         let messages: Vec<ChatMessage> = (0..5)
             .map(|i| ChatMessage {
+                tool_calls: None,
+                tool_call_id: None,
+                name: None,
                 id: MessageId::parse(format!("m{i}")).unwrap(),
                 content: format!("same instant {i}"),
                 message_type: MessageType::Assistant,
@@ -453,6 +456,9 @@ pub async fn search_finds_imported_messages<S: Searchable>(store: Arc<S>) {
     let id = sid(&unique("legacy"));
     let at = |s: &str| Timestamp::parse(s).unwrap();
     let old = |mid: &str, content: &str, when: &str| ChatMessage {
+        tool_calls: None,
+        tool_call_id: None,
+        name: None,
         id: MessageId::parse(mid).unwrap(),
         content: content.into(),
         message_type: MessageType::User,
