@@ -12,6 +12,7 @@
 //! | how the service is assembled: which store, which routers | [`app`] |
 //! | a setting and its default (`COSMOS_ENDPOINT`, `AUTH_MODE`, …) | [`config`] |
 //! | sessions, messages, ids, timestamps and their validation | [`domain`] |
+//! | the newest messages that fit a token budget, token counts | [`context`] |
 //! | the rules of search: terms, words, case folding, snippets, hit order | [`search`] |
 //! | the export/import line format (NDJSON `{"type":"session"…}`) | [`export`] |
 //! | who the caller is (local `user_id`, Easy Auth headers) | [`auth`] |
@@ -44,6 +45,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod digest;
 pub mod domain;
 pub mod export;

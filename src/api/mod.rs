@@ -10,6 +10,7 @@ pub mod admit;
 pub mod bench;
 pub mod cache;
 pub mod conditional;
+pub mod context;
 pub mod cors;
 pub mod erase;
 pub mod error;

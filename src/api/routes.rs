@@ -12,7 +12,8 @@ use axum::{
 };
 
 use super::{
-    AppState, admit::Limit, erase, export, import, legacy, messages, meta, search, sessions, ui,
+    AppState, admit::Limit, context, erase, export, import, legacy, messages, meta, search,
+    sessions, ui,
 };
 
 /// One HTTP endpoint: its Azure Functions name, method, route and handler.
@@ -84,6 +85,8 @@ endpoints! {
     SendMessage: POST "chat/sessions/{session_id}/messages" => messages::send_message,
         problems [400, 401, 403, 404, 408, 409, 413, 415, 422, 429, 500, 503, 507];
     ListMessages: GET "chat/sessions/{session_id}/messages" => messages::list_messages,
+        problems [401, 403, 404, 422, 500, 503];
+    GetSessionContext: GET "chat/sessions/{session_id}/context" => context::context,
         problems [401, 403, 404, 422, 500, 503];
     GetChatHistory: GET "chat/history" => legacy::history,
         problems [401, 403, 422, 500, 503];

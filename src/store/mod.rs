@@ -351,6 +351,68 @@ pub trait SessionStore:
         Ok(MessagePage::slice(&stored.value.messages, query))
     }
 
+    /// Hands `sink` the session's leading system messages, then its other
+    /// messages going back in time, newest first, a chunk at a time, for as
+    /// long as it asks for more (what a context read needs: the newest
+    /// messages that fit a budget, without reading the rest). This default
+    /// pages with [`list_messages`](Self::list_messages).
+    async fn read_context(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        sink: &mut (dyn ContextSink + Send),
+    ) -> StoreResult<()> {
+        let newest = MessageQuery {
+            limit: CONTEXT_CHUNK,
+            before: None,
+        };
+        let mut page = self.list_messages(owner, id, newest).await?;
+        let mut start = page.next_before.unwrap_or(0);
+        let total = start + page.messages.len() as u64;
+        let leading = if start == 0 {
+            leading_system(page.messages.iter().rev())
+        } else {
+            let mut leading = Vec::new();
+            let mut from = 0;
+            while from < total {
+                let before = (from + u64::from(CONTEXT_CHUNK)).min(total);
+                let query = MessageQuery {
+                    limit: CONTEXT_CHUNK,
+                    before: Some(before),
+                };
+                let chunk = self.list_messages(owner, id, query).await?.messages;
+                let more = leading_system(chunk.iter().rev());
+                let whole = more.len() == chunk.len();
+                leading.extend(more);
+                if !whole {
+                    break;
+                }
+                from = before;
+            }
+            leading
+        };
+        let lead = leading.len() as u64;
+        if !sink.leading(leading) {
+            return Ok(());
+        }
+        loop {
+            // Positions [start, start + len) arrive newest first; the
+            // leading ones were handed over already.
+            let end = start + page.messages.len() as u64;
+            let mut messages = page.messages;
+            messages.truncate(end.saturating_sub(start.max(lead)) as usize);
+            if messages.is_empty() || !sink.older(messages) || start <= lead {
+                return Ok(());
+            }
+            let query = MessageQuery {
+                limit: CONTEXT_CHUNK,
+                before: Some(start),
+            };
+            page = self.list_messages(owner, id, query).await?;
+            start = page.next_before.unwrap_or(0);
+        }
+    }
+
     /// A page of the owner's sessions, most recently updated first.
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage>;
 
@@ -402,6 +464,28 @@ pub trait SessionStore:
     async fn check_ready(&self) -> Result<(), Unready> {
         Ok(())
     }
+}
+
+/// Messages a [`SessionStore::read_context`] reads at a time.
+pub const CONTEXT_CHUNK: u32 = 100;
+
+/// Receives a session's messages for a context read and says when it has
+/// enough.
+pub trait ContextSink {
+    /// The session's leading system messages, oldest first (often none).
+    /// Returns whether it wants the other messages.
+    fn leading(&mut self, system: Vec<ChatMessage>) -> bool;
+    /// The next older messages, newest first (never a leading one).
+    /// Returns whether it wants more.
+    fn older(&mut self, newest_first: Vec<ChatMessage>) -> bool;
+}
+
+/// The leading system messages of `oldest_first`.
+pub fn leading_system<'a>(oldest_first: impl Iterator<Item = &'a ChatMessage>) -> Vec<ChatMessage> {
+    oldest_first
+        .take_while(|m| m.message_type == crate::domain::MessageType::System)
+        .cloned()
+        .collect()
 }
 
 /// A shared store handle.

@@ -15,7 +15,11 @@ mod import;
 pub use import::*;
 pub mod tools;
 pub use migration::*;
-pub use tools::tool_calls_and_tool_messages_round_trip;
+pub use tools::{
+    context_keeps_the_system_message_and_the_newest_that_fit,
+    context_never_splits_a_tool_call_from_its_answers,
+    context_of_a_long_session_reads_back_across_pages, tool_calls_and_tool_messages_round_trip,
+};
 
 use std::{collections::HashSet, sync::Arc};
 
@@ -86,6 +90,9 @@ macro_rules! conformance_suite {
             import_session_into_another_owners_session_conflicts_and_changes_nothing,
             a_reachable_store_is_ready_and_asking_changes_nothing,
             tool_calls_and_tool_messages_round_trip,
+            context_keeps_the_system_message_and_the_newest_that_fit,
+            context_never_splits_a_tool_call_from_its_answers,
+            context_of_a_long_session_reads_back_across_pages,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {

@@ -1,0 +1,225 @@
+//! `GET /api/chat/sessions/{session_id}/context`: the newest messages of a
+//! session that fit a token budget, in the shape a model API takes.
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::Response,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{
+    ApiError, AppState,
+    conditional::json_with_etag,
+    extract::{ApiPath, ApiQuery},
+    params::session_id,
+};
+use crate::{
+    context::{CACHE, Chosen, Encoding, Selection},
+    domain::{ChatMessage, SessionId, ToolCall, UserId},
+};
+
+/// The largest budget accepted: beyond any model's context window.
+pub const MAX_BUDGET: u32 = 10_000_000;
+
+/// Query of `GET /api/chat/sessions/{session_id}/context`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContextParams {
+    /// The user (local mode), or a check against the principal (Easy Auth).
+    #[param(value_type = Option<UserId>)]
+    pub user_id: Option<String>,
+    /// The budget in tokens, 0 – 10,000,000: the answer's `tokens` never
+    /// exceed it.
+    #[param(value_type = u32, minimum = 0, maximum = 10_000_000)]
+    pub max_tokens: Option<String>,
+    /// The tokenizer: `o200k_base` (GPT-4o, GPT-4.1, o-series, GPT-5;
+    /// default) or `cl100k_base` (GPT-4, GPT-3.5).
+    #[param(value_type = Option<ContextEncoding>)]
+    pub encoding: Option<String>,
+    /// `openai` (default): Chat Completions messages, ready to send;
+    /// `native`: this service's messages.
+    #[param(value_type = Option<ContextFormat>)]
+    pub format: Option<String>,
+}
+
+/// The tokenizers a budget can be counted in.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ContextEncoding {
+    /// GPT-4o, GPT-4.1, o-series, GPT-5.
+    O200kBase,
+    /// GPT-4, GPT-3.5-turbo.
+    Cl100kBase,
+}
+
+/// The shapes the messages can come in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ContextFormat {
+    /// `{"role", "content", "tool_calls"?, "tool_call_id"?}`.
+    Openai,
+    /// This service's messages, as `GET` on the session returns them.
+    Native,
+}
+
+/// A message as the Chat Completions API takes it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OpenAiMessage<'a> {
+    /// `system`, `user`, `assistant` or `tool`.
+    #[schema(value_type = String)]
+    pub role: &'static str,
+    /// The text; null for an assistant message that only calls tools.
+    #[schema(value_type = Option<String>)]
+    pub content: Option<&'a str>,
+    /// The calls of an assistant message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<ToolCall>>)]
+    pub tool_calls: Option<&'a [ToolCall]>,
+    /// The call a tool message answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub tool_call_id: Option<&'a str>,
+}
+
+impl<'a> OpenAiMessage<'a> {
+    fn of(message: &'a ChatMessage) -> Self {
+        let calls = message.tool_calls.as_deref();
+        let content =
+            (!(message.content.is_empty() && calls.is_some())).then_some(message.content.as_str());
+        Self {
+            role: crate::context::tokens::role(message.message_type),
+            content,
+            tool_calls: calls,
+            tool_call_id: message.tool_call_id.as_deref(),
+        }
+    }
+}
+
+/// Body of `GET /api/chat/sessions/{session_id}/context`, in either format
+/// ([`OpenAiContext`] describes it for the OpenAPI document).
+#[derive(Debug, Serialize)]
+pub struct ContextBody<M> {
+    /// The leading system messages, then the newest messages that fit,
+    /// oldest first.
+    pub messages: Vec<M>,
+    /// Their tokens by OpenAI's recipe for chat messages, with the 3 that
+    /// prime the reply (0 when there are no messages).
+    pub tokens: u32,
+    /// Whether older messages were left out.
+    pub truncated: bool,
+    /// The budget asked for.
+    pub max_tokens: u32,
+    /// The tokenizer counted with.
+    pub encoding: &'static str,
+}
+
+/// The OpenAPI shape of a `format=openai` answer.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct OpenAiContext {
+    /// The leading system messages, then the newest messages that fit,
+    /// oldest first, ready to send as `messages`.
+    messages: Vec<OpenAiMessage<'static>>,
+    /// Their tokens by OpenAI's recipe for chat messages, with the 3 that
+    /// prime the reply (0 when there are no messages).
+    tokens: u32,
+    /// Whether older messages were left out.
+    truncated: bool,
+    /// The budget asked for.
+    max_tokens: u32,
+    /// The tokenizer counted with.
+    encoding: ContextEncoding,
+}
+
+fn budget(raw: Option<&str>) -> Result<u32, ApiError> {
+    let raw = raw.ok_or_else(|| {
+        ApiError::Validation("max_tokens: is required (the budget in tokens)".into())
+    })?;
+    raw.parse::<u32>()
+        .ok()
+        .filter(|n| *n <= MAX_BUDGET)
+        .ok_or_else(|| {
+            ApiError::Validation(format!(
+                "max_tokens: must be a whole number from 0 to {MAX_BUDGET}"
+            ))
+        })
+}
+
+fn format(raw: Option<&str>) -> Result<ContextFormat, ApiError> {
+    match raw.unwrap_or("openai") {
+        "openai" => Ok(ContextFormat::Openai),
+        "native" => Ok(ContextFormat::Native),
+        _ => Err(ApiError::Validation(
+            "format: must be openai or native".into(),
+        )),
+    }
+}
+
+/// `GET /api/chat/sessions/{session_id}/context`
+#[utoipa::path(
+    get,
+    path = "/api/chat/sessions/{session_id}/context",
+    tag = "sessions",
+    summary = "The newest messages that fit a token budget, ready for a model",
+    description = "The session's leading system messages (always, when they fit; else 422), then the newest messages that fit in what is left of `max_tokens`, oldest first, as one unbroken run: the first message going back that does not fit ends it, and an assistant message calling tools is kept or left out together with the tool messages answering it. Counted with the named tokenizer plus OpenAI's per-message overhead (exact for text; tool calls are counted over their JSON, an estimate). On Cosmos DB a budget met within the session document and its newest sealed page costs at most 2 point reads.",
+    params(
+        ("session_id" = SessionId, Path, description = "The session."),
+        ContextParams,
+    ),
+    responses(
+        (status = 200, description = "The messages that fit (`format=openai`; with `format=native` `messages` holds ChatMessage objects).", body = OpenAiContext),
+    )
+)]
+pub async fn context(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiPath(raw_id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<ContextParams>,
+) -> Result<Response, ApiError> {
+    let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
+    let id = session_id(raw_id)?;
+    let max_tokens = budget(params.max_tokens.as_deref())?;
+    let encoding = Encoding::parse(params.encoding.as_deref().unwrap_or("o200k_base"))?;
+    let format = format(params.format.as_deref())?;
+    let mut selection = Selection::new(encoding, max_tokens, &CACHE);
+    state
+        .store
+        .read_context(&owner, &id, &mut selection)
+        .await?;
+    let Chosen {
+        messages,
+        tokens,
+        truncated,
+    } = selection.finish().map_err(|small| {
+        ApiError::Validation(format!(
+            "max_tokens: the session's leading system messages alone need {} tokens",
+            small.needed
+        ))
+    })?;
+    let encoding = encoding.as_str();
+    Ok(match format {
+        ContextFormat::Openai => {
+            let messages = messages.iter().map(OpenAiMessage::of).collect();
+            let body = ContextBody {
+                messages,
+                tokens,
+                truncated,
+                max_tokens,
+                encoding,
+            };
+            json_with_etag(StatusCode::OK, &body, None)
+        }
+        ContextFormat::Native => {
+            let body = ContextBody {
+                messages,
+                tokens,
+                truncated,
+                max_tokens,
+                encoding,
+            };
+            json_with_etag(StatusCode::OK, &body, None)
+        }
+    })
+}
