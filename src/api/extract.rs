@@ -60,10 +60,17 @@ where
         } else {
             &bytes
         };
-        serde_json::from_slice(text).map(ApiJson).map_err(|e| {
+        // The path of a wrong value (`tool_calls[0].type`) goes into the
+        // answer, so a caller knows which member to mend.
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let value = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| (e.path().to_string(), e.into_inner()))
+            .and_then(|value| de.end().map(|()| value).map_err(|e| (".".into(), e)));
+        value.map(ApiJson).map_err(|(path, e)| {
             use serde_json::error::Category;
             match e.classify() {
-                Category::Data => ApiError::Validation(format!("invalid body: {e}")),
+                Category::Data if path == "." => ApiError::Validation(format!("invalid body: {e}")),
+                Category::Data => ApiError::Validation(format!("invalid body: {path}: {e}")),
                 Category::Syntax | Category::Eof | Category::Io => {
                     ApiError::BadRequest(format!("the body is not valid JSON: {e}"))
                 }

@@ -107,6 +107,7 @@ mod legacy_data;
 mod api;
 mod api_cosmos;
 mod browser;
+mod context;
 mod cosmos_appends;
 mod cosmos_faults;
 mod disk;
