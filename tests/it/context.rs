@@ -265,3 +265,62 @@ async fn context_answers_in_either_format_and_refuses_bad_parameters() {
         .await
         .expect_problem(StatusCode::NOT_FOUND);
 }
+
+/// On Cosmos DB a budget met within the session document and its newest
+/// sealed page costs at most two point reads however long the session, the
+/// leading system message included (the document keeps a copy once page 0
+/// holds it). Counted by the store's request counter against the local
+/// server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_context_read_on_cosmos_costs_at_most_two_reads() {
+    use chat_sessions::{
+        context::{CACHE, Selection},
+        domain::{JsonObject, MessageType, NewMessage},
+        store::{SessionStore as _, cosmos::SealPolicy},
+    };
+    let (store, _client) = crate::common::cosmos::server_cosmos_store().await;
+    let store = store.with_seal_policy(SealPolicy {
+        max_bytes: SealPolicy::MIN_BYTES,
+        page_bytes: SealPolicy::page_bytes_for(SealPolicy::MIN_BYTES),
+        max_messages: Some(10),
+    });
+    let (owner, id) = crate::common::cosmos::owned_session(&store, "ctx_reads", "s_ctx").await;
+    let message = |kind, content: String| {
+        NewMessage::new(None, content, kind, None, JsonObject::new()).unwrap()
+    };
+    let system = message(MessageType::System, "You are terse.".into());
+    store.append_message(&owner, &id, system).await.unwrap();
+    for i in 0..300 {
+        let kind = if i % 2 == 0 {
+            MessageType::User
+        } else {
+            MessageType::Assistant
+        };
+        let m = message(kind, format!("message number {i} of a long chat"));
+        store.append_message(&owner, &id, m).await.unwrap();
+    }
+    let all = store.get_session(&owner, &id).await.unwrap().value.messages;
+    for (budget, at_most) in [(60, 2), (120, 2), (100_000, u64::MAX)] {
+        let before = store.metrics();
+        let mut selection = Selection::new(Encoding::O200kBase, budget, &CACHE);
+        store
+            .read_context(&owner, &id, &mut selection)
+            .await
+            .unwrap();
+        let requests = (store.metrics() - before).requests;
+        let chosen = selection.finish().unwrap();
+        assert_eq!(chosen.messages[0], all[0], "the system message comes first");
+        let rest = &chosen.messages[1..];
+        assert_eq!(
+            rest,
+            &all[all.len() - rest.len()..],
+            "an unbroken run of the newest"
+        );
+        assert!(requests <= at_most, "budget {budget}: {requests} requests");
+        if at_most == 2 {
+            assert!(rest.len() >= 3, "budget {budget} holds several messages");
+        } else {
+            assert_eq!(chosen.messages, all);
+        }
+    }
+}

@@ -200,6 +200,7 @@ mod tests {
             .into_session(Timestamp::now()),
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
+            system_prefix: None,
         }
     }
 

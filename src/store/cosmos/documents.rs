@@ -26,6 +26,12 @@ pub(super) struct SessionDoc {
     /// Messages in sealed page 0, 1, …: the oldest ones, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) sealed_page_sizes: Vec<u32>,
+    /// A copy of the session's leading system messages once page 0 holds
+    /// them (possibly none), so that a context read of a long session needs
+    /// no read of page 0. Absent: not known here (written before this
+    /// field, imported, or page 0 is all system messages); read page 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) system_prefix: Option<Vec<ChatMessage>>,
 }
 
 impl SessionDoc {
@@ -185,6 +191,7 @@ mod tests {
             session: new.into_session(Timestamp::now()),
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
+            system_prefix: None,
         };
         for i in 0..120u64 {
             // Sealed messages leave the array but not the count.

@@ -199,6 +199,7 @@ impl CosmosStore {
             },
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
+            system_prefix: None,
         };
         // The newest messages stay in the document, as many as a seal would
         // leave there; the older ones fill pages, the newest pages full (so

@@ -32,9 +32,9 @@ use async_trait::async_trait;
 use azure_data_cosmos::{ContainerClient, CosmosClient};
 
 use super::{
-    Appended, Backoff, Connection, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery,
-    MigrationStore, Owner, SessionImport, SessionPage, SessionRead, SessionStore, StoreResult,
-    StoreState, Unready, Versioned,
+    Appended, Backoff, Connection, ContextSink, ETag, ImportOutcome, ListQuery, MessagePage,
+    MessageQuery, MigrationStore, Owner, SessionImport, SessionPage, SessionRead, SessionStore,
+    StoreResult, StoreState, Unready, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
@@ -42,6 +42,7 @@ mod append;
 mod cache;
 mod checkpoint;
 mod client;
+mod context;
 mod documents;
 mod erase;
 mod errors;
@@ -185,6 +186,15 @@ impl SessionStore for CosmosStore {
         query: MessageQuery,
     ) -> StoreResult<MessagePage> {
         self.message_page(owner, id, query).await
+    }
+
+    async fn read_context(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        sink: &mut (dyn ContextSink + Send),
+    ) -> StoreResult<()> {
+        self.context(owner, id, sink).await
     }
 
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     domain::{ChatMessage, SessionId, UserId},
-    store::{ETag, StoreError, StoreResult},
+    store::{ETag, StoreError, StoreResult, leading_system},
 };
 
 /// When a session document is split, and how: before it would pass
@@ -207,6 +207,11 @@ impl CosmosStore {
         let kept = sealed.split_off(self.seal.page_len(sealed.iter()));
         let page = doc.sealed_page_sizes.len() as u32;
         let page_doc = PageDoc::sealed(&doc.session.id, doc.session.user_id.clone(), page, sealed);
+        if page == 0 {
+            let leading = leading_system(page_doc.messages.iter());
+            // Only when the run ends inside page 0 is it the whole prefix.
+            doc.system_prefix = (leading.len() < page_doc.messages.len()).then_some(leading);
+        }
         doc.sealed_page_sizes.push(page_doc.messages.len() as u32);
         doc.session.messages = kept;
         let session_id = doc.session.id.to_string();

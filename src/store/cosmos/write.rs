@@ -34,6 +34,7 @@ impl CosmosStore {
             session: new.into_session(now),
             doc_type: SESSION_DOC_TYPE.into(),
             sealed_page_sizes: Vec::new(),
+            system_prefix: None,
         };
         let user = doc.session.user_id.clone();
         let created = self

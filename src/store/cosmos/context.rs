@@ -1,0 +1,82 @@
+//! The context read: the session document, then sealed pages newest first
+//! only for as long as the selection wants more, so a budget met within the
+//! document and its newest page costs at most two point reads.
+
+use super::CosmosStore;
+use crate::{
+    domain::{ChatMessage, SessionId},
+    store::{ContextSink, Owner, StoreError, StoreResult, leading_system},
+};
+
+impl CosmosStore {
+    pub(super) async fn context(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        sink: &mut (dyn ContextSink + Send),
+    ) -> StoreResult<()> {
+        let user = self.partition_of(owner, id).await?;
+        let (doc, _) = self
+            .read_doc(user.as_ref(), id, None)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+            })?;
+        let pages = doc.sealed_page_sizes.len() as u32;
+        let leading = match (&doc.system_prefix, pages) {
+            (_, 0) => leading_system(doc.session.messages.iter()),
+            (Some(prefix), _) => prefix.clone(),
+            (None, _) => {
+                // Not recorded: the pages from the oldest, until a message
+                // that is not a system message.
+                let mut leading = Vec::new();
+                let mut whole = true;
+                for page in 0..pages {
+                    let messages = self.page(user.as_ref(), id, page).await?;
+                    let more = leading_system(messages.iter());
+                    whole = more.len() == messages.len();
+                    leading.extend(more);
+                    if !whole {
+                        break;
+                    }
+                }
+                if whole {
+                    leading.extend(leading_system(doc.session.messages.iter()));
+                }
+                leading
+            }
+        };
+        let lead = leading.len() as u64;
+        if !sink.leading(leading) {
+            return Ok(());
+        }
+        // Position of the first message of each chunk, newest chunk first.
+        let mut start = doc.sealed();
+        let mut messages = doc.session.messages;
+        let mut page = pages;
+        loop {
+            let end = start + messages.len() as u64;
+            let mut newest_first: Vec<ChatMessage> = messages.into_iter().rev().collect();
+            newest_first.truncate(end.saturating_sub(start.max(lead)) as usize);
+            if newest_first.is_empty() || !sink.older(newest_first) || start <= lead || page == 0 {
+                return Ok(());
+            }
+            page -= 1;
+            messages = self.page(user.as_ref(), id, page).await?;
+            start -= messages.len() as u64;
+        }
+    }
+
+    async fn page(
+        &self,
+        user: Option<&crate::domain::UserId>,
+        id: &SessionId,
+        page: u32,
+    ) -> StoreResult<Vec<ChatMessage>> {
+        Ok(self
+            .read_pages(user, id, page..page + 1)
+            .await?
+            .remove(0)
+            .messages)
+    }
+}
