@@ -44,6 +44,13 @@ const MARKDOWN = [
   '> a quote, and ![a picture](https://example.org/p.png)',
 ].join('\n');
 
+// A tool call and its answer (the answer in Arabic, as text).
+const TOOLS = [
+  ['user', 'Weather in Cairo?'],
+  { message_type: 'assistant', content: '', tool_calls: [{ id: 'c1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Cairo"}' } }] },
+  { message_type: 'tool', tool_call_id: 'c1', name: 'get_weather', content: 'مشمس، ٣٠ درجة' },
+];
+
 /** Runs axe on the page as it is; fails on serious or critical violations. */
 async function audit(page, what) {
   // The app's CSP allows no script but its own: the audit is evaluated
@@ -59,11 +66,12 @@ async function audit(page, what) {
 
 for (const [size, contextOptions] of Object.entries(SIZES)) {
   describe(`accessibility audit (${size})`, () => {
-    test('the home page, a chat with Markdown, search results', async (t) => {
+    test('the home page, a chat with Markdown, one with tool calls, search results', async (t) => {
       const page = await newPage(browser, t, { contextOptions });
       const user = newUser();
       await seedSession(user, { name: 'Kubernetes rollout', messages: [['user', 'How do I undo a rollout?'], ['assistant', MARKDOWN]] });
       const rtl = await seedSession(user, { name: 'שלום', messages: [['system', 'Be brief.'], ['user', 'مرحبا']] });
+      const tools = await seedSession(user, { name: 'Weather', messages: TOOLS });
       await openApp(page, user);
       await page.locator('#sessions a').first().waitFor();
       await audit(page, `${size} home`);
@@ -75,6 +83,13 @@ for (const [size, contextOptions] of Object.entries(SIZES)) {
       await openApp(page, user, `sessions/${rtl.id}`);
       await page.locator('#messages .message').nth(1).waitFor();
       await audit(page, `${size} chat with right-to-left text`);
+
+      await openApp(page, user, `sessions/${tools.id}`);
+      await page.locator('#messages details').nth(1).waitFor();
+      await audit(page, `${size} chat with tool calls`);
+      for (const summary of await page.locator('#messages summary').all()) await summary.click();
+      await page.locator('#messages details pre').nth(1).waitFor();
+      await audit(page, `${size} chat with tool calls opened`);
 
       if (size === 'phone') await button(page, 'Chats').click();
       await page.getByRole('searchbox', { name: 'Search' }).fill('rollout');

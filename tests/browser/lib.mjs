@@ -86,14 +86,18 @@ export async function call(method, path, { base = APP, user, body, headers = {} 
   return { status: response.status, headers: response.headers, body: parsed };
 }
 
-/** Creates a session for `user` with `messages` ([type, content] pairs); returns the session. */
+/**
+ * Creates a session for `user` with `messages` ([type, content] pairs, or
+ * whole message bodies as the API takes them); returns the session.
+ */
 export async function seedSession(user, { name, messages = [] } = {}) {
   const created = await call('POST', '/api/chat/sessions', { user, body: name ? { session_name: name } : {} });
   assert.equal(created.status, 201, JSON.stringify(created.body));
-  for (const [message_type, content] of messages) {
+  for (const message of messages) {
+    const [message_type, content] = Array.isArray(message) ? message : [];
     const posted = await call('POST', `/api/chat/sessions/${created.body.id}/messages`, {
       user,
-      body: { message_type, content },
+      body: Array.isArray(message) ? { message_type, content } : message,
     });
     assert.equal(posted.status, 201, JSON.stringify(posted.body));
   }

@@ -22,6 +22,7 @@ const BROWSER_TEST_FILES: &[&str] = &[
     "cors.test.mjs",
     "perf.test.mjs",
     "search_export.test.mjs",
+    "tools.test.mjs",
 ];
 
 /// Files that wait for endpoints the service does not have yet; each moves

@@ -3,8 +3,8 @@
 // ?message=<id>), so reload, back and shared links work.
 
 import * as api from './api.js';
-import { fill, h, highlight, time } from './dom.js';
-import { render as markdown } from './markdown.js';
+import { fill, h, highlight, prettyJson, time } from './dom.js';
+import { codeBlock, render as markdown } from './markdown.js';
 
 const $ = (id) => document.getElementById(id);
 const UI = '/api/ui/';
@@ -346,21 +346,79 @@ function renderChat() {
   renderMessages();
 }
 
+/**
+ * A message's item. Tool calling (an assistant message's `tool_calls`, a
+ * `tool` message's answer) is shown as compact blocks, collapsed until
+ * opened; a message that is only that has no bubble.
+ */
 function messageItem(m) {
-  return h('li', { class: `message ${m.message_type}`, dataset: { id: m.id }, tabindex: '-1' },
+  const calls = m.tool_calls ?? [];
+  const text = m.content.trim() !== '';
+  const isTool = m.message_type === 'tool';
+  const bubble = text && !isTool;
+  // A tool message whose function is not known yet (its call is on an older page).
+  const dataset = isTool && !answeredName(m) ? { id: m.id, unnamed: 'true' } : { id: m.id };
+  return h('li', { class: `message ${m.message_type}${bubble ? '' : ' tool-only'}`, dataset, tabindex: '-1' },
     h('div', { class: 'message-head' }, h('span', { class: 'role' }, m.message_type), time(m.created_at, true)),
-    h('div', { class: 'content', dir: 'auto' }, markdown(m.content)),
+    bubble ? h('div', { class: 'content', dir: 'auto' }, markdown(m.content)) : null,
+    calls.map(toolCall),
+    isTool ? toolResult(m) : null,
     // Per-message actions; more will join Copy here.
-    h('div', { class: 'message-actions' },
-      h('button', { type: 'button', class: 'copy', dataset: { copy: 'message' }, 'aria-label': 'Copy message' }, 'Copy')));
+    bubble ? h('div', { class: 'message-actions' },
+      h('button', { type: 'button', class: 'copy', dataset: { copy: 'message' }, 'aria-label': 'Copy message' }, 'Copy')) : null);
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A wrench, drawn (no emoji font needed), in the text's colour; decorative. */
+function wrench() {
+  const svg = document.createElementNS(SVG, 'svg');
+  for (const [k, v] of Object.entries({ class: 'tool-icon', viewBox: '0 0 16 16', 'aria-hidden': 'true', focusable: 'false' })) svg.setAttribute(k, v);
+  const path = document.createElementNS(SVG, 'path');
+  path.setAttribute('d', 'M8.24 7.76 3 13M13.59 4.67A3.2 3.2 0 1 1 11.33 2.41');
+  svg.append(path);
+  return svg;
+}
+
+/** A collapsed block: its summary says what it is, its body is text, never HTML. */
+function toolBlock(kind, label, body) {
+  return h('details', { class: `tool-block ${kind}` }, h('summary', {}, wrench(), h('span', {}, label)), body);
+}
+
+/** JSON indented, anything else as the text it is, under `label`; `what` names its Copy button. */
+function payload(text, label, what) {
+  const json = prettyJson(text);
+  const options = { label, copy: 'Copy', copyName: `Copy ${what}` };
+  return json === null ? codeBlock(text, null, { ...options, dir: 'auto' }) : codeBlock(json, 'json', options);
+}
+
+function toolCall(call) {
+  const { name, arguments: args } = call.function;
+  return toolBlock('call', ['Called ', h('code', {}, name)],
+    payload(args, ['Arguments · call ', h('span', { class: 'call-id' }, call.id)], 'arguments'));
+}
+
+/** The function a tool message answers for: its own `name`, else the call's, when that is loaded. */
+function answeredName(m) {
+  if (m.name) return m.name;
+  const call = state.messages.flatMap((x) => x.tool_calls ?? []).find((c) => c.id === m.tool_call_id);
+  return call?.function.name ?? null;
+}
+
+function toolResult(m) {
+  const name = answeredName(m);
+  return toolBlock('result', name ? ['Result of ', h('code', {}, name)] : 'Tool result',
+    payload(m.content, ['Answer to call ', h('span', { class: 'call-id' }, m.tool_call_id)], 'result'));
 }
 
 function renderMessages() {
   $('scroller').removeAttribute('aria-busy');
   const items = state.messages.map((m) => {
     let li = rendered.get(m.id);
-    if (!li) {
+    if (!li || (li.dataset.unnamed && answeredName(m))) {
+      const open = li?.querySelector('details').open;
       li = messageItem(m);
+      if (open) li.querySelector('details').open = true;
       rendered.set(m.id, li);
     }
     return li;
@@ -417,6 +475,8 @@ async function reveal(messageId, generation) {
   }
   document.querySelectorAll('.message.hit').forEach((m) => m.classList.remove('hit'));
   el.classList.add('hit');
+  // A tool message's text is in its collapsed block: a link to it shows it.
+  if (el.classList.contains('tool')) el.querySelector('details').open = true;
   el.scrollIntoView({ block: 'center' });
   el.focus({ preventScroll: true });
 }

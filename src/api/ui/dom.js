@@ -95,3 +95,51 @@ export function highlight(text, query) {
 export function fill(el, children) {
   el.replaceChildren(...children);
 }
+
+const JSON_SPACE = ' \t\n\r';
+
+/**
+ * `text` indented two spaces a level when it is JSON, else null. Only the
+ * layout changes: numbers, escapes, key order and repeated keys stay as
+ * written (a parse and stringify would round big numbers and move keys
+ * like "2" first), so what is shown is what the model wrote.
+ */
+export function prettyJson(text) {
+  try {
+    JSON.parse(text);
+  } catch {
+    return null;
+  }
+  let out = '';
+  let depth = 0;
+  const newline = () => `\n${'  '.repeat(depth)}`;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      out += text.slice(i, end + 1);
+      i = end;
+    } else if (c === '{' || c === '[') {
+      let next = i + 1;
+      while (JSON_SPACE.includes(text[next])) next++;
+      if (text[next] === (c === '{' ? '}' : ']')) {
+        out += c + text[next]; // empty: {} or []
+        i = next;
+      } else {
+        depth++;
+        out += c + newline();
+      }
+    } else if (c === '}' || c === ']') {
+      depth--;
+      out += newline() + c;
+    } else if (c === ',') {
+      out += `,${newline()}`;
+    } else if (c === ':') {
+      out += ': ';
+    } else if (!JSON_SPACE.includes(c)) {
+      out += c;
+    }
+  }
+  return out;
+}

@@ -121,13 +121,18 @@ function table(t) {
       t.rows.length ? h('tbody', {}, t.rows.map((row) => h('tr', {}, row.map((c) => cell('td', c))))) : null));
 }
 
-/** A code block with its language and a Copy code button. */
-function codeBlock(text, lang) {
+/**
+ * A code block with its language (or `label`) and a Copy button (`copy`:
+ * its text, `copyName`: its name when the text alone would not say what
+ * it copies); `dir` is `ltr` for code, `auto` for text in any language (a
+ * tool's plain answer).
+ */
+export function codeBlock(text, lang, { dir = 'ltr', label, copy = 'Copy code', copyName } = {}) {
   return h('div', { class: 'code-block' },
     h('div', { class: 'code-head' },
-      h('span', { class: 'lang' }, lang || 'code'),
-      h('button', { type: 'button', class: 'copy', dataset: { copy: 'code' } }, 'Copy code')),
-    h('pre', { dir: 'ltr', tabindex: '0' }, h('code', { class: lang ? `language-${lang}` : null }, text)));
+      h('span', { class: 'lang' }, label ?? (lang || 'code')),
+      h('button', { type: 'button', class: 'copy', dataset: { copy: 'code' }, 'aria-label': copyName }, copy)),
+    h('pre', { dir, tabindex: '0' }, h('code', { class: lang ? `language-${lang}` : null }, text)));
 }
 
 function inline(tokens = []) {
