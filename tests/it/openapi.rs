@@ -149,11 +149,15 @@ fn schemas_match_the_seed_json() {
         "every member is always present (null where nullable)"
     );
     let message: BTreeSet<String> = MESSAGE_MEMBERS.map(String::from).into();
-    assert_eq!(fields("ChatMessage"), message);
+    // The seed's members, always present; the tool-calling ones beside
+    // them only on the messages that have them.
+    let mut with_tools = message.clone();
+    with_tools.extend(["tool_calls", "tool_call_id", "name"].map(String::from));
+    assert_eq!(fields("ChatMessage"), with_tools);
     assert_eq!(required("ChatMessage"), message);
     assert_eq!(
         schemas["MessageType"]["enum"],
-        serde_json::json!(["user", "assistant", "system"])
+        serde_json::json!(["user", "assistant", "system", "tool"])
     );
     assert_eq!(schemas["Timestamp"]["format"], "date-time");
     // Nullable members are null-or-value, as in the seed's example.
