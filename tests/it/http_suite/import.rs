@@ -676,7 +676,8 @@ pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynSto
 /// Tool calling survives the trip through the export format: a session with
 /// an assistant message calling tools (without content) and the tool
 /// messages answering it, exported, erased and imported again, reads back
-/// exactly as it was, and exports the same bytes.
+/// exactly as it was, and exports the same bytes. Its Markdown download
+/// shows the calls and names the tool of each answer.
 pub async fn export_then_import_gives_back_tool_calls_and_tool_messages(
     store: DynStore,
     guard: Guard,
@@ -751,4 +752,21 @@ pub async fn export_then_import_gives_back_tool_calls_and_tool_messages(
     );
     assert_eq!(app.get_ok_json(&session_uri).await, before);
     assert_eq!(export().await, file);
+
+    let r = app
+        .get(&format!(
+            "/api/chat/sessions/{id}/export?user_id={alice}&format=markdown"
+        ))
+        .await
+        .expect_status(StatusCode::OK);
+    let text = std::str::from_utf8(&r.body).unwrap();
+    for part in [
+        "\n## Assistant · ",
+        " UTC\n\nCalls `get_weather` with `{\"city\":\"Zürich\"}`\n\nCalls `get_time` with:\n\n```json\n{\n  \"tz\": \"Europe/Zurich\"\n}\n```\n",
+        "\n## Tool (`get_weather`) · ",
+        " UTC\n\n{\"temp_c\":12}\n",
+        "\n## Tool · ",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
 }
