@@ -455,6 +455,22 @@ pub fn check_session_name(name: &str) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Checks a message's content and tool parts against its type: the parts
+/// as [`ToolParts::check`] says, and content that is not blank, except in
+/// an assistant message that calls tools. What a post and an import of a
+/// message are both held to.
+pub fn check_message(
+    content: &str,
+    message_type: MessageType,
+    tools: &ToolParts,
+) -> Result<(), ValidationError> {
+    tools.check(message_type)?;
+    if content.trim().is_empty() && !tools.calls_tools() {
+        return Err(ValidationError::new("content", "must not be empty"));
+    }
+    Ok(())
+}
+
 /// A message to append, validated; the store assigns `created_at`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
@@ -501,10 +517,7 @@ impl NewMessage {
         metadata: JsonObject,
         tools: ToolParts,
     ) -> Result<Self, ValidationError> {
-        tools.check(message_type)?;
-        if content.trim().is_empty() && !tools.calls_tools() {
-            return Err(ValidationError::new("content", "must not be empty"));
-        }
+        check_message(&content, message_type, &tools)?;
         Ok(Self {
             id: id.unwrap_or_else(MessageId::generate),
             content,

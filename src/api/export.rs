@@ -20,7 +20,7 @@ use super::{
     stream::stream_session,
 };
 use crate::{
-    domain::{ChatMessage, ChatSession, SessionId, SessionSummary, Timestamp, UserId},
+    domain::{ChatMessage, ChatSession, MessageType, SessionId, SessionSummary, Timestamp, UserId},
     export::{NDJSON, write_message_line, write_session_line},
     store::{ExportItem, SessionRead, StoreError, StoreResult, export::export},
 };
@@ -32,7 +32,8 @@ pub enum ExportFormat {
     /// The session as `GET` returns it, with every message.
     #[default]
     Json,
-    /// `# <name>`, then each message under a heading with its role and time.
+    /// `# <name>`, then each message under a heading with its role and time
+    /// (a tool message's naming its function), then its tool calls.
     Markdown,
     /// The export stream's lines: the session without messages, then one
     /// message per line, oldest first.
@@ -66,7 +67,7 @@ pub struct ExportParams {
     path = "/api/chat/sessions/{session_id}/export",
     tag = "export",
     summary = "Download a session",
-    description = "The whole session as a file: `json` (the session as GET returns it, every message included), `markdown` (`# <name>`, then each message under a heading naming its role and time, content as written) or `ndjson` (the export format: a `{\"type\":\"session\",…}` line, then one `{\"type\":\"message\",…}` line per message, oldest first). `Content-Disposition: attachment` with a file name made from the session name.",
+    description = "The whole session as a file: `json` (the session as GET returns it, every message included), `markdown` (`# <name>`, then each message under a heading naming its role and time, a tool message's role naming its function as ``Tool (`get_weather`)``; content as written, then an assistant message's tool calls, a paragraph each: `` Calls `get_weather` with `{\"city\":\"Zürich\"}` ``) or `ndjson` (the export format: a `{\"type\":\"session\",…}` line, then one `{\"type\":\"message\",…}` line per message, oldest first). `Content-Disposition: attachment` with a file name made from the session name.",
     params(
         ("session_id" = SessionId, Path, description = "The session."),
         ExportSessionParams,
@@ -184,18 +185,71 @@ fn markdown(read: SessionRead) -> BoxStream<'static, StoreResult<Bytes>> {
     let messages = messages_of(read).map_ok(|chunk| {
         let mut out = String::new();
         for m in &chunk {
-            let role = match m.message_type {
-                crate::domain::MessageType::User => "User",
-                crate::domain::MessageType::Assistant => "Assistant",
-                crate::domain::MessageType::System => "System",
-                crate::domain::MessageType::Tool => "Tool",
-            };
-            let time = m.created_at.as_datetime().format("%Y-%m-%d %H:%M:%S UTC");
-            out.push_str(&format!("\n## {role} · {time}\n\n{}\n", m.content));
+            markdown_message(&mut out, m);
         }
         Bytes::from(out)
     });
     futures::stream::iter([head]).chain(messages).boxed()
+}
+
+/// One message in Markdown: `## <role> · <time>` (a tool message's role
+/// naming the function it answers for), its content as written, then a
+/// paragraph per tool call, `Calls `name` with `arguments``, the arguments
+/// in a code span, or a fenced block when they span lines (a code span
+/// cannot hold a blank line).
+fn markdown_message(out: &mut String, m: &ChatMessage) {
+    use std::fmt::Write as _;
+    let role = match m.message_type {
+        MessageType::User => "User".to_owned(),
+        MessageType::Assistant => "Assistant".to_owned(),
+        MessageType::System => "System".to_owned(),
+        // The name in a code span: `_` would make emphasis of `_name_`.
+        MessageType::Tool => match &m.name {
+            Some(name) => format!("Tool ({})", code_span(name)),
+            None => "Tool".to_owned(),
+        },
+    };
+    let time = m.created_at.as_datetime().format("%Y-%m-%d %H:%M:%S UTC");
+    let _ = write!(out, "\n## {role} · {time}\n");
+    // An assistant message that only calls tools has no content.
+    if !m.content.trim().is_empty() {
+        let _ = write!(out, "\n{}\n", m.content);
+    }
+    for call in m.tool_calls.iter().flatten() {
+        let name = code_span(&call.function.name);
+        let arguments = &call.function.arguments;
+        let _ = if arguments.trim().is_empty() {
+            write!(out, "\nCalls {name}\n")
+        } else if arguments.contains(['\n', '\r']) {
+            let fence = "`".repeat(longest_backtick_run(arguments).max(2) + 1);
+            let body = arguments.trim_end_matches(['\n', '\r']);
+            write!(
+                out,
+                "\nCalls {name} with:\n\n{fence}json\n{body}\n{fence}\n"
+            )
+        } else {
+            write!(out, "\nCalls {name} with {}\n", code_span(arguments))
+        };
+    }
+}
+
+/// `text` as a Markdown code span, shown exactly as written: delimited by
+/// more backticks than it holds in a row, and padded with a space where it
+/// begins or ends with a backtick or a space (CommonMark strips one space
+/// from each side of a span).
+fn code_span(text: &str) -> String {
+    let ticks = "`".repeat(longest_backtick_run(text) + 1);
+    let pad = if text.starts_with(['`', ' ']) || text.ends_with(['`', ' ']) {
+        " "
+    } else {
+        ""
+    };
+    format!("{ticks}{pad}{text}{pad}{ticks}")
+}
+
+/// The most backticks in a row in `text`.
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
 /// A 200 streaming `body` as `content_type`. A failure after the first byte
@@ -286,7 +340,89 @@ pub fn content_disposition(stem: &str, extension: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::content_disposition;
+    use super::{code_span, content_disposition, markdown_message};
+    use crate::domain::{
+        ChatMessage, FunctionCall, JsonObject, MessageId, MessageType, Timestamp, ToolCall,
+        ToolCallType,
+    };
+
+    fn message(message_type: MessageType, content: &str) -> ChatMessage {
+        ChatMessage {
+            id: MessageId::parse("m1").unwrap(),
+            content: content.into(),
+            message_type,
+            user_id: None,
+            metadata: JsonObject::new(),
+            created_at: Timestamp::parse("2024-01-01T12:00:00Z").unwrap(),
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+        }
+    }
+
+    fn call(name: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            id: format!("call_{name}"),
+            call_type: ToolCallType::Function,
+            function: FunctionCall {
+                name: name.into(),
+                arguments: arguments.into(),
+            },
+        }
+    }
+
+    fn markdown(m: &ChatMessage) -> String {
+        let mut out = String::new();
+        markdown_message(&mut out, m);
+        out
+    }
+
+    #[test]
+    fn tool_calls_and_tool_messages_read_as_markdown() {
+        let mut calling = message(MessageType::Assistant, "");
+        calling.tool_calls = Some(vec![
+            call("get_weather", r#"{"city":"Zürich"}"#),
+            call("now", ""),
+            call("run", "{\n  \"code\": \"```x```\"\n}\n"),
+        ]);
+        assert_eq!(
+            markdown(&calling),
+            "\n## Assistant · 2024-01-01 12:00:00 UTC\n\
+             \nCalls `get_weather` with `{\"city\":\"Zürich\"}`\n\
+             \nCalls `now`\n\
+             \nCalls `run` with:\n\n````json\n{\n  \"code\": \"```x```\"\n}\n````\n"
+        );
+        calling.content = "Let me look.".into();
+        calling.tool_calls.as_mut().unwrap().truncate(1);
+        assert_eq!(
+            markdown(&calling),
+            "\n## Assistant · 2024-01-01 12:00:00 UTC\n\nLet me look.\n\
+             \nCalls `get_weather` with `{\"city\":\"Zürich\"}`\n"
+        );
+
+        let mut answer = message(MessageType::Tool, "12 °C, rain");
+        answer.tool_call_id = Some("call_get_weather".into());
+        answer.name = Some("_get_weather_".into());
+        assert_eq!(
+            markdown(&answer),
+            "\n## Tool (`_get_weather_`) · 2024-01-01 12:00:00 UTC\n\n12 °C, rain\n"
+        );
+        answer.name = None;
+        assert!(markdown(&answer).starts_with("\n## Tool · 2024"));
+        // Other messages are as they always were.
+        assert_eq!(
+            markdown(&message(MessageType::User, "Hallo **Welt**")),
+            "\n## User · 2024-01-01 12:00:00 UTC\n\nHallo **Welt**\n"
+        );
+    }
+
+    #[test]
+    fn code_spans_show_any_text_as_written() {
+        assert_eq!(code_span("{}"), "`{}`");
+        assert_eq!(code_span("a`b"), "``a`b``");
+        assert_eq!(code_span("`x``"), "``` `x`` ```");
+        assert_eq!(code_span(" x"), "`  x `");
+    }
 
     #[test]
     fn file_names_are_safe_and_keep_the_name_for_unicode_clients() {

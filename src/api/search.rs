@@ -59,7 +59,9 @@ pub struct SearchResult {
     /// `updated_at`. Results are ordered by it, newest first.
     pub created_at: Timestamp,
     /// At most 200 characters of the message (or name) around the first
-    /// match, with `…` where cut; the whole text when it is short.
+    /// match, with `…` where cut; the whole text when it is short. A
+    /// message's text is its content, then its tool calls' function names,
+    /// a line each.
     pub snippet: String,
 }
 
@@ -93,7 +95,7 @@ pub struct SearchResults {
     path = "/api/chat/search",
     tag = "search",
     summary = "Search the user's chat history",
-    description = "Messages whose content, and sessions whose name, contain every term of `q`: case-insensitively (Unicode case folding), each term at the beginning of a word (`kube` finds `Kubernetes`). Newest first (a message's `created_at`, a name hit's session `updated_at`), ties broken by ids; walking `continuation_token` yields every hit once. The same owner rules as listing sessions.",
+    description = "Messages whose content (with the function names of the tool calls they make), and sessions whose name, contain every term of `q`: case-insensitively (Unicode case folding), each term at the beginning of a word (`kube` finds `Kubernetes`). Newest first (a message's `created_at`, a name hit's session `updated_at`), ties broken by ids; walking `continuation_token` yields every hit once. The same owner rules as listing sessions.",
     params(SearchParams),
     responses((status = 200, description = "A page of hits.", body = SearchResults))
 )]

@@ -11,7 +11,7 @@ use super::{
     without_position,
 };
 use crate::{
-    domain::{ChatMessage, SessionSummary, check_session_name},
+    domain::{ChatMessage, SessionSummary, check_message, check_session_name},
     export::ExportLine,
     store::{Owner, SessionFields, SessionImport},
 };
@@ -121,12 +121,15 @@ impl<'a, R: BufRead> Units<'a, R> {
                             ),
                         ));
                     }
-                    if m.message.content.trim().is_empty() {
-                        return Err(ImportError::invalid(
-                            Place::Line(n),
-                            "content: must not be empty",
-                        ));
-                    }
+                    // As a post is: an assistant message that calls tools
+                    // may have no content (the export writes it so).
+                    let message = &m.message;
+                    check_message(
+                        &message.content,
+                        message.message_type,
+                        &message.tool_parts(),
+                    )
+                    .map_err(|e| ImportError::invalid(Place::Line(n), e))?;
                     self.check_size(place, &summary.id)?;
                     messages.push(m.message);
                 }

@@ -16,8 +16,11 @@
 //!   starting at the beginning of a word (`kube` finds `Kubernetes`, not
 //!   `minikube`); a term that begins with anything else (`-v`, `"quote`,
 //!   `%`) matches anywhere it occurs.
+//! - A message is searched as its [`message_text`]: its content, then the
+//!   function name of each tool call it makes (`weather` finds a call of
+//!   `get_weather`).
 
-use std::cmp::Ordering;
+use std::{borrow::Cow, cmp::Ordering};
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 
@@ -27,6 +30,36 @@ mod words;
 
 pub use words::{fold_char, index_text, is_word_char};
 use words::{folded, for_each_word, word_starts_at};
+
+/// The text of a message that search matches and snippets: its content,
+/// then the function name of each tool call it makes, each on a line of
+/// its own (a content left blank, as a message that only calls tools has
+/// it, is left out, so such a message's snippet is the names). Every store
+/// indexes, narrows and checks messages by this one text, so a name is
+/// found the same way everywhere. Terms never hold whitespace, so no term
+/// matches across the line breaks: a match is in the content or in one
+/// name.
+pub fn message_text<'a, 'n>(
+    content: &'a str,
+    function_names: impl IntoIterator<Item = &'n str>,
+) -> Cow<'a, str> {
+    let mut names = function_names.into_iter().peekable();
+    if names.peek().is_none() {
+        // Nearly every message: the content itself, not copied.
+        return Cow::Borrowed(content);
+    }
+    let mut text = String::new();
+    if !content.trim().is_empty() {
+        text.push_str(content);
+    }
+    for name in names {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(name);
+    }
+    Cow::Owned(text)
+}
 
 /// Longest accepted query, in characters.
 pub const MAX_QUERY_CHARS: usize = 512;
@@ -123,6 +156,15 @@ impl SearchTerms {
             .iter()
             .map(|term| term.iter().map(|&c| char_pattern(c)).collect())
             .collect()
+    }
+
+    /// One regular expression that a text matching any term matches: the
+    /// [`patterns`](Self::patterns) as alternatives.
+    pub fn any_pattern(&self) -> String {
+        match self.patterns().as_slice() {
+            [one] => one.clone(),
+            all => format!("(?:{})", all.join("|")),
+        }
     }
 
     /// One regular expression that a text matching every term matches:
@@ -429,6 +471,33 @@ mod tests {
             "^(?=[\\s\\S]*?\\%(?:A|a))(?=[\\s\\S]*?東)"
         );
         assert_eq!(case_variants('1'), ['1']);
+    }
+
+    #[test]
+    fn a_message_is_searched_by_its_content_and_its_function_names() {
+        assert!(matches!(
+            message_text("plain", std::iter::empty()),
+            Cow::Borrowed("plain")
+        ));
+        let text = message_text("", ["get_weather", "send-mail"]);
+        assert_eq!(text, "get_weather\nsend-mail");
+        assert_eq!(message_text(" \n", ["f"]), "f");
+        let both = message_text("Let me check Zürich.", ["get_weather"]);
+        assert_eq!(both, "Let me check Zürich.\nget_weather");
+        // A name is words like any text: `weather` is a word of it.
+        assert_eq!(terms("weather").snippet(&text).unwrap(), text);
+        assert!(terms("GET_W").matches(&text));
+        assert!(terms("mail").matches(&text));
+        assert!(!terms("eather").matches(&text));
+        // Terms may match in the content and in a name.
+        assert!(terms("zürich weather").matches(&both));
+        assert!(!terms("zürich mail").matches(&both));
+    }
+
+    #[test]
+    fn any_pattern_is_the_alternatives_of_the_patterns() {
+        assert_eq!(terms("%a").any_pattern(), "\\%(?:A|a)");
+        assert_eq!(terms("%a 東").any_pattern(), "(?:\\%(?:A|a)|東)");
     }
 
     #[test]

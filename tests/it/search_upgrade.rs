@@ -5,7 +5,7 @@ use chat_sessions::{
     search::index_text,
     store::{
         Owner, SessionStore,
-        sqlite::{DB_FILE, Durability, SqliteStore},
+        sqlite::{DB_FILE, Durability, SCHEMA_VERSION, SqliteStore, register_functions},
     },
 };
 
@@ -154,7 +154,7 @@ async fn reindexed_from(version: i64) {
     let upgraded: i64 = rusqlite_open(dir.path())
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(upgraded, 6, "from version {version}");
+    assert_eq!(upgraded, SCHEMA_VERSION, "from version {version}");
     let hits = search_all(&store, &owner, "KUBE ott", 10).await;
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].session_id, id);
@@ -183,4 +183,132 @@ async fn reindexed_from(version: i64) {
         .await
         .unwrap();
     assert_eq!(search_all(&store, &owner, "otters", 10).await.len(), 2);
+}
+
+/// The message triggers as schema versions 4 to 7 had them: a message's
+/// words are its content's.
+const CONTENT_ONLY_TRIGGERS: &str = r#"
+DROP TRIGGER search_message_insert;
+DROP TRIGGER search_message_update;
+DROP TRIGGER search_session_owner;
+CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO search_entries (doc, session_id, message_id)
+        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.created_at)), new.session_id, new.id
+        FROM search_entries
+        WHERE doc BETWEEN search_bucket(new.created_at)
+                      AND search_bucket(new.created_at) + 1073741823;
+    INSERT INTO search_pending (doc, words)
+        SELECT last_insert_rowid(), search_words(s.user_id, new.content)
+        FROM sessions s WHERE s.id = new.session_id;
+END;
+CREATE TRIGGER search_message_update AFTER UPDATE OF session_id, id, content, created_at ON messages
+BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries
+        WHERE session_id = old.session_id AND message_id = old.id;
+    DELETE FROM search_entries WHERE session_id = old.session_id AND message_id = old.id;
+    INSERT INTO search_entries (doc, session_id, message_id)
+        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.created_at)), new.session_id, new.id
+        FROM search_entries
+        WHERE doc BETWEEN search_bucket(new.created_at)
+                      AND search_bucket(new.created_at) + 1073741823;
+    INSERT INTO search_pending (doc, words)
+        SELECT last_insert_rowid(), search_words(s.user_id, new.content)
+        FROM sessions s WHERE s.id = new.session_id;
+END;
+CREATE TRIGGER search_session_owner AFTER UPDATE OF user_id ON sessions
+WHEN old.user_id IS NOT new.user_id BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries WHERE session_id = new.id AND message_id <> '';
+    INSERT INTO search_pending (doc, words)
+        SELECT e.doc, search_words(new.user_id, m.content)
+        FROM search_entries e JOIN messages m ON m.session_id = e.session_id AND m.id = e.message_id
+        WHERE e.session_id = new.id;
+END;
+"#;
+
+/// A file from before tool calls were searched — version 6, without the
+/// `tool` column, or version 7, with it — opens, searches what it held,
+/// and from then on finds messages by their tool calls' function names;
+/// its sessions' owner changing re-indexes them with the names.
+#[tokio::test]
+async fn a_file_from_before_function_names_were_searched_finds_them_after_upgrade() {
+    for version in [6, 7] {
+        function_names_searched_after_upgrade_from(version).await;
+    }
+}
+
+async fn function_names_searched_after_upgrade_from(version: i64) {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = crate::conformance::user("alice");
+    let owner = Owner::User(alice.clone());
+    let id = crate::conformance::sid("session_before_tools");
+    {
+        let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
+        store
+            .create_session(crate::conformance::new_session(&id, Some(&alice)))
+            .await
+            .unwrap();
+        store
+            .append_message(
+                &owner,
+                &id,
+                crate::conformance::message(Some("m1"), "old otter"),
+            )
+            .await
+            .unwrap();
+    }
+    // Make the file what the version left: content-only message triggers,
+    // and before version 7 no `tool` column.
+    {
+        let conn = rusqlite_open(dir.path());
+        conn.execute_batch(CONTENT_ONLY_TRIGGERS).unwrap();
+        if version < 7 {
+            conn.execute_batch("ALTER TABLE messages DROP COLUMN tool")
+                .unwrap();
+        }
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
+    let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
+    let upgraded: i64 = rusqlite_open(dir.path())
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(upgraded, SCHEMA_VERSION, "from version {version}");
+    assert_eq!(search_all(&store, &owner, "otter", 10).await.len(), 1);
+    store
+        .append_message(
+            &owner,
+            &id,
+            crate::conformance::tools::calling("m2", "call_1"),
+        )
+        .await
+        .unwrap();
+    let hits = search_all(&store, &owner, "weather", 10).await;
+    assert_eq!(hits.len(), 1, "from version {version}");
+    assert_eq!(hits[0].snippet, "get_weather");
+
+    // A new owner (as a tool's own connection may set) re-indexes the
+    // session's messages, names included, under the new owner's key.
+    let bob = crate::conformance::user("bob");
+    {
+        let conn = rusqlite_open(dir.path());
+        register_functions(&conn).unwrap();
+        conn.execute(
+            "UPDATE sessions SET user_id = ?1 WHERE id = ?2",
+            [bob.as_str(), id.as_str()],
+        )
+        .unwrap();
+    }
+    // The store's next write applies what that connection queued.
+    store
+        .create_session(crate::conformance::new_session(
+            &crate::conformance::sid("session_after_owner_change"),
+            Some(&alice),
+        ))
+        .await
+        .unwrap();
+    let bobs = Owner::User(bob);
+    assert_eq!(search_all(&store, &bobs, "weather", 10).await.len(), 1);
+    assert_eq!(search_all(&store, &bobs, "otter", 10).await.len(), 1);
+    assert!(search_all(&store, &owner, "weather", 10).await.is_empty());
 }

@@ -5,7 +5,8 @@
 //! scans the owner's partition, and only theirs. Each term becomes a
 //! `REGEXMATCH` of its characters in every case ([`SearchTerms::pattern`]),
 //! which keeps every message that could match and drops most that cannot;
-//! the rules of [`crate::search`] then decide in Rust. Documents come
+//! the rules of [`crate::search`] then decide in Rust, on the message's
+//! [`message_text`] (its content and its tool calls' function names). Documents come
 //! ordered by `updated_at`, which bounds every hit they hold (a session's
 //! `updated_at` is at least its newest message's `created_at`; a sealed
 //! page's is its newest message's), so reading stops as soon as the page
@@ -29,8 +30,8 @@ use super::{
     errors::store_error,
 };
 use crate::{
-    domain::{MessageId, MessageType, SessionId, Timestamp},
-    search::{HitKey, SearchTerms},
+    domain::{MessageId, MessageType, SessionId, Timestamp, ToolParts},
+    search::{HitKey, SearchTerms, message_text},
     store::{Owner, SearchHit, SearchPage, SearchQuery, SearchStore, StoreError, StoreResult},
 };
 
@@ -61,22 +62,33 @@ struct MessageRow {
     message_type: MessageType,
     created_at: Timestamp,
     content: String,
+    /// Its `tool_calls`, whose function names it is found by too.
+    #[serde(flatten)]
+    tools: ToolParts,
 }
 
 /// The query: every session document that has a candidate message, a name
 /// that may match, or sealed pages (whose hits need its name); every page
 /// with a candidate message. Kept flat: the local test server's parser
-/// slows down exponentially with nested parentheses.
+/// slows down exponentially with nested parentheses (so no parentheses
+/// around the `OR`: `AND` binds first).
+///
+/// A candidate message's content matches every term, or its tool calls (as
+/// JSON text) match any term: a message that matches by its
+/// [`message_text`] without its content matching has a term in a function
+/// name, and names stand in the JSON as written (1–64 of `A-Za-z0-9_-`).
+/// The JSON also holds ids and arguments; what they let through, Rust drops.
 fn search_sql(terms: &SearchTerms, after: Option<&HitKey>) -> StoreResult<Query> {
     let message_filter = if after.is_some() {
-        "REGEXMATCH(m.content, @pattern) AND m.created_at <= @at"
+        "m.created_at <= @at AND REGEXMATCH(m.content, @pattern) \
+         OR m.created_at <= @at AND REGEXMATCH(TOSTRING(m.tool_calls), @any)"
     } else {
-        "REGEXMATCH(m.content, @pattern)"
+        "REGEXMATCH(m.content, @pattern) OR REGEXMATCH(TOSTRING(m.tool_calls), @any)"
     };
     let sql = format!(
         "SELECT c.id, c.doc_type, c.session_id, c.session_name, c.is_active, c.updated_at, \
-         ARRAY(SELECT m.id, m.message_type, m.created_at, m.content FROM m IN c.messages \
-               WHERE {message_filter}) AS hits \
+         ARRAY(SELECT m.id, m.message_type, m.created_at, m.content, m.tool_calls \
+               FROM m IN c.messages WHERE {message_filter}) AS hits \
          FROM c WHERE c.doc_type IN (@session, @page) \
          AND (EXISTS(SELECT VALUE m FROM m IN c.messages WHERE {message_filter}) \
               OR IS_DEFINED(c.sealed_page_sizes) OR REGEXMATCH(c.session_name, @pattern)) \
@@ -86,6 +98,7 @@ fn search_sql(terms: &SearchTerms, after: Option<&HitKey>) -> StoreResult<Query>
         .with_parameter("@session", SESSION_DOC_TYPE)
         .and_then(|q| q.with_parameter("@page", PAGE_DOC_TYPE))
         .and_then(|q| q.with_parameter("@pattern", terms.pattern()))
+        .and_then(|q| q.with_parameter("@any", terms.any_pattern()))
         .map_err(store_error)?;
     if let Some(after) = after {
         query = query
@@ -169,7 +182,7 @@ impl Collector<'_> {
             self.consider(
                 &id,
                 &info,
-                &m.content,
+                &message_text(&m.content, m.tools.function_names()),
                 Some(m.id),
                 Some(m.message_type),
                 m.created_at,

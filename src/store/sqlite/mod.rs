@@ -51,6 +51,7 @@ mod write;
 mod writer;
 mod writer_load;
 
+pub use schema::SCHEMA_VERSION;
 pub use search_index::register_functions;
 
 /// How hard SQLite works to keep a commit on power loss.

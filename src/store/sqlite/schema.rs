@@ -65,6 +65,10 @@ const UPGRADES: &[(&str, UpgradeStep)] = &[
         search_queue::merge_per_group,
     ),
     ("messages with tool parts", add_tool_column),
+    (
+        "search of tool calls' function names",
+        search_queue::index_tool_calls,
+    ),
 ];
 
 /// Gives `messages` its `tool` column (NULL: no tool parts), unless the
@@ -80,6 +84,10 @@ fn add_tool_column(conn: &Connection) -> rusqlite::Result<()> {
     }
     Ok(())
 }
+
+/// The `user_version` of a file brought up to date: the number of
+/// [`UPGRADES`] steps.
+pub const SCHEMA_VERSION: i64 = UPGRADES.len() as i64;
 
 /// One upgrade step, run inside the upgrade's transaction.
 type UpgradeStep = fn(&Connection) -> rusqlite::Result<()>;

@@ -1,8 +1,9 @@
 //! Search on the embedded store: the owner's documents of the FTS5 index
 //! that hold a word beginning with each word of the query, read newest
 //! first (see `search_index`), each checked by the rules of
-//! [`crate::search`] against the stored text; a page stops as soon as it
-//! has one hit more than it shows.
+//! [`crate::search`] against the stored text (a message's
+//! [`crate::search::message_text`]); a page stops as soon as it has one hit
+//! more than it shows.
 
 use std::collections::HashMap;
 
@@ -12,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     SqliteStore,
     rows::internal,
-    search_index::{SLOT_BITS, SLOT_MASK, bucket, owner_key},
+    search_index::{SLOT_BITS, SLOT_MASK, bucket, owner_key, stored_message_text},
 };
 use crate::{
     domain::{MessageId, MessageType, SessionId, Timestamp},
@@ -157,23 +158,25 @@ fn candidate(
         };
         (name.clone(), None, None, session.updated_at)
     } else {
-        let row: Option<(String, String, String)> = conn
+        let row: Option<(String, String, String, Option<String>)> = conn
             .prepare_cached(
-                "SELECT content, message_type, created_at FROM messages \
+                "SELECT content, message_type, created_at, tool FROM messages \
                  WHERE session_id = ?1 AND id = ?2",
             )
             .and_then(|mut stmt| {
                 stmt.query_row([&session_id, &message_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                 })
                 .optional()
             })
             .map_err(internal)?;
-        let Some((content, kind, created_at)) = row else {
+        let Some((content, kind, created_at, tool)) = row else {
             return Ok(None);
         };
         (
-            content,
+            // What the index holds the words of, so a hit on a function
+            // name is checked, and snippeted, as found.
+            stored_message_text(content, tool.as_deref())?,
             Some(MessageId::parse(message_id).map_err(corrupt)?),
             Some(MessageType::parse(&kind).map_err(corrupt)?),
             Timestamp::parse(&created_at).map_err(corrupt)?,

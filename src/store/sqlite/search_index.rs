@@ -25,15 +25,20 @@
 //! - `search_entries` maps each rowid to its session and message (`''` for
 //!   the name), and back.
 //!
-//! The rules (`search_words`, `search_bucket`) are Rust functions registered
-//! on every connection of the store; a connection without them (the
-//! `sqlite3` shell) can read the file but not write sessions or messages.
+//! The rules (`search_words`, `search_message_words`, `search_bucket`) are
+//! Rust functions registered on every connection of the store; a connection
+//! without them (the `sqlite3` shell) can read the file but not write
+//! sessions or messages.
 
 use std::collections::HashMap;
 
 use rusqlite::{Connection, functions::FunctionFlags, params};
 
-use crate::{domain::Timestamp, search::index_text};
+use crate::{
+    domain::{Timestamp, ToolParts},
+    search::{index_text, message_text},
+    store::{StoreError, StoreResult},
+};
 
 /// Bits of a rowid below the second: the slot within it.
 pub(super) const SLOT_BITS: u32 = 30;
@@ -107,6 +112,35 @@ fn document_words(user_id: Option<&str>, text: &str) -> String {
     words
 }
 
+/// The tokens of a message: the words of its [`message_text`], from its
+/// `content` and its `tool` column (NULL for a message without tool parts).
+fn message_words(
+    user_id: Option<&str>,
+    content: &str,
+    tool: Option<&str>,
+) -> serde_json::Result<String> {
+    let tools: ToolParts = match tool {
+        None => ToolParts::default(),
+        Some(json) => serde_json::from_str(json)?,
+    };
+    Ok(document_words(
+        user_id,
+        &message_text(content, tools.function_names()),
+    ))
+}
+
+/// The message's searchable text as [`super::search`] checks a hit against
+/// it: the same text [`message_words`] indexed.
+pub(super) fn stored_message_text(content: String, tool: Option<&str>) -> StoreResult<String> {
+    let Some(json) = tool else {
+        return Ok(content);
+    };
+    let tools: ToolParts = serde_json::from_str(json).map_err(|e| {
+        StoreError::Internal(anyhow::anyhow!("a stored tool column is not valid: {e}"))
+    })?;
+    Ok(message_text(&content, tools.function_names()).into_owned())
+}
+
 /// The second of `at`, clamped to what a rowid holds.
 pub(super) fn second_of(at: &Timestamp) -> i64 {
     at.as_datetime().timestamp().clamp(0, MAX_SECOND)
@@ -123,8 +157,8 @@ fn bucket_of_text(text: &str) -> rusqlite::Result<i64> {
         .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
 }
 
-/// Registers `search_words` and `search_bucket`, which the file's triggers
-/// call, on `conn`. The store does it on every connection it opens; a tool
+/// Registers `search_words`, `search_message_words` and `search_bucket`,
+/// which the file's triggers call, on `conn`. The store does it on every connection it opens; a tool
 /// or test that writes to the file through a connection of its own must do
 /// it too, or its writes to `sessions` and `messages` fail.
 pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
@@ -133,6 +167,15 @@ pub fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
         let user: Option<String> = ctx.get(0)?;
         let text: String = ctx.get(1)?;
         Ok(document_words(user.as_deref(), &text))
+    })?;
+    // A message's words: its content and its tool calls' function names
+    // (`tool` is the column, JSON or NULL).
+    conn.create_scalar_function("search_message_words", 3, flags, |ctx| {
+        let user: Option<String> = ctx.get(0)?;
+        let content: String = ctx.get(1)?;
+        let tool: Option<String> = ctx.get(2)?;
+        message_words(user.as_deref(), &content, tool.as_deref())
+            .map_err(|e| rusqlite::Error::UserFunctionError(e.into()))
     })?;
     conn.create_scalar_function("search_bucket", 1, flags, |ctx| {
         bucket_of_text(&ctx.get::<String>(0)?)
@@ -175,6 +218,10 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
 /// lower than the last one as a segment of its own). It replaces the first
 /// format, where one owner word was ANDed with words shared by every
 /// owner, so that expanding a prefix read all users' documents.
+///
+/// It indexes messages by their content alone: it runs before the step
+/// that adds the `tool` column (a file this old has no tool parts), so it
+/// cannot name the column.
 pub(super) fn rebuild(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("DROP TABLE IF EXISTS search_index;")?;
     conn.execute_batch(INDEX_TABLE)?;

@@ -115,6 +115,67 @@ CREATE TRIGGER search_session_delete AFTER DELETE ON sessions BEGIN
 END;
 "#;
 
+/// The message triggers of [`SCHEMA`] again, indexing a message by its
+/// content and its tool calls' function names (`search_message_words` of
+/// the `tool` column) rather than its content alone. A step of its own, as
+/// it must come after the step that adds the column.
+const TOOL_TRIGGERS: &str = r#"
+DROP TRIGGER IF EXISTS search_message_insert;
+DROP TRIGGER IF EXISTS search_message_update;
+DROP TRIGGER IF EXISTS search_session_owner;
+
+CREATE TRIGGER search_message_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO search_entries (doc, session_id, message_id)
+        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.created_at)), new.session_id, new.id
+        FROM search_entries
+        WHERE doc BETWEEN search_bucket(new.created_at)
+                      AND search_bucket(new.created_at) + 1073741823;
+    INSERT INTO search_pending (doc, words)
+        SELECT last_insert_rowid(), search_message_words(s.user_id, new.content, new.tool)
+        FROM sessions s WHERE s.id = new.session_id;
+END;
+
+CREATE TRIGGER search_message_update
+AFTER UPDATE OF session_id, id, content, created_at, tool ON messages
+BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries
+        WHERE session_id = old.session_id AND message_id = old.id;
+    DELETE FROM search_entries WHERE session_id = old.session_id AND message_id = old.id;
+    INSERT INTO search_entries (doc, session_id, message_id)
+        SELECT COALESCE(MAX(doc) + 1, search_bucket(new.created_at)), new.session_id, new.id
+        FROM search_entries
+        WHERE doc BETWEEN search_bucket(new.created_at)
+                      AND search_bucket(new.created_at) + 1073741823;
+    INSERT INTO search_pending (doc, words)
+        SELECT last_insert_rowid(), search_message_words(s.user_id, new.content, new.tool)
+        FROM sessions s WHERE s.id = new.session_id;
+END;
+
+-- Messages carry their session's owner word: a new owner re-indexes them.
+CREATE TRIGGER search_session_owner AFTER UPDATE OF user_id ON sessions
+WHEN old.user_id IS NOT new.user_id BEGIN
+    INSERT INTO search_pending (doc, words)
+        SELECT doc, NULL FROM search_entries WHERE session_id = new.id AND message_id <> '';
+    INSERT INTO search_pending (doc, words)
+        SELECT e.doc, search_message_words(new.user_id, m.content, m.tool)
+        FROM search_entries e JOIN messages m ON m.session_id = e.session_id AND m.id = e.message_id
+        WHERE e.session_id = new.id;
+END;
+"#;
+
+/// The schema step that makes search find messages by their tool calls'
+/// function names: the message triggers swapped for [`TOOL_TRIGGERS`].
+/// Nothing is re-indexed, which would read every message of the file: the
+/// `tool` column came in the step before, in the same release, so a file
+/// reaching this step holds no message with tool calls yet, and the new
+/// triggers index every one written from now on. (Only an unreleased build
+/// of the step before could have written some; those stay found by their
+/// content only.)
+pub(super) fn index_tool_calls(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(TOOL_TRIGGERS)
+}
+
 /// Creates the queue and swaps the triggers (an upgrade step).
 pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA)?;
@@ -193,7 +254,7 @@ pub(super) fn apply(conn: &Connection) -> rusqlite::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Durability, SqliteStore, search_index::owner_key};
+    use super::super::{Durability, SCHEMA_VERSION, SqliteStore, search_index::owner_key};
     use crate::{
         domain::{
             JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
@@ -283,7 +344,7 @@ mod tests {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .unwrap();
-        assert_eq!((version, indexes), (6, 0));
+        assert_eq!((version, indexes), (SCHEMA_VERSION, 0));
         assert_eq!(indexed(&store, "otter"), (1, 0));
         assert_eq!(indexed(&store, "alpha"), (1, 0));
     }

@@ -5,12 +5,19 @@
 use std::{collections::HashSet, sync::Arc};
 
 use chat_sessions::{
-    domain::{ChatMessage, JsonObject, MessageId, MessageType, SessionPatch, Timestamp, UserId},
+    domain::{
+        ChatMessage, FunctionCall, JsonObject, MessageId, MessageType, NewMessage, SessionPatch,
+        Timestamp, ToolCall, ToolCallType, ToolParts, UserId,
+    },
     search::{HitKey, SearchTerms},
     store::{MigrationStore, Owner, SearchHit, SearchQuery, SearchStore, SessionImport},
 };
 
-use super::{message, new_session, sid, unique, user};
+use super::{
+    message, new_session, sid,
+    tools::{answering, calling},
+    unique, user,
+};
 
 /// One `#[tokio::test]` per behaviour; `$factory` is an async expression
 /// yielding `(Arc<S>, guard)` where `S` is a `MigrationStore` and a
@@ -30,6 +37,7 @@ macro_rules! search_suite {
             search_takes_any_characters_literally,
             search_finds_imported_messages,
             search_hits_open_their_session,
+            search_finds_messages_by_their_tool_calls_function_names,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -520,4 +528,99 @@ pub async fn search_hits_open_their_session<S: Searchable>(store: Arc<S>) {
             assert_eq!(Some(m.message_type), hit.message_type);
         }
     }
+}
+
+/// An assistant message with `content` calling each function of `names`.
+fn calls(id: &str, content: &str, names: &[&str]) -> NewMessage {
+    NewMessage::with_tools(
+        Some(MessageId::parse(id).unwrap()),
+        content.into(),
+        MessageType::Assistant,
+        None,
+        JsonObject::new(),
+        ToolParts {
+            tool_calls: Some(
+                names
+                    .iter()
+                    .map(|name| ToolCall {
+                        id: format!("call_{name}"),
+                        call_type: ToolCallType::Function,
+                        function: FunctionCall {
+                            name: (*name).into(),
+                            arguments: r#"{"query":"zanzibar"}"#.into(),
+                        },
+                    })
+                    .collect(),
+            ),
+            ..ToolParts::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A message is found by the function names of its tool calls as by its
+/// content (at word starts, any case, terms split between both), as soon as
+/// it is posted or imported; the snippet of a name hit is the names. The
+/// arguments, and a tool message's `name`, are not searched.
+pub async fn search_finds_messages_by_their_tool_calls_function_names<S: Searchable>(
+    store: Arc<S>,
+) {
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = session_with(&*store, &alice, None, &[("m0", "How is the weather?")]).await;
+    for m in [
+        calling("m1", "call_1"),
+        answering("m2", "call_1", "12 °C, rain"),
+        calls(
+            "m3",
+            "Let me check the forecast.",
+            &["lookup_city", "send-mail"],
+        ),
+    ] {
+        store.append_message(&owner, &id, m).await.unwrap();
+    }
+    let hits = search_all(&*store, &owner, "get_weather", 20).await;
+    assert_eq!(message_ids(&hits), ["m1"]);
+    assert_eq!(hits[0].snippet, "get_weather");
+    assert_eq!(hits[0].message_type, Some(MessageType::Assistant));
+    // `weather` is a word of `get_weather`; pages of one walk both hits.
+    let hits = search_all(&*store, &owner, "WEATH", 1).await;
+    assert_eq!(message_ids(&hits), ["m1", "m0"]);
+    assert!(search_all(&*store, &owner, "eather", 20).await.is_empty());
+    let hits = search_all(&*store, &owner, "mail", 20).await;
+    assert_eq!(message_ids(&hits), ["m3"]);
+    assert_eq!(
+        hits[0].snippet,
+        "Let me check the forecast.\nlookup_city\nsend-mail"
+    );
+    assert_eq!(
+        message_ids(&search_all(&*store, &owner, "forecast lookup", 20).await),
+        ["m3"]
+    );
+    assert!(
+        search_all(&*store, &owner, "forecast weather", 20)
+            .await
+            .is_empty()
+    );
+    // Arguments and call ids are not searched.
+    for q in ["zanzibar", "zürich", "call_1", "query"] {
+        assert!(search_all(&*store, &owner, q, 20).await.is_empty(), "{q}");
+    }
+
+    // Imported messages too.
+    let imported = sid(&unique("imported"));
+    let at = Timestamp::parse("2021-06-01T00:00:00Z").unwrap();
+    let old = ChatMessage::stored(calls("i1", "", &["fetch_invoice"]), Some(alice.clone()), at);
+    store
+        .import_messages(SessionImport {
+            id: imported.clone(),
+            user_id: Some(alice.clone()),
+            messages: vec![old],
+        })
+        .await
+        .unwrap();
+    let hits = search_all(&*store, &owner, "invoice", 20).await;
+    assert_eq!(message_ids(&hits), ["i1"]);
+    assert_eq!(hits[0].session_id, imported);
+    assert_eq!(hits[0].snippet, "fetch_invoice");
 }

@@ -672,3 +672,101 @@ pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynSto
     }
     assert_eq!(after, before);
 }
+
+/// Tool calling survives the trip through the export format: a session with
+/// an assistant message calling tools (without content) and the tool
+/// messages answering it, exported, erased and imported again, reads back
+/// exactly as it was, and exports the same bytes. Its Markdown download
+/// shows the calls and names the tool of each answer.
+pub async fn export_then_import_gives_back_tool_calls_and_tool_messages(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
+    let alice = user();
+    let id = app
+        .post(
+            &format!("/api/chat/sessions?user_id={alice}"),
+            json!({ "session_name": "Wetter" }),
+        )
+        .await
+        .expect_status(StatusCode::CREATED)
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let calls = json!([
+        { "id": "call_1", "type": "function",
+          "function": { "name": "get_weather", "arguments": "{\"city\":\"Zürich\"}" } },
+        { "id": "call_2", "type": "function",
+          "function": { "name": "get_time", "arguments": "{\n  \"tz\": \"Europe/Zurich\"\n}" } },
+    ]);
+    for body in [
+        json!({ "content": "Wetter und Uhrzeit in Zürich?", "message_type": "user" }),
+        json!({ "message_type": "assistant", "tool_calls": calls, "metadata": { "model": "m" } }),
+        json!({ "content": "{\"temp_c\":12}", "message_type": "tool",
+                "tool_call_id": "call_1", "name": "get_weather" }),
+        json!({ "content": "14:05", "message_type": "tool", "tool_call_id": "call_2" }),
+        json!({ "content": "12 °C, 14:05 Uhr.", "message_type": "assistant" }),
+    ] {
+        app.post(
+            &format!("/api/chat/sessions/{id}/messages?user_id={alice}"),
+            body,
+        )
+        .await
+        .expect_status(StatusCode::CREATED);
+    }
+    let session_uri = format!("/api/chat/sessions/{id}?user_id={alice}");
+    let before = app.get_ok_json(&session_uri).await;
+    assert_eq!(before["messages"][1]["tool_calls"], calls);
+    assert_eq!(before["messages"][1]["content"], "");
+
+    let export = || async {
+        let r = app
+            .get(&format!("/api/chat/export?user_id={alice}"))
+            .await
+            .expect_status(StatusCode::OK);
+        String::from_utf8(r.body.to_vec()).unwrap()
+    };
+    let file = export().await;
+    let lines: Vec<Value> = file
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[2]["tool_calls"], calls);
+    assert_eq!(lines[3]["tool_call_id"], "call_1");
+    assert_eq!(lines[3]["name"], "get_weather");
+    assert_eq!(lines[4]["tool_call_id"], "call_2");
+    assert!(lines[4].get("name").is_none());
+
+    app.request(Method::POST, &format!("/api/chat/erase?user_id={alice}"))
+        .json(&json!({ "confirm": alice }))
+        .send()
+        .await
+        .expect_status(StatusCode::OK);
+    assert_eq!(export().await, "", "erased");
+    assert_eq!(
+        import(&app, &alice, NDJSON, file.clone()).await,
+        report(1, 0, 5, 0)
+    );
+    assert_eq!(app.get_ok_json(&session_uri).await, before);
+    assert_eq!(export().await, file);
+
+    let r = app
+        .get(&format!(
+            "/api/chat/sessions/{id}/export?user_id={alice}&format=markdown"
+        ))
+        .await
+        .expect_status(StatusCode::OK);
+    let text = std::str::from_utf8(&r.body).unwrap();
+    for part in [
+        "\n## Assistant · ",
+        " UTC\n\nCalls `get_weather` with `{\"city\":\"Zürich\"}`\n\nCalls `get_time` with:\n\n```json\n{\n  \"tz\": \"Europe/Zurich\"\n}\n```\n",
+        "\n## Tool (`get_weather`) · ",
+        " UTC\n\n{\"temp_c\":12}\n",
+        "\n## Tool · ",
+    ] {
+        assert!(text.contains(part), "{part:?} in {text}");
+    }
+}

@@ -69,6 +69,7 @@ macro_rules! http_suite {
             import_has_its_own_size_limit_and_media_types,
             import_goes_to_the_easy_auth_principal,
             export_erase_import_round_trip_gives_the_same_history,
+            export_then_import_gives_back_tool_calls_and_tool_messages,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
