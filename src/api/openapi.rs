@@ -96,9 +96,46 @@ impl ToSchema for Timestamp {
         description = "Chat history as one document per session. Every error is RFC 9457 application/problem+json.",
         license(name = "MIT")
     ),
-    components(schemas(super::error::Problem))
+    components(schemas(super::error::Problem)),
+    modifiers(&EasyAuth),
+    security(("easyAuthBearer" = []), ("easyAuthCookie" = []), ())
 )]
 struct ApiDoc;
+
+/// How a caller authenticates in Azure, where App Service Authentication
+/// (Easy Auth) stands in front of every route: a Microsoft Entra access
+/// token as a bearer token, or the session cookie a browser gets from
+/// `/.auth/login/aad`. Locally (`AUTH_MODE=local`) neither is needed, hence
+/// the empty alternative in `security`.
+struct EasyAuth;
+
+impl utoipa::Modify for EasyAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "easyAuthBearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A Microsoft Entra access token for the app registration Easy Auth validates (audience api://<appId>); see docs/deploy.md.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "easyAuthCookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                "AppServiceAuthSession",
+                "The session cookie App Service Authentication sets after a sign-in at /.auth/login/aad (browsers send it by themselves).",
+            ))),
+        );
+    }
+}
 
 fn problem_response(status: u16) -> utoipa::openapi::Response {
     let description = match status {

@@ -169,3 +169,19 @@ fn schemas_match_the_seed_json() {
     }
     assert_eq!(schemas["Problem"]["required"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn the_document_says_how_a_caller_authenticates_in_azure() {
+    let doc = document();
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["easyAuthBearer"]["type"], "http");
+    assert_eq!(schemes["easyAuthBearer"]["scheme"], "bearer");
+    assert_eq!(schemes["easyAuthCookie"]["type"], "apiKey");
+    assert_eq!(schemes["easyAuthCookie"]["in"], "cookie");
+    assert_eq!(schemes["easyAuthCookie"]["name"], "AppServiceAuthSession");
+    // Either credential, or none (local mode).
+    assert_eq!(
+        doc["security"],
+        serde_json::json!([{"easyAuthBearer": []}, {"easyAuthCookie": []}, {}])
+    );
+}
