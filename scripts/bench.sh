@@ -73,6 +73,17 @@ POST_SID=$(json -X POST "$BASE/api/chat/sessions" -d '{"user_id":"poster"}' | se
   echo '}'
 } > "$WORK/many.lua"
 
+# Sessions for the context read: 200 and 10,000 messages of ~60 tokens
+# each, imported in one request each (scripts/context-session.py).
+python3 scripts/context-session.py ctx200 200 > "$WORK/ctx200.ndjson"
+python3 scripts/context-session.py ctx10k 10000 > "$WORK/ctx10k.ndjson"
+for f in ctx200 ctx10k; do
+  curl -fs -H 'content-type: application/x-ndjson' --data-binary @"$WORK/$f.ndjson" \
+    "$BASE/api/chat/import?user_id=ctx" >/dev/null
+done
+CONTEXT_4000="$BASE/api/chat/sessions/ctx200/context?user_id=ctx&max_tokens=4000"
+CONTEXT_8000="$BASE/api/chat/sessions/ctx10k/context?user_id=ctx&max_tokens=8000"
+
 cat > "$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -137,6 +148,12 @@ run list_100 "$BASE/api/chat/sessions?user_id=lister&limit=100"
 run post_message "$BASE/api/chat/sessions/$POST_SID/messages?user_id=poster" "$WORK/post.lua"
 run post_message_200_sessions "$BASE" "$WORK/many.lua"
 
+run context_4000_of_200 "$CONTEXT_4000"
+# One client, one request at a time: the latency a caller sees.
+wrk -t1 -c1 -d"$DURATION" --latency "$CONTEXT_8000" >"$WORK/one.out"
+awk '/^ +50%/ {p50 = $2} /^ +99%/ {p99 = $2} /Requests\/sec/ {rps = $2}
+  END {printf "%-28s p50 %s   p99 %s   (%s req/s at one client)\n", "context_8000_of_10000", p50, p99, rps}' "$WORK/one.out"
+
 ratio() { # name ceiling
   awk -v a="$(cat "$WORK/$1.rps")" -v c="$(cat "$WORK/$2.rps")" -v n="$1" -v k="$2" \
     'BEGIN {printf "%-28s %.2fx %s\n", n, a / c, k}'
@@ -145,5 +162,6 @@ ratio get_session_50 ceiling
 ratio list_100 ceiling_list_100
 ratio post_message ceiling
 ratio post_message_200_sessions ceiling
+ratio context_4000_of_200 ceiling
 echo "start to first 200 on /: $(( (ready_ns - start_ns) / 1000000 )) ms"
 echo "release binary: $(stat -c %s "$BIN") bytes"
