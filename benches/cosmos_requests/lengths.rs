@@ -2,12 +2,16 @@
 //! 10,000 typical messages, with the cost of an append (sealing amortized:
 //! the mean over the last 50 appends, which span about one seal at the
 //! default policy), of a full read and of a tail read at 10, 50, 200, 1,000
-//! and 10,000 messages; beside the old one-document-per-message model and a
-//! whole-document rewrite per message, by the same published table.
+//! and 10,000 messages, and of a context read of 8,000 tokens; beside the
+//! old one-document-per-message model and a whole-document rewrite per
+//! message, by the same published table.
 
-use chat_sessions::store::{
-    MessageQuery, SessionStore as _,
-    cosmos::{CosmosStore, SealPolicy},
+use chat_sessions::{
+    context::{CACHE, Encoding, Selection},
+    store::{
+        MessageQuery, SessionStore as _,
+        cosmos::{CosmosStore, SealPolicy},
+    },
 };
 use serde_json::json;
 
@@ -28,6 +32,7 @@ struct AtLength {
     full: Cost,
     tail: Cost,
     newest_page: Cost,
+    context: Cost,
 }
 
 /// Grows a session by appends and measures at the checkpoints.
@@ -59,6 +64,11 @@ async fn grow(store: &CosmosStore, content: &str, checkpoints: &[usize]) -> Vec<
         };
         let (page, page_cost) = measure(store, store.list_messages(&owner, &id, query)).await;
         assert_eq!(page.unwrap().messages.len(), n.min(50));
+        let mut selection = Selection::new(Encoding::O200kBase, 8000, &CACHE);
+        let (read, context_cost) =
+            measure(store, store.read_context(&owner, &id, &mut selection)).await;
+        read.unwrap();
+        assert!(!selection.finish().unwrap().messages.is_empty());
         out.push(AtLength {
             messages: n,
             append: Cost::mean(window),
@@ -67,6 +77,7 @@ async fn grow(store: &CosmosStore, content: &str, checkpoints: &[usize]) -> Vec<
             full: full_cost,
             tail: tail_cost,
             newest_page: page_cost,
+            context: context_cost,
         });
     }
     out
@@ -130,12 +141,12 @@ pub async fn run(content: &str) {
         SealPolicy::default()
     );
     println!(
-        "| Messages | Append: requests | Append RU (mean of last 50) | Append RU (max of last 50) | Append RU (mean since the first) | Full read: requests | Full read RU | Tail 50: requests | Tail 50 RU | Newest page: requests | Newest page RU |"
+        "| Messages | Append: requests | Append RU (mean of last 50) | Append RU (max of last 50) | Append RU (mean since the first) | Full read: requests | Full read RU | Tail 50: requests | Tail 50 RU | Newest page: requests | Newest page RU | Context 8,000 tokens: requests | Context RU |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in &measured {
         println!(
-            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} |",
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} | {:.0} | {:.2} |",
             m.messages,
             m.append.requests,
             m.append.model_ru,
@@ -147,6 +158,8 @@ pub async fn run(content: &str) {
             m.tail.model_ru,
             m.newest_page.requests,
             m.newest_page.model_ru,
+            m.context.requests,
+            m.context.model_ru,
         );
     }
     println!("\nThe same, beside the alternatives (RU by the published table):\n");
