@@ -121,7 +121,14 @@ impl<'a, R: BufRead> Units<'a, R> {
                             ),
                         ));
                     }
-                    if m.message.content.trim().is_empty() {
+                    // The rules of a posted message: tool parts that fit
+                    // the type, and text unless the message only calls tools
+                    // (as an import from ChatGPT makes them).
+                    let tools = m.message.tool_parts();
+                    tools
+                        .check(m.message.message_type)
+                        .map_err(|e| ImportError::invalid(Place::Line(n), e))?;
+                    if m.message.content.trim().is_empty() && !tools.calls_tools() {
                         return Err(ImportError::invalid(
                             Place::Line(n),
                             "content: must not be empty",

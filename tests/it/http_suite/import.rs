@@ -339,6 +339,17 @@ pub async fn a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_writ
             StatusCode::UNPROCESSABLE_ENTITY,
             "line 3",
         ),
+        // Tool parts that do not fit the type: a user message answering a
+        // call.
+        (
+            with(1, {
+                let mut m = good[1].clone();
+                m["tool_call_id"] = json!("call_1");
+                m
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 2",
+        ),
         (
             with(2, {
                 let mut m = good[2].clone();
