@@ -711,7 +711,7 @@ pub async fn import_goes_to_the_easy_auth_principal(store: DynStore, guard: Guar
         .send()
         .await
         .expect_status(StatusCode::OK);
-    assert_eq!(r.json(), report(3, 0, 9, 0));
+    assert_eq!(r.json(), report(3, 0, 14, 0));
     let list = as_alice(Method::GET, "/api/chat/sessions")
         .send()
         .await
