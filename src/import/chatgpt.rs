@@ -2,15 +2,57 @@
 //! conversations, each a tree of nodes (`mapping`) in which an edited
 //! message starts a new branch. A conversation becomes a session named by
 //! its title, holding the branch the user last saw: from `current_node` up
-//! through `parent` to the root, then in order. Only nodes whose author is
-//! `user`, `assistant` or `system` and whose content is text (`parts`
-//! joined) become messages; nodes without a message, tool calls and
-//! results, hidden context and other content types are left out.
+//! through `parent` to the root, then in order.
+//!
+//! What the nodes of that branch become (the table in docs/api.md says the
+//! same for users of the API):
+//!
+//! - A node of the `user`, the `assistant` or the `system` addressed to the
+//!   conversation (`recipient` `all`) with text (`text`, `multimodal_text`,
+//!   `code`) becomes a message of that type. Its images and files (image
+//!   parts, `metadata.attachments`) become entries of the metadata's
+//!   `attachments`; one that is only attachments gets `[image: name]`-like
+//!   text, so that its content is not blank.
+//! - An assistant node addressed to a tool (`recipient` `python`, `web.run`,
+//!   `dalle.text2im`, …) becomes an assistant message making one tool call
+//!   in the Chat Completions shape, with empty content: its id
+//!   `call_<node id>`, its function the recipient made a valid name
+//!   (`dalle.text2im` → `dalle_text2im`), its arguments the node's text when
+//!   that is a JSON object (as `web.run`'s and image generation's are), else
+//!   `{"code": …}` for code (`python`'s) or `{"text": …}`.
+//! - The first `tool` node after that call (nodes left out do not count)
+//!   answers it: a tool message naming the call and the function, with the
+//!   tool's text (an execution's output, a browsing result, …), else
+//!   `[image]`-like text for what it made, else `[empty]` (a call is
+//!   answered whenever the export has an answer, so that the history can
+//!   go back to a model as it is).
+//! - A `tool` node answering no call (a second answer, a notice such as
+//!   DALL·E's "displayed 1 images", the `file_search` prompt after an
+//!   upload) is kept as a `system` message — a notice from the application,
+//!   neither the user's nor the model's words — with
+//!   `chatgpt_author_role: "tool"` in its metadata; left out when it has
+//!   no text.
+//! - Left out: nodes without a message, nodes ChatGPT hides
+//!   (`is_visually_hidden_from_conversation`), the model's reasoning
+//!   (`thoughts`, `reasoning_recap`), context nodes
+//!   (`user_editable_context`, …) and blank ones.
+//!
+//! The shapes are those of real exports: the unofficial specification in
+//! mohamed-chs/convoviz (`docs/dev/chatgpt-spec.md`: roles, recipients,
+//! content types, `sediment://` and `file-service://` asset pointers), a
+//! real export rendered in ErikaRS/chatgpt_to_markdown
+//! (`tmp_md_openai-2025-04-06/Image_Request_Summary.md`: a `dalle.text2im`
+//! call, its image, then a second tool node with DALL·E's notice), and
+//! exports of 2025 quoted in public repositories (a `python` call as `code`
+//! and its `execution_output` with `metadata.aggregate_result`, `web.run`
+//! calls whose code is JSON answered by empty text nodes, `file_search`
+//! nodes answering no call, uploads' `metadata.attachments` with
+//! `mime_type`, `mimeType` in older ones).
 //!
 //! Ids are derived, so importing the same file again finds what it brought
 //! the first time: a session's from its owner and the conversation id (two
 //! users importing the same file get separate sessions), a message's from
-//! its node id.
+//! its node id, a tool call's from its node id too.
 
 use std::{cell::Cell, collections::HashMap};
 
@@ -28,9 +70,12 @@ use super::{
 };
 use crate::digest::sha256_hex;
 use crate::domain::{
-    ChatMessage, JsonObject, MAX_SESSION_NAME_LEN, MessageId, MessageType, SessionId, Timestamp,
+    ChatMessage, FunctionCall, JsonObject, MAX_SESSION_NAME_LEN, MessageId, MessageType, SessionId,
+    Timestamp, ToolCall, ToolCallType, ToolParts,
 };
 use crate::store::{Owner, SessionFields, SessionImport};
+
+mod parts;
 
 /// Prefix of every id this import derives.
 const PREFIX: &str = "chatgpt_";
@@ -61,7 +106,8 @@ struct Node {
 struct Message {
     author: Author,
     create_time: Option<f64>,
-    content: Option<Content>,
+    /// Polymorphic (see [`parts`]), so read as it comes.
+    content: Option<Value>,
     /// `all` for the conversation; a tool's name for a call to it.
     recipient: Option<String>,
     metadata: Option<MessageMetadata>,
@@ -70,17 +116,62 @@ struct Message {
 #[derive(Deserialize)]
 struct Author {
     role: String,
-}
-
-#[derive(Deserialize)]
-struct Content {
-    content_type: String,
-    parts: Option<Vec<Value>>,
+    /// The tool's name on a tool's node (`python`, `web.run`, …); any other
+    /// value is passed over rather than refusing the conversation.
+    name: Option<Value>,
 }
 
 #[derive(Deserialize)]
 struct MessageMetadata {
     model_slug: Option<String>,
+    /// `true` on nodes ChatGPT does not show (context, empty system nodes,
+    /// search spinners).
+    is_visually_hidden_from_conversation: Option<Value>,
+    /// The files and images uploaded with a message.
+    attachments: Option<Value>,
+    /// A code run's result: its `status` and the images it made.
+    aggregate_result: Option<Value>,
+}
+
+impl Message {
+    fn metadata(&self) -> Option<&MessageMetadata> {
+        self.metadata.as_ref()
+    }
+
+    fn is_hidden(&self) -> bool {
+        self.metadata()
+            .and_then(|m| m.is_visually_hidden_from_conversation.as_ref())
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// The tool the node is addressed to, when it is not the conversation.
+    fn tool_recipient(&self) -> Option<&str> {
+        self.recipient.as_deref().filter(|r| *r != "all")
+    }
+
+    fn content_type(&self) -> &str {
+        self.content.as_ref().map_or("", parts::content_type)
+    }
+
+    fn tool_name(&self) -> Option<&str> {
+        self.author.name.as_ref().and_then(Value::as_str)
+    }
+
+    /// The node's text and attachments: its content's, the uploads of its
+    /// metadata and the images of a code run.
+    fn read(&self) -> parts::Read {
+        let mut read = self.content.as_ref().map(parts::read).unwrap_or_default();
+        if let Some(metadata) = self.metadata() {
+            if let Some(uploads) = &metadata.attachments {
+                parts::add_uploads(&mut read.attachments, uploads);
+            }
+            if let Some(result) = &metadata.aggregate_result {
+                parts::add_run_images(&mut read.attachments, result);
+            }
+        }
+        read
+    }
 }
 
 /// Reads the conversations of `reader` (at the opening `[`) one at a
@@ -227,15 +318,20 @@ pub(super) fn unit(
         .max(created_at);
     let user = owner.user_id().cloned();
     let mut messages: Vec<ChatMessage> = Vec::new();
-    for (node_id, message) in branch {
-        let Some((message_type, content)) = text_of(message) else {
-            continue;
-        };
+    for mapped in map_branch(branch) {
+        let Mapped {
+            node_id,
+            message,
+            message_type,
+            content,
+            tools,
+            metadata: own,
+        } = mapped;
         // Times in branch order, each after the one before (a missing one
         // takes the previous), so any order by time is the branch order.
         let previous = messages.last().map(|m| m.created_at);
-        let own = time("create_time", message.create_time)?;
-        let created_at = match (own, previous) {
+        let own_time = time("create_time", message.create_time)?;
+        let created_at = match (own_time, previous) {
             (Some(t), Some(p)) => t.max(next_micro(p)),
             (Some(t), None) => t,
             (None, Some(p)) => next_micro(p),
@@ -244,13 +340,10 @@ pub(super) fn unit(
         let mut metadata = JsonObject::new();
         metadata.insert("imported_from".into(), json!(SOURCE));
         metadata.insert("chatgpt_node_id".into(), json!(node_id));
-        if let Some(slug) = message
-            .metadata
-            .as_ref()
-            .and_then(|m| m.model_slug.as_ref())
-        {
+        if let Some(slug) = message.metadata().and_then(|m| m.model_slug.as_ref()) {
             metadata.insert("model_slug".into(), json!(slug));
         }
+        metadata.extend(own);
         messages.push(ChatMessage {
             id: message_id(node_id),
             content,
@@ -258,9 +351,9 @@ pub(super) fn unit(
             user_id: user.clone(),
             metadata,
             created_at,
-            tool_calls: None,
-            tool_call_id: None,
-            name: None,
+            tool_calls: tools.tool_calls,
+            tool_call_id: tools.tool_call_id,
+            name: tools.name,
         });
     }
     let mut context = JsonObject::new();
@@ -318,31 +411,214 @@ fn current_branch(conversation: &Conversation) -> Result<Vec<(&str, &Message)>, 
         .collect())
 }
 
-/// The message's type and text, when it is a text message of the user, the
-/// assistant or the system addressed to the conversation (not to a tool).
-fn text_of(message: &Message) -> Option<(MessageType, String)> {
-    let message_type = match message.author.role.as_str() {
-        "user" => MessageType::User,
-        "assistant" => MessageType::Assistant,
-        "system" => MessageType::System,
-        _ => return None,
+/// What one node of the branch becomes, before its time is set.
+struct Mapped<'a> {
+    node_id: &'a str,
+    message: &'a Message,
+    message_type: MessageType,
+    content: String,
+    tools: ToolParts,
+    /// Metadata beyond what every imported message has.
+    metadata: JsonObject,
+}
+
+/// The messages of the branch's nodes, in order (see the module
+/// documentation): each call to a tool is answered by the first tool node
+/// kept after it, when one comes before any other message.
+fn map_branch<'a>(branch: Vec<(&'a str, &'a Message)>) -> Vec<Mapped<'a>> {
+    let mut mapped: Vec<Mapped<'a>> = Vec::new();
+    // The call the last message kept makes, while no tool node answered it:
+    // its id and function name.
+    let mut open: Option<(String, String)> = None;
+    for (node_id, message) in branch {
+        if message.is_hidden() {
+            continue;
+        }
+        let role = message.author.role.as_str();
+        let recipient = message.tool_recipient();
+        let made = match (role, recipient) {
+            ("assistant", Some(recipient)) => Some(call(message, node_id, recipient)),
+            ("tool", _) => match open.take() {
+                Some((call_id, name)) => Some(answer(message, call_id, name)),
+                None => unanswering(message),
+            },
+            ("user", None) => said(message, MessageType::User),
+            ("assistant", None) => said(message, MessageType::Assistant),
+            ("system", None) => said(message, MessageType::System),
+            _ => None,
+        };
+        let Some((message_type, content, tools, metadata)) = made else {
+            continue;
+        };
+        open = tools.tool_calls.as_ref().and_then(|calls| {
+            calls
+                .first()
+                .map(|call| (call.id.clone(), call.function.name.clone()))
+        });
+        mapped.push(Mapped {
+            node_id,
+            message,
+            message_type,
+            content,
+            tools,
+            metadata,
+        });
+    }
+    mapped
+}
+
+/// A message's type, content, tool parts and own metadata.
+type Made = (MessageType, String, ToolParts, JsonObject);
+
+/// Text of the user, the assistant or the system: `None` for content this
+/// import leaves out (reasoning, context) and for a blank node.
+fn said(message: &Message, message_type: MessageType) -> Option<Made> {
+    if !matches!(message.content_type(), "text" | "multimodal_text" | "code") {
+        return None;
+    }
+    let (content, metadata) = text_and_metadata(message)?;
+    Some((message_type, content, ToolParts::default(), metadata))
+}
+
+/// An assistant node addressed to `recipient`: a message making one call.
+fn call(message: &Message, node_id: &str, recipient: &str) -> Made {
+    let text = message
+        .content
+        .as_ref()
+        .map(parts::read)
+        .unwrap_or_default()
+        .text;
+    let call = ToolCall {
+        id: call_id(node_id),
+        call_type: ToolCallType::Function,
+        function: FunctionCall {
+            name: function_name(recipient),
+            arguments: arguments(message.content_type(), &text),
+        },
     };
-    if message.recipient.as_deref().is_some_and(|r| r != "all") {
-        return None;
+    let mut metadata = JsonObject::new();
+    // The name as ChatGPT wrote it, which the function's name may not be.
+    metadata.insert("chatgpt_recipient".into(), json!(recipient));
+    let tools = ToolParts {
+        tool_calls: Some(vec![call]),
+        ..ToolParts::default()
+    };
+    (MessageType::Assistant, String::new(), tools, metadata)
+}
+
+/// A tool node answering the call `call_id` to function `name`.
+fn answer(message: &Message, call_id: String, name: String) -> Made {
+    let (content, mut metadata) =
+        text_and_metadata(message).unwrap_or_else(|| ("[empty]".into(), JsonObject::new()));
+    tool_metadata(message, &mut metadata);
+    let tools = ToolParts {
+        tool_call_id: Some(call_id),
+        name: Some(name),
+        ..ToolParts::default()
+    };
+    (MessageType::Tool, content, tools, metadata)
+}
+
+/// A tool node answering no call: a system message, unless it is blank.
+fn unanswering(message: &Message) -> Option<Made> {
+    let (content, mut metadata) = text_and_metadata(message)?;
+    metadata.insert("chatgpt_author_role".into(), json!("tool"));
+    tool_metadata(message, &mut metadata);
+    Some((MessageType::System, content, ToolParts::default(), metadata))
+}
+
+/// The node's text, else a placeholder for its attachments, else (for a
+/// tool's node of an unknown content type) its content as JSON; with the
+/// metadata saying what it was: `None` when there is nothing to show.
+fn text_and_metadata(message: &Message) -> Option<(String, JsonObject)> {
+    let read = message.read();
+    let mut metadata = JsonObject::new();
+    let content_type = message.content_type();
+    if !matches!(content_type, "" | "text" | "multimodal_text") {
+        metadata.insert("chatgpt_content_type".into(), json!(content_type));
     }
-    let content = message.content.as_ref()?;
-    if !matches!(content.content_type.as_str(), "text" | "multimodal_text") {
+    let content = if !read.text.trim().is_empty() {
+        read.text
+    } else if !read.attachments.is_empty() {
+        parts::placeholder(&read.attachments)
+    } else if message.author.role == "tool" {
+        message.content.as_ref().and_then(parts::unknown_as_json)?
+    } else {
         return None;
+    };
+    if !read.attachments.is_empty() {
+        let attachments = read.attachments.into_iter().map(Value::Object).collect();
+        metadata.insert("attachments".into(), Value::Array(attachments));
     }
-    // Images and files in multimodal parts are objects: only text is kept.
-    let text = content
-        .parts
-        .as_deref()?
-        .iter()
-        .filter_map(Value::as_str)
-        .collect::<Vec<_>>()
-        .join("\n");
-    (!text.trim().is_empty()).then_some((message_type, text))
+    Some((content, metadata))
+}
+
+/// What a tool's node says of itself beyond its text: the tool's name as
+/// ChatGPT wrote it, a code run's status (`success`,
+/// `failed_with_in_kernel_exception`, …) and the source of a quote or page.
+fn tool_metadata(message: &Message, metadata: &mut JsonObject) {
+    if let Some(name) = message.tool_name() {
+        metadata.insert("chatgpt_tool_name".into(), json!(name));
+    }
+    let status = message
+        .metadata()
+        .and_then(|m| m.aggregate_result.as_ref())
+        .and_then(|r| r.get("status"))
+        .and_then(Value::as_str);
+    if let Some(status) = status {
+        metadata.insert("chatgpt_execution_status".into(), json!(status));
+    }
+    let url = message
+        .content
+        .as_ref()
+        .and_then(|c| c.get("url"))
+        .and_then(Value::as_str);
+    if let Some(url) = url {
+        metadata.insert("chatgpt_url".into(), json!(url));
+    }
+}
+
+/// A call's arguments, a JSON text: the node's text when it is a JSON
+/// object (as `web.run`'s and image generation's are), else the text under
+/// `code` (for code, `python`'s) or `text`; `{}` for none.
+fn arguments(content_type: &str, text: &str) -> String {
+    if serde_json::from_str::<JsonObject>(text).is_ok() {
+        return text.to_owned();
+    }
+    if text.trim().is_empty() {
+        return "{}".into();
+    }
+    let key = if content_type == "code" {
+        "code"
+    } else {
+        "text"
+    };
+    json!({ key: text }).to_string()
+}
+
+/// A recipient as a function name: 1 to 64 of `[A-Za-z0-9_-]`, any other
+/// character an `_` (`dalle.text2im` → `dalle_text2im`).
+fn function_name(recipient: &str) -> String {
+    let name: String = recipient
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if name.is_empty() { "tool".into() } else { name }
+}
+
+/// The id of the call node `node_id` makes: `call_` and what its message's
+/// id has after the prefix (the node id, or its digest), so as stable as
+/// the message id and as safe.
+fn call_id(node_id: &str) -> String {
+    let message_id = message_id(node_id);
+    format!("call_{}", &message_id.as_str()[PREFIX.len()..])
 }
 
 /// Epoch seconds (with fraction) as a timestamp.
@@ -428,40 +704,319 @@ mod tests {
         assert_eq!(epoch(f64::MAX), None);
     }
 
+    /// The messages `nodes` (id and message JSON, in branch order) become,
+    /// as JSON the way the API shows them, without the metadata every
+    /// message has.
+    fn mapped(nodes: &[(&str, Value)]) -> Vec<Value> {
+        let messages: Vec<(&str, Message)> = nodes
+            .iter()
+            .map(|(id, m)| (*id, serde_json::from_value(m.clone()).unwrap()))
+            .collect();
+        let branch = messages.iter().map(|(id, m)| (*id, m)).collect();
+        map_branch(branch)
+            .into_iter()
+            .map(|m| {
+                let mut value = json!({
+                    "node": m.node_id,
+                    "message_type": m.message_type.as_str(),
+                    "content": m.content,
+                    "metadata": m.metadata,
+                });
+                let tools = serde_json::to_value(&m.tools).unwrap();
+                value
+                    .as_object_mut()
+                    .unwrap()
+                    .extend(tools.as_object().unwrap().clone());
+                value
+            })
+            .collect()
+    }
+
+    fn node(role: &str, recipient: &str, content: Value) -> Value {
+        json!({ "author": { "role": role }, "recipient": recipient, "content": content })
+    }
+
+    fn text(parts: &[&str]) -> Value {
+        json!({ "content_type": "text", "parts": parts })
+    }
+
     #[test]
-    fn only_text_for_the_conversation_becomes_a_message() {
-        let message = |role: &str, recipient: Option<&str>, content: Value| Message {
-            author: Author { role: role.into() },
-            create_time: None,
-            content: serde_json::from_value(content).ok(),
-            recipient: recipient.map(Into::into),
-            metadata: None,
+    fn text_for_the_conversation_becomes_a_message_of_its_author() {
+        let hidden = json!({ "author": { "role": "system" }, "recipient": "all",
+            "content": text(&["You are ChatGPT"]),
+            "metadata": { "is_visually_hidden_from_conversation": true } });
+        let nodes = [
+            ("h", hidden),
+            ("s", node("system", "all", text(&["Be brief."]))),
+            ("u", node("user", "all", text(&["a", "b"]))),
+            (
+                "x",
+                node(
+                    "user",
+                    "all",
+                    json!({ "content_type": "user_editable_context",
+                "user_profile": "p" }),
+                ),
+            ),
+            (
+                "t",
+                node(
+                    "assistant",
+                    "all",
+                    json!({ "content_type": "thoughts",
+                "thoughts": [{ "summary": "s", "content": "c" }] }),
+                ),
+            ),
+            (
+                "r",
+                node(
+                    "assistant",
+                    "all",
+                    json!({ "content_type": "reasoning_recap",
+                "content": "Thought for 2s" }),
+                ),
+            ),
+            ("blank", node("assistant", "all", text(&[" ", ""]))),
+            ("a", node("assistant", "all", text(&["c"]))),
+            (
+                "c",
+                node(
+                    "assistant",
+                    "all",
+                    json!({ "content_type": "code", "text": "x = 1" }),
+                ),
+            ),
+        ];
+        assert_eq!(
+            mapped(&nodes),
+            [
+                json!({ "node": "s", "message_type": "system", "content": "Be brief.",
+                        "metadata": {} }),
+                json!({ "node": "u", "message_type": "user", "content": "a\nb",
+                        "metadata": {} }),
+                json!({ "node": "a", "message_type": "assistant", "content": "c",
+                        "metadata": {} }),
+                json!({ "node": "c", "message_type": "assistant", "content": "x = 1",
+                        "metadata": { "chatgpt_content_type": "code" } }),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_call_and_the_tool_node_after_it_are_a_tool_exchange() {
+        let run = json!({ "author": { "role": "tool", "name": "python" }, "recipient": "all",
+            "content": { "content_type": "execution_output", "text": "" },
+            "metadata": { "aggregate_result": { "status": "success", "messages": [
+                { "message_type": "image", "image_url": "file-service://file-qq",
+                  "width": 800, "height": 600 }] } } });
+        let nodes = [
+            ("u", node("user", "all", text(&["plot it"]))),
+            (
+                "call-1",
+                node(
+                    "assistant",
+                    "python",
+                    json!({ "content_type": "code",
+                "language": "python", "text": "plt.plot(x)" }),
+                ),
+            ),
+            // Reasoning between a call and its answer does not part them.
+            (
+                "t",
+                node(
+                    "assistant",
+                    "all",
+                    json!({ "content_type": "thoughts", "thoughts": [] }),
+                ),
+            ),
+            ("run-1", run),
+            ("a", node("assistant", "all", text(&["Here it is."]))),
+        ];
+        let messages = mapped(&nodes);
+        assert_eq!(
+            messages[1],
+            json!({ "node": "call-1", "message_type": "assistant", "content": "",
+                    "metadata": { "chatgpt_recipient": "python" },
+                    "tool_calls": [{ "id": "call_call-1", "type": "function",
+                        "function": { "name": "python",
+                                      "arguments": r#"{"code":"plt.plot(x)"}"# } }] })
+        );
+        assert_eq!(
+            messages[2],
+            json!({ "node": "run-1", "message_type": "tool", "content": "[image]",
+                    "tool_call_id": "call_call-1", "name": "python",
+                    "metadata": { "chatgpt_content_type": "execution_output",
+                        "chatgpt_tool_name": "python", "chatgpt_execution_status": "success",
+                        "attachments": [{ "kind": "image", "asset_pointer": "file-service://file-qq",
+                                          "width": 800, "height": 600 }] } })
+        );
+        assert_eq!(messages[3]["content"], "Here it is.");
+        assert_eq!(messages.len(), 4);
+    }
+
+    #[test]
+    fn tool_nodes_answering_no_call_are_system_text_or_left_out() {
+        let tool = |name: &str, content: Value| {
+            json!({ "author": { "role": "tool", "name": name }, "recipient": "all",
+                    "content": content })
         };
-        let text = json!({ "content_type": "text", "parts": ["a", "b"] });
+        let image = json!({ "content_type": "multimodal_text", "parts": [{
+            "content_type": "image_asset_pointer", "asset_pointer": "sediment://file_01",
+            "size_bytes": 3094420, "width": 1024, "height": 1536 }] });
+        let spinner = json!({ "content_type": "tether_browsing_display", "result": "",
+                              "summary": "", "assets": null, "tether_id": null });
+        let nodes = [
+            // The search spinner after an upload answers nothing: left out.
+            ("spin", tool("file_search", spinner)),
+            (
+                "fs",
+                tool("file_search", text(&["The files are searchable."])),
+            ),
+            (
+                "draw",
+                node(
+                    "assistant",
+                    "dalle.text2im",
+                    text(&[r#"{"prompt":"a fox"}"#]),
+                ),
+            ),
+            ("img", tool("dalle.text2im", image)),
+            (
+                "note",
+                tool("dalle.text2im", text(&["DALL·E displayed 1 images."])),
+            ),
+            (
+                "web",
+                node(
+                    "assistant",
+                    "web.run",
+                    json!({ "content_type": "code",
+                "language": "unknown", "text": r#"{"search_query":[{"q":"fox"}]}"# }),
+                ),
+            ),
+            // web.run's answers carry no text in the export.
+            ("res", tool("web.run", text(&[""]))),
+            (
+                "odd",
+                tool(
+                    "browser",
+                    json!({ "content_type": "app_pairing_content", "x": 1 }),
+                ),
+            ),
+        ];
+        let messages = mapped(&nodes);
+        let summary: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                (
+                    m["node"].as_str().unwrap(),
+                    m["message_type"].as_str().unwrap(),
+                )
+            })
+            .collect();
         assert_eq!(
-            text_of(&message("assistant", Some("all"), text.clone())),
-            Some((MessageType::Assistant, "a\nb".into()))
+            summary,
+            [
+                ("fs", "system"),
+                ("draw", "assistant"),
+                ("img", "tool"),
+                ("note", "system"),
+                ("web", "assistant"),
+                ("res", "tool"),
+                ("odd", "system"),
+            ]
         );
         assert_eq!(
-            text_of(&message("system", None, text.clone())).map(|t| t.0),
-            Some(MessageType::System)
+            messages[0]["metadata"],
+            json!({ "chatgpt_author_role": "tool", "chatgpt_tool_name": "file_search" })
         );
-        // A call to a tool, a tool's answer, another content type, blank.
+        let draw = &messages[1]["tool_calls"][0];
+        assert_eq!(draw["function"]["name"], "dalle_text2im");
+        assert_eq!(draw["function"]["arguments"], r#"{"prompt":"a fox"}"#);
         assert_eq!(
-            text_of(&message("assistant", Some("dalle.text2im"), text.clone())),
-            None
+            messages[1]["metadata"]["chatgpt_recipient"],
+            "dalle.text2im"
         );
-        assert_eq!(text_of(&message("tool", Some("all"), text)), None);
-        let code = json!({ "content_type": "code", "text": "print(1)" });
-        assert_eq!(text_of(&message("assistant", Some("all"), code)), None);
-        let blank = json!({ "content_type": "text", "parts": [" ", ""] });
-        assert_eq!(text_of(&message("user", Some("all"), blank)), None);
-        let photo = json!({ "content_type": "multimodal_text",
-            "parts": [{ "content_type": "image_asset_pointer" }, "what is this?"] });
+        assert_eq!(messages[2]["content"], "[image]");
+        assert_eq!(messages[2]["tool_call_id"], "call_draw");
+        assert_eq!(messages[2]["name"], "dalle_text2im");
+        assert_eq!(messages[3]["content"], "DALL·E displayed 1 images.");
         assert_eq!(
-            text_of(&message("user", Some("all"), photo)),
-            Some((MessageType::User, "what is this?".into()))
+            messages[4]["tool_calls"][0]["function"]["arguments"],
+            r#"{"search_query":[{"q":"fox"}]}"#
         );
+        assert_eq!(messages[5]["content"], "[empty]");
+        assert_eq!(messages[5]["name"], "web_run");
+        assert_eq!(
+            messages[6]["content"],
+            r#"{"content_type":"app_pairing_content","x":1}"#
+        );
+        assert_eq!(
+            messages[6]["metadata"]["chatgpt_content_type"],
+            "app_pairing_content"
+        );
+    }
+
+    #[test]
+    fn uploads_leave_their_name_and_kind() {
+        let photo = json!({ "author": { "role": "user" }, "recipient": "all",
+            "content": { "content_type": "multimodal_text", "parts": [{
+                "content_type": "image_asset_pointer", "asset_pointer": "file-service://file-3k",
+                "size_bytes": 201834, "width": 1024, "height": 768 }] },
+            "metadata": { "attachments": [
+                { "id": "file-3k", "name": "board.jpg", "mimeType": "image/jpeg", "size": 201834 },
+                { "id": "file-9p", "name": "minutes.pdf", "mime_type": "application/pdf",
+                  "size": 48213 }] } });
+        let messages = mapped(&[("p", photo)]);
+        assert_eq!(
+            messages,
+            [json!({ "node": "p", "message_type": "user",
+                "content": "[image: board.jpg]\n[file: minutes.pdf]",
+                "metadata": { "attachments": [
+                    { "kind": "image", "name": "board.jpg", "mime_type": "image/jpeg",
+                      "asset_pointer": "file-service://file-3k", "size_bytes": 201834,
+                      "width": 1024, "height": 768 },
+                    { "kind": "file", "name": "minutes.pdf", "mime_type": "application/pdf",
+                      "size_bytes": 48213 }] } })]
+        );
+    }
+
+    #[test]
+    fn calls_get_valid_stable_names_ids_and_arguments() {
+        assert_eq!(function_name("dalle.text2im"), "dalle_text2im");
+        assert_eq!(function_name("t2uay3k.sj1i4kz"), "t2uay3k_sj1i4kz");
+        assert_eq!(
+            function_name("canmore.create_textdoc"),
+            "canmore_create_textdoc"
+        );
+        assert_eq!(function_name(""), "tool");
+        assert_eq!(function_name(&"é".repeat(100)), "_".repeat(64));
+        assert_eq!(
+            call_id("6f2e0c1a-2b7d-4c8e-9f10-3a4b5c6d7e8f"),
+            "call_6f2e0c1a-2b7d-4c8e-9f10-3a4b5c6d7e8f"
+        );
+        assert_eq!(call_id("a b"), call_id("a b"));
+        assert_eq!(call_id("a b").len(), "call_".len() + 32);
+        assert_eq!(arguments("code", r#"{"q": 1}"#), r#"{"q": 1}"#);
+        assert_eq!(
+            arguments("code", "print('{}')"),
+            r#"{"code":"print('{}')"}"#
+        );
+        assert_eq!(arguments("text", "[1, 2]"), r#"{"text":"[1, 2]"}"#);
+        assert_eq!(arguments("code", "  "), "{}");
+        // Whatever the node, the call is one the domain accepts.
+        let parts = ToolParts {
+            tool_calls: Some(vec![ToolCall {
+                id: call_id(&"x".repeat(500)),
+                call_type: ToolCallType::Function,
+                function: FunctionCall {
+                    name: function_name(&"n.".repeat(100)),
+                    arguments: arguments("code", "1"),
+                },
+            }]),
+            ..ToolParts::default()
+        };
+        assert!(parts.check(MessageType::Assistant).is_ok());
     }
 
     #[test]

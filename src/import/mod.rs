@@ -331,12 +331,21 @@ async fn write(
 }
 
 /// About what a unit costs in memory while it waits to be written: its
-/// messages' text, and a little for each message's fields.
+/// messages' text and tool calls' arguments (code, from ChatGPT), and a
+/// little for each message's fields.
 fn weight(unit: &Unit) -> u64 {
     unit.import
         .messages
         .iter()
-        .map(|m| m.content.len() as u64 + 256)
+        .map(|m| {
+            let arguments: usize = m
+                .tool_calls
+                .iter()
+                .flatten()
+                .map(|call| call.function.arguments.len())
+                .sum();
+            (m.content.len() + arguments) as u64 + 256
+        })
         .sum::<u64>()
         + 1024
 }

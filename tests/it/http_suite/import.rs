@@ -196,7 +196,7 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
     let alice = user();
     let file = std::fs::read_to_string(FIXTURE).unwrap();
     let r = import(&app, &alice, "application/json", file.clone()).await;
-    assert_eq!(r, report(3, 0, 9, 0));
+    assert_eq!(r, report(3, 0, 14, 0));
     let sessions = history(&app, &alice).await;
     let all = Value::Array(sessions.clone());
     assert_eq!(
@@ -205,7 +205,9 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
     );
 
     // The edited prompt's branch, not the original; no hidden system node,
-    // no custom-instructions context, no tool call or tool output, no root.
+    // no custom-instructions context, no root. The web search is a tool call
+    // and its answer; the quote the tool added after it answers no call and
+    // is kept as a system message.
     let kyoto = &sessions[0];
     assert_eq!(kyoto["created_at"], "2024-05-01T12:00:00.000000Z");
     assert_eq!(kyoto["updated_at"], "2024-05-01T12:02:10.500000Z");
@@ -224,12 +226,23 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
             "chatgpt_aaa27c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d",
             "chatgpt_1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
             "chatgpt_aaa2d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
+            "chatgpt_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
+            "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
+            "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70",
             "chatgpt_4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a",
         ]
     );
     assert_eq!(
         texts(&kyoto["messages"], "message_type"),
-        ["user", "assistant", "user", "assistant"]
+        [
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "tool",
+            "system",
+            "assistant"
+        ]
     );
     assert_eq!(
         texts(&kyoto["messages"], "created_at"),
@@ -237,6 +250,9 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
             "2024-05-01T12:01:00.000000Z",
             "2024-05-01T12:01:10.123456Z",
             "2024-05-01T12:01:40.000000Z",
+            "2024-05-01T12:01:41.000000Z",
+            "2024-05-01T12:01:42.000000Z",
+            "2024-05-01T12:01:43.000000Z",
             "2024-05-01T12:02:10.000000Z",
         ]
     );
@@ -261,21 +277,144 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         kyoto["messages"][2]["content"],
         "Und das Ganze auf Deutsch, bitte? Grüße aus München!"
     );
+    let search_call = "call_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f";
+    assert_eq!(
+        kyoto["messages"][3],
+        json!({
+            "id": "chatgpt_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
+            "content": "",
+            "message_type": "assistant",
+            "user_id": alice.as_str(),
+            "created_at": "2024-05-01T12:01:41.000000Z",
+            "metadata": {
+                "imported_from": "chatgpt",
+                "chatgpt_node_id": "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
+                "model_slug": "gpt-4o",
+                "chatgpt_recipient": "web",
+            },
+            "tool_calls": [{
+                "id": search_call,
+                "type": "function",
+                "function": {
+                    "name": "web",
+                    "arguments": r#"{"code":"search(\"Kyoto Kirschblüte 2024\")"}"#,
+                },
+            }],
+        })
+    );
+    assert_eq!(
+        kyoto["messages"][4],
+        json!({
+            "id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
+            "content": "Kirschblüte in Kyōto: Ende März bis Anfang April.",
+            "message_type": "tool",
+            "user_id": alice.as_str(),
+            "created_at": "2024-05-01T12:01:42.000000Z",
+            "metadata": {
+                "imported_from": "chatgpt",
+                "chatgpt_node_id": "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
+                "chatgpt_content_type": "tether_browsing_display",
+                "chatgpt_tool_name": "web",
+            },
+            "tool_call_id": search_call,
+            "name": "web",
+        })
+    );
+    assert_eq!(
+        kyoto["messages"][5],
+        json!({
+            "id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70",
+            "content": "Die Kirschblüte erreicht Kyōto meist in der letzten Märzwoche.",
+            "message_type": "system",
+            "user_id": alice.as_str(),
+            "created_at": "2024-05-01T12:01:43.000000Z",
+            "metadata": {
+                "imported_from": "chatgpt",
+                "chatgpt_node_id": "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70",
+                "chatgpt_author_role": "tool",
+                "chatgpt_content_type": "tether_quote",
+                "chatgpt_tool_name": "web",
+                "chatgpt_url": "https://kyoto-sakura.example/blog/2024",
+            },
+        })
+    );
 
-    // A visible system node is kept; of a photo with a question, the text.
+    // A visible system node is kept; of a photo with a question, the text,
+    // the photo and the file beside it in the metadata; the code run is a
+    // tool call and its output.
     let meeting = &sessions[1];
     assert_eq!(
         texts(&meeting["messages"], "message_type"),
-        ["system", "user", "assistant"]
+        ["system", "user", "assistant", "tool", "assistant"]
     );
     assert_eq!(
         texts(&meeting["messages"], "content"),
         [
             "Réponds toujours en français, de façon concise.",
             "Voici la photo du tableau blanc. Peux-tu résumer les décisions ?",
+            "",
+            "(1024, 768)",
             "Décisions :\n• Lancement le 3 juin\n• Budget validé (12 000 €)\n• Zoë pilote la bêta",
         ]
     );
+    assert_eq!(
+        meeting["messages"][1]["metadata"],
+        json!({
+            "imported_from": "chatgpt",
+            "chatgpt_node_id": "aaa2e1f2-a3b4-4c5d-8e6f-7a8b9c0d1e2f",
+            "attachments": [
+                {
+                    "kind": "image",
+                    "name": "tableau.jpg",
+                    "mime_type": "image/jpeg",
+                    "asset_pointer": "file-service://file-3kQzT9bXyWvU1sR2pN8m",
+                    "size_bytes": 184320,
+                    "width": 1024,
+                    "height": 768,
+                },
+                {
+                    "kind": "file",
+                    "name": "compte-rendu.pdf",
+                    "mime_type": "application/pdf",
+                    "size_bytes": 48213,
+                },
+            ],
+        })
+    );
+    let run_call = "call_6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c";
+    assert_eq!(
+        meeting["messages"][2]["tool_calls"],
+        json!([{
+            "id": run_call,
+            "type": "function",
+            "function": {
+                "name": "python",
+                "arguments": r#"{"code":"from PIL import Image\nImage.open('/mnt/data/tableau.jpg').size"}"#,
+            },
+        }])
+    );
+    assert_eq!(
+        meeting["messages"][2]["metadata"]["chatgpt_recipient"],
+        "python"
+    );
+    let output = &meeting["messages"][3];
+    assert_eq!(output["tool_call_id"], run_call);
+    assert_eq!(output["name"], "python");
+    assert_eq!(
+        output["metadata"],
+        json!({
+            "imported_from": "chatgpt",
+            "chatgpt_node_id": "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0e",
+            "chatgpt_content_type": "execution_output",
+            "chatgpt_tool_name": "python",
+            "chatgpt_execution_status": "success",
+        })
+    );
+    // Only tool messages answer, only the call makes calls.
+    for (i, message) in meeting["messages"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(message.get("tool_calls").is_some(), i == 2, "{message}");
+        assert_eq!(message.get("tool_call_id").is_some(), i == 3, "{message}");
+    }
 
     // Archived; an answer stamped with its question's time comes a
     // microsecond after it.
@@ -293,13 +432,13 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
 
     // Again: nothing added, nothing changed.
     let again = import(&app, &alice, "application/json", file.clone()).await;
-    assert_eq!(again, report(0, 0, 0, 9));
+    assert_eq!(again, report(0, 0, 0, 14));
     assert_eq!(history(&app, &alice).await, sessions);
     // Another user importing the same file gets sessions of their own.
     let bob = user();
     assert_eq!(
         import(&app, &bob, "application/json", file).await,
-        report(3, 0, 9, 0)
+        report(3, 0, 14, 0)
     );
     let bobs = history(&app, &bob).await;
     assert_ne!(bobs[0]["id"], sessions[0]["id"]);
@@ -338,6 +477,17 @@ pub async fn a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_writ
             }),
             StatusCode::UNPROCESSABLE_ENTITY,
             "line 3",
+        ),
+        // Tool parts that do not fit the type: a user message answering a
+        // call.
+        (
+            with(1, {
+                let mut m = good[1].clone();
+                m["tool_call_id"] = json!("call_1");
+                m
+            }),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line 2",
         ),
         (
             with(2, {
@@ -561,7 +711,7 @@ pub async fn import_goes_to_the_easy_auth_principal(store: DynStore, guard: Guar
         .send()
         .await
         .expect_status(StatusCode::OK);
-    assert_eq!(r.json(), report(3, 0, 9, 0));
+    assert_eq!(r.json(), report(3, 0, 14, 0));
     let list = as_alice(Method::GET, "/api/chat/sessions")
         .send()
         .await
@@ -665,7 +815,7 @@ pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynSto
         .expect_status(StatusCode::OK);
     assert_eq!(export().await, "", "erased");
     let r = import(&app, &alice, NDJSON, before.clone()).await;
-    assert_eq!(r, report(7, 0, 2514, 0));
+    assert_eq!(r, report(7, 0, 2519, 0));
     let after = export().await;
     for (b, a) in before.lines().zip(after.lines()) {
         assert_eq!(a, b);
