@@ -34,7 +34,14 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn npm_ci() {
     // Every package of package.json, so that one added later is installed.
-    if ["playwright-core", "axe-core"].iter().all(|p| {
+    if [
+        "playwright-core",
+        "axe-core",
+        "@hey-api/openapi-ts",
+        "typescript",
+    ]
+    .iter()
+    .all(|p| {
         Path::new(DIR)
             .join("node_modules")
             .join(p)
