@@ -96,7 +96,7 @@ impl ToSchema for Timestamp {
         description = "Chat history as one document per session. Every error is RFC 9457 application/problem+json.",
         license(name = "MIT")
     ),
-    components(schemas(super::error::Problem)),
+    components(schemas(super::error::Problem, super::context::ContextFormat)),
     modifiers(&EasyAuth),
     security(("easyAuthBearer" = []), ("easyAuthCookie" = []), ())
 )]

@@ -3,7 +3,10 @@
 //! the Node package in `tests/browser/`, against the real binary on the
 //! embedded store. This test installs the package (`npm ci`) when needed,
 //! starts the binaries, and runs `node --test` over [`BROWSER_TEST_FILES`];
-//! it fails, never skips, when Node, npm or Chromium are missing.
+//! it fails, never skips, when Node, npm or Chromium are missing. The same
+//! run checks a client generated from `openapi.json` (`client.test.mjs`)
+//! through a fake Easy Auth front against the binary with
+//! `AUTH_MODE=easyauth`.
 
 use std::{
     path::Path,
@@ -19,6 +22,7 @@ const BROWSER_TEST_FILES: &[&str] = &[
     "a11y.test.mjs",
     "app.test.mjs",
     "chat.test.mjs",
+    "client.test.mjs",
     "cors.test.mjs",
     "perf.test.mjs",
     "search_export.test.mjs",
@@ -34,7 +38,14 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn npm_ci() {
     // Every package of package.json, so that one added later is installed.
-    if ["playwright-core", "axe-core"].iter().all(|p| {
+    if [
+        "playwright-core",
+        "axe-core",
+        "@hey-api/openapi-ts",
+        "typescript",
+    ]
+    .iter()
+    .all(|p| {
         Path::new(DIR)
             .join("node_modules")
             .join(p)
