@@ -1,23 +1,21 @@
 //! `GET /api/chat/sessions/{session_id}/context`: the newest messages of a
 //! session that fit a token budget, in the shape a model API takes.
 
-use axum::{
-    extract::State,
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
+use axum::{body::Bytes, extract::State, http::HeaderMap, response::Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ApiError, AppState,
-    conditional::json_with_etag,
+    conditional::json_bytes,
     extract::{ApiPath, ApiQuery},
     params::session_id,
 };
 use crate::{
     context::{CACHE, Chosen, Encoding, Selection},
     domain::{ChatMessage, SessionId, ToolCall, UserId},
+    store::{ContextSink, ETag},
+    telemetry::instruments,
 };
 
 /// The largest budget accepted: beyond any model's context window.
@@ -183,43 +181,87 @@ pub async fn context(
     let max_tokens = budget(params.max_tokens.as_deref())?;
     let encoding = Encoding::parse(params.encoding.as_deref().unwrap_or("o200k_base"))?;
     let format = format(params.format.as_deref())?;
-    let mut selection = Selection::new(encoding, max_tokens, &CACHE);
-    state
-        .store
-        .read_context(&owner, &id, &mut selection)
-        .await?;
+    let key = format!(
+        "{}\n{id}\n{max_tokens}\n{}\n{format:?}",
+        owner.user_id().map_or("", |u| u.as_str()),
+        encoding.as_str()
+    );
+    let cached = state.contexts.get(&key);
+    let mut sink = Revalidated {
+        selection: Selection::new(encoding, max_tokens, &CACHE),
+        cached: cached.as_ref().map(|(etag, _)| etag),
+        hit: false,
+        version: None,
+    };
+    if let Err(e) = state.store.read_context(&owner, &id, &mut sink).await {
+        state.contexts.remove(&key);
+        return Err(e.into());
+    }
+    instruments::cache_lookup(instruments::Cache::Context, sink.hit);
+    if sink.hit
+        && let Some((_, body)) = cached
+    {
+        return Ok(json_bytes(body));
+    }
+    let version = sink.version;
     let Chosen {
         messages,
         tokens,
         truncated,
-    } = selection.finish().map_err(|small| {
+    } = sink.selection.finish().map_err(|small| {
         ApiError::Validation(format!(
             "max_tokens: the session's leading system messages alone need {} tokens",
             small.needed
         ))
     })?;
     let encoding = encoding.as_str();
-    Ok(match format {
+    let body = match format {
         ContextFormat::Openai => {
-            let messages = messages.iter().map(OpenAiMessage::of).collect();
-            let body = ContextBody {
+            let messages: Vec<_> = messages.iter().map(OpenAiMessage::of).collect();
+            serde_json::to_vec(&ContextBody {
                 messages,
                 tokens,
                 truncated,
                 max_tokens,
                 encoding,
-            };
-            json_with_etag(StatusCode::OK, &body, None)
+            })
         }
-        ContextFormat::Native => {
-            let body = ContextBody {
-                messages,
-                tokens,
-                truncated,
-                max_tokens,
-                encoding,
-            };
-            json_with_etag(StatusCode::OK, &body, None)
-        }
-    })
+        ContextFormat::Native => serde_json::to_vec(&ContextBody {
+            messages,
+            tokens,
+            truncated,
+            max_tokens,
+            encoding,
+        }),
+    };
+    let body = Bytes::from(body.map_err(|e| ApiError::Internal(e.into()))?);
+    if let Some(version) = version {
+        state.contexts.put(&key, version, body.clone());
+    }
+    Ok(json_bytes(body))
+}
+
+/// The selection, told the session's version first: when a rendered answer
+/// for that version is at hand, the store reads no further.
+struct Revalidated<'a> {
+    selection: Selection<'static>,
+    cached: Option<&'a ETag>,
+    hit: bool,
+    version: Option<ETag>,
+}
+
+impl ContextSink for Revalidated<'_> {
+    fn version(&mut self, etag: &ETag) -> bool {
+        self.hit = self.cached == Some(etag);
+        self.version = Some(etag.clone());
+        !self.hit
+    }
+
+    fn leading(&mut self, system: Vec<ChatMessage>) -> bool {
+        self.selection.leading(system)
+    }
+
+    fn older(&mut self, newest_first: Vec<ChatMessage>) -> bool {
+        self.selection.older(newest_first)
+    }
 }

@@ -71,6 +71,8 @@ pub struct AppState {
     pub(super) renders: Arc<cache::RenderCache>,
     /// Rendered listings, by owner and query.
     pub(super) listings: Arc<cache::RenderCache<String>>,
+    /// Rendered context answers, by owner, session and parameters.
+    pub(super) contexts: Arc<cache::RenderCache<String>>,
     pub(super) bench: Arc<bench::Ceiling>,
     /// The limits' state (gates, the users' buckets).
     pub(super) admission: Arc<Admission>,
@@ -87,6 +89,7 @@ impl AppState {
             settings: Arc::new(settings),
             renders: Arc::default(),
             listings: Arc::new(cache::RenderCache::new(cache::LISTINGS_CACHE_BYTES)),
+            contexts: Arc::new(cache::RenderCache::new(cache::LISTINGS_CACHE_BYTES)),
             bench: Arc::default(),
         }
     }

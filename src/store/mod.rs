@@ -472,6 +472,13 @@ pub const CONTEXT_CHUNK: u32 = 100;
 /// Receives a session's messages for a context read and says when it has
 /// enough.
 pub trait ContextSink {
+    /// The version of the session about to be read (a backend that knows
+    /// it cheaply says so first). Returns whether to go on: false when the
+    /// caller already holds the answer for this version.
+    fn version(&mut self, etag: &ETag) -> bool {
+        let _ = etag;
+        true
+    }
     /// The session's leading system messages, oldest first (often none).
     /// Returns whether it wants the other messages.
     fn leading(&mut self, system: Vec<ChatMessage>) -> bool;

@@ -35,7 +35,7 @@ struct Instruments {
     cosmos_retries: Counter<u64>,
     /// `chat_sessions.cache.lookups`, bound per [`Cache`] to a miss (0) and
     /// a hit (1).
-    cache_lookups: [[BoundCounter<u64>; 2]; 3],
+    cache_lookups: [[BoundCounter<u64>; 2]; 4],
     writer_busy: Counter<f64>,
     writer_group: Histogram<u64>,
     migration_messages: Counter<u64>,
@@ -289,10 +289,12 @@ pub enum Cache {
     Session,
     /// Rendered listings.
     Listing,
+    /// Rendered context answers.
+    Context,
 }
 
 impl Cache {
-    const ALL: [Cache; 3] = [Cache::Etag, Cache::Session, Cache::Listing];
+    const ALL: [Cache; 4] = [Cache::Etag, Cache::Session, Cache::Listing, Cache::Context];
 
     /// Its name, the metric's `cache` attribute.
     fn name(self) -> &'static str {
@@ -300,6 +302,7 @@ impl Cache {
             Cache::Etag => "etag",
             Cache::Session => "session",
             Cache::Listing => "listing",
+            Cache::Context => "context",
         }
     }
 }

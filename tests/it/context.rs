@@ -202,6 +202,52 @@ async fn context_answers_in_either_format_and_refuses_bad_parameters() {
         ])
     );
     let tokens = openai["tokens"].as_u64().unwrap();
+    // The same question again is answered from the rendered copy while the
+    // session is unchanged, and afresh once it changed.
+    assert_eq!(
+        app.get_ok_json(&format!("{base}&max_tokens=1000")).await,
+        openai
+    );
+    post(
+        &app,
+        &id,
+        json!({"message_type": "assistant", "content": "It is noon."}),
+    )
+    .await;
+    let after = app.get_ok_json(&format!("{base}&max_tokens=1000")).await;
+    assert_eq!(after["messages"].as_array().unwrap().len(), 5);
+    assert_eq!(after["messages"][4]["content"], "It is noon.");
+    app.delete(&format!("/api/chat/sessions/{id}?user_id=alice"))
+        .await;
+    app.get(&format!("{base}&max_tokens=1000"))
+        .await
+        .expect_problem(StatusCode::NOT_FOUND);
+    let id = app.create_session("alice").await;
+    post(
+        &app,
+        &id,
+        json!({"message_type": "system", "content": "Be brief."}),
+    )
+    .await;
+    post(
+        &app,
+        &id,
+        json!({"message_type": "user", "content": "hello world"}),
+    )
+    .await;
+    post(
+        &app,
+        &id,
+        json!({"message_type": "assistant", "tool_calls": [call]}),
+    )
+    .await;
+    post(
+        &app,
+        &id,
+        json!({"message_type": "tool", "content": "12:00", "tool_call_id": "call_1"}),
+    )
+    .await;
+    let base = format!("/api/chat/sessions/{id}/context?user_id=alice");
     let native = app
         .get_ok_json(&format!(
             "{base}&max_tokens=1000&format=native&encoding=cl100k_base"

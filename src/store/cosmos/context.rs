@@ -16,12 +16,15 @@ impl CosmosStore {
         sink: &mut (dyn ContextSink + Send),
     ) -> StoreResult<()> {
         let user = self.partition_of(owner, id).await?;
-        let (doc, _) = self
+        let (doc, etag) = self
             .read_doc(user.as_ref(), id, None)
             .await?
             .ok_or_else(|| {
                 StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
             })?;
+        if !sink.version(&etag) {
+            return Ok(());
+        }
         let pages = doc.sealed_page_sizes.len() as u32;
         let leading = match (&doc.system_prefix, pages) {
             (_, 0) => leading_system(doc.session.messages.iter()),

@@ -26,12 +26,14 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use super::{
-    Appended, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery, MigrationStore, Owner,
-    SessionImport, SessionPage, SessionRead, SessionStore, StoreResult, Unready, Versioned,
+    Appended, ContextSink, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery,
+    MigrationStore, Owner, SessionImport, SessionPage, SessionRead, SessionStore, StoreResult,
+    Unready, Versioned,
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
 mod connection;
+mod context;
 mod erase;
 mod export;
 mod health;
@@ -172,6 +174,15 @@ impl SessionStore for SqliteStore {
         query: MessageQuery,
     ) -> StoreResult<MessagePage> {
         self.message_page(owner, id, query).await
+    }
+
+    async fn read_context(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        sink: &mut (dyn ContextSink + Send),
+    ) -> StoreResult<()> {
+        self.context(owner, id, sink).await
     }
 
     async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
