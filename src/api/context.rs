@@ -30,7 +30,7 @@ pub struct ContextParams {
     pub user_id: Option<String>,
     /// The budget in tokens, 0 – 10,000,000: the answer's `tokens` never
     /// exceed it.
-    #[param(value_type = u32, minimum = 0, maximum = 10_000_000)]
+    #[param(value_type = u32, required = true, minimum = 0, maximum = 10_000_000)]
     pub max_tokens: Option<String>,
     /// The tokenizer: `o200k_base` (GPT-4o, GPT-4.1, o-series, GPT-5;
     /// default) or `cl100k_base` (GPT-4, GPT-3.5).
@@ -69,7 +69,7 @@ pub struct OpenAiMessage<'a> {
     #[schema(value_type = String)]
     pub role: &'static str,
     /// The text; null for an assistant message that only calls tools.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, required = true)]
     pub content: Option<&'a str>,
     /// The calls of an assistant message.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,13 +113,26 @@ pub struct ContextBody<M> {
     pub encoding: &'static str,
 }
 
-/// The OpenAPI shape of a `format=openai` answer.
+/// A message of a context answer, in either format (for the OpenAPI
+/// document).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum ContextMessage {
+    /// `format=openai`.
+    OpenAi(OpenAiMessage<'static>),
+    /// `format=native`.
+    Native(ChatMessage),
+}
+
+/// The OpenAPI shape of a context answer.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct OpenAiContext {
     /// The leading system messages, then the newest messages that fit,
-    /// oldest first, ready to send as `messages`.
-    messages: Vec<OpenAiMessage<'static>>,
+    /// oldest first: ready to send as `messages` (`format=openai`), or this
+    /// service's messages (`format=native`).
+    messages: Vec<ContextMessage>,
     /// Their tokens by OpenAI's recipe for chat messages, with the 3 that
     /// prime the reply (0 when there are no messages).
     tokens: u32,

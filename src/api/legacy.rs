@@ -70,6 +70,18 @@ pub struct HistoryParams {
     pub user_id: Option<String>,
 }
 
+/// The message types of the legacy endpoint.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LegacyMessageType {
+    /// The person chatting.
+    User,
+    /// The assistant answering.
+    Assistant,
+    /// Instructions or notices from the application.
+    System,
+}
+
 /// Body of `POST /api/chat/message`. Unknown members are ignored: old
 /// frontends sent more than this.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -77,8 +89,9 @@ pub struct LegacyPostBody {
     /// The text; not blank.
     #[schema(min_length = 1, pattern = r"\S")]
     pub content: String,
-    /// Defaults to `user`.
-    #[schema(value_type = Option<MessageType>)]
+    /// `user` (default), `assistant` or `system`: the old store had no tool
+    /// messages (post those to the session's messages endpoint).
+    #[schema(value_type = Option<LegacyMessageType>)]
     pub message_type: Option<String>,
     /// The session; a new one is created when absent or unknown.
     #[schema(value_type = Option<SessionId>)]
@@ -150,6 +163,13 @@ pub async fn post_message(
     let owner = state.owner(&headers, params.user_id.as_deref(), body.user_id.as_deref())?;
     state.admission.write(&owner)?;
     let message_type = MessageType::parse(body.message_type.as_deref().unwrap_or("user"))?;
+    if message_type == MessageType::Tool {
+        return Err(ApiError::Validation(
+            "message_type: the legacy endpoint takes user, assistant or system; post tool \
+             messages to /api/chat/sessions/{session_id}/messages"
+                .into(),
+        ));
+    }
     let message = NewMessage::new(
         body.id.map(MessageId::parse).transpose()?,
         body.content,

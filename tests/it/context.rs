@@ -370,3 +370,21 @@ async fn a_context_read_on_cosmos_costs_at_most_two_reads() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_legacy_endpoint_refuses_tool_messages() {
+    let app = TestApp::new();
+    let problem = app
+        .post(
+            "/api/chat/message?user_id=alice",
+            json!({"content": "12 °C", "message_type": "tool"}),
+        )
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(problem["detail"].as_str().unwrap().contains("message_type"));
+    let doc: Value = serde_json::from_str(chat_sessions::api::openapi::document_json()).unwrap();
+    assert_eq!(
+        doc["components"]["schemas"]["LegacyMessageType"]["enum"],
+        json!(["user", "assistant", "system"])
+    );
+}
