@@ -324,7 +324,14 @@ async fn a_context_read_on_cosmos_costs_at_most_two_reads() {
         domain::{JsonObject, MessageType, NewMessage},
         store::{SessionStore as _, cosmos::SealPolicy},
     };
-    let (store, _client) = crate::common::cosmos::server_cosmos_store().await;
+    let (client, config) = crate::common::cosmos::server_client().await;
+    let store = chat_sessions::store::cosmos::CosmosStore::open(
+        &client,
+        &config.database,
+        &config.sessions_container,
+    )
+    .await
+    .unwrap();
     let store = store.with_seal_policy(SealPolicy {
         max_bytes: SealPolicy::MIN_BYTES,
         page_bytes: SealPolicy::page_bytes_for(SealPolicy::MIN_BYTES),
@@ -348,12 +355,20 @@ async fn a_context_read_on_cosmos_costs_at_most_two_reads() {
     let all = store.get_session(&owner, &id).await.unwrap().value.messages;
     for (budget, at_most) in [(60, 2), (120, 2), (100_000, u64::MAX)] {
         let before = store.metrics();
+        let answered = server_answers(&config.endpoint, &config.database, 0)
+            .await
+            .1;
         let mut selection = Selection::new(Encoding::O200kBase, budget, &CACHE);
         store
             .read_context(&owner, &id, &mut selection)
             .await
             .unwrap();
         let requests = (store.metrics() - before).requests;
+        // Counted at the server too: its log of the requests it answered.
+        let at_server = server_answers(&config.endpoint, &config.database, answered)
+            .await
+            .0;
+        assert_eq!(at_server, requests, "budget {budget}");
         let chosen = selection.finish().unwrap();
         assert_eq!(chosen.messages[0], all[0], "the system message comes first");
         let rest = &chosen.messages[1..];
@@ -387,4 +402,22 @@ async fn the_legacy_endpoint_refuses_tool_messages() {
         doc["components"]["schemas"]["LegacyMessageType"]["enum"],
         json!(["user", "assistant", "system"])
     );
+}
+
+/// How many requests for `database` the local Cosmos server answered after
+/// its answer numbered `after`, and the number of its latest answer.
+async fn server_answers(endpoint: &str, database: &str, after: u64) -> (u64, u64) {
+    let log: Vec<Value> = reqwest::get(format!("{endpoint}_launcher/charges"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/dbs/{database}/");
+    let count = log
+        .iter()
+        .filter(|e| e["seq"].as_u64().unwrap() > after)
+        .filter(|e| e["path"].as_str().unwrap().contains(&path))
+        .count() as u64;
+    (count, log.last().map_or(0, |e| e["seq"].as_u64().unwrap()))
 }
