@@ -194,6 +194,12 @@ pub async fn context(
     let max_tokens = budget(params.max_tokens.as_deref())?;
     let encoding = Encoding::parse(params.encoding.as_deref().unwrap_or("o200k_base"))?;
     let format = format(params.format.as_deref())?;
+    if !encoding.is_loaded() {
+        // Not on a runtime worker: it would stall every request it serves.
+        tokio::task::spawn_blocking(move || encoding.load())
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
     let key = format!(
         "{}\n{id}\n{max_tokens}\n{}\n{format:?}",
         owner.user_id().map_or("", |u| u.as_str()),

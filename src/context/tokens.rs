@@ -6,7 +6,7 @@
 use std::{
     collections::HashMap,
     hash::{Hash, Hasher},
-    sync::{LazyLock, Mutex},
+    sync::{LazyLock, Mutex, OnceLock},
 };
 
 use tiktoken_rs::CoreBPE;
@@ -50,11 +50,32 @@ impl Encoding {
         }
     }
 
-    fn bpe(self) -> &'static CoreBPE {
+    fn loaded(self) -> &'static OnceLock<&'static CoreBPE> {
+        static O200K: OnceLock<&'static CoreBPE> = OnceLock::new();
+        static CL100K: OnceLock<&'static CoreBPE> = OnceLock::new();
         match self {
+            Self::O200kBase => &O200K,
+            Self::Cl100kBase => &CL100K,
+        }
+    }
+
+    fn bpe(self) -> &'static CoreBPE {
+        self.loaded().get_or_init(|| match self {
             Self::O200kBase => tiktoken_rs::o200k_base_singleton(),
             Self::Cl100kBase => tiktoken_rs::cl100k_base_singleton(),
-        }
+        })
+    }
+
+    /// Whether the encoding's tables are in memory. Loading them takes
+    /// about 200 ms of CPU, once per process: callers on an async runtime
+    /// load them on a blocking thread first ([`load`](Self::load)).
+    pub fn is_loaded(self) -> bool {
+        self.loaded().get().is_some()
+    }
+
+    /// Loads the encoding's tables (no-op once loaded).
+    pub fn load(self) {
+        self.bpe();
     }
 
     /// The tokens of `text` as ordinary text: special-token spellings such
