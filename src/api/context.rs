@@ -87,7 +87,7 @@ impl<'a> OpenAiMessage<'a> {
         let content =
             (!(message.content.is_empty() && calls.is_some())).then_some(message.content.as_str());
         Self {
-            role: crate::context::tokens::role(message.message_type),
+            role: message.message_type.as_str(),
             content,
             tool_calls: calls,
             tool_call_id: message.tool_call_id.as_deref(),

@@ -11,7 +11,7 @@ use std::{
 
 use tiktoken_rs::CoreBPE;
 
-use crate::domain::{ChatMessage, MessageType, ValidationError};
+use crate::domain::{ChatMessage, ValidationError};
 
 /// Tokens every message costs besides its values (`<|start|>role…<|end|>`).
 pub const TOKENS_PER_MESSAGE: u32 = 3;
@@ -107,7 +107,8 @@ impl Encoding {
 /// message answers.
 pub fn openai_members(message: &ChatMessage) -> Vec<(&'static str, std::borrow::Cow<'_, str>)> {
     let mut members = vec![
-        ("role", role(message.message_type).into()),
+        // The Chat Completions roles are the message types' wire names.
+        ("role", message.message_type.as_str().into()),
         ("content", message.content.as_str().into()),
     ];
     if let Some(calls) = &message.tool_calls {
@@ -118,11 +119,6 @@ pub fn openai_members(message: &ChatMessage) -> Vec<(&'static str, std::borrow::
         members.push(("tool_call_id", id.as_str().into()));
     }
     members
-}
-
-/// The Chat Completions role of a message type.
-pub fn role(message_type: MessageType) -> &'static str {
-    message_type.as_str()
 }
 
 /// Token counts of messages already counted, so that a conversation read

@@ -187,9 +187,7 @@ impl CosmosStore {
         message: &NewMessage,
         seen: &mut Seen,
     ) -> StoreResult<Looked> {
-        let (doc, etag) = self.read_doc(user, id, None).await?.ok_or_else(|| {
-            StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
-        })?;
+        let (doc, etag) = self.read_current(user, id).await?;
         if let Some(stored) = doc.session.messages.iter().find(|m| m.id == message.id) {
             return Appended::replay(stored.clone(), message, etag).map(Looked::Stored);
         }

@@ -5,7 +5,7 @@
 use super::CosmosStore;
 use crate::{
     domain::{ChatMessage, SessionId},
-    store::{ContextSink, Owner, StoreError, StoreResult, leading_system},
+    store::{ContextSink, Owner, StoreResult, leading_system},
 };
 
 impl CosmosStore {
@@ -16,12 +16,7 @@ impl CosmosStore {
         sink: &mut (dyn ContextSink + Send),
     ) -> StoreResult<()> {
         let user = self.partition_of(owner, id).await?;
-        let (doc, etag) = self
-            .read_doc(user.as_ref(), id, None)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
-            })?;
+        let (doc, etag) = self.read_current(user.as_ref(), id).await?;
         if !sink.version(&etag) {
             return Ok(());
         }

@@ -106,6 +106,18 @@ impl CosmosStore {
         Ok(Some((doc, etag)))
     }
 
+    /// The session's document as it is now: an unconditional read, which
+    /// always answers a document (or an error).
+    pub(super) async fn read_current(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+    ) -> StoreResult<(SessionDoc, ETag)> {
+        self.read_doc(user, id, None).await?.ok_or_else(|| {
+            StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
+        })
+    }
+
     /// Keeps what an append needs to know of version `etag` of `doc`, when
     /// that is all in the document (no sealed pages), so that the next
     /// append from this process needs no read. A version already remembered
@@ -197,12 +209,7 @@ impl CosmosStore {
         limit: u32,
     ) -> StoreResult<Versioned<ChatSession>> {
         let user = self.partition_of(owner, id).await?;
-        let (doc, etag) = self
-            .read_doc(user.as_ref(), id, None)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
-            })?;
+        let (doc, etag) = self.read_current(user.as_ref(), id).await?;
         self.remember(user.as_ref(), &doc, &etag);
         let limit = limit as usize;
         let mut messages = doc.session.messages.clone();
@@ -235,12 +242,7 @@ impl CosmosStore {
         query: MessageQuery,
     ) -> StoreResult<MessagePage> {
         let user = self.partition_of(owner, id).await?;
-        let (doc, etag) = self
-            .read_doc(user.as_ref(), id, None)
-            .await?
-            .ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
-            })?;
+        let (doc, etag) = self.read_current(user.as_ref(), id).await?;
         self.remember(user.as_ref(), &doc, &etag);
         let sealed = doc.sealed();
         let total = sealed + doc.session.messages.len() as u64;

@@ -137,14 +137,7 @@ impl CosmosStore {
             if let Some(active) = patch.is_active {
                 // `archived_at` depends on whether the session was active,
                 // so archiving reads first and patches that version only.
-                let (doc, etag) =
-                    self.read_doc(user.as_ref(), id, None)
-                        .await?
-                        .ok_or_else(|| {
-                            StoreError::Internal(anyhow::anyhow!(
-                                "unconditional read returned nothing"
-                            ))
-                        })?;
+                let (doc, etag) = self.read_current(user.as_ref(), id).await?;
                 if if_match.is_some_and(|expected| *expected != etag) {
                     return Err(StoreError::PreconditionFailed);
                 }
@@ -202,9 +195,7 @@ impl CosmosStore {
         // The document first (guarded by the version read, so no seal slips
         // in between unseen), then its pages.
         let pages = loop {
-            let (doc, etag) = self.read_doc(user, id, None).await?.ok_or_else(|| {
-                StoreError::Internal(anyhow::anyhow!("unconditional read returned nothing"))
-            })?;
+            let (doc, etag) = self.read_current(user, id).await?;
             if let Some(expected) = if_match
                 && *expected != etag
             {
