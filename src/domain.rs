@@ -11,9 +11,11 @@ use serde_json::{Map, Value};
 mod message;
 mod timestamp_text;
 mod tool;
+mod tree;
 
 pub use message::{ChatMessage, MessageType, NewMessage, check_message};
 pub use tool::{FunctionCall, ToolCall, ToolCallType, ToolParts};
+pub use tree::{DeleteScope, MessageEdit, Node, Parent, Tree};
 
 /// Longest accepted id (session or message), in characters.
 pub const MAX_ID_LEN: usize = 128;
@@ -251,10 +253,15 @@ pub struct ChatSession {
     /// Free-form data the frontend keeps with the session.
     #[schema(value_type = Object)]
     pub context: JsonObject,
-    /// Every message, in chronological order.
+    /// The messages of the current branch, in chronological order (every
+    /// message, for a conversation that never branched).
     pub messages: Vec<ChatMessage>,
-    /// Number of messages in the session.
+    /// Number of messages of the current branch.
     pub message_count: u64,
+    /// Number of messages of every branch, alternatives included (equal to
+    /// `message_count` for a conversation that never branched).
+    #[serde(default)]
+    pub total_message_count: u64,
     /// Time of the newest message.
     #[schema(required = true)]
     pub last_message_at: Option<Timestamp>,
@@ -285,8 +292,11 @@ pub struct SessionSummary {
     /// Free-form data the frontend keeps with the session.
     #[schema(value_type = Object)]
     pub context: JsonObject,
-    /// Number of messages in the session.
+    /// Number of messages of the current branch.
     pub message_count: u64,
+    /// Number of messages of every branch, alternatives included.
+    #[serde(default)]
+    pub total_message_count: u64,
     /// Time of the newest message.
     #[schema(required = true)]
     pub last_message_at: Option<Timestamp>,
@@ -308,6 +318,7 @@ impl ChatSession {
             context: summary.context,
             messages,
             message_count: summary.message_count,
+            total_message_count: summary.total_message_count,
             last_message_at: summary.last_message_at,
             created_at: summary.created_at,
             updated_at: summary.updated_at,
@@ -324,6 +335,7 @@ impl ChatSession {
             archived_at: self.archived_at,
             context: self.context.clone(),
             message_count: self.message_count,
+            total_message_count: self.total_message_count,
             last_message_at: self.last_message_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
@@ -395,6 +407,7 @@ impl NewSession {
             context: self.context,
             messages: Vec::new(),
             message_count: 0,
+            total_message_count: 0,
             last_message_at: None,
             created_at: now,
             updated_at: now,

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{JsonObject, MessageId, Timestamp, ToolCall, ToolParts, UserId, ValidationError};
+use super::{
+    JsonObject, MessageId, Parent, Timestamp, ToolCall, ToolParts, UserId, ValidationError,
+};
 
 /// Who wrote a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -72,14 +74,29 @@ pub struct ChatMessage {
     /// The function a tool message answers for (tool messages only, optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The message this one follows; null for a first message. Messages
+    /// stored before conversations became trees read as a chain.
+    #[serde(default)]
+    #[schema(required = true)]
+    pub parent_id: Option<MessageId>,
+    /// When the content or metadata was last edited in place (absent when
+    /// never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// Only in answers, on a message of the branch read that has
+    /// alternatives: the ids of it and its siblings (the messages with the
+    /// same parent), oldest first, for a "‹ 2/3 ›" control. Never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siblings: Option<Vec<MessageId>>,
 }
 
 impl ChatMessage {
     /// True when `other` carries the same payload (what a retry would send):
-    /// content, type, metadata and tool parts. Ids and timestamps are not
-    /// compared.
+    /// content, type, metadata, tool parts and the parent it named. Ids and
+    /// timestamps are not compared.
     pub fn same_payload(&self, other: &NewMessage) -> bool {
         self.content == other.content
+            && other.parent.matches(self.parent_id.as_ref())
             && self.message_type == other.message_type
             && self.metadata == other.metadata
             && self.tool_calls == other.tools.tool_calls
@@ -96,8 +113,13 @@ impl ChatMessage {
         }
     }
 
-    /// The stored message of `new`, stored at `created_at`.
-    pub fn stored(new: NewMessage, user_id: Option<UserId>, created_at: Timestamp) -> Self {
+    /// The stored message of `new`, stored at `created_at` after `parent_id`.
+    pub fn stored(
+        new: NewMessage,
+        user_id: Option<UserId>,
+        created_at: Timestamp,
+        parent_id: Option<MessageId>,
+    ) -> Self {
         Self {
             id: new.id,
             content: new.content,
@@ -108,6 +130,9 @@ impl ChatMessage {
             tool_calls: new.tools.tool_calls,
             tool_call_id: new.tools.tool_call_id,
             name: new.tools.name,
+            parent_id,
+            edited_at: None,
+            siblings: None,
         }
     }
 }
@@ -143,6 +168,8 @@ pub struct NewMessage {
     pub metadata: JsonObject,
     /// Tool calls (assistant) or the call answered (tool).
     pub tools: ToolParts,
+    /// Where in the session's tree it goes.
+    pub parent: Parent,
 }
 
 impl NewMessage {
@@ -182,6 +209,7 @@ impl NewMessage {
             user_id,
             metadata,
             tools,
+            parent: Parent::Latest,
         })
     }
 }

@@ -357,6 +357,9 @@ pub(super) fn unit(
             tool_calls: tools.tool_calls,
             tool_call_id: tools.tool_call_id,
             name: tools.name,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
         });
     }
     let mut context = JsonObject::new();

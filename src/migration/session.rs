@@ -109,6 +109,11 @@ fn to_message(legacy: &LegacyMessage) -> Result<ChatMessage, String> {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        // Legacy sessions are linear: the store reads a message without a
+        // parent as following the one before it.
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
     })
 }
 

@@ -12,6 +12,7 @@ use crate::domain::{
     UserId, ValidationError,
 };
 
+pub mod branch;
 mod connecting;
 pub mod cosmos;
 pub mod erase;
@@ -23,6 +24,7 @@ pub mod retention;
 mod search;
 pub mod sqlite;
 
+pub use branch::{BranchStore, TreePage, TreeQuery};
 pub use connecting::{Backoff, Connection};
 pub use erase::{DynLegacyEraser, EraseStore, Erased, LegacyErased, LegacyEraser};
 pub use export::{ExportItem, ExportStore};
@@ -265,14 +267,23 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// The storage contract of the API. Small enough to be used as
 /// `dyn SessionStore`. The capabilities with their own files
-/// ([`ExportStore`], [`EraseStore`], [`RetentionStore`], [`ImportStore`])
-/// are part of it, so every `dyn SessionStore` offers them.
+/// ([`BranchStore`], [`ExportStore`], [`EraseStore`], [`RetentionStore`],
+/// [`ImportStore`]) are part of it, so every `dyn SessionStore` offers them;
+/// each backend implements each of them in its file of the same name.
 ///
 /// Every operation that names a session takes the [`Owner`] asking: a session
 /// the owner cannot see behaves exactly like a missing one.
 #[async_trait]
 pub trait SessionStore:
-    ExportStore + EraseStore + RetentionStore + ImportStore + Send + Sync + fmt::Debug + 'static
+    BranchStore
+    + ExportStore
+    + EraseStore
+    + RetentionStore
+    + ImportStore
+    + Send
+    + Sync
+    + fmt::Debug
+    + 'static
 {
     /// A short name of the backend, for health answers and logs.
     fn kind(&self) -> &'static str;
@@ -444,8 +455,13 @@ pub trait SessionStore:
     ) -> StoreResult<()>;
 
     /// Appends a message atomically. If a message with the same id is already
-    /// in the session, returns it unchanged (`created: false`) when the
-    /// payload matches, and [`StoreError::Conflict`] when it does not.
+    /// in the session (on any branch), returns it unchanged
+    /// (`created: false`) when the payload matches, and
+    /// [`StoreError::Conflict`] when it does not. A message whose
+    /// [`parent`](NewMessage::parent) names an earlier message (or
+    /// [`Parent::Root`](crate::domain::Parent::Root) in a session with
+    /// messages) starts a new branch there, which becomes the current one;
+    /// a parent the session lacks is [`StoreError::Invalid`].
     async fn append_message(
         &self,
         owner: &Owner,

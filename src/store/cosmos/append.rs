@@ -122,6 +122,7 @@ impl CosmosStore {
             known
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last)),
+            None,
         );
         // Measured once: the seal check and the cached version both need it.
         let stored_len = json_len(&stored);

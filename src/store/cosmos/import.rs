@@ -193,6 +193,7 @@ impl CosmosStore {
                 context: fields.context,
                 messages: Vec::new(),
                 message_count: all.len() as u64,
+                total_message_count: all.len() as u64,
                 last_message_at: last,
                 created_at: fields.created_at,
                 updated_at: fields.updated_at.max(last.unwrap_or(fields.updated_at)),

@@ -39,6 +39,7 @@ use super::{
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
 mod append;
+mod branch;
 mod cache;
 mod checkpoint;
 mod client;

@@ -42,7 +42,7 @@ impl SqliteStore {
         if !sink.version(&ETag::new(etag)) {
             return Ok(());
         }
-        // Positions are `seq`, 1 to the message count, with no gaps.
+        // Positions are `pos`, 1 to the message count, with no gaps.
         let lead = leading.len() as i64;
         if !sink.leading(leading) {
             return Ok(());
@@ -74,7 +74,7 @@ fn leading_system(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMess
         let rows: Vec<ChatMessage> = conn
             .prepare_cached(&format!(
                 "SELECT {MESSAGE_COLUMNS} FROM messages \
-                 WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                 WHERE session_id = ?1 AND pos > ?2 ORDER BY pos LIMIT ?3"
             ))
             .and_then(|mut stmt| {
                 stmt.query_map(

@@ -136,14 +136,14 @@ impl SqliteStore {
             .then(move |first| {
                 let (store, id) = (store.clone(), id.clone());
                 let last = (first + u64::from(CHUNK) - 1).min(count);
-                async move { store.seq_range(id, first, last).await }
+                async move { store.pos_range(id, first, last).await }
             })
             .boxed()
     }
 
-    /// Messages with seq `first..=last`; all of them, or an error (the
-    /// session was deleted meanwhile).
-    async fn seq_range(
+    /// The current branch's messages at positions (`pos`) `first..=last`;
+    /// all of them, or an error (the session was deleted meanwhile).
+    async fn pos_range(
         &self,
         id: SessionId,
         first: u64,
@@ -153,7 +153,7 @@ impl SqliteStore {
             let messages = conn
                 .prepare_cached(&format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages \
-                     WHERE session_id = ?1 AND seq BETWEEN ?2 AND ?3 ORDER BY seq"
+                     WHERE session_id = ?1 AND pos BETWEEN ?2 AND ?3 ORDER BY pos"
                 ))
                 .and_then(|mut stmt| {
                     stmt.query_map(params![id.as_str(), first as i64, last as i64], message_row)

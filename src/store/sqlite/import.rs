@@ -10,7 +10,7 @@ use super::{
     rows::{find_session, internal, new_etag, to_json, tool_column},
 };
 use crate::{
-    domain::{SessionId, Timestamp, UserId},
+    domain::{MessageId, SessionId, Timestamp, UserId},
     store::{
         ETag, ImportOutcome, ImportStore, Owner, SessionFields, SessionImport, StoreError,
         StoreResult, Versioned,
@@ -167,9 +167,10 @@ fn import_into(
     };
     let mut insert = tx
         .prepare_cached(
-            "INSERT INTO messages (session_id, seq, id, content, message_type, user_id, \
-             metadata, created_at, tool) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (session_id, id) DO NOTHING",
+            "INSERT INTO messages (session_id, seq, pos, id, content, message_type, user_id, \
+             metadata, created_at, tool, parent_id) \
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1), \
+             ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (session_id, id) DO NOTHING",
         )
         .map_err(internal)?;
     // New rows go after the existing ones first; for a session that existed
@@ -188,6 +189,7 @@ fn import_into(
                 to_json(&message.metadata)?,
                 message.created_at.to_string(),
                 tool_column(&message.tool_parts())?,
+                message.parent_id.as_ref().map(MessageId::as_str),
             ])
             .map_err(internal)?;
         if inserted == 1 {
@@ -203,12 +205,15 @@ fn import_into(
     }
     // A new session holds the messages in the order given (by time; ties
     // keep the file's order, as they were served before an export).
-    if !outcome.created {
+    // A session with other branches keeps the order the messages came in:
+    // renumbering would mix the branches' creation order.
+    if !outcome.created && session.total_message_count == session.message_count {
         renumber(tx, &import)?;
     }
     let newest = newest.map(|t| t.to_string());
     tx.execute(
-        "UPDATE sessions SET message_count = ?2, last_message_at = ?3, \
+        "UPDATE sessions SET total_count = total_count + ?2 - message_count, \
+         message_count = ?2, last_message_at = ?3, \
          updated_at = MAX(updated_at, ?3), etag = ?4 WHERE id = ?1",
         params![import.id.as_str(), seq, newest, new_etag()],
     )
@@ -216,24 +221,29 @@ fn import_into(
     Ok(outcome)
 }
 
-/// Puts every message of the session in (`created_at`, `id`) order.
+/// Puts every message of the current branch in (`created_at`, `id`)
+/// order. The messages a migration merges are linear (no parent stored:
+/// each follows the one before it), so reordering them keeps the chain.
 fn renumber(tx: &Connection, import: &SessionImport) -> StoreResult<()> {
     let mut order: Vec<(String, String)> = tx
-        .prepare_cached("SELECT id, created_at FROM messages WHERE session_id = ?1")
+        .prepare_cached(
+            "SELECT id, created_at FROM messages WHERE session_id = ?1 AND pos IS NOT NULL",
+        )
         .and_then(|mut stmt| {
             stmt.query_map([import.id.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
                 .and_then(|rows| rows.collect())
         })
         .map_err(internal)?;
     order.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
-    // Two steps so that no intermediate state collides on (session_id, seq).
+    // Two steps so that no intermediate state collides on (session_id, seq)
+    // or (session_id, pos).
     tx.execute(
-        "UPDATE messages SET seq = -seq WHERE session_id = ?1",
+        "UPDATE messages SET seq = -seq, pos = -pos WHERE session_id = ?1 AND pos IS NOT NULL",
         [import.id.as_str()],
     )
     .map_err(internal)?;
     let mut renumber = tx
-        .prepare_cached("UPDATE messages SET seq = ?3 WHERE session_id = ?1 AND id = ?2")
+        .prepare_cached("UPDATE messages SET seq = ?3, pos = ?3 WHERE session_id = ?1 AND id = ?2")
         .map_err(internal)?;
     for (position, (id, _)) in order.iter().enumerate() {
         renumber

@@ -32,6 +32,7 @@ use super::{
 };
 use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
 
+mod branch;
 mod connection;
 mod context;
 mod erase;

@@ -156,7 +156,7 @@ impl SqliteStore {
         self.read(move |conn| {
             let tx = conn.transaction().map_err(internal)?;
             let (summary, _) = find_session(&tx, &owner, &id)?;
-            // Position p (0-based) is seq p + 1, and seqs run 1..=count.
+            // Position p (0-based) is pos p + 1, and pos runs 1..=count.
             let end = query
                 .before
                 .map_or(summary.message_count, |b| b.min(summary.message_count));

@@ -15,11 +15,15 @@ use crate::{
 /// The `sessions` columns, in the order [`summary_row`] reads them.
 pub(super) const SESSION_COLUMNS: &str = "id, user_id, session_name, is_active, context, \
                                           message_count, last_message_at, created_at, \
-                                          updated_at, etag, archived_at";
+                                          updated_at, etag, archived_at, total_count";
 
-/// The `messages` columns, in the order [`message_row`] reads them.
-pub(super) const MESSAGE_COLUMNS: &str =
-    "id, content, message_type, user_id, metadata, created_at, tool";
+/// The `messages` columns, in the order [`message_row`] reads them, for a
+/// query `FROM messages` (unaliased). A message of the current branch
+/// stored without a parent (before conversations were trees) follows the
+/// one before it.
+pub(super) const MESSAGE_COLUMNS: &str = "id, content, message_type, user_id, metadata, \
+     created_at, tool, COALESCE(parent_id, (SELECT p.id FROM messages p \
+     WHERE p.session_id = messages.session_id AND p.pos = messages.pos - 1)), edited_at";
 
 /// A message's tool parts as the `tool` column holds them: NULL for a
 /// message without any (nearly all), else their JSON object.
@@ -99,6 +103,7 @@ pub(super) fn summary_row(row: &Row<'_>) -> rusqlite::Result<SessionSummary> {
             .transpose()?,
         context: json_object("context", text(row, 4)?)?,
         message_count: row.get(5)?,
+        total_message_count: row.get(11)?,
         last_message_at: optional_text(row, 6)?
             .map(|t| timestamp("last_message_at", t))
             .transpose()?,
@@ -127,6 +132,13 @@ pub(super) fn message_row(row: &Row<'_>) -> rusqlite::Result<ChatMessage> {
         tool_calls: tools.tool_calls,
         tool_call_id: tools.tool_call_id,
         name: tools.name,
+        parent_id: optional_text(row, 7)?
+            .map(|t| decode("parent_id", MessageId::parse(t)))
+            .transpose()?,
+        edited_at: optional_text(row, 8)?
+            .map(|t| timestamp("edited_at", t))
+            .transpose()?,
+        siblings: None,
     })
 }
 
@@ -192,7 +204,8 @@ pub(super) fn find_append_target(
 pub(super) fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY seq"
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE session_id = ?1 AND pos IS NOT NULL ORDER BY pos"
         ))
         .map_err(internal)?;
     stmt.query_map([id.as_str()], message_row)
@@ -200,7 +213,8 @@ pub(super) fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Ve
         .map_err(internal)
 }
 
-/// Up to `limit` messages with `seq < below`, newest first.
+/// Up to `limit` messages of the current branch at positions (`pos`, from
+/// 1) below `below`, newest first.
 pub(super) fn messages_before(
     conn: &Connection,
     id: &SessionId,
@@ -210,7 +224,7 @@ pub(super) fn messages_before(
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages \
-             WHERE session_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
+             WHERE session_id = ?1 AND pos < ?2 ORDER BY pos DESC LIMIT ?3"
         ))
         .map_err(internal)?;
     stmt.query_map(params![id.as_str(), below, limit], message_row)

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use rusqlite::Connection;
 
-use super::{search_index, search_queue, storage, versions};
+use super::{branch, search_index, search_queue, storage, versions};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -69,6 +69,7 @@ const UPGRADES: &[(&str, UpgradeStep)] = &[
         "search of tool calls' function names",
         search_queue::index_tool_calls,
     ),
+    ("conversations as trees", branch::create),
 ];
 
 /// Gives `messages` its `tool` column (NULL: no tool parts), unless the

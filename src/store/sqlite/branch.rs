@@ -1,0 +1,501 @@
+//! The tree operations ([`BranchStore`]) on the embedded store.
+//!
+//! Every message is a row of `messages`; `seq` numbers them in creation
+//! order (so a child always comes after its parent) and `pos` gives the
+//! current branch's messages their positions, 1 to `message_count`, and is
+//! NULL for every other message. Reads that know nothing of branches read
+//! the rows with a `pos`, as they always read every row. Making another
+//! branch current rewrites `pos` (and writes out the parent of each row
+//! leaving the branch, which an old row may only imply) in the writer's
+//! transaction. Every check runs before the first row changes: a refused
+//! write leaves the group's transaction as it found it.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    SqliteStore,
+    rows::{
+        MESSAGE_COLUMNS, check_etag, find_session, internal, load_messages, message_row, new_etag,
+        to_json,
+    },
+};
+use crate::{
+    domain::{
+        ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, Node, SessionId,
+        SessionSummary, Timestamp, Tree, ValidationError,
+    },
+    store::{BranchStore, ETag, Owner, StoreError, StoreResult, TreePage, TreeQuery, Versioned},
+};
+
+/// Upgrade step: messages get `parent_id` (NULL: the one before it, as
+/// every message stored earlier), `pos` (every stored message is on the
+/// current branch) and `edited_at`; sessions count every message.
+pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "ALTER TABLE messages ADD COLUMN parent_id TEXT;
+         ALTER TABLE messages ADD COLUMN pos INTEGER;
+         ALTER TABLE messages ADD COLUMN edited_at TEXT;
+         UPDATE messages SET pos = seq;
+         CREATE UNIQUE INDEX messages_by_pos ON messages (session_id, pos) WHERE pos IS NOT NULL;
+         ALTER TABLE sessions ADD COLUMN total_count INTEGER NOT NULL DEFAULT 0;
+         UPDATE sessions SET total_count = message_count;",
+    )
+}
+
+/// The rows of one session's tree, read in one statement.
+pub(super) struct Rows {
+    tree: Tree,
+    /// The current branch, oldest first.
+    branch: Vec<MessageId>,
+}
+
+impl std::ops::Deref for Rows {
+    type Target = Tree;
+    fn deref(&self) -> &Tree {
+        &self.tree
+    }
+}
+
+/// Reads the shape of session `id`'s tree: every message's id, parent and
+/// place (no content).
+pub(super) fn load_tree(conn: &Connection, id: &SessionId) -> StoreResult<Rows> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, parent_id, pos, seq FROM messages WHERE session_id = ?1 ORDER BY seq",
+        )
+        .map_err(internal)?;
+    let rows: Vec<(String, Option<String>, Option<i64>, i64)> = stmt
+        .query_map([id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(internal)?;
+    let parse = |s: &str| MessageId::parse(s).map_err(|e| StoreError::Internal(e.into()));
+    let mut branch: Vec<(i64, MessageId)> = Vec::new();
+    let mut nodes = Vec::with_capacity(rows.len());
+    for (message, parent, pos, seq) in &rows {
+        let message = parse(message)?;
+        if let Some(pos) = pos {
+            branch.push((*pos, message.clone()));
+        }
+        nodes.push((
+            message,
+            parent.as_deref().map(parse).transpose()?,
+            *pos,
+            *seq,
+        ));
+    }
+    branch.sort_by_key(|(pos, _)| *pos);
+    let branch: Vec<MessageId> = branch.into_iter().map(|(_, m)| m).collect();
+    let nodes = nodes
+        .into_iter()
+        .map(|(message, parent, pos, seq)| {
+            // An old row on the branch states no parent: the one before it.
+            let parent = parent.or_else(|| match pos {
+                Some(pos) if pos > 1 => branch.get(pos as usize - 2).cloned(),
+                _ => None,
+            });
+            Node {
+                id: message,
+                parent,
+                order: seq as u64,
+            }
+        })
+        .collect();
+    Ok(Rows {
+        tree: Tree::new(nodes),
+        branch,
+    })
+}
+
+/// Marks the siblings of `messages` (a stretch of the current branch) when
+/// the session has messages off its current branch.
+pub(super) fn mark_siblings(
+    conn: &Connection,
+    summary: &SessionSummary,
+    messages: &mut [ChatMessage],
+) -> StoreResult<()> {
+    if summary.total_message_count > summary.message_count {
+        load_tree(conn, &summary.id)?.tree.mark_siblings(messages);
+    }
+    Ok(())
+}
+
+/// "This session has no message `message`", as the 422 a request naming it
+/// gets.
+pub(super) fn unknown_message(field: &'static str, message: &MessageId) -> StoreError {
+    StoreError::Invalid(ValidationError::new(
+        field,
+        format!("this session has no message with id {message}"),
+    ))
+}
+
+/// Makes `new` the current branch in place of `rows.branch`: rows leaving
+/// it lose their `pos` and get their parent written out, rows joining it
+/// (or moving along it) get theirs. Positions are cleared before they are
+/// set, so the unique index never sees two rows at one position.
+pub(super) fn set_branch(
+    tx: &Connection,
+    id: &SessionId,
+    rows: &Rows,
+    new: &[MessageId],
+) -> StoreResult<()> {
+    let common = rows
+        .branch
+        .iter()
+        .zip(new)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut leave = tx
+        .prepare_cached(
+            "UPDATE messages SET pos = NULL, parent_id = ?3 WHERE session_id = ?1 AND id = ?2",
+        )
+        .map_err(internal)?;
+    for message in &rows.branch[common..] {
+        let parent = rows.tree.parent(message).map(MessageId::as_str);
+        leave
+            .execute(params![id.as_str(), message.as_str(), parent])
+            .map_err(internal)?;
+    }
+    let mut join = tx
+        .prepare_cached(
+            "UPDATE messages SET pos = ?3, parent_id = ?4 WHERE session_id = ?1 AND id = ?2",
+        )
+        .map_err(internal)?;
+    for (at, message) in new.iter().enumerate().skip(common) {
+        let parent = rows.tree.parent(message).map(MessageId::as_str);
+        join.execute(params![
+            id.as_str(),
+            message.as_str(),
+            at as i64 + 1,
+            parent
+        ])
+        .map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// The `created_at` of the current branch's last message.
+fn branch_end(tx: &Connection, id: &SessionId, count: usize) -> StoreResult<Option<String>> {
+    tx.prepare_cached("SELECT created_at FROM messages WHERE session_id = ?1 AND pos = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![id.as_str(), count as i64], |r| r.get(0))
+                .optional()
+        })
+        .map_err(internal)
+}
+
+/// Records a change of the current branch (and of the count of every
+/// message, `total`) on the session row; returns the new version.
+fn touch_session(
+    tx: &Connection,
+    id: &SessionId,
+    count: usize,
+    total: usize,
+) -> StoreResult<String> {
+    let etag = new_etag();
+    let last = branch_end(tx, id, count)?;
+    tx.prepare_cached(
+        "UPDATE sessions SET message_count = ?2, total_count = ?3, last_message_at = ?4, \
+         updated_at = MAX(updated_at, ?5), etag = ?6 WHERE id = ?1",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            id.as_str(),
+            count as i64,
+            total as i64,
+            last,
+            Timestamp::now().to_string(),
+            etag
+        ])
+    })
+    .map_err(internal)?;
+    Ok(etag)
+}
+
+/// The session showing `branch`, its siblings marked.
+fn session_with_branch(
+    conn: &Connection,
+    owner: &Owner,
+    id: &SessionId,
+    rows: &Rows,
+    branch: &[MessageId],
+) -> StoreResult<Versioned<ChatSession>> {
+    let (mut summary, etag) = find_session(conn, owner, id)?;
+    let mut messages = if branch == rows.branch.as_slice() {
+        load_messages(conn, id)?
+    } else {
+        let mut by_id: std::collections::HashMap<MessageId, ChatMessage> = all_messages(conn, id)?
+            .into_iter()
+            .map(|m| (m.id.clone(), m))
+            .collect();
+        let mut out = Vec::with_capacity(branch.len());
+        for message in branch {
+            let mut found = by_id.remove(message).ok_or_else(|| {
+                StoreError::Internal(anyhow::anyhow!("message {message} vanished mid-read"))
+            })?;
+            found.parent_id = rows.tree.parent(message).cloned();
+            out.push(found);
+        }
+        out
+    };
+    rows.tree.mark_siblings(&mut messages);
+    summary.message_count = messages.len() as u64;
+    summary.last_message_at = messages.last().map(|m| m.created_at);
+    Ok(Versioned {
+        value: ChatSession::from_parts(summary, messages),
+        etag: ETag::new(etag),
+    })
+}
+
+/// Every message of session `id`, in creation order.
+fn all_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY seq"
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_map([id.as_str()], message_row)
+            .and_then(|rows| rows.collect())
+    })
+    .map_err(internal)
+}
+
+#[async_trait]
+impl BranchStore for SqliteStore {
+    async fn read_branch(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: &MessageId,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let (owner, id, message) = (owner.clone(), id.clone(), message.clone());
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(internal)?;
+            find_session(&tx, &owner, &id)?;
+            let rows = load_tree(&tx, &id)?;
+            if !rows.tree.contains(&message) {
+                return Err(unknown_message("message_id", &message));
+            }
+            let branch = rows.tree.branch_through(&message);
+            let read = session_with_branch(&tx, &owner, &id, &rows, &branch)?;
+            tx.finish().map_err(internal)?;
+            Ok(read)
+        })
+        .await
+    }
+
+    async fn switch_branch(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: &MessageId,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        let (owner, id, message, if_match) = (
+            owner.clone(),
+            id.clone(),
+            message.clone(),
+            if_match.cloned(),
+        );
+        self.write(move |tx| {
+            let (_, etag) = find_session(tx, &owner, &id)?;
+            check_etag(&etag, if_match.as_ref())?;
+            let rows = load_tree(tx, &id)?;
+            if !rows.tree.contains(&message) {
+                return Err(unknown_message("current_message_id", &message));
+            }
+            let branch = rows.tree.branch_through(&message);
+            if branch != rows.branch {
+                set_branch(tx, &id, &rows, &branch)?;
+                touch_session(tx, &id, branch.len(), rows.tree.len())?;
+            }
+            let rows = load_tree(tx, &id)?;
+            let branch = rows.branch.clone();
+            session_with_branch(tx, &owner, &id, &rows, &branch)
+        })
+        .await
+    }
+
+    async fn list_tree(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        query: TreeQuery,
+    ) -> StoreResult<TreePage> {
+        let (owner, id) = (owner.clone(), id.clone());
+        self.read(move |conn| {
+            let tx = conn.transaction().map_err(internal)?;
+            let (summary, etag) = find_session(&tx, &owner, &id)?;
+            let limit = query.limit.clamp(1, 1000);
+            let mut messages: Vec<(i64, ChatMessage)> = tx
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS}, seq FROM messages \
+                     WHERE session_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_map(
+                        params![id.as_str(), query.after as i64, i64::from(limit) + 1],
+                        |row| Ok((row.get(9)?, message_row(row)?)),
+                    )
+                    .and_then(|rows| rows.collect())
+                })
+                .map_err(internal)?;
+            let more = messages.len() > limit as usize;
+            messages.truncate(limit as usize);
+            let next_after = more
+                .then(|| messages.last().map(|(s, _)| *s as u64))
+                .flatten();
+            let current = tx
+                .prepare_cached("SELECT id FROM messages WHERE session_id = ?1 AND pos = ?2")
+                .and_then(|mut stmt| {
+                    stmt.query_row(params![id.as_str(), summary.message_count as i64], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .optional()
+                })
+                .map_err(internal)?
+                .map(|m| MessageId::parse(m).map_err(|e| StoreError::Internal(e.into())))
+                .transpose()?;
+            tx.finish().map_err(internal)?;
+            Ok(TreePage {
+                messages: messages.into_iter().map(|(_, m)| m).collect(),
+                current_message_id: current,
+                next_after,
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+
+    async fn edit_message(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: &MessageId,
+        edit: &MessageEdit,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatMessage>> {
+        let (owner, id, message, edit, if_match) = (
+            owner.clone(),
+            id.clone(),
+            message.clone(),
+            edit.clone(),
+            if_match.cloned(),
+        );
+        self.write(move |tx| {
+            let (_, etag) = find_session(tx, &owner, &id)?;
+            check_etag(&etag, if_match.as_ref())?;
+            let mut stored = tx
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND id = ?2"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_row([id.as_str(), message.as_str()], message_row)
+                        .optional()
+                })
+                .map_err(internal)?
+                .ok_or(StoreError::NotFound)?;
+            let now = Timestamp::now();
+            edit.apply_to(&mut stored, now)?;
+            let metadata = to_json(&stored.metadata)?;
+            tx.prepare_cached(
+                "UPDATE messages SET content = ?3, metadata = ?4, edited_at = ?5 \
+                 WHERE session_id = ?1 AND id = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    id.as_str(),
+                    message.as_str(),
+                    stored.content,
+                    metadata,
+                    now.to_string()
+                ])
+            })
+            .map_err(internal)?;
+            let etag = new_etag();
+            tx.prepare_cached(
+                "UPDATE sessions SET updated_at = MAX(updated_at, ?2), etag = ?3 WHERE id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id.as_str(), now.to_string(), etag]))
+            .map_err(internal)?;
+            Ok(Versioned {
+                value: stored,
+                etag: ETag::new(etag),
+            })
+        })
+        .await
+    }
+
+    async fn delete_message(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        message: &MessageId,
+        scope: DeleteScope,
+        if_match: Option<&ETag>,
+    ) -> StoreResult<ETag> {
+        let (owner, id, message, if_match) = (
+            owner.clone(),
+            id.clone(),
+            message.clone(),
+            if_match.cloned(),
+        );
+        self.write(move |tx| {
+            let (_, etag) = find_session(tx, &owner, &id)?;
+            check_etag(&etag, if_match.as_ref())?;
+            let rows = load_tree(tx, &id)?;
+            if !rows.tree.contains(&message) {
+                return Err(StoreError::NotFound);
+            }
+            let parent = rows.tree.parent(&message).cloned();
+            let gone = match scope {
+                DeleteScope::Message => vec![message.clone()],
+                DeleteScope::Subtree => rows.tree.subtree(&message),
+            };
+            // The current branch without what goes: the deleted message's
+            // child on it (if it stays) now follows its parent.
+            let at = rows.branch.iter().position(|m| *m == message);
+            let branch: Vec<MessageId> = match at {
+                Some(at) if scope == DeleteScope::Subtree => rows.branch[..at].to_vec(),
+                _ => rows
+                    .branch
+                    .iter()
+                    .filter(|m| **m != message)
+                    .cloned()
+                    .collect(),
+            };
+            // The branch from the deleted message on leaves it first (its
+            // parents written out), then the rows go, then what stays
+            // comes back at its new positions.
+            let kept = &rows.branch[..at.unwrap_or(rows.branch.len())];
+            set_branch(tx, &id, &rows, kept)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM messages WHERE session_id = ?1 AND id = ?2")
+                .map_err(internal)?;
+            for m in &gone {
+                delete
+                    .execute(params![id.as_str(), m.as_str()])
+                    .map_err(internal)?;
+            }
+            if scope == DeleteScope::Message {
+                tx.prepare_cached(
+                    "UPDATE messages SET parent_id = ?3 WHERE session_id = ?1 AND parent_id = ?2",
+                )
+                .and_then(|mut stmt| {
+                    stmt.execute(params![
+                        id.as_str(),
+                        message.as_str(),
+                        parent.as_ref().map(MessageId::as_str)
+                    ])
+                })
+                .map_err(internal)?;
+            }
+            let rest = load_tree(tx, &id)?;
+            set_branch(tx, &id, &rest, &branch)?;
+            let etag = touch_session(tx, &id, branch.len(), rest.tree.len())?;
+            Ok(ETag::new(etag))
+        })
+        .await
+    }
+}
