@@ -6,6 +6,10 @@
 //! so a retry, even of an append whose answer was lost, stores it once — and
 //! patches guarded by that read. Appends from this process take turns per
 //! session (`turns`), so they do not race each other.
+//!
+//! An append that branches (a parent other than the current branch's last
+//! message, or a last message that already has children) reads the document
+//! and writes every change in one batch (`fork`).
 
 use std::time::{Duration, Instant};
 
@@ -15,11 +19,11 @@ use super::{
     CosmosStore,
     cache::{Known, SessionKey},
     documents::{SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, json_of, len_after_append},
-    errors::{APPEND_DEADLINE, backoff, etag_of},
+    errors::{APPEND_DEADLINE, backoff, etag_of, is_stale},
     metrics::ItemIo,
 };
 use crate::{
-    domain::{ChatMessage, NewMessage, SessionId, Timestamp, UserId},
+    domain::{ChatMessage, NewMessage, Parent, SessionId, Timestamp, UserId},
     store::{Appended, ETag, Owner, StoreError, StoreResult},
 };
 
@@ -28,8 +32,21 @@ use crate::{
 struct Seen {
     /// Pages there were at the last read.
     pages: Option<u32>,
-    /// The newest page read so far: its number and messages.
-    newest: Option<(u32, Vec<ChatMessage>)>,
+    /// The newest page read so far: its number, the layout it was read
+    /// under (pages are rewritten only with a new layout) and its messages.
+    newest: Option<(u32, u64, Vec<ChatMessage>)>,
+}
+
+/// Whether appending `parent` to the version `known` describes starts a
+/// branch (or adds a sibling to children the last message already has):
+/// then it is not the one patch of a plain append.
+fn branches(parent: &Parent, known: &Known) -> bool {
+    known.last_forked
+        || match parent {
+            Parent::Latest => false,
+            Parent::Root => known.last_id.is_some(),
+            Parent::Message(id) => known.last_id.as_ref() != Some(id),
+        }
 }
 
 /// What a read found.
@@ -71,6 +88,12 @@ impl CosmosStore {
                 Err(e) => e,
             };
             self.versions.forget(&key);
+            // A page rewritten under the read: as if another writer won.
+            let error = if is_stale(&error) {
+                StoreError::PreconditionFailed
+            } else {
+                error
+            };
             match error {
                 // Lost a race, or an ambiguous failure: the next read tells
                 // whether the message is in, so nothing is appended twice. A
@@ -103,7 +126,11 @@ impl CosmosStore {
         message: &NewMessage,
         seen: &mut Seen,
     ) -> (StoreResult<Option<Appended>>, bool) {
-        let cached = self.versions.get(key).filter(|k| !k.may_hold(&message.id));
+        // A branch needs the document itself: no cached version then.
+        let cached = self
+            .versions
+            .get(key)
+            .filter(|k| !k.may_hold(&message.id) && !branches(&message.parent, k));
         crate::telemetry::instruments::cache_lookup(
             crate::telemetry::instruments::Cache::Etag,
             cached.is_some(),
@@ -116,13 +143,19 @@ impl CosmosStore {
                 Err(e) => return (Err(e), true),
             },
         };
+        if let Some(doc) = doc.as_ref().filter(|_| branches(&message.parent, &known)) {
+            let branched = self
+                .append_branching(user, message, doc.clone(), known.etag.clone())
+                .await;
+            return (branched.map(Some), true);
+        }
         let stored = ChatMessage::stored(
             message.clone(),
             message.user_id.clone().or_else(|| user.cloned()),
             known
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last)),
-            None,
+            known.last_id.clone(),
         );
         // Measured once: the seal check and the cached version both need it.
         let stored_len = json_len(&stored);
@@ -189,33 +222,49 @@ impl CosmosStore {
         seen: &mut Seen,
     ) -> StoreResult<Looked> {
         let (doc, etag) = self.read_current(user, id).await?;
-        if let Some(stored) = doc.session.messages.iter().find(|m| m.id == message.id) {
-            return Appended::replay(stored.clone(), message, etag).map(Looked::Stored);
+        let sealed = doc.sealed();
+        if let Some(at) = doc.session.messages.iter().position(|m| m.id == message.id) {
+            let mut stored = doc.session.messages[at].clone();
+            if at > 0 {
+                stored.parent_id = Some(doc.session.messages[at - 1].id.clone());
+            } else if sealed == 0 {
+                stored.parent_id = None;
+            }
+            return Appended::replay(stored, message, etag).map(Looked::Stored);
         }
         let pages = doc.sealed_page_sizes.len() as u32;
+        let layout = doc.layout;
         let newest_known = |seen: &Seen| {
             seen.newest
                 .as_ref()
-                .is_some_and(|(page, _)| page + 1 == pages)
+                .is_some_and(|(page, read_under, _)| page + 1 == pages && *read_under == layout)
         };
         let mut from = seen.pages.unwrap_or(pages).min(pages);
         if pages > 0 && !newest_known(seen) {
             from = from.min(pages - 1);
         }
         seen.pages = Some(pages);
-        for (page, read) in (from..).zip(self.read_pages(user, id, from..pages).await?) {
-            if let Some(stored) = read.messages.iter().find(|m| m.id == message.id) {
-                return Appended::replay(stored.clone(), message, etag).map(Looked::Stored);
+        for (page, read) in (from..).zip(self.read_pages(user, id, from..pages, layout).await?) {
+            if let Some(at) = read.messages.iter().position(|m| m.id == message.id) {
+                let mut stored = read.messages[at].clone();
+                if at > 0 {
+                    stored.parent_id = Some(read.messages[at - 1].id.clone());
+                }
+                return Appended::replay(stored, message, etag).map(Looked::Stored);
             }
             if page + 1 == pages {
-                seen.newest = Some((page, read.messages));
+                seen.newest = Some((page, layout, read.messages));
             }
+        }
+        // On another branch: a retry whose message a branch moved away.
+        if let Some(stored) = self.find_alternative(user, &doc, &message.id).await? {
+            return Appended::replay(stored, message, etag).map(Looked::Stored);
         }
         let newest = seen
             .newest
             .as_ref()
             .filter(|_| pages > 0)
-            .map(|(_, messages)| messages.as_slice());
+            .map(|(_, _, messages)| messages.as_slice());
         let known = Known::of(&doc, etag, newest).ok_or_else(|| {
             StoreError::Internal(anyhow::anyhow!("the newest sealed page was not read"))
         })?;
@@ -232,9 +281,13 @@ impl CosmosStore {
         stored: &ChatMessage,
     ) -> StoreResult<ETag> {
         let now = stored.created_at;
+        // Set, not incremented: documents older than the field lack it, and
+        // the guard makes the version exact anyway.
+        let total = known.total_message_count + 1;
         let operations = vec![
             PatchOperation::add("/messages/-", json_of(stored)?),
             PatchOperation::increment("/message_count", CosmosNumber::from(1i64)),
+            PatchOperation::set("/total_message_count", json_of(&total)?),
             PatchOperation::set("/last_message_at", json_of(&now)?),
             PatchOperation::set("/updated_at", json_of(&now.max(known.updated_at))?),
         ];
@@ -242,13 +295,7 @@ impl CosmosStore {
             .patch(user, id, operations, Some(&known.etag), false)
             .await?;
         self.io(|| {
-            let after = len_after_append(
-                known.doc_len,
-                known.messages,
-                known.message_count,
-                known.last_message_at.is_some(),
-                json_len(stored),
-            );
+            let after = len_after_append(&known.appended_to(), json_len(stored));
             ItemIo::Write(after + SYSTEM_PROPERTY_BYTES)
         });
         etag_of(&response, "Cosmos DB patch without an ETag")

@@ -2,8 +2,10 @@
 //! one version (its ETag) and just enough about that version to append to it
 //! with one guarded patch and no read first — whether a message id may
 //! already be stored (a retry), how large the document is and how many
-//! messages it holds (the seal policy), its counters and timestamps (the
-//! patch). Bounded; the least recently used sessions are forgotten first.
+//! messages it holds (the seal policy), its counters and timestamps and the
+//! current branch's last message (the patch), and whether that message
+//! already has children (then an append is a branch, not a patch).
+//! Bounded; the least recently used sessions are forgotten first.
 //!
 //! An entry is only ever built from one version as Cosmos DB returned it (a
 //! read) or as this process wrote it (a create, a seal, or a patch guarded by
@@ -17,7 +19,10 @@ use std::{
     sync::Mutex,
 };
 
-use super::documents::{SessionDoc, json_len, len_after_append};
+use super::{
+    documents::{AppendedTo, SessionDoc, json_len, len_after_append},
+    filter::Filter,
+};
 use crate::{
     domain::{ChatMessage, MessageId, SessionId, Timestamp, UserId},
     store::ETag,
@@ -38,13 +43,22 @@ pub(super) struct Known {
     /// Hashes of the ids in the document and in its newest sealed page: the
     /// messages a retried append is looked for in (as a read does).
     ids: HashSet<u64>,
+    /// The ids of the messages off the current branch, approximately.
+    alternatives: Option<Filter>,
     /// [`json_len`] of the document.
     pub(super) doc_len: usize,
     /// Messages in the document (not in pages).
     pub(super) messages: usize,
     pub(super) message_count: u64,
+    pub(super) total_message_count: u64,
     pub(super) last_message_at: Option<Timestamp>,
     pub(super) updated_at: Timestamp,
+    /// The current branch's last message (`None`: the branch is empty).
+    pub(super) last_id: Option<MessageId>,
+    /// Whether that message (or, on an empty branch, the session) already
+    /// has children off the branch: an append then adds a sibling of
+    /// theirs, which the document's `forks` must list.
+    pub(super) last_forked: bool,
 }
 
 fn id_hash(id: &MessageId) -> u64 {
@@ -65,6 +79,11 @@ impl Known {
             return None;
         }
         let session = &doc.session;
+        let last_id = session
+            .messages
+            .last()
+            .or_else(|| newest_page.and_then(<[ChatMessage]>::last))
+            .map(|m| m.id.clone());
         Some(Self {
             etag,
             ids: session
@@ -73,19 +92,36 @@ impl Known {
                 .chain(newest_page.unwrap_or_default())
                 .map(|m| id_hash(&m.id))
                 .collect(),
+            alternatives: doc.alternatives.clone(),
             doc_len: json_len(doc),
             messages: session.messages.len(),
             message_count: session.message_count,
+            total_message_count: session.total_message_count.max(session.message_count),
             last_message_at: session.last_message_at,
             updated_at: session.updated_at,
+            last_forked: doc.fork_of(last_id.as_ref()).is_some(),
+            last_id,
         })
     }
 
     /// Whether message `id` may be stored already. False means it is in
-    /// neither the document nor its newest page; true may be a hash
-    /// collision (the append then reads, as without an entry).
+    /// neither the document, nor its newest page, nor off the current
+    /// branch; true may be a hash collision or a false "maybe" of the
+    /// alternatives' filter (the append then reads, as without an entry).
     pub(super) fn may_hold(&self, id: &MessageId) -> bool {
         self.ids.contains(&id_hash(id))
+            || self.alternatives.as_ref().is_some_and(|f| f.may_hold(id))
+    }
+
+    /// What the append patch starts from, for [`len_after_append`].
+    pub(super) fn appended_to(&self) -> AppendedTo {
+        AppendedTo {
+            len: self.doc_len,
+            messages: self.messages,
+            message_count: self.message_count,
+            total_message_count: self.total_message_count,
+            had_message: self.last_message_at.is_some(),
+        }
     }
 
     /// The version the append patch made, answered with `etag`;
@@ -96,16 +132,13 @@ impl Known {
         stored_len: usize,
         etag: ETag,
     ) -> Self {
-        self.doc_len = len_after_append(
-            self.doc_len,
-            self.messages,
-            self.message_count,
-            self.last_message_at.is_some(),
-            stored_len,
-        );
+        self.doc_len = len_after_append(&self.appended_to(), stored_len);
         self.ids.insert(id_hash(&stored.id));
         self.messages += 1;
         self.message_count += 1;
+        self.total_message_count += 1;
+        self.last_id = Some(stored.id.clone());
+        self.last_forked = false;
         self.last_message_at = Some(stored.created_at);
         self.updated_at = stored.created_at.max(self.updated_at);
         self.etag = etag;
@@ -182,14 +215,11 @@ impl Versions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        domain::{JsonObject, MessageType, NewSession},
-        store::cosmos::documents::SESSION_DOC_TYPE,
-    };
+    use crate::domain::{JsonObject, MessageType, NewSession};
 
     fn doc(id: &str) -> SessionDoc {
-        SessionDoc {
-            session: NewSession::new(
+        SessionDoc::new(
+            NewSession::new(
                 Some(SessionId::parse(id).unwrap()),
                 None,
                 None,
@@ -198,10 +228,7 @@ mod tests {
             )
             .unwrap()
             .into_session(Timestamp::now()),
-            doc_type: SESSION_DOC_TYPE.into(),
-            sealed_page_sizes: Vec::new(),
-            system_prefix: None,
-        }
+        )
     }
 
     fn message(id: &str) -> ChatMessage {
@@ -215,6 +242,9 @@ mod tests {
             user_id: None,
             metadata: JsonObject::new(),
             created_at: Timestamp::now(),
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
         }
     }
 
@@ -227,6 +257,7 @@ mod tests {
             assert!(!known.may_hold(&m.id));
             known = known.after_append(&m, json_len(&m), ETag::new(format!("e{}", i + 1)));
             doc.session.message_count += 1;
+            doc.session.total_message_count += 1;
             doc.session.last_message_at = Some(m.created_at);
             doc.session.updated_at = m.created_at;
             doc.session.messages.push(m.clone());
@@ -236,6 +267,8 @@ mod tests {
                 (known.doc_len, known.messages, known.message_count),
                 (fresh.doc_len, fresh.messages, fresh.message_count)
             );
+            assert_eq!(known.total_message_count, fresh.total_message_count);
+            assert_eq!(known.last_id, fresh.last_id);
             assert_eq!(known.ids, fresh.ids);
         }
     }

@@ -2,7 +2,10 @@
 //! only for as long as the selection wants more, so a budget met within the
 //! document and its newest page costs at most two point reads.
 
-use super::CosmosStore;
+use super::{
+    CosmosStore,
+    lineage::{Before, chain},
+};
 use crate::{
     domain::{ChatMessage, SessionId},
     store::{ContextSink, Owner, StoreResult, leading_system},
@@ -21,7 +24,8 @@ impl CosmosStore {
             return Ok(());
         }
         let pages = doc.sealed_page_sizes.len() as u32;
-        let leading = match (&doc.system_prefix, pages) {
+        let layout = doc.layout;
+        let mut leading = match (&doc.system_prefix, pages) {
             (_, 0) => leading_system(doc.session.messages.iter()),
             (Some(prefix), _) => prefix.clone(),
             (None, _) => {
@@ -30,7 +34,7 @@ impl CosmosStore {
                 let mut leading = Vec::new();
                 let mut whole = true;
                 for page in 0..pages {
-                    let messages = self.page(user.as_ref(), id, page).await?;
+                    let messages = self.page(user.as_ref(), id, page, layout).await?;
                     let more = leading_system(messages.iter());
                     whole = more.len() == messages.len();
                     leading.extend(more);
@@ -45,6 +49,8 @@ impl CosmosStore {
             }
         };
         let lead = leading.len() as u64;
+        // The branch's first messages: each follows the one before.
+        chain(&mut leading, Before::Start);
         if !sink.leading(leading) {
             return Ok(());
         }
@@ -53,6 +59,9 @@ impl CosmosStore {
         let mut messages = doc.session.messages;
         let mut page = pages;
         loop {
+            // Parents within the chunk; its first keeps the one it was
+            // stored with (every message written since trees has one).
+            chain(&mut messages, Before::at(start));
             let end = start + messages.len() as u64;
             let mut newest_first: Vec<ChatMessage> = messages.into_iter().rev().collect();
             newest_first.truncate(end.saturating_sub(start.max(lead)) as usize);
@@ -60,7 +69,7 @@ impl CosmosStore {
                 return Ok(());
             }
             page -= 1;
-            messages = self.page(user.as_ref(), id, page).await?;
+            messages = self.page(user.as_ref(), id, page, layout).await?;
             start -= messages.len() as u64;
         }
     }
@@ -70,11 +79,8 @@ impl CosmosStore {
         user: Option<&crate::domain::UserId>,
         id: &SessionId,
         page: u32,
+        layout: u64,
     ) -> StoreResult<Vec<ChatMessage>> {
-        Ok(self
-            .read_pages(user, id, page..page + 1)
-            .await?
-            .remove(0)
-            .messages)
+        Ok(self.read_page(user, id, page, layout).await?.messages)
     }
 }

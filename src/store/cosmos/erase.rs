@@ -1,7 +1,8 @@
 //! Erasing a user: everything is in their partition, so it goes in
 //! transactional batches of up to 100 deletes there — each session document
 //! before its sealed pages (a reader never meets a session whose pages are
-//! gone), then any pages left over by an interrupted delete.
+//! gone), then the alternatives of those sessions and any pages left over
+//! by an interrupted delete.
 
 use std::{collections::HashSet, time::Instant};
 
@@ -11,7 +12,7 @@ use serde::Deserialize;
 
 use super::{
     CosmosStore,
-    documents::{PAGE_DOC_TYPE, SESSION_DOC_TYPE, page_id, partition},
+    documents::{BRANCH_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE, page_id, partition},
     errors::store_error,
     metrics::item_charge,
 };
@@ -56,9 +57,11 @@ impl EraseStore for CosmosStore {
                 let pages: Vec<String> = self
                     .query_all(
                         Query::from(format!(
-                            "SELECT TOP {BATCH} VALUE c.id FROM c WHERE c.doc_type = @type"
+                            "SELECT TOP {BATCH} VALUE c.id FROM c \
+                             WHERE c.doc_type = @page OR c.doc_type = @branch"
                         ))
-                        .with_parameter("@type", PAGE_DOC_TYPE)
+                        .with_parameter("@page", PAGE_DOC_TYPE)
+                        .and_then(|q| q.with_parameter("@branch", BRANCH_DOC_TYPE))
                         .map_err(store_error)?,
                         FeedScope::partition(partition(Some(user))),
                     )

@@ -65,6 +65,40 @@ pub(super) fn etag_of(response: &ItemResponse, what: &str) -> StoreResult<ETag> 
         .ok_or_else(|| StoreError::Internal(anyhow::anyhow!("{what}")))
 }
 
+/// What a read meets when the session changed after it read the session
+/// document: a sealed page or an alternative written (or deleted) by a
+/// later version. The read is worth doing again.
+#[derive(Debug, thiserror::Error)]
+#[error("the session changed while it was being read")]
+pub(super) struct Stale;
+
+/// A [`Stale`] read, as a store error.
+pub(super) fn stale() -> StoreError {
+    StoreError::Internal(anyhow::Error::new(Stale))
+}
+
+/// Whether `e` is a [`Stale`] read.
+pub(super) fn is_stale(e: &StoreError) -> bool {
+    matches!(e, StoreError::Internal(inner) if inner.is::<Stale>())
+}
+
+/// Tries a read up to three times while it meets a session changing under
+/// it ([`Stale`]); rewrites of pages are rare, so a second try almost always
+/// reads one version.
+pub(super) async fn again_if_stale<T, F, Fut>(mut read: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match read().await {
+            Err(e) if is_stale(&e) && tries < 2 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
 /// Exponential backoff with full jitter, capped at half a second.
 pub(super) fn backoff(attempt: u32) -> Duration {
     let cap_ms = (5u64 << attempt.min(7)).min(500);

@@ -29,16 +29,19 @@ impl ExportStore for CosmosStore {
         // the owner keeps writing.
         let query = Query::from(
             "SELECT c.id, c.user_id, c.session_name, c.is_active, c.archived_at, c.context, \
-             c.message_count, c.last_message_at, c.created_at, c.updated_at FROM c \
-             WHERE c.doc_type = @type ORDER BY c.created_at",
+             c.message_count, c.total_message_count, c.last_message_at, c.created_at, \
+             c.updated_at FROM c WHERE c.doc_type = @type ORDER BY c.created_at",
         )
         .with_parameter("@type", SESSION_DOC_TYPE);
         match query {
-            Ok(query) => self.query_stream::<SessionSummary>(
-                query,
-                FeedScope::partition(partition(owner.user_id())),
-                PAGE,
-            ),
+            Ok(query) => self
+                .query_stream::<SessionSummary>(
+                    query,
+                    FeedScope::partition(partition(owner.user_id())),
+                    PAGE,
+                )
+                .map_ok(super::read::normalized)
+                .boxed(),
             Err(e) => futures::stream::once(async move { Err(store_error(e)) }).boxed(),
         }
     }

@@ -19,6 +19,7 @@ use super::{
         PageDoc, SESSION_DOC_TYPE, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, partition,
     },
     errors::{APPEND_DEADLINE, backoff, store_error, to_etag},
+    lineage::{Before, chain},
     metrics::{ItemIo, item_charge},
 };
 use crate::{
@@ -32,11 +33,13 @@ use crate::{
 /// Session ids looked up by one query of [`ImportStore::sessions_of_others`].
 const IDS_PER_QUERY: usize = 100;
 
-/// Ids of the messages in a session's sealed pages, read so far by an import.
+/// Ids of the messages in a session's sealed pages, read so far by an import
+/// (under one layout of the pages).
 #[derive(Default)]
 struct SealedIds {
     ids: std::collections::HashSet<MessageId>,
     pages: u32,
+    layout: u64,
 }
 
 #[async_trait]
@@ -126,9 +129,6 @@ impl CosmosStore {
         // This process's idea of the session's version goes out of date.
         self.versions
             .forget(&(import.user_id.clone(), import.id.clone()));
-        // This process's idea of the session's version goes out of date.
-        self.versions
-            .forget(&(import.user_id.clone(), import.id.clone()));
         let user = import.user_id.as_ref();
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -178,30 +178,28 @@ impl CosmosStore {
         fields: Option<&SessionFields>,
     ) -> StoreResult<ImportOutcome> {
         let user = import.user_id.as_ref();
-        let all = &import.messages;
+        // A new session's messages are its current branch, in order.
+        let mut all = import.messages.clone();
+        chain(&mut all, Before::Start);
+        let all = &all;
         let last = all.last().map(|m| m.created_at);
         let fields = fields
             .cloned()
             .unwrap_or_else(|| SessionFields::starting_at(all[0].created_at));
-        let mut doc = SessionDoc {
-            session: ChatSession {
-                id: import.id.clone(),
-                user_id: import.user_id.clone(),
-                session_name: fields.session_name,
-                is_active: fields.is_active,
-                archived_at: fields.archived_at,
-                context: fields.context,
-                messages: Vec::new(),
-                message_count: all.len() as u64,
-                total_message_count: all.len() as u64,
-                last_message_at: last,
-                created_at: fields.created_at,
-                updated_at: fields.updated_at.max(last.unwrap_or(fields.updated_at)),
-            },
-            doc_type: SESSION_DOC_TYPE.into(),
-            sealed_page_sizes: Vec::new(),
-            system_prefix: None,
-        };
+        let mut doc = SessionDoc::new(ChatSession {
+            id: import.id.clone(),
+            user_id: import.user_id.clone(),
+            session_name: fields.session_name,
+            is_active: fields.is_active,
+            archived_at: fields.archived_at,
+            context: fields.context,
+            messages: Vec::new(),
+            message_count: all.len() as u64,
+            total_message_count: all.len() as u64,
+            last_message_at: last,
+            created_at: fields.created_at,
+            updated_at: fields.updated_at.max(last.unwrap_or(fields.updated_at)),
+        });
         // The newest messages stay in the document, as many as a seal would
         // leave there; the older ones fill pages, the newest pages full (so
         // that a tail read needs few), page 0 with what is left over.
@@ -218,7 +216,7 @@ impl CosmosStore {
         for (page, messages) in pages.into_iter().enumerate() {
             doc.sealed_page_sizes.push(messages.len() as u32);
             let page_doc =
-                PageDoc::sealed(&import.id, import.user_id.clone(), page as u32, messages);
+                PageDoc::sealed(&import.id, import.user_id.clone(), page as u32, messages, 0);
             self.track(
                 self.container()?
                     .upsert_item(partition(user), &page_doc.id, &page_doc, None)
@@ -255,17 +253,39 @@ impl CosmosStore {
         outcome: &mut ImportOutcome,
         sealed: &mut SealedIds,
     ) -> StoreResult<bool> {
-        // Pages never change: only those sealed since the last step are read.
+        // Pages change only with a new layout: under the same one, only
+        // those sealed since the last step are read.
         let pages = doc.sealed_page_sizes.len() as u32;
+        if sealed.layout != doc.layout {
+            *sealed = SealedIds {
+                layout: doc.layout,
+                ..SealedIds::default()
+            };
+        }
         for page in self
-            .read_pages(user, &import.id, sealed.pages..pages)
+            .read_pages(user, &import.id, sealed.pages..pages, doc.layout)
             .await?
         {
             sealed.ids.extend(page.messages.into_iter().map(|m| m.id));
         }
         sealed.pages = pages;
-        let in_doc: std::collections::HashSet<&MessageId> =
-            doc.session.messages.iter().map(|m| &m.id).collect();
+        // Messages on other branches are in the session too.
+        let alternatives: Vec<MessageId> = if doc.alternative_count() > 0 {
+            self.alternatives_of(user, &import.id, doc.layout)
+                .await?
+                .into_iter()
+                .flat_map(|d| d.messages.into_iter().map(|m| m.id))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let in_doc: std::collections::HashSet<&MessageId> = doc
+            .session
+            .messages
+            .iter()
+            .map(|m| &m.id)
+            .chain(&alternatives)
+            .collect();
         let missing: Vec<&ChatMessage> = import
             .messages
             .iter()
@@ -300,11 +320,22 @@ impl CosmosStore {
         let mut doc = doc;
         let session = &mut doc.session;
         // Stragglers join the document part; sealed pages never change.
+        // The branch is a chain in time order: parents written out again
+        // (the first message keeps the one it has).
+        let first_parent = session.messages.first().map(|m| m.parent_id.clone());
         session.messages.extend(slice);
         session
             .messages
             .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        let sealed_before = doc.sealed_page_sizes.is_empty();
+        let before = match first_parent {
+            _ if sealed_before => Before::Start,
+            Some(Some(parent)) => Before::Message(parent),
+            _ => Before::Unread,
+        };
+        chain(&mut session.messages, before);
         session.message_count += added;
+        session.total_message_count += added;
         let newest = session.messages.last().map(|m| m.created_at);
         session.last_message_at = session.last_message_at.max(newest);
         if let Some(newest) = session.last_message_at {

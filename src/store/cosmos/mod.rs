@@ -43,18 +43,25 @@ mod branch;
 mod cache;
 mod checkpoint;
 mod client;
+mod commit;
 mod context;
+mod current;
 mod documents;
 mod erase;
 mod errors;
 mod export;
+mod filter;
+mod fork;
 mod health;
 mod import;
+mod lineage;
 mod metrics;
 mod read;
+mod relayout;
 mod retention;
 mod seal;
 mod search;
+mod shape;
 mod telemetry;
 mod turns;
 mod write;
@@ -63,7 +70,7 @@ pub use client::{
     CosmosConfig, account, check_endpoint, check_name, client, connect, identity, init_containers,
     sessions_indexing_policy,
 };
-pub use documents::{CHECKPOINT_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE};
+pub use documents::{BRANCH_DOC_TYPE, CHECKPOINT_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE};
 pub use health::{Target, open, reach};
 pub use metrics::{ItemIo, Metrics, MetricsSnapshot};
 pub use seal::SealPolicy;

@@ -1,6 +1,7 @@
 //! Reading sessions: point reads of session documents (conditional when the
-//! caller knows a version), the sealed pages only when asked for, and
-//! listing pages as single-partition queries.
+//! caller knows a version) and listing pages as single-partition queries.
+//! The messages of the current branch (the document and its sealed pages)
+//! are read in `current`.
 
 use azure_data_cosmos::{
     CosmosError, FeedScope, Query,
@@ -8,7 +9,7 @@ use azure_data_cosmos::{
     options::{ItemReadOptions, MaxItemCountHint, Precondition, QueryOptions},
 };
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::TryStreamExt as _;
 use serde_json::Value;
 
 use super::{
@@ -17,15 +18,18 @@ use super::{
     documents::{SESSION_DOC_TYPE, SessionDoc, json_len, partition},
     errors::{etag_of, invalid_continuation, status, store_error, to_etag},
     metrics::{ItemIo, item_charge},
-    seal::PAGE_READS_AT_ONCE,
 };
 use crate::{
-    domain::{ChatMessage, ChatSession, SessionId, SessionSummary, UserId},
-    store::{
-        ETag, ListQuery, MessagePage, MessageQuery, Owner, SessionPage, SessionRead, StoreError,
-        StoreResult, Versioned,
-    },
+    domain::{SessionId, SessionSummary, UserId},
+    store::{ETag, ListQuery, Owner, SessionPage, StoreError, StoreResult},
 };
+
+/// A listed session as documents older than `total_message_count` list it:
+/// every message is on the current branch.
+pub(super) fn normalized(mut summary: SessionSummary) -> SessionSummary {
+    summary.total_message_count = summary.total_message_count.max(summary.message_count);
+    summary
+}
 
 impl CosmosStore {
     /// The owner whose partition holds session `id`: the caller's own, or for
@@ -103,7 +107,7 @@ impl CosmosStore {
         if doc.doc_type != SESSION_DOC_TYPE {
             return Err(StoreError::NotFound);
         }
-        Ok(Some((doc, etag)))
+        Ok(Some((doc.normalized(), etag)))
     }
 
     /// The session's document as it is now: an unconditional read, which
@@ -123,160 +127,13 @@ impl CosmosStore {
     /// append from this process needs no read. A version already remembered
     /// is not rebuilt (that would measure and hash the whole document again
     /// on every read).
-    fn remember(&self, user: Option<&UserId>, doc: &SessionDoc, etag: &ETag) {
+    pub(super) fn remember(&self, user: Option<&UserId>, doc: &SessionDoc, etag: &ETag) {
         if doc.sealed_page_sizes.is_empty() {
             let key = (user.cloned(), doc.session.id.clone());
             if !self.versions.holds(&key, etag) {
                 self.versions.put(&key, Known::of(doc, etag.clone(), None));
             }
         }
-    }
-
-    /// Every message of the session: its sealed pages, then its document.
-    pub(super) async fn whole(
-        &self,
-        user: Option<&UserId>,
-        doc: SessionDoc,
-    ) -> StoreResult<ChatSession> {
-        let mut session = doc.session;
-        if !doc.sealed_page_sizes.is_empty() {
-            let pages = self
-                .read_pages(user, &session.id, 0..doc.sealed_page_sizes.len() as u32)
-                .await?;
-            let mut messages: Vec<ChatMessage> =
-                pages.into_iter().flat_map(|p| p.messages).collect();
-            messages.append(&mut session.messages);
-            session.messages = messages;
-        }
-        Ok(session)
-    }
-
-    pub(super) async fn get_if_changed(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<Versioned<ChatSession>>> {
-        let user = self.partition_of(owner, id).await?;
-        let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
-            return Ok(None);
-        };
-        self.remember(user.as_ref(), &doc, &etag);
-        Ok(Some(Versioned {
-            value: self.whole(user.as_ref(), doc).await?,
-            etag,
-        }))
-    }
-
-    pub(super) async fn read_streamed(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<SessionRead>> {
-        let user = self.partition_of(owner, id).await?;
-        let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
-            return Ok(None);
-        };
-        self.remember(user.as_ref(), &doc, &etag);
-        // The pages, one point read each, a few ahead of the stream only.
-        let pages = doc.sealed_page_sizes.len() as u32;
-        let older = (pages > 0).then(|| {
-            let (store, id) = (self.clone(), id.clone());
-            futures::stream::iter(0..pages)
-                .map(move |page| {
-                    let (store, user, id) = (store.clone(), user.clone(), id.clone());
-                    async move {
-                        let read = store.read_page(user.as_ref(), &id, page).await?;
-                        Ok(read.messages)
-                    }
-                })
-                .buffered(PAGE_READS_AT_ONCE)
-                .boxed()
-        });
-        Ok(Some(SessionRead {
-            summary: doc.session.summary(),
-            etag,
-            newest: doc.session.messages,
-            older,
-        }))
-    }
-
-    pub(super) async fn tail(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        limit: u32,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        let user = self.partition_of(owner, id).await?;
-        let (doc, etag) = self.read_current(user.as_ref(), id).await?;
-        self.remember(user.as_ref(), &doc, &etag);
-        let limit = limit as usize;
-        let mut messages = doc.session.messages.clone();
-        // Older messages only when the document does not hold enough.
-        let mut page = doc.sealed_page_sizes.len() as u32;
-        while messages.len() < limit && page > 0 {
-            page -= 1;
-            let mut older = self
-                .read_pages(user.as_ref(), id, page..page + 1)
-                .await?
-                .remove(0)
-                .messages;
-            older.append(&mut messages);
-            messages = older;
-        }
-        let keep = messages.len().min(limit);
-        messages.drain(..messages.len() - keep);
-        let mut session = doc.session;
-        session.messages = messages;
-        Ok(Versioned {
-            value: session,
-            etag,
-        })
-    }
-
-    pub(super) async fn message_page(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        query: MessageQuery,
-    ) -> StoreResult<MessagePage> {
-        let user = self.partition_of(owner, id).await?;
-        let (doc, etag) = self.read_current(user.as_ref(), id).await?;
-        self.remember(user.as_ref(), &doc, &etag);
-        let sealed = doc.sealed();
-        let total = sealed + doc.session.messages.len() as u64;
-        let end = query.before.map_or(total, |b| b.min(total));
-        let start = end.saturating_sub(u64::from(query.limit));
-        // The pages that hold positions [start, end), then the document.
-        let mut messages = Vec::new();
-        let mut offset = 0u64;
-        for (page, &size) in doc.sealed_page_sizes.iter().enumerate() {
-            let (from, to) = (offset, offset + u64::from(size));
-            offset = to;
-            if to <= start || from >= end {
-                continue;
-            }
-            let page = page as u32;
-            let page_messages = self
-                .read_pages(user.as_ref(), id, page..page + 1)
-                .await?
-                .remove(0)
-                .messages;
-            let lo = start.max(from) - from;
-            let hi = end.min(to) - from;
-            messages.extend_from_slice(&page_messages[lo as usize..hi as usize]);
-        }
-        if end > sealed {
-            let lo = start.max(sealed) - sealed;
-            let hi = end - sealed;
-            messages.extend_from_slice(&doc.session.messages[lo as usize..hi as usize]);
-        }
-        messages.reverse();
-        Ok(MessagePage {
-            messages,
-            next_before: (start > 0).then_some(start),
-        })
     }
 
     pub(super) async fn session_page(
@@ -286,8 +143,8 @@ impl CosmosStore {
     ) -> StoreResult<SessionPage> {
         let mut sql = String::from(
             "SELECT c.id, c.user_id, c.session_name, c.is_active, c.archived_at, c.context, \
-             c.message_count, c.last_message_at, c.created_at, c.updated_at FROM c \
-             WHERE c.doc_type = @type",
+             c.message_count, c.total_message_count, c.last_message_at, c.created_at, \
+             c.updated_at FROM c WHERE c.doc_type = @type",
         );
         if query.is_active.is_some() {
             sql.push_str(" AND c.is_active = @active");
@@ -342,7 +199,7 @@ impl CosmosStore {
                 .record(page.headers().request_charge().map(|c| c.value()));
             self.io(|| ItemIo::Query(json_len(&page.items())));
             more = page.headers().continuation().is_some();
-            sessions.extend(page.into_items());
+            sessions.extend(page.into_items().into_iter().map(normalized));
             if !sessions.is_empty() || !more {
                 break;
             }

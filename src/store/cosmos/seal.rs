@@ -9,7 +9,8 @@ use super::{
     CosmosStore,
     cache::Known,
     documents::{PageDoc, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, page_id, partition},
-    errors::{store_error, to_etag},
+    errors::{stale, store_error, to_etag},
+    lineage::{Before, chain},
     metrics::{ItemIo, item_charge},
 };
 use crate::{
@@ -155,26 +156,32 @@ impl CosmosStore {
         self
     }
 
-    /// Point-reads sealed pages `pages` of a session, in order.
+    /// Point-reads sealed pages `pages` of a session whose document has
+    /// layout `layout`, in order.
     pub(super) async fn read_pages(
         &self,
         user: Option<&UserId>,
         id: &SessionId,
         pages: std::ops::Range<u32>,
+        layout: u64,
     ) -> StoreResult<Vec<PageDoc>> {
         futures::stream::iter(pages)
-            .map(|page| self.read_page(user, id, page))
+            .map(|page| self.read_page(user, id, page, layout))
             .buffered(PAGE_READS_AT_ONCE)
             .try_collect()
             .await
     }
 
-    /// Point-reads sealed page `page` of a session.
+    /// Point-reads sealed page `page` of a session whose document has layout
+    /// `layout`. A page that is gone, or was written under a later layout,
+    /// belongs to a later version of the session: the read is
+    /// [stale](super::errors::Stale).
     pub(super) async fn read_page(
         &self,
         user: Option<&UserId>,
         id: &SessionId,
         page: u32,
+        layout: u64,
     ) -> StoreResult<PageDoc> {
         let response = self
             .track(
@@ -184,13 +191,16 @@ impl CosmosStore {
                 item_charge,
             )
             .map_err(|e| match store_error(e) {
-                StoreError::NotFound => StoreError::Internal(anyhow::anyhow!(
-                    "sealed page {page} of session {id} is missing"
-                )),
+                StoreError::NotFound => stale(),
                 other => other,
             })?;
-        self.decode_item(response, ItemIo::Read)
-            .map_err(|e| StoreError::Internal(e.context("decoding a sealed page")))
+        let read: PageDoc = self
+            .decode_item(response, ItemIo::Read)
+            .map_err(|e| StoreError::Internal(e.context("decoding a sealed page")))?;
+        if read.layout > layout {
+            return Err(stale());
+        }
+        Ok(read)
     }
 
     /// Moves the oldest messages of `doc` into a new sealed page, atomically
@@ -204,9 +214,18 @@ impl CosmosStore {
         etag: &ETag,
     ) -> StoreResult<Option<Known>> {
         let mut sealed = std::mem::take(&mut doc.session.messages);
+        // Parents written out while the messages are together: the first
+        // one kept still names the last one sealed.
+        chain(&mut sealed, Before::at(doc.sealed()));
         let kept = sealed.split_off(self.seal.page_len(sealed.iter()));
         let page = doc.sealed_page_sizes.len() as u32;
-        let page_doc = PageDoc::sealed(&doc.session.id, doc.session.user_id.clone(), page, sealed);
+        let page_doc = PageDoc::sealed(
+            &doc.session.id,
+            doc.session.user_id.clone(),
+            page,
+            sealed,
+            doc.layout,
+        );
         if page == 0 {
             let leading = leading_system(page_doc.messages.iter());
             // Only when the run ends inside page 0 is it the whole prefix.

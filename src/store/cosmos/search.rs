@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::{
     CosmosStore,
-    documents::{PAGE_DOC_TYPE, SESSION_DOC_TYPE, partition},
+    documents::{BRANCH_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE, partition},
     errors::store_error,
 };
 use crate::{
@@ -68,8 +68,9 @@ struct MessageRow {
 }
 
 /// The query: every session document that has a candidate message, a name
-/// that may match, or sealed pages (whose hits need its name); every page
-/// with a candidate message. Kept flat: the local test server's parser
+/// that may match, or sealed pages or alternatives (whose hits need its
+/// name); every page and document of alternatives with a candidate message
+/// (search covers every branch). Kept flat: the local test server's parser
 /// slows down exponentially with nested parentheses (so no parentheses
 /// around the `OR`: `AND` binds first).
 ///
@@ -89,14 +90,16 @@ fn search_sql(terms: &SearchTerms, after: Option<&HitKey>) -> StoreResult<Query>
         "SELECT c.id, c.doc_type, c.session_id, c.session_name, c.is_active, c.updated_at, \
          ARRAY(SELECT m.id, m.message_type, m.created_at, m.content, m.tool_calls \
                FROM m IN c.messages WHERE {message_filter}) AS hits \
-         FROM c WHERE c.doc_type IN (@session, @page) \
+         FROM c WHERE c.doc_type IN (@session, @page, @branch) \
          AND (EXISTS(SELECT VALUE m FROM m IN c.messages WHERE {message_filter}) \
-              OR IS_DEFINED(c.sealed_page_sizes) OR REGEXMATCH(c.session_name, @pattern)) \
+              OR IS_DEFINED(c.sealed_page_sizes) OR IS_DEFINED(c.alternatives) \
+              OR REGEXMATCH(c.session_name, @pattern)) \
          ORDER BY c.updated_at DESC"
     );
     let mut query = Query::from(sql)
         .with_parameter("@session", SESSION_DOC_TYPE)
         .and_then(|q| q.with_parameter("@page", PAGE_DOC_TYPE))
+        .and_then(|q| q.with_parameter("@branch", BRANCH_DOC_TYPE))
         .and_then(|q| q.with_parameter("@pattern", terms.pattern()))
         .and_then(|q| q.with_parameter("@any", terms.any_pattern()))
         .map_err(store_error)?;

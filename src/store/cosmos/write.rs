@@ -16,9 +16,7 @@ use serde_json::json;
 use super::{
     CosmosStore,
     cache::Known,
-    documents::{
-        SESSION_DOC_TYPE, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, json_of, partition,
-    },
+    documents::{SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, json_of, partition},
     errors::{APPEND_DEADLINE, backoff, etag_of, store_error, to_etag},
     metrics::{ItemIo, item_charge},
 };
@@ -30,12 +28,7 @@ use crate::{
 impl CosmosStore {
     pub(super) async fn create(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
         let now = Timestamp::now();
-        let doc = SessionDoc {
-            session: new.into_session(now),
-            doc_type: SESSION_DOC_TYPE.into(),
-            sealed_page_sizes: Vec::new(),
-            system_prefix: None,
-        };
+        let doc = SessionDoc::new(new.into_session(now));
         let user = doc.session.user_id.clone();
         let created = self
             .track(
@@ -193,8 +186,8 @@ impl CosmosStore {
         let started = Instant::now();
         let mut attempt = 0u32;
         // The document first (guarded by the version read, so no seal slips
-        // in between unseen), then its pages.
-        let pages = loop {
+        // in between unseen), then its pages and alternatives.
+        let (pages, alternatives) = loop {
             let (doc, etag) = self.read_current(user, id).await?;
             if let Some(expected) = if_match
                 && *expected != etag
@@ -211,14 +204,18 @@ impl CosmosStore {
                     item_charge,
                 )
                 .map_err(store_error);
+            let rest = (
+                doc.sealed_page_sizes.len() as u32,
+                doc.alternative_count() > 0,
+            );
             match result {
                 Ok(_) => {
                     self.io(|| ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
-                    break doc.sealed_page_sizes.len() as u32;
+                    break rest;
                 }
                 // Gone after the read: the SDK retried a delete whose answer
                 // was lost, or someone else deleted it. Deleted either way.
-                Err(StoreError::NotFound) => break doc.sealed_page_sizes.len() as u32,
+                Err(StoreError::NotFound) => break rest,
                 Err(StoreError::PreconditionFailed)
                     if if_match.is_none() && started.elapsed() < APPEND_DEADLINE =>
                 {
@@ -228,6 +225,17 @@ impl CosmosStore {
                 Err(e) => return Err(e),
             }
         };
-        self.delete_pages(user, id, 0..pages).await
+        self.delete_pages(user, id, 0..pages).await?;
+        if alternatives {
+            let ids: Vec<String> = self
+                // Whatever layout: the session is gone, all of them go.
+                .alternatives_of(user, id, u64::MAX)
+                .await?
+                .into_iter()
+                .map(|d| d.id)
+                .collect();
+            self.delete_ids(user, &ids).await?;
+        }
+        Ok(())
     }
 }
