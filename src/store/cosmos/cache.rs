@@ -215,6 +215,9 @@ mod tests {
             user_id: None,
             metadata: JsonObject::new(),
             created_at: Timestamp::now(),
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
         }
     }
 
