@@ -25,8 +25,8 @@ use std::{collections::HashSet, sync::Arc};
 
 use chat_sessions::{
     domain::{
-        JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
-        Timestamp, UserId,
+        ChatMessage, JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId,
+        SessionPatch, Timestamp, UserId,
     },
     store::{DynStore, ETag, ListQuery, Owner, StoreError},
 };
@@ -144,6 +144,18 @@ pub async fn created(store: &DynStore, owner: Option<&UserId>) -> SessionId {
     let id = sid(&unique("s"));
     store.create_session(new_session(&id, owner)).await.unwrap();
     id
+}
+
+/// `messages` as a linear session reads them back: each without a parent
+/// follows the one before it.
+pub fn chained(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    let mut out = messages.to_vec();
+    for i in 1..out.len() {
+        if out[i].parent_id.is_none() {
+            out[i].parent_id = Some(out[i - 1].id.clone());
+        }
+    }
+    out
 }
 
 fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
