@@ -30,17 +30,37 @@ use crate::{
 
 /// Upgrade step: messages get `parent_id` (NULL: the one before it, as
 /// every message stored earlier), `pos` (every stored message is on the
-/// current branch) and `edited_at`; sessions count every message.
+/// current branch) and `edited_at`; sessions count every message. Each
+/// part only where the file lacks it, so a step run again changes nothing.
 pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
+    let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
+        )
+    };
+    for column in ["parent_id", "edited_at"] {
+        if !has("messages", column)? {
+            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} TEXT"))?;
+        }
+    }
+    if !has("messages", "pos")? {
+        conn.execute_batch(
+            "ALTER TABLE messages ADD COLUMN pos INTEGER; UPDATE messages SET pos = seq;",
+        )?;
+    }
     conn.execute_batch(
-        "ALTER TABLE messages ADD COLUMN parent_id TEXT;
-         ALTER TABLE messages ADD COLUMN pos INTEGER;
-         ALTER TABLE messages ADD COLUMN edited_at TEXT;
-         UPDATE messages SET pos = seq;
-         CREATE UNIQUE INDEX messages_by_pos ON messages (session_id, pos) WHERE pos IS NOT NULL;
-         ALTER TABLE sessions ADD COLUMN total_count INTEGER NOT NULL DEFAULT 0;
-         UPDATE sessions SET total_count = message_count;",
-    )
+        "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_pos ON messages (session_id, pos) \
+         WHERE pos IS NOT NULL",
+    )?;
+    if !has("sessions", "total_count")? {
+        conn.execute_batch(
+            "ALTER TABLE sessions ADD COLUMN total_count INTEGER NOT NULL DEFAULT 0; \
+             UPDATE sessions SET total_count = message_count;",
+        )?;
+    }
+    Ok(())
 }
 
 /// "This session has no message `message`", as the 422 a request naming it
