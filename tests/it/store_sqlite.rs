@@ -119,3 +119,67 @@ async fn a_file_from_before_archived_at_is_upgraded_on_open() {
     let again = store.get_session(&alice, &id).await.unwrap().value;
     assert_eq!(again.archived_at, archived.archived_at);
 }
+
+/// A file from before conversations were trees (no `parent_id`, `pos`,
+/// `edited_at` or `total_count`) opens with every message on the current
+/// branch, each following the one before it, and can branch at once.
+#[tokio::test]
+async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
+    use chat_sessions::{
+        domain::{MessageId, Parent},
+        store::{BranchStore as _, Owner, SessionStore as _, sqlite::DB_FILE},
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let alice = conformance::user("alice");
+    let owner = Owner::User(alice.clone());
+    let id = conformance::sid("before_trees");
+    {
+        let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+        store
+            .create_session(conformance::new_session(&id, Some(&alice)))
+            .await
+            .unwrap();
+        for m in ["a", "b", "c"] {
+            store
+                .append_message(&owner, &id, conformance::message(Some(m), m))
+                .await
+                .unwrap();
+        }
+    }
+    {
+        let conn =
+            chat_sessions::store::sqlite::tool_connection(&dir.path().join(DB_FILE)).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        conn.execute_batch(&format!(
+            "DROP INDEX messages_by_pos; ALTER TABLE messages DROP COLUMN pos; \
+             ALTER TABLE messages DROP COLUMN parent_id; ALTER TABLE messages DROP COLUMN edited_at; \
+             ALTER TABLE sessions DROP COLUMN total_count; PRAGMA user_version = {};",
+            version - 1
+        ))
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let s = store.get_session(&owner, &id).await.unwrap().value;
+    let parents: Vec<_> = s.messages.iter().map(|m| m.parent_id.clone()).collect();
+    let m = |s: &str| MessageId::parse(s).unwrap();
+    assert_eq!(parents, [None, Some(m("a")), Some(m("b"))]);
+    assert_eq!((s.message_count, s.total_message_count), (3, 3));
+    let mut fork = conformance::message(Some("b2"), "again");
+    fork.parent = Parent::Message(m("a"));
+    store.append_message(&owner, &id, fork).await.unwrap();
+    let old = store.read_branch(&owner, &id, &m("c")).await.unwrap().value;
+    let parents: Vec<_> = old.messages.iter().map(|m| m.parent_id.clone()).collect();
+    assert_eq!(
+        parents,
+        [None, Some(m("a")), Some(m("b"))],
+        "written out as it left"
+    );
+    // Opening again runs no step twice.
+    drop(store);
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let s = store.get_session(&owner, &id).await.unwrap().value;
+    assert_eq!(s.messages.len(), 2);
+    assert_eq!(s.total_message_count, 4);
+}

@@ -362,6 +362,9 @@ mod tests {
                 user_id: Some(user.clone()),
                 metadata: JsonObject::new(),
                 created_at: Timestamp::now(),
+                parent_id: None,
+                edited_at: None,
+                siblings: None,
             };
             let expected = len_after_append(
                 &AppendedTo {

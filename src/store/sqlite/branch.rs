@@ -16,108 +16,49 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     SqliteStore,
     rows::{
-        MESSAGE_COLUMNS, check_etag, find_session, internal, load_messages, message_row, new_etag,
-        to_json,
+        MESSAGE_COLUMNS, TreeRows, check_etag, find_session, internal, load_messages, load_tree,
+        message_row, new_etag, to_json,
     },
 };
 use crate::{
     domain::{
-        ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, Node, SessionId,
-        SessionSummary, Timestamp, Tree, ValidationError,
+        ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, SessionId, Timestamp,
+        ValidationError,
     },
     store::{BranchStore, ETag, Owner, StoreError, StoreResult, TreePage, TreeQuery, Versioned},
 };
 
 /// Upgrade step: messages get `parent_id` (NULL: the one before it, as
 /// every message stored earlier), `pos` (every stored message is on the
-/// current branch) and `edited_at`; sessions count every message.
+/// current branch) and `edited_at`; sessions count every message. Each
+/// part only where the file lacks it, so a step run again changes nothing.
 pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "ALTER TABLE messages ADD COLUMN parent_id TEXT;
-         ALTER TABLE messages ADD COLUMN pos INTEGER;
-         ALTER TABLE messages ADD COLUMN edited_at TEXT;
-         UPDATE messages SET pos = seq;
-         CREATE UNIQUE INDEX messages_by_pos ON messages (session_id, pos) WHERE pos IS NOT NULL;
-         ALTER TABLE sessions ADD COLUMN total_count INTEGER NOT NULL DEFAULT 0;
-         UPDATE sessions SET total_count = message_count;",
-    )
-}
-
-/// The rows of one session's tree, read in one statement.
-pub(super) struct Rows {
-    tree: Tree,
-    /// The current branch, oldest first.
-    branch: Vec<MessageId>,
-}
-
-impl std::ops::Deref for Rows {
-    type Target = Tree;
-    fn deref(&self) -> &Tree {
-        &self.tree
-    }
-}
-
-/// Reads the shape of session `id`'s tree: every message's id, parent and
-/// place (no content).
-pub(super) fn load_tree(conn: &Connection, id: &SessionId) -> StoreResult<Rows> {
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, parent_id, pos, seq FROM messages WHERE session_id = ?1 ORDER BY seq",
+    let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
+        conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
         )
-        .map_err(internal)?;
-    let rows: Vec<(String, Option<String>, Option<i64>, i64)> = stmt
-        .query_map([id.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(internal)?;
-    let parse = |s: &str| MessageId::parse(s).map_err(|e| StoreError::Internal(e.into()));
-    let mut branch: Vec<(i64, MessageId)> = Vec::new();
-    let mut nodes = Vec::with_capacity(rows.len());
-    for (message, parent, pos, seq) in &rows {
-        let message = parse(message)?;
-        if let Some(pos) = pos {
-            branch.push((*pos, message.clone()));
+    };
+    for column in ["parent_id", "edited_at"] {
+        if !has("messages", column)? {
+            conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} TEXT"))?;
         }
-        nodes.push((
-            message,
-            parent.as_deref().map(parse).transpose()?,
-            *pos,
-            *seq,
-        ));
     }
-    branch.sort_by_key(|(pos, _)| *pos);
-    let branch: Vec<MessageId> = branch.into_iter().map(|(_, m)| m).collect();
-    let nodes = nodes
-        .into_iter()
-        .map(|(message, parent, pos, seq)| {
-            // An old row on the branch states no parent: the one before it.
-            let parent = parent.or_else(|| match pos {
-                Some(pos) if pos > 1 => branch.get(pos as usize - 2).cloned(),
-                _ => None,
-            });
-            Node {
-                id: message,
-                parent,
-                order: seq as u64,
-            }
-        })
-        .collect();
-    Ok(Rows {
-        tree: Tree::new(nodes),
-        branch,
-    })
-}
-
-/// Marks the siblings of `messages` (a stretch of the current branch) when
-/// the session has messages off its current branch.
-pub(super) fn mark_siblings(
-    conn: &Connection,
-    summary: &SessionSummary,
-    messages: &mut [ChatMessage],
-) -> StoreResult<()> {
-    if summary.total_message_count > summary.message_count {
-        load_tree(conn, &summary.id)?.tree.mark_siblings(messages);
+    if !has("messages", "pos")? {
+        conn.execute_batch(
+            "ALTER TABLE messages ADD COLUMN pos INTEGER; UPDATE messages SET pos = seq;",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE UNIQUE INDEX IF NOT EXISTS messages_by_pos ON messages (session_id, pos) \
+         WHERE pos IS NOT NULL",
+    )?;
+    if !has("sessions", "total_count")? {
+        conn.execute_batch(
+            "ALTER TABLE sessions ADD COLUMN total_count INTEGER NOT NULL DEFAULT 0; \
+             UPDATE sessions SET total_count = message_count;",
+        )?;
     }
     Ok(())
 }
@@ -138,7 +79,7 @@ pub(super) fn unknown_message(field: &'static str, message: &MessageId) -> Store
 pub(super) fn set_branch(
     tx: &Connection,
     id: &SessionId,
-    rows: &Rows,
+    rows: &TreeRows,
     new: &[MessageId],
 ) -> StoreResult<()> {
     let common = rows
@@ -219,7 +160,7 @@ fn session_with_branch(
     conn: &Connection,
     owner: &Owner,
     id: &SessionId,
-    rows: &Rows,
+    rows: &TreeRows,
     branch: &[MessageId],
 ) -> StoreResult<Versioned<ChatSession>> {
     let (mut summary, etag) = find_session(conn, owner, id)?;

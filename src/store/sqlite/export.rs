@@ -150,7 +150,7 @@ impl SqliteStore {
         last: u64,
     ) -> StoreResult<Vec<ChatMessage>> {
         self.read(move |conn| {
-            let messages = conn
+            let mut messages = conn
                 .prepare_cached(&format!(
                     "SELECT {MESSAGE_COLUMNS} FROM messages \
                      WHERE session_id = ?1 AND pos BETWEEN ?2 AND ?3 ORDER BY pos"
@@ -160,6 +160,7 @@ impl SqliteStore {
                         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 })
                 .map_err(internal)?;
+            super::rows::mark_siblings(conn, &id, &mut messages)?;
             if messages.len() as u64 != last - first + 1 {
                 return Err(StoreError::Internal(anyhow::anyhow!(
                     "session {id} changed while its messages were being read"

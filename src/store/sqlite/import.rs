@@ -222,8 +222,9 @@ fn import_into(
 }
 
 /// Puts every message of the current branch in (`created_at`, `id`)
-/// order. The messages a migration merges are linear (no parent stored:
-/// each follows the one before it), so reordering them keeps the chain.
+/// order. The session is linear (the caller checks), so each message then
+/// follows the one before it: the parents written by appends are cleared,
+/// which reads as exactly that.
 fn renumber(tx: &Connection, import: &SessionImport) -> StoreResult<()> {
     let mut order: Vec<(String, String)> = tx
         .prepare_cached(
@@ -238,7 +239,8 @@ fn renumber(tx: &Connection, import: &SessionImport) -> StoreResult<()> {
     // Two steps so that no intermediate state collides on (session_id, seq)
     // or (session_id, pos).
     tx.execute(
-        "UPDATE messages SET seq = -seq, pos = -pos WHERE session_id = ?1 AND pos IS NOT NULL",
+        "UPDATE messages SET seq = -seq, pos = -pos, parent_id = NULL \
+         WHERE session_id = ?1 AND pos IS NOT NULL",
         [import.id.as_str()],
     )
     .map_err(internal)?;

@@ -1,4 +1,4 @@
-//! Rows to domain values and back, and the queries every operation shares.
+//! TreeRows to domain values and back, and the queries every operation shares.
 //! Runs on whichever connection the caller holds (a reader, or the writer
 //! inside its transaction).
 
@@ -6,8 +6,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::{
     domain::{
-        ChatMessage, ChatSession, JsonObject, MessageId, MessageType, SessionId, SessionSummary,
-        Timestamp, ToolParts, UserId,
+        ChatMessage, ChatSession, JsonObject, MessageId, MessageType, Node, SessionId,
+        SessionSummary, Timestamp, ToolParts, Tree, UserId,
     },
     store::{ETag, Owner, StoreError, StoreResult, Versioned},
 };
@@ -60,7 +60,7 @@ fn decode<T, E: std::fmt::Display>(column: &str, value: Result<T, E>) -> rusqlit
     })
 }
 
-// Rows are decoded from the column text as SQLite holds it (`text`), not
+// TreeRows are decoded from the column text as SQLite holds it (`text`), not
 // from owned copies: a page of sessions or messages decodes hundreds of
 // columns, and only what the domain value keeps is allocated.
 
@@ -208,9 +208,12 @@ pub(super) fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Ve
              WHERE session_id = ?1 AND pos IS NOT NULL ORDER BY pos"
         ))
         .map_err(internal)?;
-    stmt.query_map([id.as_str()], message_row)
+    let mut messages = stmt
+        .query_map([id.as_str()], message_row)
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(internal)
+        .map_err(internal)?;
+    mark_siblings(conn, id, &mut messages)?;
+    Ok(messages)
 }
 
 /// Up to `limit` messages of the current branch at positions (`pos`, from
@@ -227,9 +230,12 @@ pub(super) fn messages_before(
              WHERE session_id = ?1 AND pos < ?2 ORDER BY pos DESC LIMIT ?3"
         ))
         .map_err(internal)?;
-    stmt.query_map(params![id.as_str(), below, limit], message_row)
+    let mut messages = stmt
+        .query_map(params![id.as_str(), below, limit], message_row)
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(internal)
+        .map_err(internal)?;
+    mark_siblings(conn, id, &mut messages)?;
+    Ok(messages)
 }
 
 pub(super) fn load_session(
@@ -254,4 +260,92 @@ pub(super) fn check_etag(stored: &str, if_match: Option<&ETag>) -> StoreResult<(
 
 pub(super) fn to_json(value: &JsonObject) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Internal(e.into()))
+}
+
+/// The rows of one session's tree, read in one statement.
+pub(super) struct TreeRows {
+    /// The tree.
+    pub tree: Tree,
+    /// The current branch, oldest first.
+    pub branch: Vec<MessageId>,
+}
+
+impl std::ops::Deref for TreeRows {
+    type Target = Tree;
+    fn deref(&self) -> &Tree {
+        &self.tree
+    }
+}
+
+/// Reads the shape of session `id`'s tree: every message's id, parent and
+/// place (no content).
+pub(super) fn load_tree(conn: &Connection, id: &SessionId) -> StoreResult<TreeRows> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, parent_id, pos, seq FROM messages WHERE session_id = ?1 ORDER BY seq",
+        )
+        .map_err(internal)?;
+    let rows: Vec<(String, Option<String>, Option<i64>, i64)> = stmt
+        .query_map([id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(internal)?;
+    let parse = |s: &str| MessageId::parse(s).map_err(|e| StoreError::Internal(e.into()));
+    let mut branch: Vec<(i64, MessageId)> = Vec::new();
+    let mut nodes = Vec::with_capacity(rows.len());
+    for (message, parent, pos, seq) in &rows {
+        let message = parse(message)?;
+        if let Some(pos) = pos {
+            branch.push((*pos, message.clone()));
+        }
+        nodes.push((
+            message,
+            parent.as_deref().map(parse).transpose()?,
+            *pos,
+            *seq,
+        ));
+    }
+    branch.sort_by_key(|(pos, _)| *pos);
+    let branch: Vec<MessageId> = branch.into_iter().map(|(_, m)| m).collect();
+    let nodes = nodes
+        .into_iter()
+        .map(|(message, parent, pos, seq)| {
+            // An old row on the branch states no parent: the one before it.
+            let parent = parent.or_else(|| match pos {
+                Some(pos) if pos > 1 => branch.get(pos as usize - 2).cloned(),
+                _ => None,
+            });
+            Node {
+                id: message,
+                parent,
+                order: seq as u64,
+            }
+        })
+        .collect();
+    Ok(TreeRows {
+        tree: Tree::new(nodes),
+        branch,
+    })
+}
+
+/// Marks the siblings of `messages` (a stretch of the current branch) when
+/// the session has messages off its current branch: one indexed row read
+/// for a session without any.
+pub(super) fn mark_siblings(
+    conn: &Connection,
+    id: &SessionId,
+    messages: &mut [ChatMessage],
+) -> StoreResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let branched: Option<bool> = conn
+        .prepare_cached("SELECT total_count > message_count FROM sessions WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id.as_str()], |r| r.get(0)).optional())
+        .map_err(internal)?;
+    if branched == Some(true) {
+        load_tree(conn, id)?.tree.mark_siblings(messages);
+    }
+    Ok(())
 }

@@ -5,10 +5,10 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{
     SqliteStore,
-    branch::{load_tree, set_branch, unknown_message},
+    branch::{set_branch, unknown_message},
     rows::{
         MESSAGE_COLUMNS, check_etag, find_append_target, find_session, internal, load_session,
-        message_row, new_etag, to_json, tool_column,
+        load_tree, message_row, new_etag, to_json, tool_column,
     },
 };
 use crate::{

@@ -31,6 +31,9 @@ fn message(id: &str, time: &str, owner: Option<&UserId>) -> ChatMessage {
             .unwrap()
             .clone(),
         created_at: at(time),
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
     }
 }
 
@@ -98,7 +101,8 @@ pub async fn import_session_creates_it_with_the_files_fields_and_order(store: Dy
     assert_eq!(s.message_count, 3);
     assert_eq!(s.last_message_at, Some(at("2024-01-01T00:00:02Z")));
     assert_eq!(
-        s.messages, messages,
+        s.messages,
+        super::chained(&messages),
         "ids, contents, metadata, times, order"
     );
     let listed = store
@@ -193,7 +197,7 @@ pub async fn import_session_into_an_existing_session_adds_only_what_it_lacks(
     let after = store.get_session(&owner, &id).await.unwrap().value;
     assert_eq!(ids(&after.messages), ["m_1", "m_2", "m_3"]);
     assert_eq!(after.messages[0], before.messages[0], "stored content wins");
-    assert_eq!(after.messages[1..], file[1..]);
+    assert_eq!(after.messages[1..], super::chained(&file)[1..]);
     assert_eq!(after.session_name.as_deref(), Some("renamed since"));
     assert_eq!(after.is_active, before.is_active);
     assert_eq!(after.context, before.context);
@@ -236,7 +240,10 @@ pub async fn import_session_of_any_length_reads_back_whole(store: DynMigrationSt
         .unwrap()
         .value;
     assert_eq!(s.message_count, 3000);
-    assert!(s.messages == messages, "all 3000 messages, in order");
+    assert!(
+        s.messages == super::chained(&messages),
+        "all 3000 messages, in order"
+    );
     let again = store
         .import_session(fields(), import_of(&id, Some(&alice), messages))
         .await

@@ -33,6 +33,9 @@ fn legacy(id: &str, second: u32, owner: Option<&UserId>) -> ChatMessage {
             second % 60
         ))
         .unwrap(),
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
     }
 }
 
@@ -91,7 +94,8 @@ pub async fn import_creates_the_session_in_order_with_true_counters(store: DynMi
         .value;
     assert_eq!(ids(&s.messages), ["old_a", "old_b", "old_c", "old_d"]);
     assert_eq!(
-        s.messages, import.messages,
+        s.messages,
+        super::chained(&import.messages),
         "ids, owners, metadata, times kept"
     );
     assert_eq!(s.user_id.as_ref(), Some(&alice));
@@ -210,6 +214,10 @@ pub async fn import_merges_only_the_missing_ids_in_order(store: DynMigrationStor
         ["old_0", "old_1", "old_2", "old_3", "live"]
     );
     assert_eq!(s.messages[1].content, "legacy old_1");
+    // Merged in time order, the live message now follows the last legacy
+    // one.
+    let mut live = live;
+    live.parent_id = Some(s.messages[3].id.clone());
     assert_eq!(s.messages[4], live);
     assert_eq!(s.message_count, 5);
     assert_eq!(s.last_message_at, Some(live.created_at));

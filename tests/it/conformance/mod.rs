@@ -14,19 +14,21 @@ pub use lifecycle::*;
 mod import;
 pub use import::*;
 pub mod tools;
+pub mod tree;
 pub use migration::*;
 pub use tools::{
     context_keeps_the_system_message_and_the_newest_that_fit,
     context_never_splits_a_tool_call_from_its_answers,
     context_of_a_long_session_reads_back_across_pages, tool_calls_and_tool_messages_round_trip,
 };
+pub use tree::*;
 
 use std::{collections::HashSet, sync::Arc};
 
 use chat_sessions::{
     domain::{
-        JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
-        Timestamp, UserId,
+        ChatMessage, JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId,
+        SessionPatch, Timestamp, UserId,
     },
     store::{DynStore, ETag, ListQuery, Owner, StoreError},
 };
@@ -93,6 +95,21 @@ macro_rules! conformance_suite {
             context_keeps_the_system_message_and_the_newest_that_fit,
             context_never_splits_a_tool_call_from_its_answers,
             context_of_a_long_session_reads_back_across_pages,
+            appends_name_their_parent_and_a_linear_session_is_a_chain,
+            a_fork_becomes_the_current_branch_and_keeps_the_old_one,
+            a_new_first_message_forks_at_the_root,
+            an_unknown_parent_is_refused_and_changes_nothing,
+            a_retried_fork_is_stored_once,
+            switching_shows_the_newest_leaf_under_a_message,
+            branch_operations_need_the_owner,
+            the_tree_lists_every_message_with_its_parent_in_pages,
+            an_edit_changes_one_message_in_place,
+            deleting_a_message_reattaches_its_children,
+            deleting_the_last_message_ends_the_branch_at_its_parent,
+            deleting_a_subtree_removes_everything_under_it,
+            reads_that_know_no_branches_read_the_current_one,
+            a_fork_deep_in_a_long_session_keeps_every_message,
+            concurrent_forks_switches_and_appends_lose_nothing,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -144,6 +161,18 @@ pub async fn created(store: &DynStore, owner: Option<&UserId>) -> SessionId {
     let id = sid(&unique("s"));
     store.create_session(new_session(&id, owner)).await.unwrap();
     id
+}
+
+/// `messages` as a linear session reads them back: each without a parent
+/// follows the one before it.
+pub fn chained(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    let mut out = messages.to_vec();
+    for i in 1..out.len() {
+        if out[i].parent_id.is_none() {
+            out[i].parent_id = Some(out[i - 1].id.clone());
+        }
+    }
+    out
 }
 
 fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {

@@ -38,6 +38,7 @@ macro_rules! search_suite {
             search_finds_imported_messages,
             search_hits_open_their_session,
             search_finds_messages_by_their_tool_calls_function_names,
+            search_covers_every_branch_and_a_hit_opens_its_branch,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -285,6 +286,9 @@ pub async fn search_breaks_ties_by_ids_across_pages<S: Searchable>(store: Arc<S>
                 user_id: Some(alice.clone()),
                 metadata: JsonObject::new(),
                 created_at: at,
+                parent_id: None,
+                edited_at: None,
+                siblings: None,
             })
             .collect();
         for m in &messages {
@@ -473,6 +477,9 @@ pub async fn search_finds_imported_messages<S: Searchable>(store: Arc<S>) {
         user_id: Some(alice.clone()),
         metadata: JsonObject::new(),
         created_at: at(when),
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
     };
     store
         .import_messages(SessionImport {
@@ -528,6 +535,49 @@ pub async fn search_hits_open_their_session<S: Searchable>(store: Arc<S>) {
             assert_eq!(Some(m.message_type), hit.message_type);
         }
     }
+}
+
+/// A message on a branch that is not the current one is found, and its hit
+/// opens the branch that shows it; an edit and a delete keep search in
+/// step.
+pub async fn search_covers_every_branch_and_a_hit_opens_its_branch<S: Searchable>(store: Arc<S>) {
+    use chat_sessions::domain::{DeleteScope, MessageEdit, Parent};
+    let alice = user(&unique("alice"));
+    let owner = Owner::User(alice.clone());
+    let id = session_with(
+        &*store,
+        &alice,
+        None,
+        &[("q", "question"), ("first", "an aardvark")],
+    )
+    .await;
+    let q = MessageId::parse("q").unwrap();
+    let mut again = message(Some("second"), "a narwhal");
+    again.parent = Parent::Message(q.clone());
+    store.append_message(&owner, &id, again).await.unwrap();
+    let hits = search_all(&*store, &owner, "aardvark", 10).await;
+    assert_eq!(hits.len(), 1, "a message off the current branch is found");
+    let first = hits[0].message_id.clone().unwrap();
+    assert_eq!(first.as_str(), "first");
+    let branch = store.read_branch(&owner, &id, &first).await.unwrap().value;
+    assert_eq!(branch.messages.last().map(|m| &m.id), Some(&first));
+    // An edit re-indexes the message, a delete removes it.
+    let edit = MessageEdit {
+        content: Some("a pangolin".into()),
+        metadata: None,
+    };
+    store
+        .edit_message(&owner, &id, &first, &edit, None)
+        .await
+        .unwrap();
+    assert!(search_all(&*store, &owner, "aardvark", 10).await.is_empty());
+    assert_eq!(search_all(&*store, &owner, "pangolin", 10).await.len(), 1);
+    let second = MessageId::parse("second").unwrap();
+    store
+        .delete_message(&owner, &id, &second, DeleteScope::Message, None)
+        .await
+        .unwrap();
+    assert!(search_all(&*store, &owner, "narwhal", 10).await.is_empty());
 }
 
 /// An assistant message with `content` calling each function of `names`.
@@ -610,7 +660,12 @@ pub async fn search_finds_messages_by_their_tool_calls_function_names<S: Searcha
     // Imported messages too.
     let imported = sid(&unique("imported"));
     let at = Timestamp::parse("2021-06-01T00:00:00Z").unwrap();
-    let old = ChatMessage::stored(calls("i1", "", &["fetch_invoice"]), Some(alice.clone()), at);
+    let old = ChatMessage::stored(
+        calls("i1", "", &["fetch_invoice"]),
+        Some(alice.clone()),
+        at,
+        None,
+    );
     store
         .import_messages(SessionImport {
             id: imported.clone(),
