@@ -29,6 +29,11 @@
 //! - [`cosmos_appends`]: appends of one request in steady state, another
 //!   process's writes, retries found in sealed pages (on: the Cosmos server
 //!   and the emulator);
+//! - [`cosmos_tree`]: conversations as trees where Cosmos DB differs: the
+//!   requests of forks, switches and reads (counted at the server too),
+//!   alternatives outside the session document and gone with it, a change
+//!   too large for one batch refused, sessions from before trees, several
+//!   processes branching under faults (on: the Cosmos server);
 //! - [`cosmos_faults`]: throttling, 503s, reset connections, lost answers
 //!   and delays injected by the Cosmos server: concurrent writers over HTTP,
 //!   lost answers, the migration (on: the Cosmos server);
@@ -110,6 +115,7 @@ mod browser;
 mod context;
 mod cosmos_appends;
 mod cosmos_faults;
+mod cosmos_tree;
 mod disk;
 mod docs;
 mod durability;

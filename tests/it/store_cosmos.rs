@@ -74,15 +74,24 @@ async fn stored_document_has_the_seed_shape(store: chat_sessions::store::cosmos:
         .unwrap();
     let mut keys = sorted_keys(&doc);
     keys.retain(|k| !k.starts_with('_') || k.starts_with("_azsdk"));
+    // The seed's members, the discriminator, and the count of every branch's
+    // messages; a message also names its parent.
     let mut expected = SESSION_MEMBERS.to_vec();
-    expected.push("doc_type");
+    expected.extend(["doc_type", "total_message_count"]);
     expected.sort_unstable();
+    expected.dedup();
     assert_eq!(keys, expected);
     assert_eq!(doc["doc_type"], "session");
     assert_eq!(doc["user_id"], "user_123");
     assert_eq!(doc["message_count"], 2);
     let messages = doc["messages"].as_array().unwrap();
-    assert_eq!(sorted_keys(&messages[0]), MESSAGE_MEMBERS);
+    let mut members = MESSAGE_MEMBERS.to_vec();
+    members.push("parent_id");
+    members.sort_unstable();
+    members.dedup();
+    assert_eq!(sorted_keys(&messages[0]), members);
+    assert_eq!(messages[0]["parent_id"], serde_json::Value::Null);
+    assert_eq!(messages[1]["parent_id"], messages[0]["id"]);
     assert_eq!(messages[1]["message_type"], "assistant");
     assert_eq!(messages[1]["user_id"], "user_123");
     for t in [

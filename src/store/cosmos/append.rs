@@ -144,8 +144,16 @@ impl CosmosStore {
             },
         };
         if let Some(doc) = doc.as_ref().filter(|_| branches(&message.parent, &known)) {
+            // The newest page as the read just now found it, if sealed.
+            let newest = seen
+                .newest
+                .as_ref()
+                .filter(|(page, layout, _)| {
+                    page + 1 == doc.sealed_page_sizes.len() as u32 && *layout == doc.layout
+                })
+                .map(|(_, _, messages)| messages.clone());
             let branched = self
-                .append_branching(user, message, doc.clone(), known.etag.clone())
+                .append_branching(user, message, doc.clone(), known.etag.clone(), newest)
                 .await;
             return (branched.map(Some), true);
         }

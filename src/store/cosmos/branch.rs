@@ -28,8 +28,9 @@ use crate::{
     store::{BranchStore, ETag, Owner, StoreError, StoreResult, TreePage, TreeQuery, Versioned},
 };
 
-/// Whether a tree write met a version it may itself have made (its answer
-/// was lost, or the SDK retried it).
+/// Whether an earlier attempt of a tree write failed: it may have been
+/// applied all the same (an answer lost after the write, which the SDK's
+/// retry then meets as another writer's 412).
 #[derive(Debug, Clone, Copy, Default)]
 struct Tries {
     ambiguous: bool,
@@ -71,12 +72,10 @@ impl CosmosStore {
             self.versions.forget(&key);
             let again = match &error {
                 StoreError::PreconditionFailed => if_match.is_none(),
-                StoreError::Unavailable { .. } => {
-                    tries.ambiguous = true;
-                    true
-                }
+                StoreError::Unavailable { .. } => true,
                 _ => false,
             };
+            tries.ambiguous = true;
             if !again || started.elapsed() >= APPEND_DEADLINE {
                 return Err(error);
             }

@@ -45,17 +45,20 @@ pub(super) fn creation_time(doc: &SessionDoc) -> Timestamp {
 
 impl CosmosStore {
     /// Appends `message` where it branches, to version `etag` of `doc`
-    /// (read just now; the message id is in neither the document nor the
-    /// alternatives). `Ok` with a replay when the message turns out stored
-    /// in a page read on the way.
+    /// (read just now, with its newest page's messages when a sealed one;
+    /// the message id is in neither the document nor the alternatives).
+    /// `Ok` with a replay when the message turns out stored in a page read
+    /// on the way.
     pub(super) async fn append_branching(
         &self,
         user: Option<&UserId>,
         message: &NewMessage,
         doc: SessionDoc,
         etag: ETag,
+        newest_page: Option<Vec<ChatMessage>>,
     ) -> StoreResult<Appended> {
         let mut shape = Shape::of(doc, etag);
+        shape.newest_page = newest_page;
         let under = self.place_parent(user, &mut shape, &message.parent).await?;
         if let Some(stored) = shape.message(&message.id) {
             return Appended::replay(stored.clone(), message, shape.etag.clone());

@@ -63,12 +63,9 @@ impl ImportStore for CosmosStore {
             .and_then(|q| q.with_parameter("@ids", wanted))
             .map_err(store_error)?;
             let mut pages = self
-                .track(
-                    self.container()?
-                        .query_items::<Value>(query, FeedScope::full_container(), None)
-                        .await,
-                    |_| None,
-                )
+                .container()?
+                .query_items::<Value>(query, FeedScope::full_container(), None)
+                .await
                 .map_err(store_error)?
                 .into_pages();
             while let Some(page) = pages.try_next().await.map_err(store_error)? {

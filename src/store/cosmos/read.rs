@@ -50,12 +50,9 @@ impl CosmosStore {
         .and_then(|q| q.with_parameter("@type", SESSION_DOC_TYPE))
         .map_err(store_error)?;
         let mut pages = self
-            .track(
-                self.container()?
-                    .query_items::<Value>(query, FeedScope::full_container(), None)
-                    .await,
-                |_| None,
-            )
+            .container()?
+            .query_items::<Value>(query, FeedScope::full_container(), None)
+            .await
             .map_err(store_error)?
             .into_pages();
         let mut owners = Vec::new();

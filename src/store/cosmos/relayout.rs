@@ -244,7 +244,9 @@ fn newest_page(
         return written.last().map(|p| p.messages.clone());
     }
     if newest < shape.first_page {
-        return None;
+        // Untouched and not read now: known if it is still the newest.
+        let unchanged = newest + 1 == shape.doc.sealed_page_sizes.len() as u32;
+        return shape.newest_page.clone().filter(|_| unchanged);
     }
     let from = (doc.page_start(newest) - shape.start) as usize;
     let size = doc.sealed_page_sizes[newest as usize] as usize;

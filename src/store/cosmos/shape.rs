@@ -40,6 +40,9 @@ pub(super) struct Shape {
     pub(super) branch: Vec<ChatMessage>,
     /// Every document holding alternatives, once read.
     pub(super) alternatives: Option<Vec<BranchDoc>>,
+    /// The messages of the newest sealed page of this version, when an
+    /// earlier read of it has them (so that the next append knows them).
+    pub(super) newest_page: Option<Vec<ChatMessage>>,
 }
 
 /// Where a message of the session is.
@@ -62,6 +65,7 @@ impl Shape {
             start,
             branch,
             alternatives: (doc.alternative_count() == 0).then(Vec::new),
+            newest_page: None,
             etag,
             doc,
         }
@@ -325,12 +329,9 @@ impl CosmosStore {
                 .and_then(|q| q.with_parameter("@session", id.as_str()))
                 .map_err(store_error)?;
         let mut pages = self
-            .track(
-                self.container()?
-                    .query_items::<BranchDoc>(query, FeedScope::partition(partition(user)), None)
-                    .await,
-                |_| None,
-            )
+            .container()?
+            .query_items::<BranchDoc>(query, FeedScope::partition(partition(user)), None)
+            .await
             .map_err(store_error)?
             .into_pages();
         let mut docs = Vec::new();

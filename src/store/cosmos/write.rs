@@ -160,9 +160,10 @@ impl CosmosStore {
             }
         };
         let etag = etag_of(&response, "Cosmos DB patch without an ETag")?;
-        let doc: SessionDoc = self
-            .decode_item(response, ItemIo::Write)
-            .map_err(|e| StoreError::Internal(e.context("decoding a patched session")))?;
+        let doc = self
+            .decode_item::<SessionDoc>(response, ItemIo::Write)
+            .map_err(|e| StoreError::Internal(e.context("decoding a patched session")))?
+            .normalized();
         // A sealed session is only known with its newest page: forgotten.
         self.versions.put(
             &(user.clone(), id.clone()),

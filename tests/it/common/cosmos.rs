@@ -300,3 +300,18 @@ pub async fn owned_session(
         .unwrap();
     (Owner::User(user), id)
 }
+
+/// Requests the local server answered for `database` after answer number
+/// `after` (from its log of charges), and the number of its newest answer:
+/// an operation's requests counted at the server itself.
+pub async fn answered(database: &str, after: u64) -> (u64, u64) {
+    let url = format!("http://127.0.0.1:{}/_launcher/charges", server_port());
+    let log: Vec<serde_json::Value> = reqwest::get(url).await.unwrap().json().await.unwrap();
+    let path = format!("/dbs/{database}/");
+    let count = log
+        .iter()
+        .filter(|e| e["seq"].as_u64().unwrap() > after)
+        .filter(|e| e["path"].as_str().unwrap().contains(&path))
+        .count() as u64;
+    (count, log.last().map_or(0, |e| e["seq"].as_u64().unwrap()))
+}
