@@ -5,7 +5,7 @@
 //! alternatives: the old one-document-per-message model and a whole-document
 //! rewrite per message (as LangChain's `CosmosDBChatMessageHistory` does).
 //!
-//!     cargo bench --bench cosmos_requests [-- api|lengths|sweep]
+//!     cargo bench --bench cosmos_requests [-- api|lengths|sweep|tree]
 //!
 //! The emulator charges RU linearly in the document size rounded up to a
 //! power of two KB, and queries a flat 1 RU: not what Azure bills, so the
@@ -19,6 +19,7 @@ mod api;
 mod lengths;
 mod model;
 mod sweep;
+mod tree;
 
 use chat_sessions::{
     domain::{ChatMessage, JsonObject, MessageId, MessageType, NewMessage, Timestamp, UserId},
@@ -116,5 +117,8 @@ async fn main() {
     }
     if wants("sweep") {
         sweep::run(&content).await;
+    }
+    if wants("tree") {
+        tree::run(&content).await;
     }
 }
