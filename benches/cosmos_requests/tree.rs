@@ -110,9 +110,25 @@ pub async fn run(content: &str) {
         let (read, cost) = measure(&store, store.get_session_tail(&owner, &id, 50)).await;
         read.unwrap();
         row("`messages_limit=50` after the fork", label, cost);
-        let (switched, cost) = measure(&store, store.switch_branch(&owner, &id, &leaf, None)).await;
+        let (switched, switch) =
+            measure(&store, store.switch_branch(&owner, &id, &leaf, None)).await;
         assert_eq!(switched.unwrap().value.messages.len(), 1010);
-        row("switch back to the old leaf (answer included)", label, cost);
+        row(
+            "switch back to the old leaf (answer included)",
+            label,
+            switch,
+        );
+        // The answer is the whole session, as a GET reads it: what the
+        // switch costs beyond that is its own.
+        let (read, get) = measure(&store, store.get_session(&owner, &id)).await;
+        read.unwrap();
+        row("`GET` of the whole session after it", label, get);
+        let beyond = Cost {
+            requests: switch.requests - get.requests,
+            emulator_ru: switch.emulator_ru - get.emulator_ru,
+            model_ru: switch.model_ru - get.model_ru,
+        };
+        row("switch, beyond what the `GET` reads", label, beyond);
         row(
             "append after the switch (mean of 10)",
             label,

@@ -90,8 +90,19 @@ async fn stored_document_has_the_seed_shape(store: chat_sessions::store::cosmos:
     members.sort_unstable();
     members.dedup();
     assert_eq!(sorted_keys(&messages[0]), members);
+    // Stored without a parent where it is implied (the message before it
+    // in the same document), read back with it.
     assert_eq!(messages[0]["parent_id"], serde_json::Value::Null);
-    assert_eq!(messages[1]["parent_id"], messages[0]["id"]);
+    assert_eq!(messages[1]["parent_id"], serde_json::Value::Null);
+    let read = store
+        .get_session(&Owner::User(user.clone()), &id)
+        .await
+        .unwrap()
+        .value;
+    assert_eq!(
+        read.messages[1].parent_id.as_ref(),
+        Some(&read.messages[0].id)
+    );
     assert_eq!(messages[1]["message_type"], "assistant");
     assert_eq!(messages[1]["user_id"], "user_123");
     for t in [

@@ -165,8 +165,13 @@ impl CosmosStore {
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last)),
             known.last_id.clone(),
         );
-        // Measured once: the seal check and the cached version both need it.
-        let stored_len = json_len(&stored);
+        // As the document keeps it: after another message, its parent is
+        // implied. Measured once: the seal check and the cache need it.
+        let mut on_disk = stored.clone();
+        if known.messages > 0 {
+            on_disk.parent_id = None;
+        }
+        let stored_len = json_len(&on_disk);
         if self
             .seal
             .over(known.doc_len, known.messages, stored_len + 1, 1)
@@ -175,7 +180,7 @@ impl CosmosStore {
             return (made.map(|()| None), true);
         }
         let read = doc.is_some();
-        let etag = match self.patch_append(user, id, &known, &stored).await {
+        let etag = match self.patch_append(user, id, &known, &on_disk).await {
             Ok(etag) => etag,
             Err(e) => return (Err(e), read),
         };
@@ -279,8 +284,9 @@ impl CosmosStore {
         Ok(Looked::Doc(Box::new(doc), known))
     }
 
-    /// The append itself: one server-side patch guarded by `known`'s ETag;
-    /// the answer carries no body, only the new ETag.
+    /// The append itself: one server-side patch guarded by `known`'s ETag,
+    /// adding `stored` as the document keeps it; the answer carries no
+    /// body, only the new ETag.
     async fn patch_append(
         &self,
         user: Option<&UserId>,

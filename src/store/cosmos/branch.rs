@@ -17,7 +17,7 @@ use super::{
     documents::SessionDoc,
     errors::{APPEND_DEADLINE, again_if_stale, backoff, is_stale},
     fork::{messages_of, with_branch},
-    lineage::{Before, chain, mark},
+    lineage::{Before, chain, mark, unchain},
     relayout::{Plan, full_change, plan},
     shape::{Place, Shape, unknown_message},
 };
@@ -325,7 +325,9 @@ fn edit_plan(shape: &Shape, place: Place, edited: &ChatMessage, now: Timestamp) 
     let layout = shape.doc.layout + 1;
     match place {
         Place::Branch(at) if at >= sealed => {
-            plan.doc.session.messages[(at - sealed) as usize] = edited.clone();
+            let at = (at - sealed) as usize;
+            plan.doc.session.messages[at] = edited.clone();
+            unchain(&mut plan.doc.session.messages[at.saturating_sub(1)..]);
         }
         Place::Branch(at) => {
             let pages = &shape.doc.sealed_page_sizes;
@@ -339,6 +341,7 @@ fn edit_plan(shape: &Shape, place: Place, edited: &ChatMessage, now: Timestamp) 
                     *m = edited.clone();
                 }
             }
+            unchain(&mut messages);
             if let Some(prefix) = plan.doc.system_prefix.as_mut() {
                 for m in prefix.iter_mut().filter(|m| m.id == edited.id) {
                     *m = edited.clone();

@@ -125,7 +125,7 @@ impl Known {
     }
 
     /// The version the append patch made, answered with `etag`;
-    /// `stored_len` is [`json_len`] of `stored`.
+    /// `stored_len` is [`json_len`] of `stored` as the document keeps it.
     pub(super) fn after_append(
         mut self,
         stored: &ChatMessage,

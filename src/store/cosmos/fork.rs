@@ -58,7 +58,9 @@ impl CosmosStore {
         newest_page: Option<Vec<ChatMessage>>,
     ) -> StoreResult<Appended> {
         let mut shape = Shape::of(doc, etag);
-        shape.newest_page = newest_page;
+        if let Some(page) = newest_page {
+            shape.adopt_newest_page(page);
+        }
         let under = self.place_parent(user, &mut shape, &message.parent).await?;
         if let Some(stored) = shape.message(&message.id) {
             return Appended::replay(stored.clone(), message, shape.etag.clone());

@@ -19,7 +19,7 @@ use super::{
         PageDoc, SESSION_DOC_TYPE, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, partition,
     },
     errors::{APPEND_DEADLINE, backoff, store_error, to_etag},
-    lineage::{Before, chain},
+    lineage::{Before, chain, unchain},
     metrics::{ItemIo, item_charge},
 };
 use crate::{
@@ -210,7 +210,9 @@ impl CosmosStore {
         }
         pages.reverse();
         doc.session.messages = all[split..].to_vec();
-        for (page, messages) in pages.into_iter().enumerate() {
+        unchain(&mut doc.session.messages);
+        for (page, mut messages) in pages.into_iter().enumerate() {
+            unchain(&mut messages);
             doc.sealed_page_sizes.push(messages.len() as u32);
             let page_doc =
                 PageDoc::sealed(&import.id, import.user_id.clone(), page as u32, messages, 0);
@@ -331,6 +333,7 @@ impl CosmosStore {
             _ => Before::Unread,
         };
         chain(&mut session.messages, before);
+        unchain(&mut session.messages);
         session.message_count += added;
         session.total_message_count += added;
         let newest = session.messages.last().map(|m| m.created_at);

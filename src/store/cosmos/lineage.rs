@@ -49,6 +49,17 @@ pub(super) fn chain(messages: &mut [ChatMessage], before: Before) {
     }
 }
 
+/// The stored form of `messages`, the current branch's messages of one
+/// document (the session's or a sealed page): only the first names its
+/// parent (which is in another document); every other one follows the one
+/// before it, so it says nothing (`null`). A parent id in each of 50 typical
+/// messages would make them outgrow one document.
+pub(super) fn unchain(messages: &mut [ChatMessage]) {
+    for message in messages.iter_mut().skip(1) {
+        message.parent_id = None;
+    }
+}
+
 /// Marks `siblings` on the messages of a stretch of the current branch
 /// (whose `parent_id`s are [`chain`]ed) that have any, from `forks`.
 pub(super) fn mark(messages: &mut [ChatMessage], forks: &[Fork]) {
@@ -112,5 +123,10 @@ mod tests {
         let mut first = vec![message("a", Some("stale"))];
         chain(&mut first, Before::Start);
         assert_eq!(first[0].parent_id, None);
+        unchain(&mut stretch);
+        assert_eq!(stretch[0].parent_id, Some(id("a")), "the first keeps it");
+        assert!(stretch[1..].iter().all(|m| m.parent_id.is_none()));
+        chain(&mut stretch, Before::Unread);
+        assert_eq!(stretch[2].parent_id, Some(id("c")), "and reads it back");
     }
 }

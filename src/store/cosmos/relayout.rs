@@ -12,6 +12,7 @@ use super::{
     SealPolicy,
     documents::{BranchDoc, Fork, PageDoc, SessionDoc, json_len, page_id},
     filter::Filter,
+    lineage::unchain,
     shape::{ALTERNATIVES_AFTER, Shape, tree_of},
 };
 use crate::{
@@ -141,22 +142,28 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
     doc.session.updated_at = doc.session.updated_at.max(change.now);
     doc.sealed_page_sizes.truncate(first as usize);
     doc.session.messages = Vec::new();
-    // The stretch from that page on, laid out as seals would: the oldest
-    // into full pages until the rest fits the document.
+    // The stretch from that page on: all in the document when it fits
+    // there; else laid out as an import lays a session out, the oldest in
+    // full pages and the newest (what a seal leaves) in the document, so
+    // that appends go on for a while before the next seal.
     let mut rest = &change.branch[from..];
     let base = json_len(&doc) + 64;
+    let fits = |rest: &[ChatMessage]| {
+        let len = base + rest.iter().map(|m| json_len(m) + 1).sum::<usize>();
+        !policy.over(len, rest.len(), 0, 0)
+    };
     let mut laid: Vec<&[ChatMessage]> = Vec::new();
-    while policy.over(
-        base + rest.iter().map(|m| json_len(m) + 1).sum::<usize>(),
-        rest.len(),
-        0,
-        0,
-    ) {
-        let take = policy.page_len(rest.iter());
-        laid.push(&rest[..take]);
-        rest = &rest[take..];
+    if !fits(rest) {
+        while rest.len() > policy.kept_len(rest) {
+            let take = policy
+                .page_len(rest.iter())
+                .min(rest.len() - policy.kept_len(rest));
+            laid.push(&rest[..take.max(1)]);
+            rest = &rest[take.max(1)..];
+        }
     }
     doc.session.messages = rest.to_vec();
+    unchain(&mut doc.session.messages);
     let session = doc.session.id.clone();
     let user = doc.session.user_id.clone();
     let written: Vec<PageDoc> = laid
@@ -164,7 +171,9 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
         .enumerate()
         .map(|(i, messages)| {
             let page = first + i as u32;
-            PageDoc::sealed(&session, user.clone(), page, messages.to_vec(), layout)
+            let mut messages = messages.to_vec();
+            unchain(&mut messages);
+            PageDoc::sealed(&session, user.clone(), page, messages, layout)
         })
         .collect();
     doc.sealed_page_sizes
@@ -244,9 +253,7 @@ fn newest_page(
         return written.last().map(|p| p.messages.clone());
     }
     if newest < shape.first_page {
-        // Untouched and not read now: known if it is still the newest.
-        let unchanged = newest + 1 == shape.doc.sealed_page_sizes.len() as u32;
-        return shape.newest_page.clone().filter(|_| unchanged);
+        return None;
     }
     let from = (doc.page_start(newest) - shape.start) as usize;
     let size = doc.sealed_page_sizes[newest as usize] as usize;

@@ -10,7 +10,7 @@ use super::{
     cache::Known,
     documents::{PageDoc, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, page_id, partition},
     errors::{stale, store_error, to_etag},
-    lineage::{Before, chain},
+    lineage::{Before, chain, unchain},
     metrics::{ItemIo, item_charge},
 };
 use crate::{
@@ -217,7 +217,9 @@ impl CosmosStore {
         // Parents written out while the messages are together: the first
         // one kept still names the last one sealed.
         chain(&mut sealed, Before::at(doc.sealed()));
-        let kept = sealed.split_off(self.seal.page_len(sealed.iter()));
+        let mut kept = sealed.split_off(self.seal.page_len(sealed.iter()));
+        unchain(&mut sealed);
+        unchain(&mut kept);
         let page = doc.sealed_page_sizes.len() as u32;
         let page_doc = PageDoc::sealed(
             &doc.session.id,

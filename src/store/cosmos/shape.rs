@@ -40,9 +40,6 @@ pub(super) struct Shape {
     pub(super) branch: Vec<ChatMessage>,
     /// Every document holding alternatives, once read.
     pub(super) alternatives: Option<Vec<BranchDoc>>,
-    /// The messages of the newest sealed page of this version, when an
-    /// earlier read of it has them (so that the next append knows them).
-    pub(super) newest_page: Option<Vec<ChatMessage>>,
 }
 
 /// Where a message of the session is.
@@ -65,10 +62,27 @@ impl Shape {
             start,
             branch,
             alternatives: (doc.alternative_count() == 0).then(Vec::new),
-            newest_page: None,
             etag,
             doc,
         }
+    }
+
+    /// Takes `messages`, the newest sealed page of this version as an
+    /// earlier read found it, as if read back now.
+    pub(super) fn adopt_newest_page(&mut self, mut messages: Vec<ChatMessage>) {
+        let pages = self.doc.sealed_page_sizes.len() as u32;
+        if self.first_page != pages || pages == 0 {
+            return;
+        }
+        let start = self.doc.page_start(pages - 1);
+        chain(&mut messages, Before::at(start));
+        if let (Some(last), Some(next)) = (messages.last(), self.branch.first_mut()) {
+            next.parent_id = Some(last.id.clone());
+        }
+        messages.append(&mut self.branch);
+        self.branch = messages;
+        self.first_page = pages - 1;
+        self.start = start;
     }
 
     /// The session's id.
