@@ -172,10 +172,12 @@ impl CosmosStore {
             on_disk.parent_id = None;
         }
         let stored_len = json_len(&on_disk);
-        if self
-            .seal
-            .over(known.doc_len, known.messages, stored_len + 1, 1)
-        {
+        if self.seal.over(
+            known.doc_len - known.allowance,
+            known.messages,
+            stored_len + 1,
+            1,
+        ) {
             let made = self.make_room(user, id, key, &known, doc).await;
             return (made.map(|()| None), true);
         }

@@ -47,6 +47,9 @@ pub(super) struct Known {
     alternatives: Option<Filter>,
     /// [`json_len`] of the document.
     pub(super) doc_len: usize,
+    /// What of it the seal policy does not count
+    /// ([`SessionDoc::allowance`]).
+    pub(super) allowance: usize,
     /// Messages in the document (not in pages).
     pub(super) messages: usize,
     pub(super) message_count: u64,
@@ -94,6 +97,7 @@ impl Known {
                 .collect(),
             alternatives: doc.alternatives.clone(),
             doc_len: json_len(doc),
+            allowance: doc.allowance(),
             messages: session.messages.len(),
             message_count: session.message_count,
             total_message_count: session.total_message_count.max(session.message_count),

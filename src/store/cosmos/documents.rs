@@ -63,6 +63,12 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// Bytes of branch bookkeeping (`forks` and `alternatives`) a session
+/// document carries beyond the seal policy's threshold: 50 typical messages
+/// stay one document with a hundred alternatives listed, and an append
+/// patches at most this much more.
+pub(super) const BOOKKEEPING_ALLOWANCE: usize = 8 * 1024;
+
 /// A message of the current branch with children off it: all of them,
 /// oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +112,18 @@ impl SessionDoc {
         let session = &mut self.session;
         session.total_message_count = session.total_message_count.max(session.message_count);
         self
+    }
+
+    /// The part of [`json_len`] of this document that the seal policy does
+    /// not count: its branch bookkeeping, up to [`BOOKKEEPING_ALLOWANCE`].
+    pub(super) fn allowance(&self) -> usize {
+        let forks = if self.forks.is_empty() {
+            0
+        } else {
+            json_len(&self.forks)
+        };
+        let filter = self.alternatives.as_ref().map_or(0, json_len);
+        (forks + filter).min(BOOKKEEPING_ALLOWANCE)
     }
 
     /// Messages off the current branch.

@@ -296,10 +296,12 @@ impl CosmosStore {
         if missing.is_empty() {
             return Ok(true);
         }
-        if self
-            .seal
-            .over(json_len(&doc), doc.session.messages.len(), 0, 0)
-        {
+        if self.seal.over(
+            json_len(&doc) - doc.allowance(),
+            doc.session.messages.len(),
+            0,
+            0,
+        ) {
             self.seal(user, doc, etag).await?;
             return Ok(false);
         }

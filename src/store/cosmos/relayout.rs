@@ -142,18 +142,19 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
     doc.session.updated_at = doc.session.updated_at.max(change.now);
     doc.sealed_page_sizes.truncate(first as usize);
     doc.session.messages = Vec::new();
-    // The stretch from that page on: all in the document when it fits
-    // there; else laid out as an import lays a session out, the oldest in
-    // full pages and the newest (what a seal leaves) in the document, so
-    // that appends go on for a while before the next seal.
+    // The stretch from that page on: all in the document when the change
+    // is within it and it fits there; else (pages are written anyway) laid
+    // out as an import lays a session out, the oldest in full pages and the
+    // newest (what a seal leaves) in the document, so that appends go on
+    // for a while before the next seal.
     let mut rest = &change.branch[from..];
-    let base = json_len(&doc) + 64;
+    let base = json_len(&doc) - doc.allowance() + 64;
     let fits = |rest: &[ChatMessage]| {
         let len = base + rest.iter().map(|m| json_len(m) + 1).sum::<usize>();
         !policy.over(len, rest.len(), 0, 0)
     };
     let mut laid: Vec<&[ChatMessage]> = Vec::new();
-    if !fits(rest) {
+    if first < pages || !fits(rest) {
         while rest.len() > policy.kept_len(rest) {
             let take = policy
                 .page_len(rest.iter())
