@@ -200,11 +200,19 @@ impl CosmosStore {
         // The newest messages stay in the document, as many as a seal would
         // leave there; the older ones fill pages, the newest pages full (so
         // that a tail read needs few), page 0 with what is left over.
-        let split = all.len() - self.seal.kept_len(all);
+        // Measured as stored: a parent only where a document starts.
+        let bare: Vec<ChatMessage> = all
+            .iter()
+            .map(|m| ChatMessage {
+                parent_id: None,
+                ..m.clone()
+            })
+            .collect();
+        let split = all.len() - self.seal.kept_len(&bare);
         let mut pages: Vec<Vec<ChatMessage>> = Vec::new();
         let mut end = split;
         while end > 0 {
-            let take = self.seal.page_len(all[..end].iter().rev());
+            let take = self.seal.page_len(bare[..end].iter().rev());
             pages.push(all[end - take..end].to_vec());
             end -= take;
         }

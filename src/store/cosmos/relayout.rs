@@ -142,41 +142,32 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
     doc.session.updated_at = doc.session.updated_at.max(change.now);
     doc.sealed_page_sizes.truncate(first as usize);
     doc.session.messages = Vec::new();
-    // The stretch from that page on: all in the document when the change
-    // is within it and it fits there; else (pages are written anyway) laid
-    // out as an import lays a session out, the oldest in full pages and the
-    // newest (what a seal leaves) in the document, so that appends go on
-    // for a while before the next seal.
-    let mut rest = &change.branch[from..];
-    let base = json_len(&doc) - doc.allowance() + 64;
-    let fits = |rest: &[ChatMessage]| {
-        let len = base + rest.iter().map(|m| json_len(m) + 1).sum::<usize>();
-        !policy.over(len, rest.len(), 0, 0)
-    };
-    let mut laid: Vec<&[ChatMessage]> = Vec::new();
-    if first < pages || !fits(rest) {
-        while rest.len() > policy.kept_len(rest) {
-            let take = policy
-                .page_len(rest.iter())
-                .min(rest.len() - policy.kept_len(rest));
-            laid.push(&rest[..take.max(1)]);
-            rest = &rest[take.max(1)..];
-        }
-    }
-    doc.session.messages = rest.to_vec();
-    unchain(&mut doc.session.messages);
+    let stretch = &change.branch[from..];
+    let sizes = lay_out(
+        policy,
+        json_len(&doc) - doc.allowance(),
+        stretch,
+        first < pages,
+    );
     let session = doc.session.id.clone();
     let user = doc.session.user_id.clone();
-    let written: Vec<PageDoc> = laid
-        .iter()
-        .enumerate()
-        .map(|(i, messages)| {
-            let page = first + i as u32;
-            let mut messages = messages.to_vec();
-            unchain(&mut messages);
-            PageDoc::sealed(&session, user.clone(), page, messages, layout)
-        })
-        .collect();
+    let mut at = 0;
+    let mut written: Vec<PageDoc> = Vec::with_capacity(sizes.len());
+    for (i, size) in sizes.into_iter().enumerate() {
+        let mut messages = stretch[at..at + size].to_vec();
+        unchain(&mut messages);
+        let page = first + i as u32;
+        written.push(PageDoc::sealed(
+            &session,
+            user.clone(),
+            page,
+            messages,
+            layout,
+        ));
+        at += size;
+    }
+    doc.session.messages = stretch[at..].to_vec();
+    unchain(&mut doc.session.messages);
     doc.sealed_page_sizes
         .extend(written.iter().map(|p| p.messages.len() as u32));
     if first == 0 {
@@ -215,6 +206,43 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
         plan.doc.layout = layout;
     }
     plan
+}
+
+/// How `stretch` (the current branch from the first page that changes on)
+/// is laid out: the sizes of the pages to write, the rest going into a
+/// document of `base` bytes without messages. All of it in the document
+/// when the change is within it (`rewriting` false) and it fits there; else
+/// as an import lays a session out, the oldest in full pages and the newest
+/// (what a seal leaves) in the document, so that appends go on for a while
+/// before the next seal. Messages are measured as stored (no parent).
+fn lay_out(
+    policy: &SealPolicy,
+    base: usize,
+    stretch: &[ChatMessage],
+    rewriting: bool,
+) -> Vec<usize> {
+    let bare: Vec<ChatMessage> = stretch
+        .iter()
+        .map(|m| ChatMessage {
+            parent_id: None,
+            ..m.clone()
+        })
+        .collect();
+    let mut rest = &bare[..];
+    let len = base + 64 + rest.iter().map(|m| json_len(m) + 1).sum::<usize>();
+    let mut sizes = Vec::new();
+    if !rewriting && !policy.over(len, rest.len(), 0, 0) {
+        return sizes;
+    }
+    while rest.len() > policy.kept_len(rest) {
+        let take = policy
+            .page_len(rest.iter())
+            .min(rest.len() - policy.kept_len(rest))
+            .max(1);
+        sizes.push(take);
+        rest = &rest[take..];
+    }
+    sizes
 }
 
 /// The sealed page holding position `at` (which is in one).

@@ -214,10 +214,12 @@ impl CosmosStore {
         etag: &ETag,
     ) -> StoreResult<Option<Known>> {
         let mut sealed = std::mem::take(&mut doc.session.messages);
-        // Parents written out while the messages are together: the first
-        // one kept still names the last one sealed.
+        // Measured as stored (the parent implied), then parents written out
+        // while the messages are together: the first one kept still names
+        // the last one sealed.
+        let take = self.seal.page_len(sealed.iter());
         chain(&mut sealed, Before::at(doc.sealed()));
-        let mut kept = sealed.split_off(self.seal.page_len(sealed.iter()));
+        let mut kept = sealed.split_off(take);
         unchain(&mut sealed);
         unchain(&mut kept);
         let page = doc.sealed_page_sizes.len() as u32;
