@@ -279,6 +279,9 @@ pub async fn search_breaks_ties_by_ids_across_pages<S: Searchable>(store: Arc<S>
                 tool_calls: None,
                 tool_call_id: None,
                 name: None,
+                parent_id: None,
+                edited_at: None,
+                siblings: None,
                 id: MessageId::parse(format!("m{i}")).unwrap(),
                 content: format!("same instant {i}"),
                 message_type: MessageType::Assistant,
@@ -467,6 +470,9 @@ pub async fn search_finds_imported_messages<S: Searchable>(store: Arc<S>) {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::parse(mid).unwrap(),
         content: content.into(),
         message_type: MessageType::User,
@@ -610,7 +616,12 @@ pub async fn search_finds_messages_by_their_tool_calls_function_names<S: Searcha
     // Imported messages too.
     let imported = sid(&unique("imported"));
     let at = Timestamp::parse("2021-06-01T00:00:00Z").unwrap();
-    let old = ChatMessage::stored(calls("i1", "", &["fetch_invoice"]), Some(alice.clone()), at);
+    let old = ChatMessage::stored(
+        calls("i1", "", &["fetch_invoice"]),
+        Some(alice.clone()),
+        at,
+        None,
+    );
     store
         .import_messages(SessionImport {
             id: imported.clone(),
