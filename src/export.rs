@@ -96,6 +96,7 @@ mod tests {
                 .unwrap()
                 .clone(),
             message_count: 1,
+            total_message_count: 1,
             last_message_at: Some(t),
             created_at: t,
             updated_at: t,
@@ -104,6 +105,9 @@ mod tests {
             tool_calls: None,
             tool_call_id: None,
             name: None,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
             id: MessageId::parse("m1").unwrap(),
             content: "Hallo, Welt\nzweite Zeile".into(),
             message_type: MessageType::Assistant,
