@@ -105,6 +105,9 @@ mod tests {
             tool_calls: None,
             tool_call_id: None,
             name: None,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
             id: MessageId::parse("m1").unwrap(),
             content: "Hallo, Welt\nzweite Zeile".into(),
             message_type: MessageType::Assistant,
@@ -114,9 +117,6 @@ mod tests {
                 .unwrap()
                 .clone(),
             created_at: t,
-            parent_id: None,
-            edited_at: None,
-            siblings: None,
         };
         (summary, message)
     }
