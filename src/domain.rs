@@ -533,6 +533,7 @@ mod tests {
             context: JsonObject::new(),
             messages: vec![],
             message_count: 0,
+            total_message_count: 0,
             last_message_at: None,
             created_at: now,
             updated_at: now,
@@ -552,6 +553,7 @@ mod tests {
                 "message_count",
                 "messages",
                 "session_name",
+                "total_message_count",
                 "updated_at",
                 "user_id"
             ]

@@ -96,6 +96,7 @@ mod tests {
                 .unwrap()
                 .clone(),
             message_count: 1,
+            total_message_count: 1,
             last_message_at: Some(t),
             created_at: t,
             updated_at: t,
@@ -113,6 +114,9 @@ mod tests {
                 .unwrap()
                 .clone(),
             created_at: t,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
         };
         (summary, message)
     }

@@ -357,6 +357,9 @@ mod tests {
             tool_calls: None,
             tool_call_id: None,
             name: None,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
         }
     }
 

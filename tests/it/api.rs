@@ -11,11 +11,15 @@ use async_trait::async_trait;
 use axum::http::StatusCode;
 use chat_sessions::{
     api::ApiSettings,
-    domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch},
+    domain::{
+        ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, NewMessage, NewSession,
+        SessionId, SessionPatch,
+    },
     store::{
-        Appended, DynStore, ETag, EraseStore, Erased, ExportStore, ImportOutcome, ImportStore,
-        ListQuery, Owner, RetentionStore, SessionFields, SessionImport, SessionPage, SessionStore,
-        StoreError, StoreResult, Versioned, export::SummaryStream, retention::CandidateStream,
+        Appended, BranchStore, DynStore, ETag, EraseStore, Erased, ExportStore, ImportOutcome,
+        ImportStore, ListQuery, Owner, RetentionStore, SessionFields, SessionImport, SessionPage,
+        SessionStore, StoreError, StoreResult, TreePage, TreeQuery, Versioned,
+        export::SummaryStream, retention::CandidateStream,
     },
 };
 use futures::StreamExt as _;
@@ -70,6 +74,50 @@ impl SessionStore for BrokenStore {
         _: &SessionId,
         _: NewMessage,
     ) -> StoreResult<Appended> {
+        Err((self.0)())
+    }
+}
+
+#[async_trait]
+impl BranchStore for BrokenStore {
+    async fn read_branch(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: &MessageId,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        Err((self.0)())
+    }
+    async fn switch_branch(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: &MessageId,
+        _: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        Err((self.0)())
+    }
+    async fn list_tree(&self, _: &Owner, _: &SessionId, _: TreeQuery) -> StoreResult<TreePage> {
+        Err((self.0)())
+    }
+    async fn edit_message(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: &MessageId,
+        _: &MessageEdit,
+        _: Option<&ETag>,
+    ) -> StoreResult<Versioned<ChatMessage>> {
+        Err((self.0)())
+    }
+    async fn delete_message(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: &MessageId,
+        _: DeleteScope,
+        _: Option<&ETag>,
+    ) -> StoreResult<ETag> {
         Err((self.0)())
     }
 }

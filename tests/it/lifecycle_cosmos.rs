@@ -56,6 +56,9 @@ fn old_message(i: usize, owner: &UserId) -> ChatMessage {
             i % 60
         ))
         .unwrap(),
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
     }
 }
 

@@ -484,6 +484,9 @@ async fn the_index_stays_in_step_with_the_data() {
                 metadata: Default::default(),
                 created_at: chat_sessions::domain::Timestamp::parse("2001-01-01T00:00:00Z")
                     .unwrap(),
+                parent_id: None,
+                edited_at: None,
+                siblings: None,
             }],
         })
         .await

@@ -40,6 +40,9 @@ async fn imported(
             user_id: None,
             metadata: JsonObject::new(),
             created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(seconds(i))),
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
         })
         .collect();
     store

@@ -31,6 +31,9 @@ fn message(id: &str, time: &str, owner: Option<&UserId>) -> ChatMessage {
             .unwrap()
             .clone(),
         created_at: at(time),
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
     }
 }
 

@@ -41,6 +41,9 @@ fn old_messages(prefix: &str, n: usize, owner: &UserId) -> Vec<ChatMessage> {
             user_id: Some(owner.clone()),
             metadata: json!({ "i": i }).as_object().unwrap().clone(),
             created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(i as i64)),
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
         })
         .collect()
 }

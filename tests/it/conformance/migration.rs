@@ -33,6 +33,9 @@ fn legacy(id: &str, second: u32, owner: Option<&UserId>) -> ChatMessage {
             second % 60
         ))
         .unwrap(),
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
     }
 }
 

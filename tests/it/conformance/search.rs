@@ -285,6 +285,9 @@ pub async fn search_breaks_ties_by_ids_across_pages<S: Searchable>(store: Arc<S>
                 user_id: Some(alice.clone()),
                 metadata: JsonObject::new(),
                 created_at: at,
+                parent_id: None,
+                edited_at: None,
+                siblings: None,
             })
             .collect();
         for m in &messages {
@@ -473,6 +476,9 @@ pub async fn search_finds_imported_messages<S: Searchable>(store: Arc<S>) {
         user_id: Some(alice.clone()),
         metadata: JsonObject::new(),
         created_at: at(when),
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
     };
     store
         .import_messages(SessionImport {
@@ -610,7 +616,12 @@ pub async fn search_finds_messages_by_their_tool_calls_function_names<S: Searcha
     // Imported messages too.
     let imported = sid(&unique("imported"));
     let at = Timestamp::parse("2021-06-01T00:00:00Z").unwrap();
-    let old = ChatMessage::stored(calls("i1", "", &["fetch_invoice"]), Some(alice.clone()), at);
+    let old = ChatMessage::stored(
+        calls("i1", "", &["fetch_invoice"]),
+        Some(alice.clone()),
+        at,
+        None,
+    );
     store
         .import_messages(SessionImport {
             id: imported.clone(),
