@@ -91,7 +91,9 @@ impl<'a, R: BufRead> Units<'a, R> {
             None => match self.next_line()? {
                 None => return Ok(None),
                 Some((n, line)) => match parse(n, line.trim_ascii())? {
-                    ExportLine::Session(summary) => (Place::Line(n), summary),
+                    // The current branch is read with trees; a chain's
+                    // ends at its last message anyway.
+                    ExportLine::Session(session) => (Place::Line(n), session.summary),
                     ExportLine::Message(_) => {
                         return Err(ImportError::invalid(
                             Place::Line(n),
@@ -105,7 +107,7 @@ impl<'a, R: BufRead> Units<'a, R> {
         while let Some((n, line)) = self.next_line()? {
             match parse(n, line.trim_ascii())? {
                 ExportLine::Session(next) => {
-                    self.pending = Some((Place::Line(n), next));
+                    self.pending = Some((Place::Line(n), next.summary));
                     // The next session's line is the next session's.
                     self.unit_bytes = line.len() as u64;
                     break;

@@ -13,6 +13,8 @@ pub use health::*;
 pub use lifecycle::*;
 mod import;
 pub use import::*;
+mod trees;
+pub use trees::*;
 pub mod tools;
 pub use migration::*;
 pub use tools::{
@@ -93,6 +95,7 @@ macro_rules! conformance_suite {
             context_keeps_the_system_message_and_the_newest_that_fit,
             context_never_splits_a_tool_call_from_its_answers,
             context_of_a_long_session_reads_back_across_pages,
+            export_writes_every_branch_with_parents_and_the_current_one,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
