@@ -376,6 +376,9 @@ pub(super) fn unit(
             archived_at: None,
             created_at,
             updated_at,
+            // The current branch alone, as a chain, until every branch is
+            // taken.
+            current_message_id: None,
         },
         import: SessionImport {
             id: session_id(owner, conversation_id),

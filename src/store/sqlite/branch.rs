@@ -50,6 +50,13 @@ pub(super) struct Rows {
     branch: Vec<MessageId>,
 }
 
+impl Rows {
+    /// The current branch, oldest first.
+    pub(super) fn branch(&self) -> &[MessageId] {
+        &self.branch
+    }
+}
+
 impl std::ops::Deref for Rows {
     type Target = Tree;
     fn deref(&self) -> &Tree {

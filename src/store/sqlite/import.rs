@@ -1,21 +1,34 @@
 //! Imports merged into sessions in the writer's transaction (the
-//! migration's, and whole sessions from a file: [`ImportStore`]), and the
-//! migration's run checkpoints written by compare-and-set.
+//! migration's, and whole sessions from a file: [`ImportStore`], whole trees
+//! included), and the migration's run checkpoints written by
+//! compare-and-set.
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     SqliteStore,
+    branch::{load_tree, set_branch},
     rows::{find_session, internal, new_etag, to_json, tool_column},
 };
 use crate::{
-    domain::{MessageId, SessionId, Timestamp, UserId},
+    domain::{
+        ChatMessage, MessageId, Node, SessionId, SessionSummary, Timestamp, Tree, UserId,
+        ValidationError,
+    },
     store::{
         ETag, ImportOutcome, ImportStore, Owner, SessionFields, SessionImport, StoreError,
         StoreResult, Versioned,
     },
 };
+
+/// Inserts one imported message (nothing when its id is in the session
+/// already), after the session's other rows in creation order; `?2` is its
+/// position on the current branch (NULL: off it).
+const INSERT_MESSAGE: &str = "INSERT INTO messages (session_id, seq, pos, id, content, \
+     message_type, user_id, metadata, created_at, tool, parent_id) \
+     VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1), \
+     ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (session_id, id) DO NOTHING";
 
 #[async_trait]
 impl ImportStore for SqliteStore {
@@ -116,7 +129,9 @@ impl SqliteStore {
 
 /// The import, inside the writer's transaction. `fields` are those of a
 /// session the import creates (a file's); without them (the migration) a new
-/// session is active, unnamed, and as old as its oldest message.
+/// session is active, unnamed, and as old as its oldest message. A file's
+/// tree (`fields` naming the current branch's end) goes to [`import_tree`],
+/// anything else is merged into the current branch.
 fn import_into(
     tx: &Connection,
     import: SessionImport,
@@ -125,15 +140,30 @@ fn import_into(
     if import.messages.is_empty() && fields.is_none() {
         return Ok(ImportOutcome::default());
     }
-    let existing = find_session(tx, &Owner::Anonymous, &import.id);
-    let (mut outcome, session) = match existing {
-        Ok((session, _)) if session.user_id != import.user_id => {
-            return Err(StoreError::Conflict(format!(
-                "session {} exists with another owner",
-                import.id
-            )));
-        }
-        Ok((session, _)) => (ImportOutcome::default(), session),
+    let current = fields.as_ref().and_then(|f| f.current_message_id.clone());
+    // Checked before the session is created: a refused import writes nothing.
+    let tree = current
+        .map(|current| ImportTree::check(&import.messages, current))
+        .transpose()?;
+    let (outcome, session) = find_or_create(tx, &import, fields)?;
+    match tree {
+        Some(tree) => import_tree(tx, &import, &tree, outcome),
+        None => import_chain(tx, &import, session, outcome),
+    }
+}
+
+/// The session `import` names, created with `fields` when it does not
+/// exist; a session of another owner is a conflict.
+fn find_or_create(
+    tx: &Connection,
+    import: &SessionImport,
+    fields: Option<SessionFields>,
+) -> StoreResult<(ImportOutcome, SessionSummary)> {
+    match find_session(tx, &Owner::Anonymous, &import.id) {
+        Ok((session, _)) if session.user_id != import.user_id => Err(StoreError::Conflict(
+            format!("session {} exists with another owner", import.id),
+        )),
+        Ok((session, _)) => Ok((ImportOutcome::default(), session)),
         Err(StoreError::NotFound) => {
             let fields =
                 fields.unwrap_or_else(|| SessionFields::starting_at(import.messages[0].created_at));
@@ -155,44 +185,59 @@ fn import_into(
             )
             .map_err(internal)?;
             let (session, _) = find_session(tx, &Owner::Anonymous, &import.id)?;
-            (
-                ImportOutcome {
-                    created: true,
-                    ..ImportOutcome::default()
-                },
-                session,
-            )
+            let created = ImportOutcome {
+                created: true,
+                ..ImportOutcome::default()
+            };
+            Ok((created, session))
         }
-        Err(e) => return Err(e),
-    };
-    let mut insert = tx
-        .prepare_cached(
-            "INSERT INTO messages (session_id, seq, pos, id, content, message_type, user_id, \
-             metadata, created_at, tool, parent_id) \
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1), \
-             ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (session_id, id) DO NOTHING",
-        )
+        Err(e) => Err(e),
+    }
+}
+
+/// Inserts `message` of session `id` at position `pos` (`None`: off the
+/// current branch) after `parent`; whether it was new.
+fn insert_message(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    id: &SessionId,
+    message: &ChatMessage,
+    pos: Option<i64>,
+    parent: Option<&MessageId>,
+) -> StoreResult<bool> {
+    let inserted = insert
+        .execute(params![
+            id.as_str(),
+            pos,
+            message.id.as_str(),
+            message.content,
+            message.message_type.as_str(),
+            message.user_id.as_ref().map(UserId::as_str),
+            to_json(&message.metadata)?,
+            message.created_at.to_string(),
+            tool_column(&message.tool_parts())?,
+            parent.map(MessageId::as_str),
+        ])
         .map_err(internal)?;
+    Ok(inserted == 1)
+}
+
+/// Messages without parents merged into the current branch: each follows
+/// the one before it.
+fn import_chain(
+    tx: &Connection,
+    import: &SessionImport,
+    session: SessionSummary,
+    mut outcome: ImportOutcome,
+) -> StoreResult<ImportOutcome> {
+    let mut insert = tx.prepare_cached(INSERT_MESSAGE).map_err(internal)?;
     // New rows go after the existing ones first; for a session that existed
     // the renumbering below puts every message in (created_at, id) order.
     let mut seq = session.message_count as i64;
     let mut newest = session.last_message_at;
     for message in &import.messages {
-        let inserted = insert
-            .execute(params![
-                import.id.as_str(),
-                seq + 1,
-                message.id.as_str(),
-                message.content,
-                message.message_type.as_str(),
-                message.user_id.as_ref().map(UserId::as_str),
-                to_json(&message.metadata)?,
-                message.created_at.to_string(),
-                tool_column(&message.tool_parts())?,
-                message.parent_id.as_ref().map(MessageId::as_str),
-            ])
-            .map_err(internal)?;
-        if inserted == 1 {
+        // No parent is written: a row of the branch without one follows
+        // the row before it, wherever the renumbering puts it.
+        if insert_message(&mut insert, &import.id, message, Some(seq + 1), None)? {
             seq += 1;
             outcome.added += 1;
             newest = newest.max(Some(message.created_at));
@@ -208,7 +253,7 @@ fn import_into(
     // A session with other branches keeps the order the messages came in:
     // renumbering would mix the branches' creation order.
     if !outcome.created && session.total_message_count == session.message_count {
-        renumber(tx, &import)?;
+        renumber(tx, import)?;
     }
     let newest = newest.map(|t| t.to_string());
     tx.execute(
@@ -221,9 +266,136 @@ fn import_into(
     Ok(outcome)
 }
 
+/// The tree a file brings, checked: every parent comes before its child,
+/// the branch's end is one of the messages.
+struct ImportTree {
+    /// The file's messages as a tree.
+    tree: Tree,
+    /// The last message of the current branch.
+    current: MessageId,
+}
+
+impl ImportTree {
+    /// `messages` (creation order) as a tree ending its current branch at
+    /// `current`; a parent that is not among the messages before its
+    /// child is left for [`import_tree`] to find in the session.
+    fn check(messages: &[ChatMessage], current: MessageId) -> StoreResult<Self> {
+        if !messages.iter().any(|m| m.id == current) {
+            return Err(ValidationError::new(
+                "current_message_id",
+                format!("{current} is not one of the imported messages"),
+            )
+            .into());
+        }
+        let nodes = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Node {
+                id: m.id.clone(),
+                parent: m.parent_id.clone(),
+                order: i as u64,
+            })
+            .collect();
+        Ok(Self {
+            tree: Tree::new(nodes),
+            current,
+        })
+    }
+}
+
+/// A file's tree: every message it lacks kept with its parent. A new
+/// session's current branch is the file's; an existing one's moves to the
+/// file's only when that continues it.
+fn import_tree(
+    tx: &Connection,
+    import: &SessionImport,
+    file: &ImportTree,
+    mut outcome: ImportOutcome,
+) -> StoreResult<ImportOutcome> {
+    let stored = (!outcome.created)
+        .then(|| load_tree(tx, &import.id))
+        .transpose()?;
+    // Parents first, each in the session or before its child in the file:
+    // creation order, on which every branch's reading relies.
+    let mut seen = std::collections::HashSet::with_capacity(import.messages.len());
+    for message in &import.messages {
+        if let Some(parent) = &message.parent_id {
+            let known =
+                seen.contains(parent) || stored.as_ref().is_some_and(|s| s.contains(parent));
+            if !known {
+                return Err(ValidationError::new(
+                    "parent_id",
+                    format!(
+                        "message {} follows {parent}, which neither the session nor the \
+                         messages before it hold",
+                        message.id
+                    ),
+                )
+                .into());
+            }
+        }
+        seen.insert(&message.id);
+    }
+    // A new session's branch positions are known before the first insert.
+    let branch = file.tree.path_to(&file.current);
+    let positions: std::collections::HashMap<&MessageId, i64> = if stored.is_none() {
+        branch
+            .iter()
+            .enumerate()
+            .map(|(at, id)| (id, at as i64 + 1))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let mut insert = tx.prepare_cached(INSERT_MESSAGE).map_err(internal)?;
+    let mut newest = None;
+    for message in &import.messages {
+        let pos = positions.get(&message.id).copied();
+        let parent = message.parent_id.as_ref();
+        if insert_message(&mut insert, &import.id, message, pos, parent)? {
+            outcome.added += 1;
+            newest = newest.max(Some(message.created_at));
+        } else {
+            outcome.already_present += 1;
+        }
+    }
+    if outcome.added == 0 {
+        return Ok(outcome);
+    }
+    let count = match stored {
+        None => branch.len(),
+        Some(_) => {
+            let rows = load_tree(tx, &import.id)?;
+            let path = rows.path_to(&file.current);
+            if path.starts_with(rows.branch()) && path != rows.branch() {
+                set_branch(tx, &import.id, &rows, &path)?;
+                path.len()
+            } else {
+                rows.branch().len()
+            }
+        }
+    };
+    tx.execute(
+        "UPDATE sessions SET message_count = ?2, \
+         total_count = (SELECT COUNT(*) FROM messages WHERE session_id = ?1), \
+         last_message_at = (SELECT created_at FROM messages WHERE session_id = ?1 AND pos = ?2), \
+         updated_at = MAX(updated_at, ?3), etag = ?4 WHERE id = ?1",
+        params![
+            import.id.as_str(),
+            count as i64,
+            newest.map(|t: Timestamp| t.to_string()),
+            new_etag()
+        ],
+    )
+    .map_err(internal)?;
+    Ok(outcome)
+}
+
 /// Puts every message of the current branch in (`created_at`, `id`)
-/// order. The messages a migration merges are linear (no parent stored:
-/// each follows the one before it), so reordering them keeps the chain.
+/// order, each following the one before it: the messages a migration
+/// merges are linear, and a parent written out by a later append would
+/// contradict the new order, so the chain is left implied (no parent
+/// stored).
 fn renumber(tx: &Connection, import: &SessionImport) -> StoreResult<()> {
     let mut order: Vec<(String, String)> = tx
         .prepare_cached(
@@ -243,7 +415,10 @@ fn renumber(tx: &Connection, import: &SessionImport) -> StoreResult<()> {
     )
     .map_err(internal)?;
     let mut renumber = tx
-        .prepare_cached("UPDATE messages SET seq = ?3, pos = ?3 WHERE session_id = ?1 AND id = ?2")
+        .prepare_cached(
+            "UPDATE messages SET seq = ?3, pos = ?3, parent_id = NULL \
+             WHERE session_id = ?1 AND id = ?2",
+        )
         .map_err(internal)?;
     for (position, (id, _)) in order.iter().enumerate() {
         renumber

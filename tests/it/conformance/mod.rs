@@ -96,6 +96,10 @@ macro_rules! conformance_suite {
             context_never_splits_a_tool_call_from_its_answers,
             context_of_a_long_session_reads_back_across_pages,
             export_writes_every_branch_with_parents_and_the_current_one,
+            import_session_restores_a_tree_and_its_current_branch,
+            import_session_of_a_tree_moves_an_existing_branch_only_forward,
+            import_session_of_a_tree_with_a_stranger_parent_is_refused_and_writes_nothing,
+            messages_without_parents_read_as_a_chain,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -107,6 +111,23 @@ macro_rules! conformance_suite {
             }
         )*
     };
+}
+
+/// `messages` as a store serves them when they were stored without parents
+/// (before conversations were trees): each follows the one before it.
+pub fn chained(
+    messages: &[chat_sessions::domain::ChatMessage],
+) -> Vec<chat_sessions::domain::ChatMessage> {
+    let mut before: Option<MessageId> = None;
+    messages
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m.parent_id = m.parent_id.or_else(|| before.clone());
+            before = Some(m.id.clone());
+            m
+        })
+        .collect()
 }
 
 pub fn user(name: &str) -> UserId {

@@ -1,10 +1,13 @@
 //! Conversation trees through export and import: every branch exported
-//! with its parents and the end of the current branch.
+//! with its parents and the end of the current branch, a file's tree
+//! restored by an import (a new session, and one that exists), and
+//! messages stored before trees reading as a chain.
 
 use chat_sessions::{
     domain::{ChatMessage, MessageId, MessageType, Parent, SessionId, SessionSummary, Timestamp},
     store::{
-        DynMigrationStore, DynStore, ExportItem, Owner, SessionImport, TreeQuery, export::export,
+        DynMigrationStore, DynStore, ExportItem, ImportOutcome, Owner, SessionFields,
+        SessionImport, StoreError, TreeQuery, export::export,
     },
 };
 use futures::TryStreamExt as _;
@@ -185,4 +188,216 @@ pub async fn export_writes_every_branch_with_parents_and_the_current_one(
     );
     let e = of(&empty);
     assert_eq!((e.current.as_ref(), e.messages.len()), (None, 0));
+}
+
+/// A file's tree for session `id` of `owner`: `edges` (id, parent) in
+/// creation order, a second apart.
+fn tree_import(id: &SessionId, owner: &Owner, edges: &[(&str, Option<&str>)]) -> SessionImport {
+    let messages = edges
+        .iter()
+        .enumerate()
+        .map(|(i, (m, parent))| ChatMessage {
+            id: mid(m),
+            content: format!("Grüße von {m}"),
+            message_type: if i % 2 == 0 {
+                MessageType::User
+            } else {
+                MessageType::Assistant
+            },
+            user_id: owner.user_id().cloned(),
+            metadata: json!({ "n": i }).as_object().unwrap().clone(),
+            created_at: Timestamp::parse(&format!("2024-02-01T10:00:{i:02}.5Z")).unwrap(),
+            tool_calls: None,
+            tool_call_id: None,
+            name: None,
+            parent_id: parent.map(mid),
+            edited_at: None,
+            siblings: None,
+        })
+        .collect();
+    SessionImport {
+        id: id.clone(),
+        user_id: owner.user_id().cloned(),
+        messages,
+    }
+}
+
+fn tree_fields(current: &str) -> SessionFields {
+    SessionFields {
+        current_message_id: Some(mid(current)),
+        ..SessionFields::starting_at(Timestamp::parse("2024-02-01T09:00:00Z").unwrap())
+    }
+}
+
+pub async fn import_session_restores_a_tree_and_its_current_branch(migration: DynMigrationStore) {
+    let store: DynStore = migration.clone();
+    let alice = Owner::User(user(&unique("alice")));
+    let id = sid(&unique("s"));
+    let edges = [
+        ("a", None),
+        ("b", Some("a")),
+        ("b2", Some("a")),
+        ("c2", Some("b2")),
+        ("r", None),
+    ];
+    let import = tree_import(&id, &alice, &edges);
+    let outcome = store
+        .import_session(tree_fields("c2"), import.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ImportOutcome {
+            created: true,
+            added: 5,
+            already_present: 0
+        }
+    );
+    let session = store.get_session(&alice, &id).await.unwrap().value;
+    let on_branch: Vec<ChatMessage> = [0, 2, 3]
+        .iter()
+        .map(|&i| import.messages[i].clone())
+        .collect();
+    let mut read = session.messages.clone();
+    read.iter_mut().for_each(|m| m.siblings = None);
+    assert_eq!(read, on_branch, "the branch to c2, as the file had it");
+    assert_eq!((session.message_count, session.total_message_count), (3, 5));
+    assert_eq!(session.last_message_at, Some(import.messages[3].created_at));
+    let (all, current) = whole_tree(&store, &alice, &id).await;
+    assert_eq!(
+        all, import.messages,
+        "every message, parents and order kept"
+    );
+    assert_eq!(current, Some(mid("c2")));
+    // Again: nothing added, nothing changed.
+    let again = store
+        .import_session(tree_fields("c2"), import)
+        .await
+        .unwrap();
+    assert_eq!((again.added, again.already_present), (0, 5));
+    assert_eq!(store.get_session(&alice, &id).await.unwrap().value, session);
+}
+
+pub async fn import_session_of_a_tree_moves_an_existing_branch_only_forward(
+    migration: DynMigrationStore,
+) {
+    let store: DynStore = migration.clone();
+    let alice = Owner::User(user(&unique("alice")));
+    let id = sid(&unique("s"));
+    let edges = [
+        ("a", None),
+        ("b", Some("a")),
+        ("c", Some("b")),
+        ("d", Some("c")),
+        ("x", Some("a")),
+    ];
+    let file = tree_import(&id, &alice, &edges);
+    let part = |n: &[usize]| SessionImport {
+        messages: n.iter().map(|&i| file.messages[i].clone()).collect(),
+        ..file.clone()
+    };
+    store
+        .import_session(tree_fields("b"), part(&[0, 1]))
+        .await
+        .unwrap();
+    // A file whose branch continues the session's: the branch follows it.
+    let more = store
+        .import_session(tree_fields("d"), part(&[0, 1, 2, 3]))
+        .await
+        .unwrap();
+    assert_eq!((more.added, more.already_present), (2, 2));
+    let session = store.get_session(&alice, &id).await.unwrap().value;
+    assert_eq!(
+        shape(&session.messages),
+        [
+            ("a", None),
+            ("b", Some("a")),
+            ("c", Some("b")),
+            ("d", Some("c"))
+        ]
+    );
+    assert_eq!(session.last_message_at, Some(file.messages[3].created_at));
+    // One whose branch leaves it: the new messages are kept beside it.
+    let other = store
+        .import_session(tree_fields("x"), part(&[0, 4]))
+        .await
+        .unwrap();
+    assert_eq!((other.added, other.already_present), (1, 1));
+    let after = store.get_session(&alice, &id).await.unwrap().value;
+    assert_eq!(
+        shape(&after.messages),
+        shape(&session.messages),
+        "the session's branch stays"
+    );
+    assert_eq!((after.message_count, after.total_message_count), (4, 5));
+    let (all, current) = whole_tree(&store, &alice, &id).await;
+    assert_eq!(shape(&all), edges.to_vec());
+    assert_eq!(current, Some(mid("d")));
+}
+
+pub async fn import_session_of_a_tree_with_a_stranger_parent_is_refused_and_writes_nothing(
+    migration: DynMigrationStore,
+) {
+    let store: DynStore = migration.clone();
+    let alice = Owner::User(user(&unique("alice")));
+    let id = sid(&unique("s"));
+    let stray = tree_import(&id, &alice, &[("a", None), ("b", Some("zz"))]);
+    let result = store.import_session(tree_fields("b"), stray).await;
+    assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
+    let wrong_end = tree_import(&id, &alice, &[("a", None)]);
+    let result = store.import_session(tree_fields("zz"), wrong_end).await;
+    assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
+    let gone = store.get_session(&alice, &id).await;
+    assert!(matches!(gone, Err(StoreError::NotFound)), "{gone:?}");
+    // A parent the session holds is one.
+    store
+        .import_session(tree_fields("a"), tree_import(&id, &alice, &[("a", None)]))
+        .await
+        .unwrap();
+    let mut b = tree_import(&id, &alice, &[("a", None), ("b", Some("a"))]);
+    b.messages.remove(0);
+    let outcome = store.import_session(tree_fields("b"), b).await.unwrap();
+    assert_eq!(outcome.added, 1);
+    let session = store.get_session(&alice, &id).await.unwrap().value;
+    assert_eq!(shape(&session.messages), [("a", None), ("b", Some("a"))]);
+}
+
+pub async fn messages_without_parents_read_as_a_chain(migration: DynMigrationStore) {
+    let store: DynStore = migration.clone();
+    let alice = Owner::User(user(&unique("alice")));
+    let chain = [("o0", None), ("o1", Some("o0")), ("o2", Some("o1"))];
+    // The migration's messages, and a file's from before trees.
+    let migrated = sid(&unique("migrated"));
+    migration
+        .import_messages(SessionImport {
+            id: migrated.clone(),
+            user_id: alice.user_id().cloned(),
+            messages: old_chain("o", 3),
+        })
+        .await
+        .unwrap();
+    let filed = sid(&unique("filed"));
+    let fields = SessionFields::starting_at(Timestamp::parse("2023-05-01T00:00:00Z").unwrap());
+    store
+        .import_session(
+            fields,
+            SessionImport {
+                id: filed.clone(),
+                user_id: alice.user_id().cloned(),
+                messages: old_chain("o", 3),
+            },
+        )
+        .await
+        .unwrap();
+    for id in [&migrated, &filed] {
+        let session = store.get_session(&alice, id).await.unwrap().value;
+        assert_eq!(shape(&session.messages), chain, "{id}");
+        assert_eq!(session.total_message_count, 3);
+        let (all, current) = whole_tree(&store, &alice, id).await;
+        assert_eq!(shape(&all), chain, "{id}");
+        assert_eq!(current, Some(mid("o2")));
+        append(&store, &alice, id, "next", Parent::Latest).await;
+        let session = store.get_session(&alice, id).await.unwrap().value;
+        assert_eq!(session.messages[3].parent_id, Some(mid("o2")));
+    }
 }
