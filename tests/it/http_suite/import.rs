@@ -15,6 +15,8 @@ use crate::common::{
 const NDJSON: &str = "application/x-ndjson";
 const MESSAGE_TYPES: [&str; 3] = ["user", "assistant", "system"];
 const FIXTURE: &str = "tests/fixtures/chatgpt/conversations.json";
+/// The messages of every branch of the fixture's conversations (11, 5, 3).
+pub const FIXTURE_MESSAGES: u64 = 19;
 
 /// NDJSON of `lines`, one JSON object a line.
 pub fn ndjson(lines: &[Value]) -> String {
@@ -69,6 +71,27 @@ async fn history(app: &TestApp, user: &str) -> Vec<Value> {
     }
     sessions.sort_by(|a, b| a["created_at"].as_str().cmp(&b["created_at"].as_str()));
     sessions
+}
+
+/// `user`'s export, per session: the end of its current branch, and each
+/// message's id and parent id, in the order of the file.
+async fn exported_trees(app: &TestApp, user: &str) -> Vec<(Value, Vec<(String, Option<String>)>)> {
+    let r = app
+        .get(&format!("/api/chat/export?user_id={user}"))
+        .await
+        .expect_status(StatusCode::OK);
+    let mut trees: Vec<(Value, Vec<(String, Option<String>)>)> = Vec::new();
+    for line in std::str::from_utf8(&r.body).unwrap().lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        if line["type"] == "session" {
+            trees.push((line["current_message_id"].clone(), Vec::new()));
+        } else {
+            let parent = line["parent_id"].as_str().map(str::to_owned);
+            let id = line["id"].as_str().unwrap().to_owned();
+            trees.last_mut().unwrap().1.push((id, parent));
+        }
+    }
+    trees
 }
 
 /// Two sessions as this service exports them, owned in the file by
@@ -188,7 +211,7 @@ pub async fn import_adds_to_an_existing_session_only_what_it_lacks(store: DynSto
     assert_eq!(texts(&trip["messages"], "id").len(), 3);
 }
 
-pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
+pub async fn import_of_chatgpt_keeps_every_branch_and_the_current_one(
     store: DynStore,
     guard: Guard,
 ) {
@@ -196,7 +219,7 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
     let alice = user();
     let file = std::fs::read_to_string(FIXTURE).unwrap();
     let r = import(&app, &alice, "application/json", file.clone()).await;
-    assert_eq!(r, report(3, 0, 14, 0));
+    assert_eq!(r, report(3, 0, FIXTURE_MESSAGES, 0));
     let sessions = history(&app, &alice).await;
     let all = Value::Array(sessions.clone());
     assert_eq!(
@@ -204,11 +227,14 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         ["Kyōto in spring 🌸", "Résumé de réunion", "日本語の練習"]
     );
 
-    // The edited prompt's branch, not the original; no hidden system node,
-    // no custom-instructions context, no root. The web search is a tool call
-    // and its answer; the quote the tool added after it answers no call and
-    // is kept as a system message.
+    // The session shows the branch of `current_node`: the edited prompt's,
+    // not the original; the second version of the German question, not
+    // the first; no hidden system node, no custom-instructions context, no
+    // root. The web search is a tool call and its answer; the quote the
+    // tool added after it answers no call and is kept as a system message.
     let kyoto = &sessions[0];
+    assert_eq!(kyoto["message_count"], 7);
+    assert_eq!(kyoto["total_message_count"], 11);
     assert_eq!(kyoto["created_at"], "2024-05-01T12:00:00.000000Z");
     assert_eq!(kyoto["updated_at"], "2024-05-01T12:02:10.500000Z");
     assert_eq!(kyoto["is_active"], true);
@@ -282,6 +308,7 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         kyoto["messages"][3],
         json!({
             "id": "chatgpt_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
+            "parent_id": "chatgpt_aaa2d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
             "content": "",
             "message_type": "assistant",
             "user_id": alice.as_str(),
@@ -306,6 +333,7 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         kyoto["messages"][4],
         json!({
             "id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
+            "parent_id": "chatgpt_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
             "content": "Kirschblüte in Kyōto: Ende März bis Anfang April.",
             "message_type": "tool",
             "user_id": alice.as_str(),
@@ -324,6 +352,7 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         kyoto["messages"][5],
         json!({
             "id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70",
+            "parent_id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
             "content": "Die Kirschblüte erreicht Kyōto meist in der letzten Märzwoche.",
             "message_type": "system",
             "user_id": alice.as_str(),
@@ -430,15 +459,76 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         "「ありがとうございます」または「誠にありがとうございます」です。"
     );
 
+    // Every branch arrived, each message after the one its parent node
+    // became (or, behind a node left out, its nearest kept ancestor): the
+    // export shows the whole trees.
+    let trees = exported_trees(&app, &alice).await;
+    let id = |node: &str| format!("chatgpt_{node}");
+    let (current, kyoto_tree) = &trees[0];
+    assert_eq!(*current, json!(id("4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a")));
+    let first_prompt = id("aaa2b3c4-d5e6-4f70-8a91-b2c3d4e5f607");
+    let edited_prompt = id("aaa27c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d");
+    let plan = id("1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d");
+    let first_question = id("aaa2c1d2-e3f4-4a5b-8c6d-7e8f9a0b1c2d");
+    let question = id("aaa2d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e");
+    assert_eq!(
+        *kyoto_tree,
+        [
+            (first_prompt.clone(), None),
+            (
+                id("0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"),
+                Some(first_prompt)
+            ),
+            (edited_prompt.clone(), None),
+            (plan.clone(), Some(edited_prompt)),
+            // The question's first version, answered past a hidden node.
+            (first_question.clone(), Some(plan.clone())),
+            (
+                id("6e7f8a9b-0c1d-4e2f-9a3b-4c5d6e7f8a91"),
+                Some(first_question)
+            ),
+            (question.clone(), Some(plan)),
+            (id("2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f"), Some(question)),
+            (
+                id("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"),
+                Some(id("2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f"))
+            ),
+            (
+                id("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70"),
+                Some(id("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"))
+            ),
+            (
+                id("4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a"),
+                Some(id("3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70"))
+            ),
+        ]
+    );
+    assert_eq!(trees[1].1.len(), 5, "a conversation that never branched");
+    // A regenerated answer: two answers to one question, the second shown.
+    let (current, japanese_tree) = &trees[2];
+    let asked = id("aaa2b3c4-d5e6-4f7a-8b9c-0d1e2f3a4b5c");
+    assert_eq!(*current, json!(id("9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f")));
+    assert_eq!(
+        *japanese_tree,
+        [
+            (asked.clone(), None),
+            (
+                id("8a9b0c1d-2e3f-4a4b-9c5d-6e7f8a9b0c1e"),
+                Some(asked.clone())
+            ),
+            (id("9c0d1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"), Some(asked)),
+        ]
+    );
+
     // Again: nothing added, nothing changed.
     let again = import(&app, &alice, "application/json", file.clone()).await;
-    assert_eq!(again, report(0, 0, 0, 14));
+    assert_eq!(again, report(0, 0, 0, FIXTURE_MESSAGES));
     assert_eq!(history(&app, &alice).await, sessions);
     // Another user importing the same file gets sessions of their own.
     let bob = user();
     assert_eq!(
         import(&app, &bob, "application/json", file).await,
-        report(3, 0, 14, 0)
+        report(3, 0, FIXTURE_MESSAGES, 0)
     );
     let bobs = history(&app, &bob).await;
     assert_ne!(bobs[0]["id"], sessions[0]["id"]);
@@ -711,7 +801,7 @@ pub async fn import_goes_to_the_easy_auth_principal(store: DynStore, guard: Guar
         .send()
         .await
         .expect_status(StatusCode::OK);
-    assert_eq!(r.json(), report(3, 0, 14, 0));
+    assert_eq!(r.json(), report(3, 0, FIXTURE_MESSAGES, 0));
     let list = as_alice(Method::GET, "/api/chat/sessions")
         .send()
         .await
@@ -815,7 +905,7 @@ pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynSto
         .expect_status(StatusCode::OK);
     assert_eq!(export().await, "", "erased");
     let r = import(&app, &alice, NDJSON, before.clone()).await;
-    assert_eq!(r, report(7, 0, 2519, 0));
+    assert_eq!(r, report(7, 0, 2500 + 5 + FIXTURE_MESSAGES, 0));
     let after = export().await;
     for (b, a) in before.lines().zip(after.lines()) {
         assert_eq!(a, b);
