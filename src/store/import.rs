@@ -9,7 +9,7 @@
 use async_trait::async_trait;
 
 use super::{ImportOutcome, Owner, SessionImport, StoreResult};
-use crate::domain::{JsonObject, MessageId, SessionId, Timestamp};
+use crate::domain::{JsonObject, MessageId, SessionId, Timestamp, UserId};
 
 /// A session's own fields as a file gives them, for a session the import
 /// creates. A session that exists keeps its own.
@@ -55,6 +55,10 @@ impl SessionFields {
     }
 }
 
+/// A user id no session has (in [`ImportStore::existing_sessions`]): ids
+/// of real users are principal ids or names an app chose, never this.
+const NOBODY: &str = "chat-sessions:import:no-one:6c1f0d9e4b2a4f7e8a3b5c7d9e1f2a3b";
+
 /// Bringing whole sessions in from a file.
 #[async_trait]
 pub trait ImportStore: Send + Sync {
@@ -66,6 +70,14 @@ pub trait ImportStore: Send + Sync {
         owner: &Owner,
         ids: &[SessionId],
     ) -> StoreResult<Vec<SessionId>>;
+
+    /// Those of `ids` that exist, whoever owns them. The default asks
+    /// [`sessions_of_others`](Self::sessions_of_others) for an owner no
+    /// session has, to whom every session is another's.
+    async fn existing_sessions(&self, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+        let nobody = UserId::parse(NOBODY).expect("a valid user id");
+        self.sessions_of_others(&Owner::User(nobody), ids).await
+    }
 
     /// Brings one session in: when it does not exist, creates it (owned by
     /// `import.user_id`) with `fields` and the messages in the order given

@@ -56,6 +56,23 @@ impl ImportStore for SqliteStore {
         .await
     }
 
+    async fn existing_sessions(&self, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+        let ids = ids.to_vec();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1")
+                .map_err(internal)?;
+            let mut found = Vec::new();
+            for id in ids {
+                if stmt.exists([id.as_str()]).map_err(internal)? {
+                    found.push(id);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
     async fn import_session(
         &self,
         fields: SessionFields,

@@ -100,6 +100,7 @@ macro_rules! conformance_suite {
             import_session_of_a_tree_moves_an_existing_branch_only_forward,
             import_session_of_a_tree_with_a_stranger_parent_is_refused_and_writes_nothing,
             messages_without_parents_read_as_a_chain,
+            an_export_imported_by_another_user_is_their_own_copy,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {

@@ -1,12 +1,17 @@
 //! Conversation trees through export and import: every branch exported
 //! with its parents and the end of the current branch, a file's tree
-//! restored by an import (a new session, and one that exists), and
-//! messages stored before trees reading as a chain.
+//! restored by an import (a new session, and one that exists), messages
+//! stored before trees reading as a chain, and an export imported by
+//! another user as a copy of their own.
+
+use std::io::Write as _;
 
 use chat_sessions::{
     domain::{ChatMessage, MessageId, MessageType, Parent, SessionId, SessionSummary, Timestamp},
+    export::{write_message_line, write_session_line},
+    import,
     store::{
-        DynMigrationStore, DynStore, ExportItem, ImportOutcome, Owner, SessionFields,
+        DynMigrationStore, DynStore, ExportItem, ImportOutcome, ImportStore, Owner, SessionFields,
         SessionImport, StoreError, TreeQuery, export::export,
     },
 };
@@ -400,4 +405,101 @@ pub async fn messages_without_parents_read_as_a_chain(migration: DynMigrationSto
         let session = store.get_session(&alice, id).await.unwrap().value;
         assert_eq!(session.messages[3].parent_id, Some(mid("o2")));
     }
+}
+
+/// `owner`'s export as a file.
+async fn export_file(store: &DynStore, owner: &Owner) -> std::fs::File {
+    let mut out = Vec::new();
+    for e in exported(store, owner).await {
+        write_session_line(&mut out, &e.summary, e.current.as_ref()).unwrap();
+        for m in &e.messages {
+            write_message_line(&mut out, &e.summary.id, m).unwrap();
+        }
+    }
+    let mut file = tempfile::tempfile().unwrap();
+    file.write_all(&out).unwrap();
+    file
+}
+
+pub async fn an_export_imported_by_another_user_is_their_own_copy(migration: DynMigrationStore) {
+    let store: DynStore = migration.clone();
+    let importer: &dyn ImportStore = migration.as_ref();
+    let alice = Owner::User(user(&unique("alice")));
+    let bob = Owner::User(user(&unique("bob")));
+    let tree = branched(&store, &alice).await;
+    let linear = created(&store, alice.user_id()).await;
+    append(&store, &alice, &linear, "l1", Parent::Latest).await;
+    let before = exported(&store, &alice).await;
+
+    let report = import::run(
+        importer,
+        &bob,
+        export_file(&store, &alice).await,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.sessions_created,
+            report.messages_added,
+            report.messages_skipped
+        ),
+        (2, 6, 0)
+    );
+    let copy = import::copy_id(&bob, &tree);
+    let (bobs, current) = whole_tree(&store, &bob, &copy).await;
+    let (alices, _) = whole_tree(&store, &alice, &tree).await;
+    assert_eq!(shape(&bobs), shape(&alices), "the same tree");
+    assert_eq!(current, Some(mid("m3")));
+    for (b, a) in bobs.iter().zip(&alices) {
+        assert_eq!((&b.content, b.created_at), (&a.content, a.created_at));
+        assert_eq!(b.user_id.as_ref(), bob.user_id());
+    }
+    let copied = store.get_session(&bob, &copy).await.unwrap().value;
+    assert_eq!((copied.message_count, copied.total_message_count), (3, 5));
+    assert!(store.get_session(&bob, &tree).await.is_err(), "not Alice's");
+    let after = exported(&store, &alice).await;
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!((&a.summary, &a.messages), (&b.summary, &b.messages));
+    }
+    // Bob again: his copies, nothing added. Alice: her own sessions.
+    let again = import::run(
+        importer,
+        &bob,
+        export_file(&store, &alice).await,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            again.sessions_created,
+            again.messages_added,
+            again.messages_skipped
+        ),
+        (0, 0, 6)
+    );
+    let own = import::run(
+        importer,
+        &alice,
+        export_file(&store, &alice).await,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            own.sessions_created,
+            own.messages_added,
+            own.messages_skipped
+        ),
+        (0, 0, 6)
+    );
+    // Bob's own export imported by Bob: his copies' ids, as they are.
+    let mine = import::run(importer, &bob, export_file(&store, &bob).await, &mut |_| {})
+        .await
+        .unwrap();
+    assert_eq!((mine.sessions_created, mine.messages_added), (0, 0));
 }

@@ -3,7 +3,12 @@
 //! size limit and media types.
 
 use axum::http::{Method, StatusCode};
-use chat_sessions::{api::ApiSettings, auth::AuthMode, store::DynStore};
+use chat_sessions::{
+    api::ApiSettings,
+    auth::AuthMode,
+    domain::{SessionId, UserId},
+    store::{DynStore, Owner},
+};
 use serde_json::{Value, json};
 
 use super::{app, user};
@@ -689,31 +694,107 @@ pub async fn a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_writ
     assert_eq!(list["sessions"], json!([]));
 }
 
-pub async fn import_of_another_users_session_is_409_and_writes_nothing(
+/// An export imported by another user (a copy given to a colleague, a
+/// move to a new account): the sessions the first user has become copies
+/// of the importer's own, under ids of their own, the trees whole; the
+/// first user's stay as they were; a second import adds nothing.
+pub async fn import_of_another_users_export_makes_copies_of_their_own(
     store: DynStore,
     guard: Guard,
 ) {
     let app = app(store, guard);
     let (alice, bob) = (user(), user());
     let prefix = format!("s_{}", uuid::Uuid::new_v4().simple());
-    let lines = export_lines(&alice, &prefix);
-    import(&app, &alice, NDJSON, ndjson(&lines)).await;
+    // Alice's history: two sessions of a file, ChatGPT's branched ones.
+    import(&app, &alice, NDJSON, ndjson(&export_lines(&alice, &prefix))).await;
+    let fixture = std::fs::read_to_string(FIXTURE).unwrap();
+    import(&app, &alice, "application/json", fixture).await;
     let before = history(&app, &alice).await;
-    // Bob imports Alice's file with one new session of his own before hers.
-    let mut file = vec![json!({
+    let alices_trees = exported_trees(&app, &alice).await;
+    let file = String::from_utf8(
+        app.get(&format!("/api/chat/export?user_id={alice}"))
+            .await
+            .expect_status(StatusCode::OK)
+            .body
+            .to_vec(),
+    )
+    .unwrap();
+    // Bob imports it, with one new session of his own before hers.
+    let bobs_own = json!({
         "type": "session", "id": format!("{prefix}_bobs"), "user_id": bob,
         "session_name": null, "is_active": true, "archived_at": null, "context": {},
         "message_count": 0, "last_message_at": null,
-        "created_at": "2024-04-01T00:00:00.000000Z", "updated_at": "2024-04-01T00:00:00.000000Z",
-    })];
-    file.extend(lines);
-    let detail = refused(&app, &bob, NDJSON, ndjson(&file), StatusCode::CONFLICT).await;
-    assert!(detail.contains("line 2"), "{detail}");
-    let list = app
-        .get_ok_json(&format!("/api/chat/sessions?user_id={bob}"))
-        .await;
-    assert_eq!(list["sessions"], json!([]), "not even his own session");
+        "created_at": "2020-04-01T00:00:00.000000Z", "updated_at": "2020-04-01T00:00:00.000000Z",
+    });
+    let file = format!("{}{file}", ndjson(&[bobs_own]));
+    let all = 3 + FIXTURE_MESSAGES;
+    assert_eq!(
+        import(&app, &bob, NDJSON, file.clone()).await,
+        report(6, 0, all, 0)
+    );
+    let bobs = history(&app, &bob).await;
+    assert_eq!(bobs.len(), 6);
+    assert_eq!(bobs[0]["id"], format!("{prefix}_bobs"), "a free id stays");
+    for (copy, original) in bobs[1..].iter().zip(&before) {
+        let original_id = original["id"].as_str().unwrap();
+        let copy_id = copy["id"].as_str().unwrap();
+        let expected = chat_sessions::import::copy_id(
+            &Owner::User(UserId::parse(bob.as_str()).unwrap()),
+            &SessionId::parse(original_id).unwrap(),
+        );
+        assert_eq!(copy_id, expected.as_str());
+        assert!(copy_id.starts_with(&format!("{original_id}_")), "{copy_id}");
+        assert_eq!(copy["user_id"], bob.as_str());
+        for member in ["session_name", "context", "is_active", "message_count"] {
+            assert_eq!(copy[member], original[member], "{member}");
+        }
+        assert_eq!(
+            texts(&copy["messages"], "id"),
+            texts(&original["messages"], "id"),
+            "message ids stay"
+        );
+    }
+    // Whole trees: every branch, the same parents and current branch.
+    let bobs_trees = exported_trees(&app, &bob).await;
+    assert_eq!(bobs_trees[1..], alices_trees[..]);
+    assert_eq!(history(&app, &alice).await, before, "Alice's unchanged");
+    // Again: Bob's copies found, nothing added; Alice's own file: hers.
+    assert_eq!(
+        import(&app, &bob, NDJSON, file.clone()).await,
+        report(0, 0, 0, all)
+    );
+    assert_eq!(history(&app, &bob).await, bobs);
+    let alices_file = file.split_once('\n').unwrap().1.to_owned();
+    assert_eq!(
+        import(&app, &alice, NDJSON, alices_file).await,
+        report(0, 0, 0, all)
+    );
     assert_eq!(history(&app, &alice).await, before);
+
+    // Only when the copy's id is someone else's too is the file refused
+    // (409, naming the line), and then nothing is written.
+    let carol = user();
+    let trip = format!("{prefix}_trip");
+    let taken = chat_sessions::import::copy_id(
+        &Owner::User(UserId::parse(carol.as_str()).unwrap()),
+        &SessionId::parse(trip.as_str()).unwrap(),
+    );
+    let mallory = user();
+    app.post(
+        &format!("/api/chat/sessions?user_id={mallory}"),
+        json!({ "id": taken.as_str() }),
+    )
+    .await
+    .expect_status(StatusCode::CREATED);
+    let detail = refused(&app, &carol, NDJSON, file, StatusCode::CONFLICT).await;
+    assert!(
+        detail.contains(&trip) && detail.contains("line "),
+        "{detail}"
+    );
+    let list = app
+        .get_ok_json(&format!("/api/chat/sessions?user_id={carol}"))
+        .await;
+    assert_eq!(list["sessions"], json!([]), "not even the free ones");
 }
 
 pub async fn import_has_its_own_size_limit_and_media_types(store: DynStore, guard: Guard) {

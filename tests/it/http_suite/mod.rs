@@ -65,7 +65,7 @@ macro_rules! http_suite {
             import_adds_to_an_existing_session_only_what_it_lacks,
             import_of_chatgpt_keeps_every_branch_and_the_current_one,
             a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_written,
-            import_of_another_users_session_is_409_and_writes_nothing,
+            import_of_another_users_export_makes_copies_of_their_own,
             import_has_its_own_size_limit_and_media_types,
             import_goes_to_the_easy_auth_principal,
             export_erase_import_round_trip_gives_the_same_history,
