@@ -50,6 +50,9 @@ fn session(user: &UserId) -> Vec<ChatMessage> {
             tool_calls: None,
             tool_call_id: None,
             name: None,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
         })
         .collect()
 }
