@@ -78,14 +78,17 @@ async fn history(app: &TestApp, user: &str) -> Vec<Value> {
     sessions
 }
 
-/// `user`'s export, per session: the end of its current branch, and each
-/// message's id and parent id, in the order of the file.
-async fn exported_trees(app: &TestApp, user: &str) -> Vec<(Value, Vec<(String, Option<String>)>)> {
+/// Each message's id and parent id, in the order of the file.
+type Edges = Vec<(String, Option<String>)>;
+
+/// `user`'s export, per session: the end of its current branch, and its
+/// tree.
+async fn exported_trees(app: &TestApp, user: &str) -> Vec<(Value, Edges)> {
     let r = app
         .get(&format!("/api/chat/export?user_id={user}"))
         .await
         .expect_status(StatusCode::OK);
-    let mut trees: Vec<(Value, Vec<(String, Option<String>)>)> = Vec::new();
+    let mut trees: Vec<(Value, Edges)> = Vec::new();
     for line in std::str::from_utf8(&r.body).unwrap().lines() {
         let line: Value = serde_json::from_str(line).unwrap();
         if line["type"] == "session" {
