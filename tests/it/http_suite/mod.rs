@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 mod import;
 pub use import::*;
+mod import_trees;
+pub use import_trees::*;
 
 use crate::common::{
     Guard, TestApp,
