@@ -3,12 +3,14 @@
 //! included), and the migration's run checkpoints written by
 //! compare-and-set.
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     SqliteStore,
-    branch::{load_tree, set_branch},
+    branch::{Rows, load_tree, set_branch},
     rows::{find_session, internal, new_etag, to_json, tool_column},
 };
 use crate::{
@@ -157,59 +159,72 @@ fn import_into(
     if import.messages.is_empty() && fields.is_none() {
         return Ok(ImportOutcome::default());
     }
+    // Everything is checked before the first row changes: a refused import
+    // leaves the writer's shared transaction as it found it.
+    let found = match find_session(tx, &Owner::Anonymous, &import.id) {
+        Ok((session, _)) if session.user_id != import.user_id => {
+            return Err(StoreError::Conflict(format!(
+                "session {} exists with another owner",
+                import.id
+            )));
+        }
+        Ok((session, _)) => Some(session),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e),
+    };
     let current = fields.as_ref().and_then(|f| f.current_message_id.clone());
-    // Checked before the session is created: a refused import writes nothing.
-    let tree = current
-        .map(|current| ImportTree::check(&import.messages, current))
-        .transpose()?;
-    let (outcome, session) = find_or_create(tx, &import, fields)?;
+    let tree = match current {
+        Some(current) => {
+            let stored = found
+                .as_ref()
+                .map(|_| load_tree(tx, &import.id))
+                .transpose()?;
+            Some(ImportTree::check(&import.messages, current, stored)?)
+        }
+        None => None,
+    };
+    let (outcome, session) = match found {
+        Some(session) => (ImportOutcome::default(), session),
+        None => create(tx, &import, fields)?,
+    };
     match tree {
-        Some(tree) => import_tree(tx, &import, &tree, outcome),
+        Some(tree) => import_tree(tx, &import, tree, outcome),
         None => import_chain(tx, &import, session, outcome),
     }
 }
 
-/// The session `import` names, created with `fields` when it does not
-/// exist; a session of another owner is a conflict.
-fn find_or_create(
+/// Creates the session `import` names, with `fields` (or, without them, as
+/// the migration creates one).
+fn create(
     tx: &Connection,
     import: &SessionImport,
     fields: Option<SessionFields>,
 ) -> StoreResult<(ImportOutcome, SessionSummary)> {
-    match find_session(tx, &Owner::Anonymous, &import.id) {
-        Ok((session, _)) if session.user_id != import.user_id => Err(StoreError::Conflict(
-            format!("session {} exists with another owner", import.id),
-        )),
-        Ok((session, _)) => Ok((ImportOutcome::default(), session)),
-        Err(StoreError::NotFound) => {
-            let fields =
-                fields.unwrap_or_else(|| SessionFields::starting_at(import.messages[0].created_at));
-            tx.execute(
-                "INSERT INTO sessions (id, user_id, session_name, is_active, context, \
-                 message_count, last_message_at, created_at, updated_at, etag, archived_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, NULL, ?6, ?7, ?8, ?9)",
-                params![
-                    import.id.as_str(),
-                    import.user_id.as_ref().map(UserId::as_str),
-                    fields.session_name,
-                    fields.is_active,
-                    to_json(&fields.context)?,
-                    fields.created_at.to_string(),
-                    fields.updated_at.to_string(),
-                    new_etag(),
-                    fields.archived_at.map(|t| t.to_string()),
-                ],
-            )
-            .map_err(internal)?;
-            let (session, _) = find_session(tx, &Owner::Anonymous, &import.id)?;
-            let created = ImportOutcome {
-                created: true,
-                ..ImportOutcome::default()
-            };
-            Ok((created, session))
-        }
-        Err(e) => Err(e),
-    }
+    let fields =
+        fields.unwrap_or_else(|| SessionFields::starting_at(import.messages[0].created_at));
+    tx.execute(
+        "INSERT INTO sessions (id, user_id, session_name, is_active, context, \
+         message_count, last_message_at, created_at, updated_at, etag, archived_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 0, NULL, ?6, ?7, ?8, ?9)",
+        params![
+            import.id.as_str(),
+            import.user_id.as_ref().map(UserId::as_str),
+            fields.session_name,
+            fields.is_active,
+            to_json(&fields.context)?,
+            fields.created_at.to_string(),
+            fields.updated_at.to_string(),
+            new_etag(),
+            fields.archived_at.map(|t| t.to_string()),
+        ],
+    )
+    .map_err(internal)?;
+    let (session, _) = find_session(tx, &Owner::Anonymous, &import.id)?;
+    let created = ImportOutcome {
+        created: true,
+        ..ImportOutcome::default()
+    };
+    Ok((created, session))
 }
 
 /// Inserts `message` of session `id` at position `pos` (`None`: off the
@@ -283,26 +298,51 @@ fn import_chain(
     Ok(outcome)
 }
 
-/// The tree a file brings, checked: every parent comes before its child,
-/// the branch's end is one of the messages.
+/// The tree a file brings, checked against the session it goes to.
 struct ImportTree {
     /// The file's messages as a tree.
     tree: Tree,
     /// The last message of the current branch.
     current: MessageId,
+    /// The session's tree, when it exists.
+    stored: Option<Rows>,
 }
 
 impl ImportTree {
-    /// `messages` (creation order) as a tree ending its current branch at
-    /// `current`; a parent that is not among the messages before its
-    /// child is left for [`import_tree`] to find in the session.
-    fn check(messages: &[ChatMessage], current: MessageId) -> StoreResult<Self> {
+    /// `messages` as a tree ending its current branch at `current`, which
+    /// must be one of them; `stored` is the session's tree, if it exists.
+    /// Each parent must come before its child, in the file or the session:
+    /// creation order, on which reading every branch relies.
+    fn check(
+        messages: &[ChatMessage],
+        current: MessageId,
+        stored: Option<Rows>,
+    ) -> StoreResult<Self> {
         if !messages.iter().any(|m| m.id == current) {
             return Err(ValidationError::new(
                 "current_message_id",
                 format!("{current} is not one of the imported messages"),
             )
             .into());
+        }
+        let mut seen = HashSet::with_capacity(messages.len());
+        for message in messages {
+            if let Some(parent) = &message.parent_id {
+                let known =
+                    seen.contains(parent) || stored.as_ref().is_some_and(|s| s.contains(parent));
+                if !known {
+                    return Err(ValidationError::new(
+                        "parent_id",
+                        format!(
+                            "message {} follows {parent}, which neither the session nor the \
+                             messages before it hold",
+                            message.id
+                        ),
+                    )
+                    .into());
+                }
+            }
+            seen.insert(&message.id);
         }
         let nodes = messages
             .iter()
@@ -316,6 +356,7 @@ impl ImportTree {
         Ok(Self {
             tree: Tree::new(nodes),
             current,
+            stored,
         })
     }
 }
@@ -326,36 +367,12 @@ impl ImportTree {
 fn import_tree(
     tx: &Connection,
     import: &SessionImport,
-    file: &ImportTree,
+    file: ImportTree,
     mut outcome: ImportOutcome,
 ) -> StoreResult<ImportOutcome> {
-    let stored = (!outcome.created)
-        .then(|| load_tree(tx, &import.id))
-        .transpose()?;
-    // Parents first, each in the session or before its child in the file:
-    // creation order, on which every branch's reading relies.
-    let mut seen = std::collections::HashSet::with_capacity(import.messages.len());
-    for message in &import.messages {
-        if let Some(parent) = &message.parent_id {
-            let known =
-                seen.contains(parent) || stored.as_ref().is_some_and(|s| s.contains(parent));
-            if !known {
-                return Err(ValidationError::new(
-                    "parent_id",
-                    format!(
-                        "message {} follows {parent}, which neither the session nor the \
-                         messages before it hold",
-                        message.id
-                    ),
-                )
-                .into());
-            }
-        }
-        seen.insert(&message.id);
-    }
     // A new session's branch positions are known before the first insert.
     let branch = file.tree.path_to(&file.current);
-    let positions: std::collections::HashMap<&MessageId, i64> = if stored.is_none() {
+    let positions: HashMap<&MessageId, i64> = if file.stored.is_none() {
         branch
             .iter()
             .enumerate()
@@ -379,7 +396,7 @@ fn import_tree(
     if outcome.added == 0 {
         return Ok(outcome);
     }
-    let count = match stored {
+    let count = match file.stored {
         None => branch.len(),
         Some(_) => {
             let rows = load_tree(tx, &import.id)?;

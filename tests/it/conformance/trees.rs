@@ -365,6 +365,12 @@ pub async fn import_session_of_a_tree_with_a_stranger_parent_is_refused_and_writ
     assert_eq!(outcome.added, 1);
     let session = store.get_session(&alice, &id).await.unwrap().value;
     assert_eq!(shape(&session.messages), [("a", None), ("b", Some("a"))]);
+    // Into a session that exists, a stranger parent changes nothing.
+    let mut stray = tree_import(&id, &alice, &[("c", Some("b")), ("d", Some("zz"))]);
+    stray.messages[0].parent_id = Some(mid("b"));
+    let result = store.import_session(tree_fields("d"), stray).await;
+    assert!(matches!(result, Err(StoreError::Invalid(_))), "{result:?}");
+    assert_eq!(store.get_session(&alice, &id).await.unwrap().value, session);
 }
 
 pub async fn messages_without_parents_read_as_a_chain(migration: DynMigrationStore) {
