@@ -79,19 +79,19 @@ impl std::fmt::Debug for SessionExport {
 }
 
 impl SessionExport {
-    /// The export's items: the session, then its messages.
+    /// The export's items: the session, then its messages, without the
+    /// `siblings` a read may mark (an answer's aid, never part of a file).
     pub fn into_items(self) -> BoxStream<'static, StoreResult<ExportItem>> {
         let id = self.summary.id.clone();
         let head = ExportItem::Session {
             summary: self.summary,
             current_message_id: self.current_message_id,
         };
-        futures::stream::iter([Ok(head)])
-            .chain(
-                self.messages
-                    .map_ok(move |messages| ExportItem::Messages(id.clone(), messages)),
-            )
-            .boxed()
+        let messages = self.messages.map_ok(move |mut messages| {
+            messages.iter_mut().for_each(|m| m.siblings = None);
+            ExportItem::Messages(id.clone(), messages)
+        });
+        futures::stream::iter([Ok(head)]).chain(messages).boxed()
     }
 }
 
