@@ -30,8 +30,18 @@ use crate::{
 
 /// Upgrade step: messages get `parent_id` (NULL: the one before it, as
 /// every message stored earlier), `pos` (every stored message is on the
-/// current branch) and `edited_at`; sessions count every message.
+/// current branch) and `edited_at`; sessions count every message. Nothing
+/// when the file has them already (a file whose step count was set back:
+/// `pos` must not be reset then, it places the branches).
 pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info('messages') WHERE name = 'parent_id'",
+        [],
+        |row| row.get(0),
+    )?;
+    if has {
+        return Ok(());
+    }
     conn.execute_batch(
         "ALTER TABLE messages ADD COLUMN parent_id TEXT;
          ALTER TABLE messages ADD COLUMN pos INTEGER;
