@@ -98,6 +98,7 @@ macro_rules! conformance_suite {
             export_writes_every_branch_with_parents_and_the_current_one,
             import_session_restores_a_tree_and_its_current_branch,
             import_session_of_a_tree_moves_an_existing_branch_only_forward,
+            a_chain_imported_before_trees_gets_its_other_branches,
             import_session_of_a_tree_with_a_stranger_parent_is_refused_and_writes_nothing,
             messages_without_parents_read_as_a_chain,
             an_export_imported_by_another_user_is_their_own_copy,

@@ -340,6 +340,38 @@ pub async fn import_session_of_a_tree_moves_an_existing_branch_only_forward(
     assert_eq!(current, Some(mid("d")));
 }
 
+/// A conversation imported as a chain before trees (ChatGPT's shown branch,
+/// say) imported again as a tree: it gets its other branches, and shows
+/// what it showed.
+pub async fn a_chain_imported_before_trees_gets_its_other_branches(migration: DynMigrationStore) {
+    let store: DynStore = migration.clone();
+    let alice = Owner::User(user(&unique("alice")));
+    let id = sid(&unique("s"));
+    let edges = [
+        ("a", None),
+        ("b", Some("a")),
+        ("c", Some("b")),
+        ("b2", Some("a")),
+    ];
+    let file = tree_import(&id, &alice, &edges);
+    let mut chain = file.clone();
+    chain.messages.truncate(3);
+    chain.messages.iter_mut().for_each(|m| m.parent_id = None);
+    let fields = SessionFields::starting_at(Timestamp::parse("2024-02-01T09:00:00Z").unwrap());
+    store.import_session(fields, chain).await.unwrap();
+    let outcome = store.import_session(tree_fields("c"), file).await.unwrap();
+    assert_eq!((outcome.added, outcome.already_present), (1, 3));
+    let session = store.get_session(&alice, &id).await.unwrap().value;
+    assert_eq!(
+        shape(&session.messages),
+        [("a", None), ("b", Some("a")), ("c", Some("b"))]
+    );
+    assert_eq!((session.message_count, session.total_message_count), (3, 4));
+    let (all, current) = whole_tree(&store, &alice, &id).await;
+    assert_eq!(shape(&all), edges.to_vec());
+    assert_eq!(current, Some(mid("c")));
+}
+
 pub async fn import_session_of_a_tree_with_a_stranger_parent_is_refused_and_writes_nothing(
     migration: DynMigrationStore,
 ) {
