@@ -167,6 +167,14 @@ pub async fn import_of_an_export_keeps_everything_and_is_idempotent(store: DynSt
     assert_eq!(trip["last_message_at"], "2024-03-01T09:00:02.000000Z");
     assert_eq!(trip["message_count"], 3);
     assert_eq!(texts(&trip["messages"], "id"), ["msg_1", "msg_3", "msg_2"]);
+    // A file from before trees: each message follows the one before it.
+    let parents: Vec<&Value> = trip["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["parent_id"])
+        .collect();
+    assert_eq!(parents, [&Value::Null, &json!("msg_1"), &json!("msg_3")]);
     let lines = export_lines(&mallory, &prefix);
     for (message, line) in trip["messages"]
         .as_array()
