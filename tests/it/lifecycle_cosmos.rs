@@ -102,7 +102,7 @@ async fn sealed_sessions_stream_out_page_by_page_and_erase_whole(
         .iter()
         .filter_map(|i| match i {
             ExportItem::Messages(_, m) => Some(m),
-            ExportItem::Session(_) => None,
+            ExportItem::Session { .. } => None,
         })
         .collect();
     assert!(chunks.len() > pages, "one chunk per page and the document");

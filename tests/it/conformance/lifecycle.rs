@@ -61,7 +61,7 @@ async fn exported(
     let mut out: Vec<(chat_sessions::domain::SessionSummary, Vec<ChatMessage>)> = Vec::new();
     for item in items {
         match item {
-            ExportItem::Session(summary) => out.push((summary, Vec::new())),
+            ExportItem::Session { summary, .. } => out.push((summary, Vec::new())),
             ExportItem::Messages(id, mut messages) => {
                 let (summary, all) = out.last_mut().expect("messages after their session");
                 assert_eq!(summary.id, id, "messages follow their own session");
@@ -182,7 +182,7 @@ pub async fn export_lists_each_session_once_while_the_owner_keeps_writing(store:
     let mut seen: Vec<SessionId> = Vec::new();
     let mut deleted = None;
     while let Some(item) = items.try_next().await.unwrap() {
-        let ExportItem::Session(summary) = item else {
+        let ExportItem::Session { summary, .. } = item else {
             continue;
         };
         seen.push(summary.id);

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 mod import;
 pub use import::*;
+mod import_trees;
+pub use import_trees::*;
 
 use crate::common::{
     Guard, TestApp,
@@ -63,9 +65,9 @@ macro_rules! http_suite {
             archived_at_follows_is_active,
             import_of_an_export_keeps_everything_and_is_idempotent,
             import_adds_to_an_existing_session_only_what_it_lacks,
-            import_of_chatgpt_takes_the_current_branch_of_each_conversation,
+            import_of_chatgpt_keeps_every_branch_and_the_current_one,
             a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_written,
-            import_of_another_users_session_is_409_and_writes_nothing,
+            import_of_another_users_export_makes_copies_of_their_own,
             import_has_its_own_size_limit_and_media_types,
             import_goes_to_the_easy_auth_principal,
             export_erase_import_round_trip_gives_the_same_history,
