@@ -282,6 +282,7 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         kyoto["messages"][3],
         json!({
             "id": "chatgpt_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
+            "parent_id": kyoto["messages"][2]["id"],
             "content": "",
             "message_type": "assistant",
             "user_id": alice.as_str(),
@@ -306,6 +307,7 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         kyoto["messages"][4],
         json!({
             "id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
+            "parent_id": kyoto["messages"][3]["id"],
             "content": "Kirschblüte in Kyōto: Ende März bis Anfang April.",
             "message_type": "tool",
             "user_id": alice.as_str(),
@@ -324,6 +326,7 @@ pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
         kyoto["messages"][5],
         json!({
             "id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70",
+            "parent_id": kyoto["messages"][4]["id"],
             "content": "Die Kirschblüte erreicht Kyōto meist in der letzten Märzwoche.",
             "message_type": "system",
             "user_id": alice.as_str(),

@@ -16,7 +16,7 @@ pub use import::*;
 
 use crate::common::{
     Guard, TestApp,
-    json::{MESSAGE_MEMBERS, SESSION_MEMBERS, sorted_keys, texts},
+    json::{message_members, session_members, sorted_keys, texts},
 };
 
 /// One `#[tokio::test]` per behaviour; `$factory` is an async expression
@@ -137,7 +137,7 @@ pub async fn create_returns_201_with_location_etag_and_the_seed_shape(
     assert_eq!(parts[0], "session");
     assert_eq!(parts[2].len(), 8);
     assert_eq!(parts[3].len(), 6);
-    assert_eq!(sorted_keys(&body), SESSION_MEMBERS);
+    assert_eq!(sorted_keys(&body), session_members());
     assert_eq!(body["user_id"], u.as_str());
     assert_eq!(body["session_name"], "Shopping Chat");
     assert_eq!(body["is_active"], true);
@@ -649,7 +649,7 @@ pub async fn send_message_updates_the_session(store: DynStore, guard: Guard) {
     assert_eq!(m["message_type"], "user");
     assert_eq!(m["user_id"], u.as_str());
     assert_eq!(m["metadata"], json!({ "lang": "en" }));
-    assert_eq!(sorted_keys(&m), MESSAGE_MEMBERS);
+    assert_eq!(sorted_keys(&m), message_members());
     let s = app.get_json(&session_uri(&id, &u)).await;
     assert_eq!(s["message_count"], 1);
     assert_eq!(s["last_message_at"], m["created_at"]);
