@@ -167,7 +167,7 @@ async fn files_are_compressed_as_the_client_accepts_and_cached_by_content_hash()
     // Every module names the others by hash too, so none is fetched twice.
     let app_text = String::from_utf8_lossy(&app.get(app_js).await.body).into_owned();
     assert!(app_text.contains("'./api.js?v="), "{app_text:.200}");
-    assert!(app_text.contains("'./markdown.js?v="));
+    assert!(app_text.contains("'./message.js?v="));
 }
 
 #[tokio::test]
