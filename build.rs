@@ -20,6 +20,7 @@ const FILES: &[&str] = &[
     "style.css",
     "app.js",
     "api.js",
+    "branches.js",
     "data.js",
     "dom.js",
     "drafts.js",

@@ -3,6 +3,7 @@
 // ?message=<id>), so reload, back and shared links work.
 
 import * as api from './api.js';
+import { closeEditor, controls, counted, editing, refreshView, renderBar, showBranchOf, signature, wireBranches } from './branches.js';
 import { fill, time } from './dom.js';
 import { wireData } from './data.js';
 import { clearDrafts, draftOf, dropDraft, saveDraft as keepDraft } from './drafts.js';
@@ -20,7 +21,7 @@ const MESSAGES_PAGE = 50;
 const REFRESH_MS = 15_000;
 
 const state = {
-  features: { search: false, exportSession: false, exportAll: false, importFile: false, erase: false },
+  features: { search: false, exportSession: false, exportAll: false, importFile: false, erase: false, branches: false },
   show: 'active', // which sessions the list shows: active or archived
   sessions: [], // summaries, as listed
   sessionsToken: null,
@@ -30,15 +31,19 @@ const state = {
   listBusy: false, // the first page is on its way: placeholders are shown
   open: null, // the open session (without messages) and its ETag: { session, etag }
   opening: 0, // generation of the session being opened
-  messages: [], // of the open session, oldest first
+  messages: [], // of the open session, oldest first: the branch shown
+  view: null, // { anchor }: the branch shown is not the current one, but the one through this message
   olderCursor: null, // `before` for the next older page; null at the oldest
   loadingOlder: false,
   pendingId: null, // id of the message being sent: a retry sends the same id
 };
 
 // The rendered item of each message of the open chat, so that a new message
-// or a refresh renders only what is new.
+// or a refresh renders only what is new, and what each item shows.
 let rendered = new Map();
+const drawn = new WeakMap();
+// Known once the OpenAPI document is read: a deep link waits for it.
+let featuresKnown = Promise.resolve();
 
 // ---- routing ------------------------------------------------------------
 
@@ -77,7 +82,9 @@ async function openSession(id, messageId, focus) {
   }
   const generation = ++state.opening;
   saveDraft();
+  closeEditor();
   state.open = null;
+  state.view = null;
   showLoading(id);
   try {
     const [{ body: session, etag }, page] = await Promise.all([
@@ -90,6 +97,7 @@ async function openSession(id, messageId, focus) {
     state.messages = page.messages.reverse();
     state.olderCursor = page.next_before;
     state.pendingId = null;
+    state.view = null;
     rendered = new Map();
     renderChat();
     renderSessions();
@@ -141,7 +149,9 @@ function focusChat(focus) {
 function closeSession() {
   saveDraft();
   state.opening++;
+  closeEditor();
   state.open = null;
+  state.view = null;
   state.messages = [];
   rendered = new Map();
   document.body.classList.remove('chat-open');
@@ -159,7 +169,7 @@ function renderChat() {
   $('chat-title').textContent = sessionName(session);
   $('chat-title').classList.toggle('untitled', !session.session_name);
   document.title = `${sessionName(session)} · chat-sessions`;
-  const meta = [plural(session.message_count, 'message'), ' · started ', time(session.created_at, true)];
+  const meta = [counted(session), ' · started ', time(session.created_at, true)];
   if (!session.is_active) {
     meta.push(' · archived');
     if (session.archived_at) meta.push(' ', time(session.archived_at, true));
@@ -170,6 +180,7 @@ function renderChat() {
   $('composer').hidden = !session.is_active;
   $('composer').inert = false;
   $('archived-bar').hidden = session.is_active;
+  renderBar();
   renderMessages();
 }
 
@@ -177,15 +188,27 @@ function renderMessages() {
   $('scroller').removeAttribute('aria-busy');
   const items = state.messages.map((m) => {
     let li = rendered.get(m.id);
-    if (!li || (li.dataset.unnamed && answeredName(m, state.messages))) {
-      const open = li?.querySelector('details').open;
-      li = messageItem(m, state.messages, null);
-      if (open) li.querySelector('details').open = true;
+    // An item is drawn again when what it shows changed, not while its editor is open.
+    if (li && editing(li)) return li;
+    const look = signature(m);
+    if (!li || drawn.get(li) !== look || (li.dataset.unnamed && answeredName(m, state.messages))) {
+      const open = [...(li?.querySelectorAll('details') ?? [])].map((d) => d.open);
+      const hit = li?.classList.contains('hit');
+      li = messageItem(m, state.messages, controls(m));
+      li.querySelectorAll('details').forEach((d, i) => { d.open = open[i] ?? false; });
+      if (hit) li.classList.add('hit');
       rendered.set(m.id, li);
+      drawn.set(li, look);
     }
     return li;
   });
-  fill($('messages'), items);
+  const list = $('messages');
+  if (items.length !== list.children.length || items.some((li, i) => list.children[i] !== li)) {
+    // Moving an item takes the focus out of it: put it back.
+    const focused = list.contains(document.activeElement) ? document.activeElement : null;
+    fill(list, items);
+    if (focused?.isConnected) focused.focus({ preventScroll: true });
+  }
   $('messages-empty').hidden = state.messages.length > 0;
   $('older').hidden = !state.olderCursor;
 }
@@ -217,18 +240,36 @@ async function loadOlder(limit = MESSAGES_PAGE) {
   }
 }
 
-/** Scrolls to a message and highlights it, loading older pages until it is there. */
+/**
+ * Loads what it takes to show message `messageId`: older pages until it is
+ * there, or, for a service with branches, the branch it is on (read
+ * without switching when that is not the current one).
+ */
+async function bringIn(messageId, generation) {
+  await featuresKnown;
+  if (state.features.branches) {
+    if (!state.messages.some((m) => m.id === messageId)) await showBranchOf(messageId);
+    return;
+  }
+  while (!state.messages.some((m) => m.id === messageId) && state.olderCursor) {
+    // An automatic load may be under way: wait for it rather than skip.
+    if (state.loadingOlder) await new Promise((r) => setTimeout(r, 20));
+    else await loadOlder(200);
+    if (generation !== state.opening) return;
+  }
+}
+
+/** Scrolls to a message and highlights it, loading what it takes to show it. */
 async function reveal(messageId, generation) {
   try {
-    while (!state.messages.some((m) => m.id === messageId) && state.olderCursor) {
-      // An automatic load may be under way: wait for it rather than skip.
-      if (state.loadingOlder) await new Promise((r) => setTimeout(r, 20));
-      else await loadOlder(200);
-      if (generation !== state.opening) return;
-    }
+    await bringIn(messageId, generation);
+    if (generation !== state.opening) return;
   } catch (e) {
-    showError(e);
-    return;
+    // 422: the service names no such message (not found, as below).
+    if (e.status !== 404 && e.status !== 422) {
+      showError(e);
+      return;
+    }
   }
   const el = [...$('messages').children].find((li) => li.dataset.id === messageId);
   if (!el) {
@@ -248,30 +289,58 @@ async function applyFresh(body, etag) {
   const id = body.id;
   const newest = body.messages?.at(-1);
   delete body.messages;
+  if (state.view) {
+    // The branch shown is not the current one: read it again.
+    await refreshView();
+    if (state.open?.session.id === id) listChanged(body);
+    return;
+  }
+  const before = state.open?.session;
   state.open = { session: body, etag };
-  if (newest && newest.id !== state.messages.at(-1)?.id) await fetchNewMessages(id);
+  const total = (s) => s?.total_message_count ?? s?.message_count;
+  if (newest?.id !== state.messages.at(-1)?.id || body.message_count !== before?.message_count
+    || total(body) !== total(before)) await fetchNewMessages(id);
   if (state.open?.session.id !== id) return;
   renderChat();
   listChanged(body);
 }
 
-/** Appends the messages posted elsewhere since the newest shown. */
-async function fetchNewMessages(id) {
-  const page = await api.listMessages(id, { limit: MESSAGES_PAGE });
+/**
+ * Brings the messages shown up to date with the newest `limit` of the
+ * current branch: what is new is appended; where the branch now goes
+ * another way (switched, a message deleted), it is followed from the
+ * newest message both share.
+ */
+async function fetchNewMessages(id, limit = MESSAGES_PAGE) {
+  const page = await api.listMessages(id, { limit });
   if (state.open?.session.id !== id) return;
   const have = new Set(state.messages.map((m) => m.id));
   const atEnd = nearEnd();
-  const fresh = page.messages.filter((m) => !have.has(m.id)).reverse();
-  if (state.messages.length && fresh.length === page.messages.length) {
-    // More than a page arrived: start again from the newest page.
-    state.messages = fresh;
-    state.olderCursor = page.next_before;
+  const newest = page.messages.reverse();
+  const fresh = newest.filter((m) => !have.has(m.id)).length;
+  // Every message has one path from the first: above a message both show, they agree.
+  const shared = newest.length ? state.messages.findIndex((m) => m.id === newest[0].id) : -1;
+  if (shared >= 0) {
+    state.messages = [...state.messages.slice(0, shared), ...newest];
   } else {
-    state.messages.push(...fresh);
+    // More than a page arrived, or the branch parts above the page: start again from it.
+    state.messages = newest;
+    state.olderCursor = page.next_before;
   }
   renderMessages();
   if (atEnd) scrollToEnd();
-  if (fresh.length) announce(`${plural(fresh.length, 'new message')} in this chat`);
+  if (fresh) announce(`${plural(fresh, 'new message')} in this chat`);
+}
+
+/** Reads the open session and the newest `limit` messages of its current branch again (after a change to the tree). */
+async function sync(limit = MESSAGES_PAGE) {
+  const id = state.open.session.id;
+  const { body, etag } = await api.getSession(id);
+  if (state.open?.session.id !== id) return;
+  delete body.messages;
+  state.open = { session: body, etag };
+  await fetchNewMessages(id, limit);
+  if (state.open?.session.id === id) renderChat();
 }
 
 /** Revalidates the open chat: a 304 while nothing changed. */
@@ -315,6 +384,7 @@ async function refresh() {
  */
 async function conflicted(what, retry) {
   const before = state.open.session;
+  const shown = state.messages.at(-1)?.id;
   let after;
   try {
     const got = await api.getSession(before.id);
@@ -327,8 +397,11 @@ async function conflicted(what, retry) {
   const changes = [];
   if (after.session_name !== before.session_name) changes.push(`renamed to “${sessionName(after)}”`);
   if (after.is_active !== before.is_active) changes.push(after.is_active ? 'restored' : 'archived');
-  const added = after.message_count - before.message_count;
+  const total = (s) => s.total_message_count ?? s.message_count;
+  const added = total(after) - total(before);
   if (added > 0) changes.push(`given ${plural(added, 'new message')}`);
+  else if (added < 0) changes.push(`left with ${plural(-added, 'message')} fewer`);
+  else if (state.messages.at(-1)?.id !== shown) changes.push('switched to another version');
   const change = changes.length ? changes.join(' and ') : 'changed';
   showError({
     status: 412,
@@ -382,13 +455,24 @@ async function send(event) {
       id: state.pendingId,
       content,
       message_type: $('role').value,
+      // On a branch that is not the current one, the message continues it (and makes it current).
+      ...(state.view ? { parent_id: state.messages.at(-1)?.id ?? null } : {}),
     });
     state.pendingId = null;
     dropDraft(session.id);
     if (state.open?.session.id !== session.id) return;
     $('message').value = '';
     if (!state.messages.some((m) => m.id === message.id)) state.messages.push(message);
-    Object.assign(session, { message_count: session.message_count + 1, last_message_at: message.created_at, updated_at: message.created_at });
+    Object.assign(session, {
+      message_count: session.message_count + 1,
+      total_message_count: (session.total_message_count ?? session.message_count) + 1,
+      last_message_at: message.created_at,
+      updated_at: message.created_at,
+    });
+    if (state.view) {
+      state.view = null;
+      history.replaceState(null, '', sessionUrl(session.id));
+    }
     state.open.etag = etag;
     renderChat();
     scrollToEnd();
@@ -443,8 +527,9 @@ async function archiveOrRestore() {
 
 function askDelete() {
   const { session } = state.open;
-  const what = session.message_count
-    ? `“${sessionName(session)}” and its ${plural(session.message_count, 'message')} will be deleted.`
+  const count = session.total_message_count ?? session.message_count;
+  const what = count
+    ? `“${sessionName(session)}” and its ${plural(count, 'message')} will be deleted.`
     : `“${sessionName(session)}” (no messages) will be deleted.`;
   $('delete-text').textContent = `${what} This cannot be undone.`;
   $('delete-dialog').returnValue = '';
@@ -564,6 +649,22 @@ function wire() {
     },
   });
   wireSearch(sessionUrl);
+  wireBranches({
+    state,
+    render: renderChat,
+    conflicted,
+    listChanged,
+    newMessageId,
+    sessionUrl,
+    sync,
+    reopen: async (focus) => {
+      const id = state.open?.session.id;
+      if (!id) return;
+      state.open = null;
+      await openSession(id, null, focus);
+    },
+    reveal: (messageId) => bringIn(messageId, state.opening),
+  });
   document.addEventListener('visibilitychange', () => { if (!document.hidden) refresh(); });
   setInterval(refresh, REFRESH_MS);
 }
@@ -576,13 +677,12 @@ async function start() {
   api.configure(mode, $('user').value);
   wire();
   loadSessions({ reset: true });
+  featuresKnown = api.features().then((features) => { state.features = features; }, showError);
   const opened = applyRoute();
-  try {
-    state.features = await api.features();
-  } catch (e) {
-    showError(e);
-  }
+  await featuresKnown;
   showFeatures();
+  // A chat opened meanwhile gets the controls the service allows.
+  if (state.open) renderMessages();
   await opened;
   document.body.dataset.ready = 'true';
 }

@@ -27,7 +27,8 @@ export function messageItem(m, known, controls) {
   const row = controls?.versions || actions.length
     ? h('div', { class: 'message-actions' }, controls?.versions ?? null, actions) : null;
   return h('li', { class: `message ${m.message_type}${bubble ? '' : ' tool-only'}`, dataset, tabindex: '-1' },
-    h('div', { class: 'message-head' }, h('span', { class: 'role' }, m.message_type), time(m.created_at, true)),
+    h('div', { class: 'message-head' }, h('span', { class: 'role' }, m.message_type), time(m.created_at, true),
+      m.edited_at ? h('span', { class: 'edited', title: `Edited ${new Date(m.edited_at).toLocaleString()}` }, 'edited') : null),
     bubble ? h('div', { class: 'content', dir: 'auto' }, markdown(m.content)) : null,
     calls.map(toolCall),
     isTool ? toolResult(m, known) : null,

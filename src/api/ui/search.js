@@ -1,6 +1,6 @@
 // Search (GET /api/chat/search): the box in the bar, its results in place
 // of the list of chats; a hit links to its chat at the message (on another
-// branch too: app.js opens the branch the message is on).
+// branch too: branches.js shows the branch the message is on).
 
 import * as api from './api.js';
 import { fill, h, highlight, time } from './dom.js';
