@@ -87,8 +87,8 @@ export function renderBar() {
 /**
  * Shows the branch through `messageId`, all of it, for a link to a message
  * that is not among those shown: as the current branch when it is on it,
- * else read without switching, with the bar. Throws the API's error (404:
- * no such message).
+ * else read without switching, with the bar. Throws the API's error (422:
+ * the session has no such message).
  */
 export async function showBranchOf(messageId) {
   const { state } = app;
@@ -116,7 +116,7 @@ export async function refreshView() {
   try {
     await showBranchOf(state.view.anchor);
   } catch (e) {
-    if (e.status !== 404) throw e;
+    if (e.status !== 422) throw e;
     // The message the branch was read through is gone: show the current branch.
     leaveView();
     await app.reopen();
@@ -167,8 +167,8 @@ async function switchTo(target, from, pressed) {
     const again = li.querySelector(`[data-branch="${pressed}"]:not(:disabled)`)
       ?? li.querySelector('.versions button:not(:disabled)');
     (again ?? li).focus({ preventScroll: true });
-    const m = state.messages.find((x) => x.id === target);
-    announce(`Version ${m.siblings.indexOf(target) + 1} of ${m.siblings.length}`);
+    const ids = state.messages.find((x) => x.id === target)?.siblings;
+    if (ids) announce(`Version ${ids.indexOf(target) + 1} of ${ids.length}`);
   } catch (e) {
     if (e.status === 412) await app.conflicted('switch to another version', () => switchTo(target, from, pressed));
     else showError(e);
