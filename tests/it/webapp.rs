@@ -48,6 +48,7 @@ async fn the_app_is_served_with_a_strict_policy() {
         ("/api/ui/app.js", "text/javascript; charset=utf-8"),
         ("/api/ui/api.js", "text/javascript; charset=utf-8"),
         ("/api/ui/dom.js", "text/javascript; charset=utf-8"),
+        ("/api/ui/branches.js", "text/javascript; charset=utf-8"),
         ("/api/ui/style.css", "text/css; charset=utf-8"),
         ("/api/ui/icon.svg", "image/svg+xml"),
     ] {
