@@ -158,9 +158,6 @@ async fn generate(dir: &Path, users: usize, per_user: usize) -> SqliteStore {
                     created_at: Timestamp::from_datetime(
                         start + chrono::Duration::seconds(m as i64 * 30),
                     ),
-                    parent_id: None,
-                    edited_at: None,
-                    siblings: None,
                 })
                 .collect();
             let id = SessionId::parse(format!("s_{u:04}_{s:06}")).unwrap();
@@ -418,9 +415,6 @@ async fn cosmos(sessions: usize) {
                     created_at: Timestamp::from_datetime(
                         start + chrono::Duration::seconds((s * PER_SESSION + m) as i64 * 600),
                     ),
-                    parent_id: None,
-                    edited_at: None,
-                    siblings: None,
                 }
             })
             .collect();

@@ -117,9 +117,6 @@ mod tests {
                 .unwrap()
                 .clone(),
             created_at: t,
-            parent_id: None,
-            edited_at: None,
-            siblings: None,
         };
         (summary, message)
     }

@@ -82,9 +82,6 @@ pub fn typical_content() -> String {
         user_id: Some(UserId::parse("user_123").unwrap()),
         metadata: JsonObject::new(),
         created_at: Timestamp::now(),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     };
     let frame_len = serde_json::to_vec(&frame).unwrap().len();
     TEXT.chars().take(600 - frame_len).collect()
