@@ -555,6 +555,8 @@ mod tests {
                 "message_count",
                 "messages",
                 "session_name",
+                // Beside the seed's fields: the count of every branch's
+                // messages (additive; clients that ignore it see the seed).
                 "total_message_count",
                 "updated_at",
                 "user_id"

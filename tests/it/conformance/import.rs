@@ -22,6 +22,9 @@ fn message(id: &str, time: &str, owner: Option<&UserId>) -> ChatMessage {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::parse(id).unwrap(),
         content: format!("Grüße, {id} ✓"),
         message_type: MessageType::Assistant,
@@ -31,9 +34,6 @@ fn message(id: &str, time: &str, owner: Option<&UserId>) -> ChatMessage {
             .unwrap()
             .clone(),
         created_at: at(time),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     }
 }
 

@@ -31,6 +31,9 @@ fn old_messages(prefix: &str, n: usize, owner: &UserId) -> Vec<ChatMessage> {
             tool_calls: None,
             tool_call_id: None,
             name: None,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
             id: MessageId::parse(format!("{prefix}_{i:05}")).unwrap(),
             content: format!("message {i} · ünïcødé"),
             message_type: if i % 2 == 0 {
@@ -41,9 +44,6 @@ fn old_messages(prefix: &str, n: usize, owner: &UserId) -> Vec<ChatMessage> {
             user_id: Some(owner.clone()),
             metadata: json!({ "i": i }).as_object().unwrap().clone(),
             created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(i as i64)),
-            parent_id: None,
-            edited_at: None,
-            siblings: None,
         })
         .collect()
 }

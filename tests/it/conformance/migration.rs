@@ -22,6 +22,9 @@ fn legacy(id: &str, second: u32, owner: Option<&UserId>) -> ChatMessage {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::parse(id).unwrap(),
         content: format!("legacy {id}"),
         message_type: MessageType::Assistant,
@@ -33,9 +36,6 @@ fn legacy(id: &str, second: u32, owner: Option<&UserId>) -> ChatMessage {
             second % 60
         ))
         .unwrap(),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     }
 }
 

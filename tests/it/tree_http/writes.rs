@@ -67,13 +67,19 @@ async fn patch_edits_a_message_in_place_under_if_match() {
     // the pager and the context.
     let got = app.get(&uri).await;
     assert_eq!(got.header("etag"), Some(edited_etag.as_str()));
-    assert_eq!(got.json()["messages"][1], edited);
+    // The session read also shows the message's alternatives.
+    let mut shown = got.json()["messages"][1].clone();
+    assert!(shown["siblings"].is_array(), "{shown}");
+    shown.as_object_mut().unwrap().remove("siblings");
+    assert_eq!(shown, edited);
     let page = app
         .get_ok_json(&format!(
             "/api/chat/sessions/{id}/messages?user_id={u}&limit=1"
         ))
         .await;
-    assert_eq!(page["messages"][0], edited);
+    let mut paged = page["messages"][0].clone();
+    paged.as_object_mut().unwrap().remove("siblings");
+    assert_eq!(paged, edited);
     let context = app
         .get_ok_json(&format!(
             "/api/chat/sessions/{id}/context?user_id={u}&max_tokens=1000"
@@ -298,14 +304,7 @@ async fn an_edit_counts_against_the_write_rate_and_the_routes_know_their_methods
 
 /// The plain `GET` marks the alternatives of the current branch's messages
 /// too (`siblings`), as the branch read and the switch do.
-///
-/// Ignored: the embedded store does not do it yet. `SqliteStore`'s session
-/// read (`get_if_changed` in `src/store/sqlite/read.rs`, and the tail of
-/// `messages_limit`) loads the current branch without calling
-/// `branch::mark_siblings`, which nothing calls (the compiler warns that it
-/// is never used). Remove the `ignore` once the store marks them.
 #[tokio::test]
-#[ignore = "the embedded store's session read does not mark siblings yet"]
 async fn the_plain_get_shows_siblings() {
     let app = app();
     let u = user();
