@@ -143,6 +143,9 @@ async fn generate(dir: &Path, users: usize, per_user: usize) -> SqliteStore {
                     tool_calls: None,
                     tool_call_id: None,
                     name: None,
+                    parent_id: None,
+                    edited_at: None,
+                    siblings: None,
                     id: MessageId::parse(format!("m{m:03}")).unwrap(),
                     content: words.sentence(&mut rng),
                     message_type: if m % 2 == 0 {
@@ -155,9 +158,6 @@ async fn generate(dir: &Path, users: usize, per_user: usize) -> SqliteStore {
                     created_at: Timestamp::from_datetime(
                         start + chrono::Duration::seconds(m as i64 * 30),
                     ),
-                    parent_id: None,
-                    edited_at: None,
-                    siblings: None,
                 })
                 .collect();
             let id = SessionId::parse(format!("s_{u:04}_{s:06}")).unwrap();
@@ -404,6 +404,9 @@ async fn cosmos(sessions: usize) {
                     tool_calls: None,
                     tool_call_id: None,
                     name: None,
+                    parent_id: None,
+                    edited_at: None,
+                    siblings: None,
                     id: MessageId::parse(format!("m{m:03}")).unwrap(),
                     content,
                     message_type: MessageType::User,
@@ -412,9 +415,6 @@ async fn cosmos(sessions: usize) {
                     created_at: Timestamp::from_datetime(
                         start + chrono::Duration::seconds((s * PER_SESSION + m) as i64 * 600),
                     ),
-                    parent_id: None,
-                    edited_at: None,
-                    siblings: None,
                 }
             })
             .collect();

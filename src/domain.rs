@@ -261,6 +261,7 @@ pub struct ChatSession {
     /// Number of messages of every branch, alternatives included (equal to
     /// `message_count` for a conversation that never branched).
     #[serde(default)]
+    #[schema(required = true)]
     pub total_message_count: u64,
     /// Time of the newest message.
     #[schema(required = true)]
@@ -296,6 +297,7 @@ pub struct SessionSummary {
     pub message_count: u64,
     /// Number of messages of every branch, alternatives included.
     #[serde(default)]
+    #[schema(required = true)]
     pub total_message_count: u64,
     /// Time of the newest message.
     #[schema(required = true)]

@@ -74,15 +74,15 @@ pub fn typical_content() -> String {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::generate(),
         content: String::new(),
         message_type: MessageType::Assistant,
         user_id: Some(UserId::parse("user_123").unwrap()),
         metadata: JsonObject::new(),
         created_at: Timestamp::now(),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     };
     let frame_len = serde_json::to_vec(&frame).unwrap().len();
     TEXT.chars().take(600 - frame_len).collect()

@@ -97,6 +97,32 @@ pub(crate) async fn write_precondition(
     }
 }
 
+/// Whether `If-None-Match` names `etag` (or is `*`): the client has this
+/// version already.
+pub(crate) fn none_match_hits(headers: &HeaderMap, etag: &ETag) -> bool {
+    none_match_tags(headers)
+        .iter()
+        .any(|t| t == "*" || t == etag.as_str())
+}
+
+/// A 304 carrying `etag`.
+pub(crate) fn not_modified(etag: &ETag) -> Response {
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    if let Ok(value) = HeaderValue::from_str(etag.as_str()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// A 204 carrying `etag` (the session's version after a delete inside it).
+pub(crate) fn no_content_with_etag(etag: &ETag) -> Response {
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(value) = HeaderValue::from_str(etag.as_str()) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
 /// The entity-tags of `If-None-Match` (weak ones stripped of `W/`, as
 /// If-None-Match compares weakly); `*` is kept as is.
 pub(crate) fn none_match_tags(headers: &HeaderMap) -> Vec<String> {

@@ -129,6 +129,10 @@ mod tests {
             route_methods("/api/chat/sessions/session_1"),
             [Method::GET, Method::PUT, Method::DELETE]
         );
+        assert_eq!(
+            route_methods("/api/chat/sessions/session_1/messages/msg_1"),
+            [Method::PATCH, Method::DELETE]
+        );
         assert!(route_methods("/api/nope").is_empty());
         assert!(route_methods("/").is_empty());
     }

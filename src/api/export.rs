@@ -22,21 +22,25 @@ use super::{
 use crate::{
     domain::{ChatMessage, ChatSession, MessageType, SessionId, SessionSummary, Timestamp, UserId},
     export::{NDJSON, write_message_line, write_session_line},
-    store::{ExportItem, SessionRead, StoreError, StoreResult, export::export},
+    store::{
+        ExportItem, SessionRead, StoreError, StoreResult,
+        export::{SessionExport, export, read_export},
+    },
 };
 
 /// What a session is exported as.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ExportFormat {
-    /// The session as `GET` returns it, with every message.
+    /// The session as `GET` returns it, with every message of its current
+    /// branch.
     #[default]
     Json,
     /// `# <name>`, then each message under a heading with its role and time
     /// (a tool message's naming its function), then its tool calls.
     Markdown,
     /// The export stream's lines: the session without messages, then one
-    /// message per line, oldest first.
+    /// message per line, every branch, in creation order.
     Ndjson,
 }
 
@@ -67,7 +71,7 @@ pub struct ExportParams {
     path = "/api/chat/sessions/{session_id}/export",
     tag = "export",
     summary = "Download a session",
-    description = "The whole session as a file: `json` (the session as GET returns it, every message included), `markdown` (`# <name>`, then each message under a heading naming its role and time, a tool message's role naming its function as ``Tool (`get_weather`)``; content as written, then an assistant message's tool calls, a paragraph each: `` Calls `get_weather` with `{\"city\":\"Zürich\"}` ``) or `ndjson` (the export format: a `{\"type\":\"session\",…}` line, then one `{\"type\":\"message\",…}` line per message, oldest first). `Content-Disposition: attachment` with a file name made from the session name.",
+    description = "The whole session as a file: `json` (the session as GET returns it, every message of its current branch included), `markdown` (the current branch: `# <name>`, then each message under a heading naming its role and time, a tool message's role naming its function as ``Tool (`get_weather`)``; content as written, then an assistant message's tool calls, a paragraph each: `` Calls `get_weather` with `{\"city\":\"Zürich\"}` ``) or `ndjson` (the export format, the whole tree: a `{\"type\":\"session\",…,\"current_message_id\":…}` line, then one `{\"type\":\"message\",…,\"parent_id\":…}` line per message of every branch, in the order they were created). `Content-Disposition: attachment` with a file name made from the session name.",
     params(
         ("session_id" = SessionId, Path, description = "The session."),
         ExportSessionParams,
@@ -89,19 +93,26 @@ pub async fn export_session(
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     let id = session_id(raw_id)?;
-    let read = state
-        .store
-        .read_session(&owner, &id, None)
-        .await?
-        .ok_or_else(|| {
-            ApiError::Internal(anyhow::anyhow!("an unconditional read returned no session"))
-        })?;
     let format = params.format.unwrap_or_default();
-    let name = file_stem(&read.summary);
-    let mut response = match format {
-        ExportFormat::Json => stream_session(id, read)?,
-        ExportFormat::Markdown => download(markdown(read), "text/markdown; charset=utf-8"),
-        ExportFormat::Ndjson => download(ndjson(read), NDJSON),
+    // NDJSON is the export format: every branch. JSON and Markdown show
+    // the session as it reads, its current branch.
+    let (name, mut response) = if format == ExportFormat::Ndjson {
+        let read = read_export(&state.store, &owner, &id, None).await?;
+        (file_stem(&read.summary), download(ndjson(read), NDJSON))
+    } else {
+        let read = state
+            .store
+            .read_session(&owner, &id, None)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("an unconditional read returned no session"))
+            })?;
+        let name = file_stem(&read.summary);
+        let response = match format {
+            ExportFormat::Markdown => download(markdown(read), "text/markdown; charset=utf-8"),
+            _ => stream_session(id, read)?,
+        };
+        (name, response)
     };
     let extension = match format {
         ExportFormat::Json => "json",
@@ -118,7 +129,7 @@ pub async fn export_session(
     path = "/api/chat/export",
     tag = "export",
     summary = "Download everything of the user",
-    description = "Every session of the caller, active and archived, oldest first, as NDJSON (one JSON object per line): `{\"type\":\"session\",…the session's fields without messages}`, then that session's messages, oldest first, each `{\"type\":\"message\",\"session_id\":…,…the message's fields}`. Streamed as it is read: the server holds one page at a time however much there is. `POST /api/chat/import` takes the same stream back. A stream cut short by a failure ends without its final newline-terminated line and the connection is closed, so a client never mistakes it for a complete export.",
+    description = "Every session of the caller, active and archived, oldest first, as NDJSON (one JSON object per line): `{\"type\":\"session\",…the session's fields without messages,\"current_message_id\":…}` (the last message of its current branch; `message_count` counts the message lines that follow), then every message of the session, every branch, in the order they were created (a parent before its children), each `{\"type\":\"message\",\"session_id\":…,…the message's fields with its parent_id}`. Streamed as it is read: the server holds one page at a time however much there is. `POST /api/chat/import` takes the same stream back. A stream cut short by a failure ends without its final newline-terminated line and the connection is closed, so a client never mistakes it for a complete export.",
     params(ExportParams),
     responses((status = 200, description = "The user's history as NDJSON.",
         content((String = "application/x-ndjson")),
@@ -150,7 +161,10 @@ pub async fn export_all(
 fn render_item(item: &ExportItem) -> StoreResult<Bytes> {
     let mut out = Vec::new();
     let written = match item {
-        ExportItem::Session(summary) => write_session_line(&mut out, summary),
+        ExportItem::Session {
+            summary,
+            current_message_id,
+        } => write_session_line(&mut out, summary, current_message_id.as_ref()),
         ExportItem::Messages(session_id, messages) => messages
             .iter()
             .try_for_each(|m| write_message_line(&mut out, session_id, m)),
@@ -166,12 +180,10 @@ fn messages_of(read: SessionRead) -> BoxStream<'static, StoreResult<Vec<ChatMess
     older.chain(newest).boxed()
 }
 
-fn ndjson(read: SessionRead) -> BoxStream<'static, StoreResult<Bytes>> {
-    let head = render_item(&ExportItem::Session(read.summary.clone()));
-    let id = read.summary.id.clone();
-    let messages = messages_of(read)
-        .map(move |chunk| chunk.and_then(|m| render_item(&ExportItem::Messages(id.clone(), m))));
-    futures::stream::iter([head]).chain(messages).boxed()
+fn ndjson(read: SessionExport) -> BoxStream<'static, StoreResult<Bytes>> {
+    read.into_items()
+        .map(|item| item.and_then(|item| render_item(&item)))
+        .boxed()
 }
 
 fn markdown(read: SessionRead) -> BoxStream<'static, StoreResult<Bytes>> {

@@ -14,11 +14,11 @@ use super::{
     ApiError, AppState,
     conditional::json_with_etag,
     extract::{ApiJson, ApiPath, ApiQuery},
-    params::{UserParam, session_id},
+    params::{UserParam, message_id, session_id},
 };
 use crate::{
     domain::{
-        ChatMessage, JsonObject, MessageId, MessageType, NewMessage, SessionId, ToolCall,
+        ChatMessage, JsonObject, MessageId, MessageType, NewMessage, Parent, SessionId, ToolCall,
         ToolParts, UserId,
     },
     store::MessageQuery,
@@ -136,6 +136,15 @@ pub struct SendMessageBody {
     /// A client id that makes retries safe; generated when absent.
     #[schema(value_type = Option<MessageId>)]
     pub id: Option<String>,
+    /// Where the message goes in the session's tree. Left out: after the
+    /// current branch's last message, as always. A message id: after that
+    /// message (an answer regenerated, a message edited and sent again), a
+    /// new branch that becomes the current one. `null`: a new first message
+    /// (the first message edited and sent again). An id the session lacks →
+    /// 422.
+    #[serde(default, deserialize_with = "super::params::present")]
+    #[schema(value_type = Option<MessageId>)]
+    pub parent_id: Option<Option<String>>,
     /// The user (local mode) or a check against the principal.
     #[schema(value_type = Option<UserId>)]
     pub user_id: Option<String>,
@@ -147,7 +156,7 @@ pub struct SendMessageBody {
     path = "/api/chat/sessions/{session_id}/messages",
     tag = "sessions",
     summary = "Append a message to a session",
-    description = "Atomic; updates message_count, last_message_at and updated_at. Posting the same id again returns the stored message (200) and stores nothing; the same id with other content is a 409. Tool calling in the Chat Completions shape: an assistant message may carry `tool_calls` (its content may then be empty), a `tool` message answers one call by `tool_call_id`.",
+    description = "Atomic; updates message_count, last_message_at and updated_at. `parent_id` places it in the session's tree (left out: after the current branch's last message; a message id: a new branch after that message; null: a new first message); the answer carries the parent it got. Posting the same id again returns the stored message (200) and stores nothing; the same id with other content is a 409. Tool calling in the Chat Completions shape: an assistant message may carry `tool_calls` (its content may then be empty), a `tool` message answers one call by `tool_call_id`.",
     params(
         ("session_id" = SessionId, Path, description = "The session."),
         UserParam,
@@ -172,7 +181,7 @@ pub async fn send_message(
     let owner = state.owner(&headers, params.user_id.as_deref(), body.user_id.as_deref())?;
     state.admission.write(&owner)?;
     let id = session_id(raw_id)?;
-    let message = NewMessage::with_tools(
+    let mut message = NewMessage::with_tools(
         body.id.map(MessageId::parse).transpose()?,
         body.content,
         MessageType::parse(&body.message_type)?,
@@ -184,6 +193,11 @@ pub async fn send_message(
             name: body.name,
         },
     )?;
+    message.parent = match body.parent_id {
+        None => Parent::Latest,
+        Some(None) => Parent::Root,
+        Some(Some(raw)) => Parent::Message(message_id("parent_id", raw)?),
+    };
     let appended = state.store.append_message(&owner, &id, message).await?;
     let status = if appended.created {
         StatusCode::CREATED

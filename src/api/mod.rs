@@ -28,6 +28,7 @@ pub mod search;
 pub mod sessions;
 pub mod state;
 pub mod stream;
+pub mod tree;
 pub mod ui;
 
 pub use error::ApiError;

@@ -137,11 +137,15 @@ impl utoipa::Modify for EasyAuth {
     }
 }
 
-fn problem_response(status: u16) -> utoipa::openapi::Response {
+/// The problem response of `status` on an operation of `route`.
+fn problem_response(status: u16, route: &str) -> utoipa::openapi::Response {
     let description = match status {
         400 => "The body is not JSON.",
         401 => "No authenticated user (AUTH_MODE=easyauth).",
         403 => "user_id names another user than the authenticated one.",
+        404 if route.contains("{message_id}") => {
+            "No such session for this user, or no such message in it."
+        }
         404 => "No such session for this user.",
         409 => "The id is already taken (for an import: by another user's session).",
         412 => "If-Match does not match the session's ETag.",
@@ -197,50 +201,72 @@ pub fn document() -> utoipa::openapi::OpenApi {
             "GET" => item.get.as_mut(),
             "POST" => item.post.as_mut(),
             "PUT" => item.put.as_mut(),
+            "PATCH" => item.patch.as_mut(),
             "DELETE" => item.delete.as_mut(),
             _ => None,
         }
         .unwrap_or_else(|| panic!("{} {} has no OpenAPI operation", route.method, route.path()));
         operation.operation_id = Some(route.function.to_owned());
         for status in route.problems {
-            operation
-                .responses
-                .responses
-                .insert(status.to_string(), RefOr::T(problem_response(*status)));
+            operation.responses.responses.insert(
+                status.to_string(),
+                RefOr::T(problem_response(*status, route.route)),
+            );
         }
     }
     doc
 }
 
 /// OpenAPI links from a created resource to what can be done with it next,
-/// for clients and for stateful fuzzing (create, read, post, delete). Written
-/// into the JSON directly: utoipa 5 serialises `Link` with snake_case keys.
+/// for clients and for stateful fuzzing (create, read, post, edit, delete).
+/// Written into the JSON directly: utoipa 5 serialises `Link` with
+/// snake_case keys.
 fn add_links(doc: &mut serde_json::Value) {
-    let links: [(&str, &str, &str, &[&str]); 2] = [
+    let session = serde_json::json!({
+        "session_id": "$response.body#/id", "user_id": "$response.body#/user_id",
+    });
+    let legacy = serde_json::json!({
+        "session_id": "$response.body#/session_id", "user_id": "$response.body#/user_id",
+    });
+    // A message appended: its session is the request's, the message the
+    // answer's.
+    let message = serde_json::json!({
+        "session_id": "$request.path.session_id",
+        "message_id": "$response.body#/id",
+        "user_id": "$response.body#/user_id",
+    });
+    let links: [(&str, &str, serde_json::Value, &[&str]); 3] = [
         (
             "/api/chat/sessions",
             "post",
-            "$response.body#/id",
+            session,
             &[
                 "GetSession",
                 "UpdateSession",
                 "DeleteSession",
                 "SendMessage",
+                "GetSessionTree",
             ],
         ),
         (
             "/api/chat/message",
             "post",
-            "$response.body#/session_id",
+            legacy,
             &["GetChatHistory", "GetSession"],
         ),
+        (
+            "/api/chat/sessions/{session_id}/messages",
+            "post",
+            message,
+            &["EditMessage", "DeleteMessage"],
+        ),
     ];
-    for (path, method, id_pointer, targets) in links {
+    for (path, method, parameters, targets) in links {
         let response = &mut doc["paths"][path][method]["responses"]["201"];
         for target in targets {
             response["links"][*target] = serde_json::json!({
                 "operationId": target,
-                "parameters": { "session_id": id_pointer, "user_id": "$response.body#/user_id" },
+                "parameters": parameters,
             });
         }
     }

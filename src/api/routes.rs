@@ -13,7 +13,7 @@ use axum::{
 
 use super::{
     AppState, admit::Limit, context, erase, export, import, legacy, messages, meta, search,
-    sessions, ui,
+    sessions, tree, ui,
 };
 
 /// One HTTP endpoint: its Azure Functions name, method, route and handler.
@@ -88,6 +88,12 @@ endpoints! {
         problems [401, 403, 404, 422, 500, 503];
     GetSessionContext: GET "chat/sessions/{session_id}/context" => context::context,
         problems [401, 403, 404, 422, 500, 503];
+    GetSessionTree: GET "chat/sessions/{session_id}/tree" => tree::get_tree,
+        problems [401, 403, 404, 422, 500, 503];
+    EditMessage: PATCH "chat/sessions/{session_id}/messages/{message_id}" => tree::edit_message,
+        problems [400, 401, 403, 404, 408, 412, 413, 415, 422, 429, 500, 503, 507];
+    DeleteMessage: DELETE "chat/sessions/{session_id}/messages/{message_id}" => tree::delete_message,
+        problems [401, 403, 404, 412, 422, 500, 503, 507];
     GetChatHistory: GET "chat/history" => legacy::history,
         problems [401, 403, 422, 500, 503];
     PostChatMessage: POST "chat/message" => legacy::post_message,

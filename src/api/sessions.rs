@@ -6,7 +6,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{
@@ -15,11 +15,12 @@ use super::{
     extract::{ApiJson, ApiPath, ApiQuery},
     params::{UserParam, session_id},
     stream::stream_session,
+    tree,
 };
 use crate::{
     domain::{
-        ChatSession, JsonObject, NewSession, SessionId, SessionPatch, SessionSummary, Timestamp,
-        UserId,
+        ChatSession, JsonObject, MessageId, NewSession, SessionId, SessionPatch, SessionSummary,
+        Timestamp, UserId,
     },
     store::{ETag, ListQuery, Owner, StoreError},
     telemetry::instruments,
@@ -41,6 +42,13 @@ pub struct GetParams {
     /// counts them all. Without it, the whole history.
     #[param(minimum = 1, maximum = 10000)]
     pub messages_limit: Option<u32>,
+    /// Show the branch through this message instead of the current one (a
+    /// deep link, a search hit on another branch): the path to it, then its
+    /// newest replies down to a leaf; the stored current branch stays.
+    /// `message_count` and `last_message_at` then describe that branch, and
+    /// `messages_limit` keeps its newest N. An id the session lacks → 422.
+    #[param(value_type = Option<MessageId>)]
+    pub message_id: Option<String>,
 }
 
 /// Largest `messages_limit`.
@@ -97,7 +105,7 @@ pub struct CreateSessionBody {
 #[serde(deny_unknown_fields)]
 pub struct UpdateSessionBody {
     /// A new name; `null` clears it.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::params::present")]
     #[schema(value_type = Option<String>, max_length = 256, pattern = r"^[^\u0000-\u0008\u000A-\u001F\u007F-\u009F]*$")]
     pub session_name: Option<Option<String>>,
     /// Archive (`false`) or reactivate (`true`); `null` leaves it.
@@ -108,15 +116,13 @@ pub struct UpdateSessionBody {
     /// The user (local mode) or a check against the principal.
     #[schema(value_type = Option<UserId>)]
     pub user_id: Option<String>,
-}
-
-/// Tells a member given as `null` (`Some(None)`) from one left out (`None`).
-fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
+    /// Make the branch through this message the current one (what `GET`
+    /// shows and appends follow): the path to it, then its newest replies
+    /// down to a leaf. Alone or with `user_id` only: combined with another
+    /// change it is a 422. An id the session lacks → 422; `null` leaves the
+    /// branch.
+    #[schema(value_type = Option<MessageId>)]
+    pub current_message_id: Option<String>,
 }
 
 /// `GET /api/chat/sessions`
@@ -279,7 +285,7 @@ pub async fn create(
     path = "/api/chat/sessions/{session_id}",
     tag = "sessions",
     summary = "Get a session with all its messages",
-    description = "The whole history, oldest first (one point read on Cosmos DB while the session fits in its document; one more per sealed page for long sessions). `messages_limit=N` returns only the newest N messages: one point read when they are all in the session document.",
+    description = "The whole history of the current branch, oldest first (one point read on Cosmos DB while the session fits in its document; one more per sealed page for long sessions). `messages_limit=N` returns only the newest N messages: one point read when they are all in the session document. `message_id=X` shows the branch through message X instead (the current branch stays); a message with alternatives lists them in `siblings`.",
     params(
         ("session_id" = SessionId, Path, description = "The session."),
         GetParams,
@@ -306,12 +312,25 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     let id = session_id(raw_id)?;
+    if let Some(limit) = params.messages_limit
+        && !(1..=MAX_MESSAGES_LIMIT).contains(&limit)
+    {
+        return Err(ApiError::Validation(format!(
+            "messages_limit: must be between 1 and {MAX_MESSAGES_LIMIT}"
+        )));
+    }
+    if let Some(message) = params.message_id {
+        return tree::read_branch(
+            &state,
+            &headers,
+            &owner,
+            &id,
+            message,
+            params.messages_limit,
+        )
+        .await;
+    }
     if let Some(limit) = params.messages_limit {
-        if !(1..=MAX_MESSAGES_LIMIT).contains(&limit) {
-            return Err(ApiError::Validation(format!(
-                "messages_limit: must be between 1 and {MAX_MESSAGES_LIMIT}"
-            )));
-        }
         let stored = state.store.get_session_tail(&owner, &id, limit).await?;
         // The tail is small; the 304 spares sending it and the client's
         // work (the web app revalidates an open chat this way).
@@ -402,7 +421,7 @@ pub async fn get(
         UserParam,
         ("If-Match" = Option<String>, Header, nullable = false, description = "Update only if the session still has this ETag (412 otherwise)."),
     ),
-    request_body(content = Option<UpdateSessionBody>, description = "Members left out stay as they are (no body changes nothing but updated_at); unknown members are a 422."),
+    request_body(content = Option<UpdateSessionBody>, description = "Members left out stay as they are (no body changes nothing but updated_at); unknown members are a 422. `current_message_id` switches the current branch and takes no other change."),
     responses((status = 200, description = "The updated session.", body = ChatSession, headers(
         ("ETag" = String, description = "New version of the session."),
     )))
@@ -422,6 +441,9 @@ pub async fn update(
         context: body.context,
     };
     patch.validate()?;
+    if let Some(message) = body.current_message_id {
+        return tree::switch_branch(&state, &headers, &owner, &id, message, &patch).await;
+    }
     let if_match = write_precondition(&state, &owner, &id, &headers).await?;
     let stored = state
         .store

@@ -298,6 +298,23 @@ mod tests {
     }
 
     #[test]
+    fn the_start_page_preloads_every_module() {
+        // So that a cold load fetches the modules at once, not one level of
+        // imports after another.
+        let page = page();
+        for file in FILES
+            .iter()
+            .filter(|f| f.name.ends_with(".js") && f.name != "app.js")
+        {
+            let link = format!(
+                r#"<link rel="modulepreload" href="/api/ui/{}?v={}">"#,
+                file.name, file.body.hash
+            );
+            assert!(page.contains(&link), "{} is not preloaded", file.name);
+        }
+    }
+
+    #[test]
     fn the_encodings_decode_to_the_file() {
         use std::io::Read as _;
         for body in FILES

@@ -80,9 +80,12 @@ pub async fn run(args: ExportArgs) -> anyhow::Result<()> {
     while let Some(item) = items.try_next().await? {
         buffer.clear();
         match &item {
-            ExportItem::Session(summary) => {
+            ExportItem::Session {
+                summary,
+                current_message_id,
+            } => {
                 counts.sessions += 1;
-                write_session_line(&mut buffer, summary)?;
+                write_session_line(&mut buffer, summary, current_message_id.as_ref())?;
             }
             ExportItem::Messages(session_id, messages) => {
                 counts.messages += messages.len() as u64;

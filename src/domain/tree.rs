@@ -121,8 +121,8 @@ impl Tree {
         while let Some(id) = at.filter(|id| self.contains(id)) {
             path.push(id.clone());
             at = self.parent(id);
-            if path.len() > self.nodes.len() {
-                break; // a cycle in damaged data; never loop forever
+            if path.len() >= self.nodes.len() {
+                break; // no path is longer: a cycle in damaged data ends here
             }
         }
         path.reverse();
@@ -141,10 +141,10 @@ impl Tree {
             else {
                 break;
             };
-            branch.push(self.nodes[newest].id.clone());
-            if branch.len() > self.nodes.len() {
+            if branch.len() >= self.nodes.len() {
                 break;
             }
+            branch.push(self.nodes[newest].id.clone());
         }
         branch
     }
@@ -161,7 +161,7 @@ impl Tree {
                 stack.push(child.clone());
             }
             out.push(at);
-            if out.len() > self.nodes.len() {
+            if out.len() >= self.nodes.len() {
                 break;
             }
         }

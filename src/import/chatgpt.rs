@@ -1,11 +1,13 @@
 //! ChatGPT's data export (`conversations.json`): a JSON array of
 //! conversations, each a tree of nodes (`mapping`) in which an edited
-//! message starts a new branch. A conversation becomes a session named by
-//! its title, holding the branch the user last saw: from `current_node` up
-//! through `parent` to the root, then in order.
+//! message or a regenerated answer starts a new branch. A conversation
+//! becomes a session named by its title, holding every branch of the tree:
+//! each message follows the message its parent node became (or, for a
+//! parent left out, its nearest ancestor kept), and the branch the user
+//! last saw, from the root down to `current_node`, is the current one.
 //!
-//! What the nodes of that branch become (the table in docs/api.md says the
-//! same for users of the API):
+//! What the nodes become (the table in docs/api.md says the same for users
+//! of the API):
 //!
 //! - A node of the `user`, the `assistant` or the `system` addressed to the
 //!   conversation (`recipient` `all`) with text (`text`, `multimodal_text`,
@@ -20,8 +22,8 @@
 //!   (`dalle.text2im` → `dalle_text2im`), its arguments the node's text when
 //!   that is a JSON object (as `web.run`'s and image generation's are), else
 //!   `{"code": …}` for code (`python`'s) or `{"text": …}`.
-//! - The first `tool` node after that call (nodes left out do not count)
-//!   answers it: a tool message naming the call and the function, with the
+//! - The first `tool` node after that call on its branch (nodes left out do
+//!   not count) answers it: a tool message naming the call and the function, with the
 //!   tool's text (an execution's output, a browsing result, …), else
 //!   `[image]`-like text for what it made, else `[empty]` (a call is
 //!   answered whenever the export has an answer, so that the history can
@@ -77,8 +79,9 @@ use crate::store::{Owner, SessionFields, SessionImport};
 
 mod mapping;
 mod parts;
+mod tree;
 
-use mapping::{Mapped, map_branch};
+use mapping::{Mapped, map_tree};
 
 /// Prefix of every id this import derives.
 const PREFIX: &str = "chatgpt_";
@@ -102,6 +105,9 @@ pub(super) struct Conversation {
 #[derive(Deserialize)]
 struct Node {
     parent: Option<String>,
+    /// Its children's ids, oldest first (read leniently: only the order of
+    /// siblings is taken from it; `parent` links the tree).
+    children: Option<Value>,
     message: Option<Message>,
 }
 
@@ -301,14 +307,16 @@ pub(super) fn unit(
         .or(conversation.id.as_deref())
         .filter(|id| !id.is_empty())
         .ok_or_else(|| bad("has no id".into()))?;
-    let branch = current_branch(&conversation).map_err(bad)?;
+    let walk = tree::walk(&conversation).map_err(bad)?;
     let time = |field: &str, t: Option<f64>| {
         t.map(|t| epoch(t).ok_or_else(|| bad(format!("{field} {t} is not a time"))))
             .transpose()
     };
-    let first_message_time = branch
+    let first_message_time = walk
+        .steps
         .iter()
-        .find_map(|(_, m)| m.create_time)
+        .filter_map(|step| step.message.and_then(|m| m.create_time))
+        .min_by(f64::total_cmp)
         .map(|t| time("create_time", Some(t)))
         .transpose()?
         .flatten();
@@ -320,19 +328,22 @@ pub(super) fn unit(
         .unwrap_or(created_at)
         .max(created_at);
     let user = owner.user_id().cloned();
-    let mut messages: Vec<ChatMessage> = Vec::new();
-    for mapped in map_branch(branch) {
+    let (mapped, follows) = map_tree(&walk.steps);
+    let mut messages: Vec<ChatMessage> = Vec::with_capacity(mapped.len());
+    for mapped in mapped {
         let Mapped {
             node_id,
+            parent,
             message,
             message_type,
             content,
             tools,
             metadata: own,
         } = mapped;
-        // Times in branch order, each after the one before (a missing one
-        // takes the previous), so any order by time is the branch order.
-        let previous = messages.last().map(|m| m.created_at);
+        // Each message after the one it follows (a missing time takes that
+        // one's), so that any order by time puts a parent before its
+        // children and a branch in its order.
+        let previous = parent.map(|p| messages[p].created_at);
         let own_time = time("create_time", message.create_time)?;
         let created_at = match (own_time, previous) {
             (Some(t), Some(p)) => t.max(next_micro(p)),
@@ -357,11 +368,19 @@ pub(super) fn unit(
             tool_calls: tools.tool_calls,
             tool_call_id: tools.tool_call_id,
             name: tools.name,
-            parent_id: None,
+            parent_id: parent.map(|p| messages[p].id.clone()),
             edited_at: None,
             siblings: None,
         });
     }
+    // The message `current_node` is, or follows when it was left out.
+    let current_message_id = walk
+        .current
+        .and_then(|step| follows[step])
+        .map(|m| messages[m].id.clone());
+    // Creation order: by time (a child comes after its parent), the walk's
+    // order between messages of one instant.
+    messages.sort_by_key(|m| m.created_at);
     let mut context = JsonObject::new();
     context.insert("imported_from".into(), json!(SOURCE));
     context.insert("chatgpt_conversation_id".into(), json!(conversation_id));
@@ -376,6 +395,7 @@ pub(super) fn unit(
             archived_at: None,
             created_at,
             updated_at,
+            current_message_id,
         },
         import: SessionImport {
             id: session_id(owner, conversation_id),
@@ -383,38 +403,6 @@ pub(super) fn unit(
             messages,
         },
     })
-}
-
-/// The nodes from the root to `current_node` that carry a message, with
-/// their ids.
-fn current_branch(conversation: &Conversation) -> Result<Vec<(&str, &Message)>, String> {
-    let mapping = &conversation.mapping;
-    let Some(mut at) = conversation.current_node.as_deref() else {
-        return if mapping.is_empty() {
-            Ok(Vec::new())
-        } else {
-            Err("has no current_node".into())
-        };
-    };
-    let mut branch = Vec::new();
-    loop {
-        let (id, node) = mapping
-            .get_key_value(at)
-            .ok_or_else(|| format!("node {at} is not in mapping"))?;
-        if branch.len() >= mapping.len() {
-            return Err(format!("the parents of node {at} form a cycle"));
-        }
-        branch.push((id.as_str(), node));
-        match node.parent.as_deref() {
-            Some(parent) => at = parent,
-            None => break,
-        }
-    }
-    Ok(branch
-        .into_iter()
-        .rev()
-        .filter_map(|(id, node)| node.message.as_ref().map(|m| (id, m)))
-        .collect())
 }
 
 /// Epoch seconds (with fraction) as a timestamp.

@@ -20,17 +20,28 @@
 //! same file imported again adds nothing — which also makes a request cut
 //! off by a store failure safe to repeat.
 //!
+//! A session id that another user has (an export given to a colleague, or
+//! brought to a new account) is imported as the importer's own copy, under
+//! an id derived from the importer and the original ([`copy_id`]): the same
+//! importer gets the same copy again, the owner their own session.
+//!
 //! The files of this module: `ndjson` (our export format) and `chatgpt`
 //! (ChatGPT's); this file checks and runs the import.
 
-use std::{collections::HashSet, fmt, fs::File, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    fs::File,
+    sync::Arc,
+};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
-    domain::{MessageId, SessionId},
+    digest::sha256_hex,
+    domain::{MAX_ID_LEN, MessageId, SessionId},
     store::{ImportStore, Owner, SessionFields, SessionImport, StoreError},
 };
 
@@ -256,14 +267,7 @@ pub async fn run(
             .await
             .map_err(|e| internal(format_args!("the import's check failed: {e}")))??
     };
-    let ids: Vec<SessionId> = checked.sessions.iter().map(|(id, _)| id.clone()).collect();
-    let taken = store.sessions_of_others(owner, &ids).await?;
-    if let Some((id, place)) = checked.sessions.iter().find(|(id, _)| taken.contains(id)) {
-        return Err(ImportError::Conflict(format!(
-            "{place}: session {id} belongs to another user; nothing was imported"
-        )));
-    }
-    drop(ids);
+    let copies = own_ids(store, owner, &checked.sessions).await?;
     let done = Progress {
         sessions_total: checked.sessions.len() as u64,
         messages_total: checked.messages,
@@ -271,7 +275,99 @@ pub async fn run(
     };
     drop(checked);
     progress(done);
-    write(store, owner, file, done, progress).await
+    write(store, owner, file, copies, done, progress).await
+}
+
+/// Digits of the digest in [`copy_id`]: 64 bits, so that ids of copies
+/// never meet by chance.
+const COPY_DIGEST: usize = 16;
+
+/// The id of `owner`'s copy of session `original` (one another user has):
+/// the original id, cut to leave room, `_` and 16 hex digits of a digest of
+/// the owner and the original id. The same for the same importer each
+/// time, so a second import finds the copy the first one made; another for
+/// each importer.
+pub fn copy_id(owner: &Owner, original: &SessionId) -> SessionId {
+    // User ids hold no control characters, so the newline separates.
+    let user = owner.user_id().map_or("", |u| u.as_str());
+    let digest = sha256_hex(&format!("{user}\n{}", original.as_str()), COPY_DIGEST);
+    let room = MAX_ID_LEN - 1 - COPY_DIGEST;
+    // Ids are ASCII: any cut is at a character boundary.
+    let kept = &original.as_str()[..original.as_str().len().min(room)];
+    SessionId::parse(format!("{kept}_{digest}")).expect("a valid id and hex digits are a valid id")
+}
+
+/// Where each session of the file goes, when not to its own id: the ids
+/// the file names that another user has become `owner`'s copies
+/// ([`copy_id`]). A session the importer has, or a copy they have, is
+/// imported into (so a repeat adds nothing); a free id is taken as it is.
+/// Only when the copy's id is another user's too is the import refused.
+async fn own_ids(
+    store: &dyn ImportStore,
+    owner: &Owner,
+    sessions: &[(SessionId, Place)],
+) -> Result<HashMap<SessionId, SessionId>, ImportError> {
+    let ids: Vec<SessionId> = sessions.iter().map(|(id, _)| id.clone()).collect();
+    let others: HashSet<SessionId> = store
+        .sessions_of_others(owner, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    let existing: HashSet<SessionId> = store.existing_sessions(&ids).await?.into_iter().collect();
+    drop(ids);
+    // A copy matters for a session that is another's, and for one that is
+    // gone (a copy may have been made while it was another's).
+    let copies: Vec<SessionId> = sessions
+        .iter()
+        .filter(|(id, _)| others.contains(id) || !existing.contains(id))
+        .map(|(id, _)| copy_id(owner, id))
+        .collect();
+    let copies_of_others: HashSet<SessionId> = store
+        .sessions_of_others(owner, &copies)
+        .await?
+        .into_iter()
+        .collect();
+    let copies_existing: HashSet<SessionId> = store
+        .existing_sessions(&copies)
+        .await?
+        .into_iter()
+        .collect();
+    drop(copies);
+    let mut targets = HashMap::new();
+    let mut taken = HashSet::with_capacity(sessions.len());
+    for (id, place) in sessions {
+        let target = if existing.contains(id) && !others.contains(id) {
+            id.clone()
+        } else {
+            let copy = copy_id(owner, id);
+            let copy_exists = copies_existing.contains(&copy);
+            if copy_exists && !copies_of_others.contains(&copy) {
+                copy
+            } else if !existing.contains(id) {
+                id.clone()
+            } else if !copy_exists {
+                copy
+            } else {
+                return Err(ImportError::Conflict(format!(
+                    "{place}: session {id} belongs to another user, and so does {copy}, the id \
+                     a copy of it would take; nothing was imported"
+                )));
+            }
+        };
+        if !taken.insert(target.clone()) {
+            return Err(ImportError::invalid(
+                *place,
+                format_args!(
+                    "session {id} would be imported as {target}, which another session of the \
+                     file is imported as too"
+                ),
+            ));
+        }
+        if target != *id {
+            targets.insert(id.clone(), target);
+        }
+    }
+    Ok(targets)
 }
 
 /// The second pass: the units read again on the blocking pool and handed
@@ -281,6 +377,7 @@ async fn write(
     store: &dyn ImportStore,
     owner: &Owner,
     file: Arc<File>,
+    copies: HashMap<SessionId, SessionId>,
     mut done: Progress,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportReport, ImportError> {
@@ -301,13 +398,19 @@ async fn write(
         })
     };
     let units = futures::stream::poll_fn(move |cx| received.poll_recv(cx));
+    let copies = &copies;
     let mut writes = units
-        .map(|(unit, permit): (Unit, OwnedSemaphorePermit)| async move {
-            let messages = unit.import.messages.len() as u64;
-            let outcome = store.import_session(unit.fields, unit.import).await;
-            drop(permit);
-            outcome.map(|outcome| (outcome, messages))
-        })
+        .map(
+            |(mut unit, permit): (Unit, OwnedSemaphorePermit)| async move {
+                if let Some(copy) = copies.get(&unit.import.id) {
+                    unit.import.id = copy.clone();
+                }
+                let messages = unit.import.messages.len() as u64;
+                let outcome = store.import_session(unit.fields, unit.import).await;
+                drop(permit);
+                outcome.map(|outcome| (outcome, messages))
+            },
+        )
         .buffered(CONCURRENCY);
     let mut report = ImportReport::default();
     while let Some((outcome, messages)) = writes.try_next().await? {
@@ -386,6 +489,28 @@ mod tests {
             matches!(&e, ImportError::Invalid(d) if d.starts_with("line 1: the line is larger")),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_copy_has_an_id_of_its_importer_and_original() {
+        use crate::domain::UserId;
+        let bob = Owner::User(UserId::parse("bob").unwrap());
+        let carol = Owner::User(UserId::parse("carol").unwrap());
+        let id = SessionId::parse("session_3f9a1c0b7d2e_20240101_120000").unwrap();
+        let copy = copy_id(&bob, &id);
+        assert_eq!(copy, copy_id(&bob, &id), "the same each time");
+        assert!(
+            copy.as_str()
+                .starts_with("session_3f9a1c0b7d2e_20240101_120000_")
+        );
+        assert_eq!(copy.as_str().len(), id.as_str().len() + 1 + COPY_DIGEST);
+        assert_ne!(copy, copy_id(&carol, &id));
+        assert_ne!(copy, copy_id(&Owner::Anonymous, &id));
+        // The longest id still leaves a valid one, distinct per original.
+        let long = SessionId::parse("x".repeat(MAX_ID_LEN)).unwrap();
+        let longer = SessionId::parse(format!("{}y", "x".repeat(MAX_ID_LEN - 1))).unwrap();
+        assert_eq!(copy_id(&bob, &long).as_str().len(), MAX_ID_LEN);
+        assert_ne!(copy_id(&bob, &long), copy_id(&bob, &longer));
     }
 
     #[test]

@@ -2,12 +2,14 @@
 //! ChatGPT `conversations.json`) with their ids, fields and timestamps. The
 //! writing shares the migration's merge ([`SessionImport`]); what is new is
 //! that a session created by an import keeps the file's own fields, and that
-//! the importer can check every session id before it writes anything.
+//! the importer can check every session id before it writes anything, and
+//! that a file may bring a conversation's whole tree
+//! ([`SessionFields::current_message_id`]).
 
 use async_trait::async_trait;
 
 use super::{ImportOutcome, Owner, SessionImport, StoreResult};
-use crate::domain::{JsonObject, SessionId, Timestamp};
+use crate::domain::{JsonObject, MessageId, SessionId, Timestamp, UserId};
 
 /// A session's own fields as a file gives them, for a session the import
 /// creates. A session that exists keeps its own.
@@ -26,6 +28,15 @@ pub struct SessionFields {
     /// Its last change; the store raises it to the newest message's time if
     /// that is later.
     pub updated_at: Timestamp,
+    /// The last message of the current branch, for a file that knows
+    /// conversation trees: its messages then come in creation order (a
+    /// parent before its children), each with its `parent_id` (`None`: a
+    /// first message), and the path to this one is the current branch.
+    /// `None` for a file from before trees (and the migration): each message
+    /// follows the one before it, in time order. Unlike the fields above,
+    /// it also counts for a session that exists: see
+    /// [`ImportStore::import_session`].
+    pub current_message_id: Option<MessageId>,
 }
 
 impl SessionFields {
@@ -39,9 +50,14 @@ impl SessionFields {
             archived_at: None,
             created_at: first,
             updated_at: first,
+            current_message_id: None,
         }
     }
 }
+
+/// A user id no session has (in [`ImportStore::existing_sessions`]): ids
+/// of real users are principal ids or names an app chose, never this.
+const NOBODY: &str = "chat-sessions:import:no-one:6c1f0d9e4b2a4f7e8a3b5c7d9e1f2a3b";
 
 /// Bringing whole sessions in from a file.
 #[async_trait]
@@ -55,16 +71,36 @@ pub trait ImportStore: Send + Sync {
         ids: &[SessionId],
     ) -> StoreResult<Vec<SessionId>>;
 
+    /// Those of `ids` that exist, whoever owns them. The default asks
+    /// [`sessions_of_others`](Self::sessions_of_others) for an owner no
+    /// session has, to whom every session is another's.
+    async fn existing_sessions(&self, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+        let nobody = UserId::parse(NOBODY).expect("a valid user id");
+        self.sessions_of_others(&Owner::User(nobody), ids).await
+    }
+
     /// Brings one session in: when it does not exist, creates it (owned by
-    /// `import.user_id`) with `fields` and the messages in the order given,
-    /// which must be by `created_at` (sealed into pages on Cosmos as
-    /// needed) — also when there are no messages; when it exists, adds only
-    /// the messages whose ids it lacks, as
-    /// [`MigrationStore::import_messages`](super::MigrationStore::import_messages)
-    /// does, and leaves its fields as they are. A session with this id
-    /// owned by someone else is a
+    /// `import.user_id`) with `fields` and the messages in the order given
+    /// (sealed into pages on Cosmos as needed) — also when there are no
+    /// messages; when it exists, adds only the messages whose ids it lacks
+    /// and leaves its fields as they are. A session with this id owned by
+    /// someone else is a
     /// [`StoreError::Conflict`](super::StoreError::Conflict). Running it
     /// again adds nothing.
+    ///
+    /// Without [`SessionFields::current_message_id`] the messages are by
+    /// `created_at` and each follows the one before it: they are merged
+    /// into the current branch as
+    /// [`MigrationStore::import_messages`](super::MigrationStore::import_messages)
+    /// does. With it, they are a tree in creation order, each parent among
+    /// them or in the session (else
+    /// [`StoreError::Invalid`](super::StoreError::Invalid), nothing
+    /// written): every message is kept with its `parent_id`; a new
+    /// session's current branch is the path to `current_message_id`, and
+    /// an existing session's stays as it is, unless that path continues it
+    /// (then the path becomes the current branch: an import never takes
+    /// away what the session shows). `message_count` counts the current
+    /// branch, `total_message_count` every message.
     async fn import_session(
         &self,
         fields: SessionFields,

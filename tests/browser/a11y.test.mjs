@@ -1,5 +1,6 @@
 // An automated accessibility audit (axe-core, a devDependency of these
 // tests, injected into the page by the test only) of every view of the app
+// (the controls of conversation trees included)
 // at desktop and phone sizes (and in dark colours): no violation of impact serious or critical.
 // Lesser findings are printed, not failed.
 
@@ -8,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 
-import { APP, launch, newPage, newUser, openApp, seedSession } from './lib.mjs';
+import { APP, call, launch, newPage, newUser, openApp, seedSession } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const AXE = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -95,6 +96,39 @@ for (const [size, contextOptions] of Object.entries(SIZES)) {
       await page.getByRole('searchbox', { name: 'Search' }).fill('rollout');
       await page.locator('#results-list a').first().waitFor();
       await audit(page, `${size} search results`);
+    });
+
+    test('versions of a message, another version shown, the editors, deleting a message', async (t) => {
+      const page = await newPage(browser, t, { contextOptions });
+      const user = newUser();
+      const session = await seedSession(user, { name: 'Colours', messages: [['user', 'Name a colour'], ['assistant', 'Blue']] });
+      const { body: { messages: [question, blue] } } = await call('GET', `/api/chat/sessions/${session.id}`, { user });
+      const green = await call('POST', `/api/chat/sessions/${session.id}/messages`, {
+        user, body: { message_type: 'assistant', content: 'Green', parent_id: question.id },
+      });
+      assert.equal(green.status, 201);
+      // A link to the first answer: that version, not the current one, with its bar.
+      await openApp(page, user, `sessions/${session.id}?message=${blue.id}`);
+      await page.locator('#branch-bar').waitFor();
+      await page.locator('#messages .versions').waitFor();
+      await audit(page, `${size} another version, with the version control`);
+      await button(page, 'Show the current version').click();
+      await page.locator('#branch-bar').waitFor({ state: 'hidden' });
+      await page.locator('#messages .message', { hasText: 'Green' }).waitFor();
+      await button(page, 'Edit message').click();
+      await page.getByRole('textbox', { name: 'Edited message' }).waitFor();
+      await audit(page, `${size} editing a message`);
+      await page.keyboard.press('Escape');
+      await button(page, 'Another reply').click();
+      await page.getByRole('textbox', { name: 'Another reply' }).waitFor();
+      await audit(page, `${size} another reply`);
+      await page.keyboard.press('Escape');
+      await button(page, 'Delete message').first().click();
+      const dialog = page.getByRole('dialog', { name: 'Delete this message?' });
+      await dialog.waitFor();
+      await audit(page, `${size} dialog “Delete this message?”`);
+      await page.keyboard.press('Escape');
+      await dialog.waitFor({ state: 'hidden' });
     });
 
     test('each dialog', async (t) => {

@@ -373,7 +373,7 @@ describe('your data', () => {
     await dialog.locator('#import-chosen', { hasText: 'conversations.json' }).waitFor();
     await dialog.getByRole('button', { name: 'Import', exact: true }).click();
     await dialog.getByText('Imported.').waitFor();
-    assert.match(await dialog.locator('#import-result').textContent(), /3 new chats, 0 chats with new messages, 14 messages added, 0 messages already here/);
+    assert.match(await dialog.locator('#import-result').textContent(), /3 new chats, 0 chats with new messages, 19 messages added, 0 messages already here/);
     assert.equal(await dialog.locator('progress').evaluate((p) => p.value), 1);
     await dialog.getByRole('button', { name: 'Close' }).click();
     await page.locator('#sessions a .name', { hasText: 'Kyōto in spring 🌸' }).waitFor();

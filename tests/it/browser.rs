@@ -21,6 +21,7 @@ const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
 const BROWSER_TEST_FILES: &[&str] = &[
     "a11y.test.mjs",
     "app.test.mjs",
+    "branches.test.mjs",
     "chat.test.mjs",
     "client.test.mjs",
     "cors.test.mjs",

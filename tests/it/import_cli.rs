@@ -46,13 +46,13 @@ async fn the_cli_imports_once_reports_and_refuses_a_bad_file_whole() {
     let report: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         report,
-        json!({ "sessions_created": 3, "sessions_updated": 0, "messages_added": 14, "messages_skipped": 0 })
+        json!({ "sessions_created": 3, "sessions_updated": 0, "messages_added": 19, "messages_skipped": 0 })
     );
     assert_eq!(session_count(&store_dir, "alice").await, 3);
     let (code, out) = import(&store_dir, &["--user", "alice", FIXTURE]);
     assert_eq!(code, Some(0));
     let report: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(report["messages_skipped"], 14);
+    assert_eq!(report["messages_skipped"], 19);
     assert_eq!(report["messages_added"], 0);
 
     // A file whose second conversation is broken: exit 1, nothing written.

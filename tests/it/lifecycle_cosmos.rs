@@ -44,6 +44,9 @@ fn old_message(i: usize, owner: &UserId) -> ChatMessage {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::parse(format!("old_{i:05}")).unwrap(),
         content: format!("{i} {}", "v".repeat(1000)),
         message_type: MessageType::User,
@@ -56,9 +59,6 @@ fn old_message(i: usize, owner: &UserId) -> ChatMessage {
             i % 60
         ))
         .unwrap(),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     }
 }
 
@@ -102,7 +102,7 @@ async fn sealed_sessions_stream_out_page_by_page_and_erase_whole(
         .iter()
         .filter_map(|i| match i {
             ExportItem::Messages(_, m) => Some(m),
-            ExportItem::Session(_) => None,
+            ExportItem::Session { .. } => None,
         })
         .collect();
     assert!(chunks.len() > pages, "one chunk per page and the document");

@@ -554,9 +554,8 @@ fn memory(pid: u32, field: &str) -> u64 {
 /// A ChatGPT `conversations.json` of about `bytes`, written to `path`;
 /// the number of conversations. Each has twenty short messages on the
 /// branch shown, and an edited-away branch of twenty long ones beside it,
-/// as exports have: the import parses all of it (what its memory bound is
-/// about) but writes the shown branch only, which keeps the test's time
-/// in the writes (and the search index) small.
+/// as exports have: the import parses and writes all of it, one
+/// conversation in memory at a time (what its memory bound is about).
 fn write_chatgpt_file(path: &Path, bytes: u64) -> usize {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     out.write_all(b"[").unwrap();
@@ -708,7 +707,7 @@ async fn answered_200(answers: Vec<reqwest::Result<reqwest::Response>>) -> Vec<S
     imported
 }
 
-/// How many sessions `user` has, each holding the twenty messages of the
+/// How many sessions `user` has, each showing the twenty messages of the
 /// generated file's shown branch.
 async fn sessions_of(app: &RunningApp, user: &str) -> usize {
     let mut count = 0;

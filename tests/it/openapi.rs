@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::common::{
     TestApp,
-    json::{MESSAGE_MEMBERS, SESSION_MEMBERS},
+    json::{message_members, session_members},
 };
 
 fn document() -> Value {
@@ -141,18 +141,28 @@ fn schemas_match_the_seed_json() {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect()
     };
-    let session: BTreeSet<String> = SESSION_MEMBERS.map(String::from).into();
+    let session: BTreeSet<String> = session_members().into_iter().map(String::from).collect();
     assert_eq!(fields("ChatSession"), session);
     assert_eq!(
         required("ChatSession"),
         session,
         "every member is always present (null where nullable)"
     );
-    let message: BTreeSet<String> = MESSAGE_MEMBERS.map(String::from).into();
-    // The seed's members, always present; the tool-calling ones beside
-    // them only on the messages that have them.
+    let message: BTreeSet<String> = message_members().into_iter().map(String::from).collect();
+    // The seed's members and parent_id, always present; the tool-calling
+    // ones, edited_at and siblings beside them only on the messages that
+    // have them.
     let mut with_tools = message.clone();
-    with_tools.extend(["tool_calls", "tool_call_id", "name"].map(String::from));
+    with_tools.extend(
+        [
+            "tool_calls",
+            "tool_call_id",
+            "name",
+            "edited_at",
+            "siblings",
+        ]
+        .map(String::from),
+    );
     assert_eq!(fields("ChatMessage"), with_tools);
     assert_eq!(required("ChatMessage"), message);
     assert_eq!(

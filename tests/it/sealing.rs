@@ -267,6 +267,9 @@ async fn a_large_imported_session_is_sealed_and_reimporting_adds_nothing() {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::parse(format!("old_{i:05}")).unwrap(),
         content: format!("{i} {}", "w".repeat(2000)),
         message_type: MessageType::Assistant,
@@ -274,9 +277,6 @@ async fn a_large_imported_session_is_sealed_and_reimporting_adds_nothing() {
         metadata: Default::default(),
         created_at: Timestamp::parse(&format!("2023-01-01T00:{:02}:{:02}Z", i / 60 % 60, i % 60))
             .unwrap(),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     };
     let mut messages: Vec<ChatMessage> = (0..1500).map(message).collect();
     messages.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));

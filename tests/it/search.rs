@@ -477,6 +477,9 @@ async fn the_index_stays_in_step_with_the_data() {
                 tool_calls: None,
                 tool_call_id: None,
                 name: None,
+                parent_id: None,
+                edited_at: None,
+                siblings: None,
                 id: chat_sessions::domain::MessageId::parse("legacy").unwrap(),
                 content: "older".into(),
                 message_type: chat_sessions::domain::MessageType::User,
@@ -484,9 +487,6 @@ async fn the_index_stays_in_step_with_the_data() {
                 metadata: Default::default(),
                 created_at: chat_sessions::domain::Timestamp::parse("2001-01-01T00:00:00Z")
                     .unwrap(),
-                parent_id: None,
-                edited_at: None,
-                siblings: None,
             }],
         })
         .await

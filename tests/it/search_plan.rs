@@ -34,15 +34,15 @@ async fn imported(
             tool_calls: None,
             tool_call_id: None,
             name: None,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
             id: MessageId::parse(format!("m{i:0width$}")).unwrap(),
             content: content(i),
             message_type: MessageType::User,
             user_id: None,
             metadata: JsonObject::new(),
             created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(seconds(i))),
-            parent_id: None,
-            edited_at: None,
-            siblings: None,
         })
         .collect();
     store

@@ -183,3 +183,76 @@ async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
     assert_eq!(s.messages.len(), 2);
     assert_eq!(s.total_message_count, 4);
 }
+
+/// A file's tree in the database: rows in creation order (a parent before
+/// its children, though the file had a child first), the current branch
+/// at positions 1…n, every other message at none, each parent written
+/// out, and the session's counts.
+#[tokio::test]
+async fn an_imported_tree_is_stored_parents_first_with_the_branch_positioned() {
+    use std::io::Write as _;
+
+    use chat_sessions::store::{ImportStore, Owner};
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let session = serde_json::json!({
+        "type": "session", "id": "tree", "user_id": "alice", "session_name": "Baum",
+        "is_active": true, "archived_at": null, "context": {}, "message_count": 4,
+        "last_message_at": null, "created_at": "2024-01-01T00:00:00.000000Z",
+        "updated_at": "2024-01-01T00:00:00.000000Z", "current_message_id": "b2",
+    });
+    let message = |id: &str, parent: Option<&str>, second: u32| {
+        serde_json::json!({
+            "type": "message", "session_id": "tree", "id": id, "content": id,
+            "message_type": "user", "user_id": "alice", "metadata": {},
+            "created_at": format!("2024-01-01T00:00:{second:02}.000000Z"), "parent_id": parent,
+        })
+    };
+    let lines = [
+        session,
+        message("a", None, 1),
+        message("c", Some("b"), 3),
+        message("b", Some("a"), 2),
+        message("b2", Some("a"), 4),
+    ];
+    let mut file = tempfile::tempfile().unwrap();
+    for line in &lines {
+        writeln!(file, "{line}").unwrap();
+    }
+    let importer: &dyn ImportStore = &store;
+    let alice = Owner::User(conformance::user("alice"));
+    chat_sessions::import::run(importer, &alice, file, &mut |_| {})
+        .await
+        .unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("chat-sessions.sqlite3")).unwrap();
+    let rows: Vec<(String, i64, Option<i64>, Option<String>)> = conn
+        .prepare(
+            "SELECT id, seq, pos, parent_id FROM messages WHERE session_id = 'tree' ORDER BY seq",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    let rows: Vec<(&str, i64, Option<i64>, Option<&str>)> = rows
+        .iter()
+        .map(|(id, seq, pos, parent)| (id.as_str(), *seq, *pos, parent.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("a", 1, Some(1), None),
+            ("b", 2, None, Some("a")),
+            ("c", 3, None, Some("b")),
+            ("b2", 4, Some(2), Some("a")),
+        ]
+    );
+    let counts: (i64, i64, String) = conn
+        .query_row(
+            "SELECT message_count, total_count, last_message_at FROM sessions WHERE id = 'tree'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(counts, (2, 4, "2024-01-01T00:00:04.000000Z".into()));
+}

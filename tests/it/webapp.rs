@@ -48,6 +48,7 @@ async fn the_app_is_served_with_a_strict_policy() {
         ("/api/ui/app.js", "text/javascript; charset=utf-8"),
         ("/api/ui/api.js", "text/javascript; charset=utf-8"),
         ("/api/ui/dom.js", "text/javascript; charset=utf-8"),
+        ("/api/ui/branches.js", "text/javascript; charset=utf-8"),
         ("/api/ui/style.css", "text/css; charset=utf-8"),
         ("/api/ui/icon.svg", "image/svg+xml"),
     ] {
@@ -167,7 +168,7 @@ async fn files_are_compressed_as_the_client_accepts_and_cached_by_content_hash()
     // Every module names the others by hash too, so none is fetched twice.
     let app_text = String::from_utf8_lossy(&app.get(app_js).await.body).into_owned();
     assert!(app_text.contains("'./api.js?v="), "{app_text:.200}");
-    assert!(app_text.contains("'./markdown.js?v="));
+    assert!(app_text.contains("'./message.js?v="));
 }
 
 #[tokio::test]

@@ -98,6 +98,10 @@ export async function features() {
     exportAll: has('/api/chat/export'),
     importFile: has('/api/chat/import', 'post'),
     erase: has('/api/chat/erase', 'post'),
+    // Conversations as trees: a message can be deleted (and edited, answered
+    // again and switched between, which come with it).
+    branches: Object.entries(doc.paths ?? {})
+      .some(([p, ops]) => /^\/api\/chat\/sessions\/\{[^}]+\}\/messages\/\{[^}]+\}$/.test(p) && Boolean(ops.delete)),
   };
 }
 
@@ -116,11 +120,22 @@ export const createSession = (fields = {}) =>
 export const getSession = (id, etag) =>
   request('GET', path(id), { query: { messages_limit: 1 }, ifNoneMatch: etag }).then(withEtag);
 
+/**
+ * The session showing the branch through message `messageId`, all of it,
+ * without making it the current one (a search hit on another branch);
+ * `{ body, etag }`.
+ */
+export const getBranch = (id, messageId) =>
+  request('GET', path(id), { query: { message_id: messageId } }).then(withEtag);
+
 /** A page of messages, newest first, and the cursor to older ones. */
 export const listMessages = (id, query) =>
   request('GET', `${path(id)}/messages`, { query }).then(json);
 
-/** Changes a session if it still has `etag`; `{ body, etag }`. */
+/**
+ * Changes a session if it still has `etag` (`current_message_id`: makes the
+ * branch through that message the current one); `{ body, etag }`.
+ */
 export const updateSession = (id, fields, etag) =>
   request('PUT', path(id), { body: fields, ifMatch: etag }).then(withEtag);
 
@@ -130,6 +145,17 @@ export const deleteSession = (id, etag) => request('DELETE', path(id), { ifMatch
 /** Appends a message; `{ body: message, etag: the session's new ETag }`. */
 export const postMessage = (id, message) =>
   request('POST', `${path(id)}/messages`, { body: message }).then(withEtag);
+
+/**
+ * Deletes one message (`subtree`: with every reply under it) if the session
+ * still has `etag`; its replies move up to its parent. Answers the session's
+ * new ETag.
+ */
+export const deleteMessage = (id, messageId, etag, subtree = false) =>
+  request('DELETE', `${path(id)}/messages/${encodeURIComponent(messageId)}`, {
+    query: { subtree: subtree ? 'true' : undefined },
+    ifMatch: etag,
+  }).then((response) => response.headers.get('ETag'));
 
 /** A page of search hits, newest first. */
 export const search = (query) => request('GET', '/chat/search', { query }).then(json);

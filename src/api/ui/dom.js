@@ -19,6 +19,18 @@ export function h(tag, props = {}, ...children) {
   return el;
 }
 
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A small line drawing (`d`: its path), in the text's colour; decorative, hidden from screen readers. */
+export function icon(className, d) {
+  const svg = document.createElementNS(SVG, 'svg');
+  for (const [k, v] of Object.entries({ class: className, viewBox: '0 0 16 16', 'aria-hidden': 'true', focusable: 'false' })) svg.setAttribute(k, v);
+  const path = document.createElementNS(SVG, 'path');
+  path.setAttribute('d', d);
+  svg.append(path);
+  return svg;
+}
+
 const sameDay = (a, b) => a.toDateString() === b.toDateString();
 const timeOnly = new Intl.DateTimeFormat(undefined, { timeStyle: 'short' });
 const dateOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });

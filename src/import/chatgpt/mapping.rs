@@ -1,12 +1,25 @@
-//! What each node of a conversation's branch becomes: text, a tool call,
+//! What each node of a conversation's tree becomes: text, a tool call,
 //! the tool message answering it, or a notice (see the module
 //! documentation of `chatgpt`).
 
 use super::*;
 
-/// What one node of the branch becomes, before its time is set.
+/// One node of a conversation, as the walk of its tree reaches it (a
+/// parent before its children).
+pub(super) struct Step<'a> {
+    pub(super) node_id: &'a str,
+    /// The step of its parent node; `None` for a root.
+    pub(super) parent: Option<usize>,
+    /// Its message, if it has one.
+    pub(super) message: Option<&'a Message>,
+}
+
+/// What one node of the tree becomes, before its time is set.
 pub(super) struct Mapped<'a> {
     pub(super) node_id: &'a str,
+    /// The message it follows: the one its nearest kept ancestor became
+    /// (an index into the mapped messages); `None` for a first message.
+    pub(super) parent: Option<usize>,
     pub(super) message: &'a Message,
     pub(super) message_type: MessageType,
     pub(super) content: String,
@@ -15,41 +28,57 @@ pub(super) struct Mapped<'a> {
     pub(super) metadata: JsonObject,
 }
 
-/// The messages of the branch's nodes, in order (see the module
-/// documentation): each call to a tool is answered by the first tool node
-/// kept after it, when one comes before any other message.
+/// The messages of a branch's nodes, in order (each follows the one before
+/// it): [`map_tree`] of a tree without forks.
+#[cfg(test)]
 pub(super) fn map_branch<'a>(branch: Vec<(&'a str, &'a Message)>) -> Vec<Mapped<'a>> {
+    let steps: Vec<Step<'a>> = branch
+        .into_iter()
+        .enumerate()
+        .map(|(i, (node_id, message))| Step {
+            node_id,
+            parent: i.checked_sub(1),
+            message: Some(message),
+        })
+        .collect();
+    map_tree(&steps).0
+}
+
+/// The messages of the tree's nodes (see the module documentation), in the
+/// order of `steps`, each after the message of its nearest kept ancestor: a
+/// node left out (hidden, reasoning, without a message) passes its place to
+/// its children. Each call to a tool is answered by the first tool node
+/// kept after it on the same branch, when one comes before any other
+/// message. Also returns, for each step, the message it is or follows
+/// (its own, or its nearest kept ancestor's).
+pub(super) fn map_tree<'a>(steps: &[Step<'a>]) -> (Vec<Mapped<'a>>, Vec<Option<usize>>) {
     let mut mapped: Vec<Mapped<'a>> = Vec::new();
-    // The call the last message kept makes, while no tool node answered it:
-    // its id and function name.
-    let mut open: Option<(String, String)> = None;
-    for (node_id, message) in branch {
-        if message.is_hidden() {
-            continue;
-        }
-        let role = message.author.role.as_str();
-        let recipient = message.tool_recipient();
-        let made = match (role, recipient) {
-            ("assistant", Some(recipient)) => Some(call(message, node_id, recipient)),
-            ("tool", _) => match open.take() {
-                Some((call_id, name)) => Some(answer(message, call_id, name)),
-                None => unanswering(message),
-            },
-            ("user", None) => said(message, MessageType::User),
-            ("assistant", None) => said(message, MessageType::Assistant),
-            ("system", None) => said(message, MessageType::System),
-            _ => None,
-        };
-        let Some((message_type, content, tools, metadata)) = made else {
+    // Per step: the message it is or follows, and the call that message
+    // makes while no tool node answered it (its id and function name).
+    type Place = (Option<usize>, Option<(String, String)>);
+    let mut places: Vec<Place> = Vec::with_capacity(steps.len());
+    for step in steps {
+        let (kept, open) = step
+            .parent
+            .and_then(|p| places.get(p).cloned())
+            .unwrap_or((None, None));
+        let made = step
+            .message
+            .filter(|m| !m.is_hidden())
+            .and_then(|message| made(message, step.node_id, open.clone()).map(|m| (message, m)));
+        let Some((message, (message_type, content, tools, metadata))) = made else {
+            places.push((kept, open));
             continue;
         };
-        open = tools.tool_calls.as_ref().and_then(|calls| {
+        let open = tools.tool_calls.as_ref().and_then(|calls| {
             calls
                 .first()
                 .map(|call| (call.id.clone(), call.function.name.clone()))
         });
+        places.push((Some(mapped.len()), open));
         mapped.push(Mapped {
-            node_id,
+            node_id: step.node_id,
+            parent: kept,
             message,
             message_type,
             content,
@@ -57,7 +86,25 @@ pub(super) fn map_branch<'a>(branch: Vec<(&'a str, &'a Message)>) -> Vec<Mapped<
             metadata,
         });
     }
-    mapped
+    let follows = places.into_iter().map(|(kept, _)| kept).collect();
+    (mapped, follows)
+}
+
+/// What one node becomes, `open` the call waiting for an answer on its
+/// branch: `None` for a node left out.
+fn made(message: &Message, node_id: &str, open: Option<(String, String)>) -> Option<Made> {
+    let role = message.author.role.as_str();
+    match (role, message.tool_recipient()) {
+        ("assistant", Some(recipient)) => Some(call(message, node_id, recipient)),
+        ("tool", _) => match open {
+            Some((call_id, name)) => Some(answer(message, call_id, name)),
+            None => unanswering(message),
+        },
+        ("user", None) => said(message, MessageType::User),
+        ("assistant", None) => said(message, MessageType::Assistant),
+        ("system", None) => said(message, MessageType::System),
+        _ => None,
+    }
 }
 
 /// A message's type, content, tool parts and own metadata.

@@ -1,6 +1,6 @@
 //! The mapping of ChatGPT's export, node by node and whole conversations.
 
-use super::mapping::{arguments, call_id, function_name};
+use super::mapping::{arguments, call_id, function_name, map_branch};
 use super::*;
 use crate::domain::UserId;
 
@@ -359,4 +359,118 @@ fn titles_become_valid_names() {
         session_name(&long).unwrap().chars().count(),
         MAX_SESSION_NAME_LEN
     );
+}
+
+/// A conversation of `nodes` (id, parent, message), with `current_node`.
+fn conversation(nodes: &[(&str, Option<&str>, Option<Value>)], current: &str) -> Conversation {
+    let mut mapping = serde_json::Map::new();
+    for (id, parent, message) in nodes {
+        let children: Vec<&str> = nodes
+            .iter()
+            .filter(|(_, p, _)| *p == Some(*id))
+            .map(|(c, _, _)| *c)
+            .collect();
+        mapping.insert(
+            (*id).into(),
+            json!({ "id": id, "parent": parent, "children": children, "message": message }),
+        );
+    }
+    serde_json::from_value(json!({
+        "id": "c1", "title": "Tree", "create_time": 1.0, "update_time": 100.0,
+        "mapping": mapping, "current_node": current,
+    }))
+    .unwrap()
+}
+
+fn at(role: &str, recipient: &str, words: &str, time: f64) -> Option<Value> {
+    let mut m = node(role, recipient, text(&[words]));
+    m["create_time"] = json!(time);
+    Some(m)
+}
+
+#[test]
+fn every_branch_is_kept_and_left_out_nodes_pass_on_their_place() {
+    let mut hidden = at("assistant", "all", "thinking", 31.0).unwrap();
+    hidden["metadata"] = json!({ "is_visually_hidden_from_conversation": true });
+    let mut context = at("system", "all", "You are ChatGPT", 2.0).unwrap();
+    context["metadata"] = json!({ "is_visually_hidden_from_conversation": true });
+    let tool = json!({ "author": { "role": "tool", "name": "python" }, "recipient": "all",
+        "content": text(&["stdout"]), "create_time": 32.0 });
+    let nodes = [
+        ("root", None, None),
+        ("sys", Some("root"), Some(context)),
+        ("q", Some("sys"), at("user", "all", "Q", 10.0)),
+        // A regenerated answer: two assistant children of one question.
+        ("a", Some("q"), at("assistant", "all", "A, first", 11.0)),
+        ("a2", Some("q"), at("assistant", "all", "A, again", 12.0)),
+        // An edited question: two user children of one answer.
+        ("e1", Some("a2"), at("user", "all", "edit 1", 20.0)),
+        (
+            "call",
+            Some("e1"),
+            at("assistant", "python", "print(1)", 21.0),
+        ),
+        ("e2", Some("a2"), at("user", "all", "edit 2", 30.0)),
+        ("h", Some("e2"), Some(hidden)),
+        // Under a hidden node, after no call on its own branch: a notice.
+        ("t", Some("h"), Some(tool)),
+        ("end", Some("t"), at("assistant", "all", "done", 33.0)),
+    ];
+    let owner = Owner::User(UserId::parse("alice").unwrap());
+    let unit = unit(0, conversation(&nodes, "end"), &owner).unwrap();
+    let id = |node: &str| message_id(node);
+    let tree: Vec<(MessageId, Option<MessageId>, MessageType)> = unit
+        .import
+        .messages
+        .iter()
+        .map(|m| (m.id.clone(), m.parent_id.clone(), m.message_type))
+        .collect();
+    assert_eq!(
+        tree,
+        [
+            (id("q"), None, MessageType::User),
+            (id("a"), Some(id("q")), MessageType::Assistant),
+            (id("a2"), Some(id("q")), MessageType::Assistant),
+            (id("e1"), Some(id("a2")), MessageType::User),
+            (id("call"), Some(id("e1")), MessageType::Assistant),
+            (id("e2"), Some(id("a2")), MessageType::User),
+            (id("t"), Some(id("e2")), MessageType::System),
+            (id("end"), Some(id("t")), MessageType::Assistant),
+        ]
+    );
+    assert_eq!(unit.fields.current_message_id, Some(id("end")));
+    // A current node left out: its nearest kept ancestor ends the branch.
+    let unit = super::unit(0, conversation(&nodes, "h"), &owner).unwrap();
+    assert_eq!(unit.fields.current_message_id, Some(id("e2")));
+    // The same file read again makes the same messages.
+    let again = super::unit(0, conversation(&nodes, "h"), &owner).unwrap();
+    assert_eq!(again, unit);
+}
+
+#[test]
+fn the_branch_to_the_current_node_must_be_whole() {
+    let owner = Owner::Anonymous;
+    let nodes = [
+        ("q", None, at("user", "all", "Q", 10.0)),
+        ("a", Some("gone"), at("assistant", "all", "A", 11.0)),
+        ("b", Some("q"), at("assistant", "all", "B", 12.0)),
+    ];
+    // Off the current branch, a missing parent makes a first message.
+    let unit = unit(0, conversation(&nodes, "b"), &owner).unwrap();
+    let a = unit
+        .import
+        .messages
+        .iter()
+        .find(|m| m.id == message_id("a"))
+        .unwrap();
+    assert_eq!(a.parent_id, None);
+    let e = super::unit(0, conversation(&nodes, "a"), &owner).unwrap_err();
+    assert!(e.to_string().contains("node gone is not in mapping"), "{e}");
+    let looped = [
+        ("q", None, at("user", "all", "Q", 10.0)),
+        ("x", Some("y"), at("user", "all", "X", 11.0)),
+        ("y", Some("x"), at("user", "all", "Y", 12.0)),
+    ];
+    let e = super::unit(0, conversation(&looped, "q"), &owner).unwrap_err();
+    assert!(e.to_string().contains("node x form a cycle"), "{e}");
 }

@@ -32,6 +32,31 @@ pub const MESSAGE_MEMBERS: [&str; 6] = [
     "user_id",
 ];
 
+/// What conversations as trees added to the session, always present:
+/// clients that know nothing of branches ignore it.
+pub const SESSION_TREE_MEMBERS: [&str; 1] = ["total_message_count"];
+
+/// What conversations as trees added to every message, always present
+/// (null for a first message). `edited_at` and `siblings` appear only on
+/// the messages that have them.
+pub const MESSAGE_TREE_MEMBERS: [&str; 1] = ["parent_id"];
+
+/// The members of a session in the API's JSON: the seed's and the tree's,
+/// sorted.
+pub fn session_members() -> Vec<&'static str> {
+    let mut all = [SESSION_MEMBERS.as_slice(), &SESSION_TREE_MEMBERS].concat();
+    all.sort_unstable();
+    all
+}
+
+/// The members of a message in the API's JSON (without tool parts, edits or
+/// siblings): the seed's and the tree's, sorted.
+pub fn message_members() -> Vec<&'static str> {
+    let mut all = [MESSAGE_MEMBERS.as_slice(), &MESSAGE_TREE_MEMBERS].concat();
+    all.sort_unstable();
+    all
+}
+
 /// The text member `member` of every element of the JSON array `list`.
 pub fn texts<'a>(list: &'a Value, member: &str) -> Vec<&'a str> {
     list.as_array()

@@ -11,7 +11,7 @@ use chat_sessions::{
 };
 use serde_json::json;
 
-use super::{new_session, sid, unique, user};
+use super::{chained, new_session, sid, unique, user};
 
 fn at(text: &str) -> Timestamp {
     Timestamp::parse(text).unwrap()
@@ -22,6 +22,9 @@ fn message(id: &str, time: &str, owner: Option<&UserId>) -> ChatMessage {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::parse(id).unwrap(),
         content: format!("Grüße, {id} ✓"),
         message_type: MessageType::Assistant,
@@ -31,9 +34,6 @@ fn message(id: &str, time: &str, owner: Option<&UserId>) -> ChatMessage {
             .unwrap()
             .clone(),
         created_at: at(time),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     }
 }
 
@@ -48,6 +48,7 @@ fn fields() -> SessionFields {
         archived_at: Some(at("2024-02-01T08:00:00.000001Z")),
         created_at: at("2024-01-01T00:00:00.5Z"),
         updated_at: at("2024-02-01T08:00:00.000001Z"),
+        current_message_id: None,
     }
 }
 
@@ -102,8 +103,8 @@ pub async fn import_session_creates_it_with_the_files_fields_and_order(store: Dy
     assert_eq!(s.last_message_at, Some(at("2024-01-01T00:00:02Z")));
     assert_eq!(
         s.messages,
-        super::chained(&messages),
-        "ids, contents, metadata, times, order"
+        chained(&messages),
+        "ids, contents, metadata, times, order; each follows the one before"
     );
     let listed = store
         .list_sessions(
@@ -197,7 +198,7 @@ pub async fn import_session_into_an_existing_session_adds_only_what_it_lacks(
     let after = store.get_session(&owner, &id).await.unwrap().value;
     assert_eq!(ids(&after.messages), ["m_1", "m_2", "m_3"]);
     assert_eq!(after.messages[0], before.messages[0], "stored content wins");
-    assert_eq!(after.messages[1..], super::chained(&file)[1..]);
+    assert_eq!(after.messages[1..], chained(&file)[1..]);
     assert_eq!(after.session_name.as_deref(), Some("renamed since"));
     assert_eq!(after.is_active, before.is_active);
     assert_eq!(after.context, before.context);
@@ -241,7 +242,7 @@ pub async fn import_session_of_any_length_reads_back_whole(store: DynMigrationSt
         .value;
     assert_eq!(s.message_count, 3000);
     assert!(
-        s.messages == super::chained(&messages),
+        s.messages == chained(&messages),
         "all 3000 messages, in order"
     );
     let again = store

@@ -31,6 +31,9 @@ fn old_messages(prefix: &str, n: usize, owner: &UserId) -> Vec<ChatMessage> {
             tool_calls: None,
             tool_call_id: None,
             name: None,
+            parent_id: None,
+            edited_at: None,
+            siblings: None,
             id: MessageId::parse(format!("{prefix}_{i:05}")).unwrap(),
             content: format!("message {i} · ünïcødé"),
             message_type: if i % 2 == 0 {
@@ -41,9 +44,6 @@ fn old_messages(prefix: &str, n: usize, owner: &UserId) -> Vec<ChatMessage> {
             user_id: Some(owner.clone()),
             metadata: json!({ "i": i }).as_object().unwrap().clone(),
             created_at: Timestamp::from_datetime(start + chrono::Duration::seconds(i as i64)),
-            parent_id: None,
-            edited_at: None,
-            siblings: None,
         })
         .collect()
 }
@@ -61,7 +61,7 @@ async fn exported(
     let mut out: Vec<(chat_sessions::domain::SessionSummary, Vec<ChatMessage>)> = Vec::new();
     for item in items {
         match item {
-            ExportItem::Session(summary) => out.push((summary, Vec::new())),
+            ExportItem::Session { summary, .. } => out.push((summary, Vec::new())),
             ExportItem::Messages(id, mut messages) => {
                 let (summary, all) = out.last_mut().expect("messages after their session");
                 assert_eq!(summary.id, id, "messages follow their own session");
@@ -182,7 +182,7 @@ pub async fn export_lists_each_session_once_while_the_owner_keeps_writing(store:
     let mut seen: Vec<SessionId> = Vec::new();
     let mut deleted = None;
     while let Some(item) = items.try_next().await.unwrap() {
-        let ExportItem::Session(summary) = item else {
+        let ExportItem::Session { summary, .. } = item else {
             continue;
         };
         seen.push(summary.id);

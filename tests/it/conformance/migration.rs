@@ -13,7 +13,7 @@ use chat_sessions::{
 };
 use serde_json::json;
 
-use super::{message, new_session, sid, unique, user};
+use super::{chained, message, new_session, sid, unique, user};
 
 /// A legacy message as the migration hands it over: its own id, owner and
 /// time (`second` seconds into 2023).
@@ -22,6 +22,9 @@ fn legacy(id: &str, second: u32, owner: Option<&UserId>) -> ChatMessage {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::parse(id).unwrap(),
         content: format!("legacy {id}"),
         message_type: MessageType::Assistant,
@@ -33,9 +36,6 @@ fn legacy(id: &str, second: u32, owner: Option<&UserId>) -> ChatMessage {
             second % 60
         ))
         .unwrap(),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     }
 }
 
@@ -95,8 +95,8 @@ pub async fn import_creates_the_session_in_order_with_true_counters(store: DynMi
     assert_eq!(ids(&s.messages), ["old_a", "old_b", "old_c", "old_d"]);
     assert_eq!(
         s.messages,
-        super::chained(&import.messages),
-        "ids, owners, metadata, times kept"
+        chained(&import.messages),
+        "ids, owners, metadata, times kept; each follows the one before"
     );
     assert_eq!(s.user_id.as_ref(), Some(&alice));
     assert!(s.is_active);
@@ -214,11 +214,9 @@ pub async fn import_merges_only_the_missing_ids_in_order(store: DynMigrationStor
         ["old_0", "old_1", "old_2", "old_3", "live"]
     );
     assert_eq!(s.messages[1].content, "legacy old_1");
-    // Merged in time order, the live message now follows the last legacy
-    // one.
     let mut live = live;
     live.parent_id = Some(s.messages[3].id.clone());
-    assert_eq!(s.messages[4], live);
+    assert_eq!(s.messages[4], live, "merged before it: it follows them");
     assert_eq!(s.message_count, 5);
     assert_eq!(s.last_message_at, Some(live.created_at));
     assert_eq!(s.created_at, created.created_at);

@@ -13,6 +13,8 @@ pub use health::*;
 pub use lifecycle::*;
 mod import;
 pub use import::*;
+mod trees;
+pub use trees::*;
 pub mod tools;
 pub mod tree;
 pub use migration::*;
@@ -27,8 +29,8 @@ use std::{collections::HashSet, sync::Arc};
 
 use chat_sessions::{
     domain::{
-        ChatMessage, JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId,
-        SessionPatch, Timestamp, UserId,
+        JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
+        Timestamp, UserId,
     },
     store::{DynStore, ETag, ListQuery, Owner, StoreError},
 };
@@ -110,6 +112,13 @@ macro_rules! conformance_suite {
             reads_that_know_no_branches_read_the_current_one,
             a_fork_deep_in_a_long_session_keeps_every_message,
             concurrent_forks_switches_and_appends_lose_nothing,
+            export_writes_every_branch_with_parents_and_the_current_one,
+            import_session_restores_a_tree_and_its_current_branch,
+            import_session_of_a_tree_moves_an_existing_branch_only_forward,
+            a_chain_imported_before_trees_gets_its_other_branches,
+            import_session_of_a_tree_with_a_stranger_parent_is_refused_and_writes_nothing,
+            messages_without_parents_read_as_a_chain,
+            an_export_imported_by_another_user_is_their_own_copy,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {
@@ -121,6 +130,23 @@ macro_rules! conformance_suite {
             }
         )*
     };
+}
+
+/// `messages` as a store serves them when they were stored without parents
+/// (before conversations were trees): each follows the one before it.
+pub fn chained(
+    messages: &[chat_sessions::domain::ChatMessage],
+) -> Vec<chat_sessions::domain::ChatMessage> {
+    let mut before: Option<MessageId> = None;
+    messages
+        .iter()
+        .map(|m| {
+            let mut m = m.clone();
+            m.parent_id = m.parent_id.or_else(|| before.clone());
+            before = Some(m.id.clone());
+            m
+        })
+        .collect()
 }
 
 pub fn user(name: &str) -> UserId {
@@ -161,18 +187,6 @@ pub async fn created(store: &DynStore, owner: Option<&UserId>) -> SessionId {
     let id = sid(&unique("s"));
     store.create_session(new_session(&id, owner)).await.unwrap();
     id
-}
-
-/// `messages` as a linear session reads them back: each without a parent
-/// follows the one before it.
-pub fn chained(messages: &[ChatMessage]) -> Vec<ChatMessage> {
-    let mut out = messages.to_vec();
-    for i in 1..out.len() {
-        if out[i].parent_id.is_none() {
-            out[i].parent_id = Some(out[i - 1].id.clone());
-        }
-    }
-    out
 }
 
 fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {

@@ -280,15 +280,15 @@ pub async fn search_breaks_ties_by_ids_across_pages<S: Searchable>(store: Arc<S>
                 tool_calls: None,
                 tool_call_id: None,
                 name: None,
+                parent_id: None,
+                edited_at: None,
+                siblings: None,
                 id: MessageId::parse(format!("m{i}")).unwrap(),
                 content: format!("same instant {i}"),
                 message_type: MessageType::Assistant,
                 user_id: Some(alice.clone()),
                 metadata: JsonObject::new(),
                 created_at: at,
-                parent_id: None,
-                edited_at: None,
-                siblings: None,
             })
             .collect();
         for m in &messages {
@@ -471,15 +471,15 @@ pub async fn search_finds_imported_messages<S: Searchable>(store: Arc<S>) {
         tool_calls: None,
         tool_call_id: None,
         name: None,
+        parent_id: None,
+        edited_at: None,
+        siblings: None,
         id: MessageId::parse(mid).unwrap(),
         content: content.into(),
         message_type: MessageType::User,
         user_id: Some(alice.clone()),
         metadata: JsonObject::new(),
         created_at: at(when),
-        parent_id: None,
-        edited_at: None,
-        siblings: None,
     };
     store
         .import_messages(SessionImport {

@@ -1,6 +1,7 @@
 //! `POST /api/chat/import` over HTTP: both formats, idempotence, merging,
 //! ownership, every refusal (with where it is, and nothing written), the
-//! size limit and media types.
+//! size limit and media types; ChatGPT's trees and another user's export
+//! are in `import_trees.rs`.
 
 use axum::http::{Method, StatusCode};
 use chat_sessions::{api::ApiSettings, auth::AuthMode, store::DynStore};
@@ -12,16 +13,23 @@ use crate::common::{
     json::{read_json, texts},
 };
 
-const NDJSON: &str = "application/x-ndjson";
+pub(super) const NDJSON: &str = "application/x-ndjson";
 const MESSAGE_TYPES: [&str; 3] = ["user", "assistant", "system"];
-const FIXTURE: &str = "tests/fixtures/chatgpt/conversations.json";
+pub(super) const FIXTURE: &str = "tests/fixtures/chatgpt/conversations.json";
+/// The messages of every branch of the fixture's conversations (11, 5, 3).
+pub const FIXTURE_MESSAGES: u64 = 19;
 
 /// NDJSON of `lines`, one JSON object a line.
 pub fn ndjson(lines: &[Value]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-async fn import(app: &TestApp, user: &str, content_type: &str, body: impl Into<String>) -> Value {
+pub(super) async fn import(
+    app: &TestApp,
+    user: &str,
+    content_type: &str,
+    body: impl Into<String>,
+) -> Value {
     app.request(Method::POST, &format!("/api/chat/import?user_id={user}"))
         .raw(Some(content_type), body.into())
         .send()
@@ -30,7 +38,7 @@ async fn import(app: &TestApp, user: &str, content_type: &str, body: impl Into<S
         .json()
 }
 
-async fn refused(
+pub(super) async fn refused(
     app: &TestApp,
     user: &str,
     content_type: &str,
@@ -46,7 +54,7 @@ async fn refused(
     problem["detail"].as_str().unwrap().to_owned()
 }
 
-fn report(created: u64, updated: u64, added: u64, skipped: u64) -> Value {
+pub(super) fn report(created: u64, updated: u64, added: u64, skipped: u64) -> Value {
     json!({
         "sessions_created": created,
         "sessions_updated": updated,
@@ -56,7 +64,7 @@ fn report(created: u64, updated: u64, added: u64, skipped: u64) -> Value {
 }
 
 /// Every session of `user` with all its messages, oldest session first.
-async fn history(app: &TestApp, user: &str) -> Vec<Value> {
+pub(super) async fn history(app: &TestApp, user: &str) -> Vec<Value> {
     let list = app
         .get_ok_json(&format!("/api/chat/sessions?user_id={user}&limit=200"))
         .await;
@@ -71,10 +79,34 @@ async fn history(app: &TestApp, user: &str) -> Vec<Value> {
     sessions
 }
 
+/// Each message's id and parent id, in the order of the file.
+pub(super) type Edges = Vec<(String, Option<String>)>;
+
+/// `user`'s export, per session: the end of its current branch, and its
+/// tree.
+pub(super) async fn exported_trees(app: &TestApp, user: &str) -> Vec<(Value, Edges)> {
+    let r = app
+        .get(&format!("/api/chat/export?user_id={user}"))
+        .await
+        .expect_status(StatusCode::OK);
+    let mut trees: Vec<(Value, Edges)> = Vec::new();
+    for line in std::str::from_utf8(&r.body).unwrap().lines() {
+        let line: Value = serde_json::from_str(line).unwrap();
+        if line["type"] == "session" {
+            trees.push((line["current_message_id"].clone(), Vec::new()));
+        } else {
+            let parent = line["parent_id"].as_str().map(str::to_owned);
+            let id = line["id"].as_str().unwrap().to_owned();
+            trees.last_mut().unwrap().1.push((id, parent));
+        }
+    }
+    trees
+}
+
 /// Two sessions as this service exports them, owned in the file by
 /// `file_user`: one archived with context, metadata and non-ASCII text, one
 /// without messages.
-fn export_lines(file_user: &str, prefix: &str) -> Vec<Value> {
+pub(super) fn export_lines(file_user: &str, prefix: &str) -> Vec<Value> {
     vec![
         json!({
             "type": "session", "id": format!("{prefix}_trip"), "user_id": file_user,
@@ -135,6 +167,14 @@ pub async fn import_of_an_export_keeps_everything_and_is_idempotent(store: DynSt
     assert_eq!(trip["last_message_at"], "2024-03-01T09:00:02.000000Z");
     assert_eq!(trip["message_count"], 3);
     assert_eq!(texts(&trip["messages"], "id"), ["msg_1", "msg_3", "msg_2"]);
+    // A file from before trees: each message follows the one before it.
+    let parents: Vec<&Value> = trip["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["parent_id"])
+        .collect();
+    assert_eq!(parents, [&Value::Null, &json!("msg_1"), &json!("msg_3")]);
     let lines = export_lines(&mallory, &prefix);
     for (message, line) in trip["messages"]
         .as_array()
@@ -186,263 +226,6 @@ pub async fn import_adds_to_an_existing_session_only_what_it_lacks(store: DynSto
     assert_eq!(trip["session_name"], "mine now");
     assert_eq!(trip["message_count"], 3);
     assert_eq!(texts(&trip["messages"], "id").len(), 3);
-}
-
-pub async fn import_of_chatgpt_takes_the_current_branch_of_each_conversation(
-    store: DynStore,
-    guard: Guard,
-) {
-    let app = app(store, guard);
-    let alice = user();
-    let file = std::fs::read_to_string(FIXTURE).unwrap();
-    let r = import(&app, &alice, "application/json", file.clone()).await;
-    assert_eq!(r, report(3, 0, 14, 0));
-    let sessions = history(&app, &alice).await;
-    let all = Value::Array(sessions.clone());
-    assert_eq!(
-        texts(&all, "session_name"),
-        ["Kyōto in spring 🌸", "Résumé de réunion", "日本語の練習"]
-    );
-
-    // The edited prompt's branch, not the original; no hidden system node,
-    // no custom-instructions context, no root. The web search is a tool call
-    // and its answer; the quote the tool added after it answers no call and
-    // is kept as a system message.
-    let kyoto = &sessions[0];
-    assert_eq!(kyoto["created_at"], "2024-05-01T12:00:00.000000Z");
-    assert_eq!(kyoto["updated_at"], "2024-05-01T12:02:10.500000Z");
-    assert_eq!(kyoto["is_active"], true);
-    assert_eq!(kyoto["user_id"], alice.as_str());
-    assert_eq!(
-        kyoto["context"],
-        json!({
-            "imported_from": "chatgpt",
-            "chatgpt_conversation_id": "6650a1f2-3b4c-8001-9d2e-4f5a6b7c8d9e",
-        })
-    );
-    assert_eq!(
-        texts(&kyoto["messages"], "id"),
-        [
-            "chatgpt_aaa27c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d",
-            "chatgpt_1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
-            "chatgpt_aaa2d4e5-f6a7-4b8c-9d0e-1f2a3b4c5d6e",
-            "chatgpt_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
-            "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
-            "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70",
-            "chatgpt_4d5e6f7a-8b9c-4d0e-9f1a-2b3c4d5e6f7a",
-        ]
-    );
-    assert_eq!(
-        texts(&kyoto["messages"], "message_type"),
-        [
-            "user",
-            "assistant",
-            "user",
-            "assistant",
-            "tool",
-            "system",
-            "assistant"
-        ]
-    );
-    assert_eq!(
-        texts(&kyoto["messages"], "created_at"),
-        [
-            "2024-05-01T12:01:00.000000Z",
-            "2024-05-01T12:01:10.123456Z",
-            "2024-05-01T12:01:40.000000Z",
-            "2024-05-01T12:01:41.000000Z",
-            "2024-05-01T12:01:42.000000Z",
-            "2024-05-01T12:01:43.000000Z",
-            "2024-05-01T12:02:10.000000Z",
-        ]
-    );
-    let first = &kyoto["messages"][0];
-    assert_eq!(
-        first["content"],
-        "Plan a 3-day trip to Kyōto in spring 🌸 — we love temples & tea."
-    );
-    assert_eq!(
-        kyoto["messages"][1]["content"],
-        "Spring plan:\n1. Philosopher's Path under the cherry blossoms\n2. Tea ceremony in Uji (宇治)\n3. Fushimi Inari at dawn"
-    );
-    assert_eq!(
-        kyoto["messages"][1]["metadata"],
-        json!({
-            "imported_from": "chatgpt",
-            "chatgpt_node_id": "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d",
-            "model_slug": "gpt-4o",
-        })
-    );
-    assert_eq!(
-        kyoto["messages"][2]["content"],
-        "Und das Ganze auf Deutsch, bitte? Grüße aus München!"
-    );
-    let search_call = "call_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f";
-    assert_eq!(
-        kyoto["messages"][3],
-        json!({
-            "id": "chatgpt_2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
-            "content": "",
-            "message_type": "assistant",
-            "user_id": alice.as_str(),
-            "created_at": "2024-05-01T12:01:41.000000Z",
-            "metadata": {
-                "imported_from": "chatgpt",
-                "chatgpt_node_id": "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6f",
-                "model_slug": "gpt-4o",
-                "chatgpt_recipient": "web",
-            },
-            "tool_calls": [{
-                "id": search_call,
-                "type": "function",
-                "function": {
-                    "name": "web",
-                    "arguments": r#"{"code":"search(\"Kyoto Kirschblüte 2024\")"}"#,
-                },
-            }],
-        })
-    );
-    assert_eq!(
-        kyoto["messages"][4],
-        json!({
-            "id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
-            "content": "Kirschblüte in Kyōto: Ende März bis Anfang April.",
-            "message_type": "tool",
-            "user_id": alice.as_str(),
-            "created_at": "2024-05-01T12:01:42.000000Z",
-            "metadata": {
-                "imported_from": "chatgpt",
-                "chatgpt_node_id": "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
-                "chatgpt_content_type": "tether_browsing_display",
-                "chatgpt_tool_name": "web",
-            },
-            "tool_call_id": search_call,
-            "name": "web",
-        })
-    );
-    assert_eq!(
-        kyoto["messages"][5],
-        json!({
-            "id": "chatgpt_3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70",
-            "content": "Die Kirschblüte erreicht Kyōto meist in der letzten Märzwoche.",
-            "message_type": "system",
-            "user_id": alice.as_str(),
-            "created_at": "2024-05-01T12:01:43.000000Z",
-            "metadata": {
-                "imported_from": "chatgpt",
-                "chatgpt_node_id": "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e70",
-                "chatgpt_author_role": "tool",
-                "chatgpt_content_type": "tether_quote",
-                "chatgpt_tool_name": "web",
-                "chatgpt_url": "https://kyoto-sakura.example/blog/2024",
-            },
-        })
-    );
-
-    // A visible system node is kept; of a photo with a question, the text,
-    // the photo and the file beside it in the metadata; the code run is a
-    // tool call and its output.
-    let meeting = &sessions[1];
-    assert_eq!(
-        texts(&meeting["messages"], "message_type"),
-        ["system", "user", "assistant", "tool", "assistant"]
-    );
-    assert_eq!(
-        texts(&meeting["messages"], "content"),
-        [
-            "Réponds toujours en français, de façon concise.",
-            "Voici la photo du tableau blanc. Peux-tu résumer les décisions ?",
-            "",
-            "(1024, 768)",
-            "Décisions :\n• Lancement le 3 juin\n• Budget validé (12 000 €)\n• Zoë pilote la bêta",
-        ]
-    );
-    assert_eq!(
-        meeting["messages"][1]["metadata"],
-        json!({
-            "imported_from": "chatgpt",
-            "chatgpt_node_id": "aaa2e1f2-a3b4-4c5d-8e6f-7a8b9c0d1e2f",
-            "attachments": [
-                {
-                    "kind": "image",
-                    "name": "tableau.jpg",
-                    "mime_type": "image/jpeg",
-                    "asset_pointer": "file-service://file-3kQzT9bXyWvU1sR2pN8m",
-                    "size_bytes": 184320,
-                    "width": 1024,
-                    "height": 768,
-                },
-                {
-                    "kind": "file",
-                    "name": "compte-rendu.pdf",
-                    "mime_type": "application/pdf",
-                    "size_bytes": 48213,
-                },
-            ],
-        })
-    );
-    let run_call = "call_6f7a8b9c-0d1e-4f2a-9b3c-4d5e6f7a8b9c";
-    assert_eq!(
-        meeting["messages"][2]["tool_calls"],
-        json!([{
-            "id": run_call,
-            "type": "function",
-            "function": {
-                "name": "python",
-                "arguments": r#"{"code":"from PIL import Image\nImage.open('/mnt/data/tableau.jpg').size"}"#,
-            },
-        }])
-    );
-    assert_eq!(
-        meeting["messages"][2]["metadata"]["chatgpt_recipient"],
-        "python"
-    );
-    let output = &meeting["messages"][3];
-    assert_eq!(output["tool_call_id"], run_call);
-    assert_eq!(output["name"], "python");
-    assert_eq!(
-        output["metadata"],
-        json!({
-            "imported_from": "chatgpt",
-            "chatgpt_node_id": "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0e",
-            "chatgpt_content_type": "execution_output",
-            "chatgpt_tool_name": "python",
-            "chatgpt_execution_status": "success",
-        })
-    );
-    // Only tool messages answer, only the call makes calls.
-    for (i, message) in meeting["messages"].as_array().unwrap().iter().enumerate() {
-        assert_eq!(message.get("tool_calls").is_some(), i == 2, "{message}");
-        assert_eq!(message.get("tool_call_id").is_some(), i == 3, "{message}");
-    }
-
-    // Archived; an answer stamped with its question's time comes a
-    // microsecond after it.
-    let japanese = &sessions[2];
-    assert_eq!(japanese["is_active"], false);
-    assert_eq!(japanese["archived_at"], Value::Null);
-    assert_eq!(
-        texts(&japanese["messages"], "created_at"),
-        ["2024-05-03T12:00:03.000000Z", "2024-05-03T12:00:03.000001Z"]
-    );
-    assert_eq!(
-        japanese["messages"][1]["content"],
-        "「ありがとうございます」または「誠にありがとうございます」です。"
-    );
-
-    // Again: nothing added, nothing changed.
-    let again = import(&app, &alice, "application/json", file.clone()).await;
-    assert_eq!(again, report(0, 0, 0, 14));
-    assert_eq!(history(&app, &alice).await, sessions);
-    // Another user importing the same file gets sessions of their own.
-    let bob = user();
-    assert_eq!(
-        import(&app, &bob, "application/json", file).await,
-        report(3, 0, 14, 0)
-    );
-    let bobs = history(&app, &bob).await;
-    assert_ne!(bobs[0]["id"], sessions[0]["id"]);
-    assert_eq!(bobs[0]["messages"][0]["content"], first["content"]);
 }
 
 pub async fn a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_written(
@@ -599,33 +382,6 @@ pub async fn a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_writ
     assert_eq!(list["sessions"], json!([]));
 }
 
-pub async fn import_of_another_users_session_is_409_and_writes_nothing(
-    store: DynStore,
-    guard: Guard,
-) {
-    let app = app(store, guard);
-    let (alice, bob) = (user(), user());
-    let prefix = format!("s_{}", uuid::Uuid::new_v4().simple());
-    let lines = export_lines(&alice, &prefix);
-    import(&app, &alice, NDJSON, ndjson(&lines)).await;
-    let before = history(&app, &alice).await;
-    // Bob imports Alice's file with one new session of his own before hers.
-    let mut file = vec![json!({
-        "type": "session", "id": format!("{prefix}_bobs"), "user_id": bob,
-        "session_name": null, "is_active": true, "archived_at": null, "context": {},
-        "message_count": 0, "last_message_at": null,
-        "created_at": "2024-04-01T00:00:00.000000Z", "updated_at": "2024-04-01T00:00:00.000000Z",
-    })];
-    file.extend(lines);
-    let detail = refused(&app, &bob, NDJSON, ndjson(&file), StatusCode::CONFLICT).await;
-    assert!(detail.contains("line 2"), "{detail}");
-    let list = app
-        .get_ok_json(&format!("/api/chat/sessions?user_id={bob}"))
-        .await;
-    assert_eq!(list["sessions"], json!([]), "not even his own session");
-    assert_eq!(history(&app, &alice).await, before);
-}
-
 pub async fn import_has_its_own_size_limit_and_media_types(store: DynStore, guard: Guard) {
     let settings = ApiSettings {
         max_body_bytes: 1024,
@@ -711,7 +467,7 @@ pub async fn import_goes_to_the_easy_auth_principal(store: DynStore, guard: Guar
         .send()
         .await
         .expect_status(StatusCode::OK);
-    assert_eq!(r.json(), report(3, 0, 14, 0));
+    assert_eq!(r.json(), report(3, 0, FIXTURE_MESSAGES, 0));
     let list = as_alice(Method::GET, "/api/chat/sessions")
         .send()
         .await
@@ -815,7 +571,7 @@ pub async fn export_erase_import_round_trip_gives_the_same_history(store: DynSto
         .expect_status(StatusCode::OK);
     assert_eq!(export().await, "", "erased");
     let r = import(&app, &alice, NDJSON, before.clone()).await;
-    assert_eq!(r, report(7, 0, 2519, 0));
+    assert_eq!(r, report(7, 0, 2500 + 5 + FIXTURE_MESSAGES, 0));
     let after = export().await;
     for (b, a) in before.lines().zip(after.lines()) {
         assert_eq!(a, b);

@@ -108,6 +108,7 @@ pub async fn export_session_in_each_format_as_a_download(store: DynStore, guard:
     let mut head = session.clone();
     head.as_object_mut().unwrap().remove("messages");
     head["type"] = json!("session");
+    head["current_message_id"] = session["messages"][1]["id"].clone();
     assert_eq!(lines[0], head);
     for (i, line) in lines[1..].iter().enumerate() {
         let mut message = session["messages"][i].clone();
@@ -196,6 +197,11 @@ pub async fn export_all_streams_every_session_of_the_caller(store: DynStore, gua
                 let mut expected = full.clone();
                 expected.as_object_mut().unwrap().remove("messages");
                 expected["type"] = json!("session");
+                expected["current_message_id"] = full["messages"]
+                    .as_array()
+                    .unwrap()
+                    .last()
+                    .map_or(Value::Null, |m| m["id"].clone());
                 assert_eq!(*line, expected);
                 sessions.push((id.clone(), full["messages"].clone(), Vec::new()));
                 current = Some(id);

@@ -13,10 +13,12 @@ use serde_json::{Value, json};
 
 mod import;
 pub use import::*;
+mod import_trees;
+pub use import_trees::*;
 
 use crate::common::{
     Guard, TestApp,
-    json::{MESSAGE_MEMBERS, SESSION_MEMBERS, sorted_keys, texts},
+    json::{message_members, session_members, sorted_keys, texts},
 };
 
 /// One `#[tokio::test]` per behaviour; `$factory` is an async expression
@@ -63,9 +65,9 @@ macro_rules! http_suite {
             archived_at_follows_is_active,
             import_of_an_export_keeps_everything_and_is_idempotent,
             import_adds_to_an_existing_session_only_what_it_lacks,
-            import_of_chatgpt_takes_the_current_branch_of_each_conversation,
+            import_of_chatgpt_keeps_every_branch_and_the_current_one,
             a_bad_line_or_conversation_is_refused_naming_it_and_nothing_is_written,
-            import_of_another_users_session_is_409_and_writes_nothing,
+            import_of_another_users_export_makes_copies_of_their_own,
             import_has_its_own_size_limit_and_media_types,
             import_goes_to_the_easy_auth_principal,
             export_erase_import_round_trip_gives_the_same_history,
@@ -137,7 +139,7 @@ pub async fn create_returns_201_with_location_etag_and_the_seed_shape(
     assert_eq!(parts[0], "session");
     assert_eq!(parts[2].len(), 8);
     assert_eq!(parts[3].len(), 6);
-    assert_eq!(sorted_keys(&body), SESSION_MEMBERS);
+    assert_eq!(sorted_keys(&body), session_members());
     assert_eq!(body["user_id"], u.as_str());
     assert_eq!(body["session_name"], "Shopping Chat");
     assert_eq!(body["is_active"], true);
@@ -649,7 +651,7 @@ pub async fn send_message_updates_the_session(store: DynStore, guard: Guard) {
     assert_eq!(m["message_type"], "user");
     assert_eq!(m["user_id"], u.as_str());
     assert_eq!(m["metadata"], json!({ "lang": "en" }));
-    assert_eq!(sorted_keys(&m), MESSAGE_MEMBERS);
+    assert_eq!(sorted_keys(&m), message_members());
     let s = app.get_json(&session_uri(&id, &u)).await;
     assert_eq!(s["message_count"], 1);
     assert_eq!(s["last_message_at"], m["created_at"]);
