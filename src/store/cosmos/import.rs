@@ -131,19 +131,32 @@ impl CosmosStore {
         let mut attempt = 0u32;
         let mut outcome = ImportOutcome::default();
         let mut sealed = SealedIds::default();
+        // A file that knows trees brings one (`import_tree`).
+        let tree = fields
+            .as_ref()
+            .and_then(|f| f.current_message_id.clone().map(|current| (f, current)));
         loop {
-            let step = match self.read_doc(user, &import.id, None).await {
-                Err(StoreError::NotFound) => {
-                    self.import_new(&import, fields.as_ref())
-                        .await
-                        .map(|created| {
-                            outcome = created;
-                            true
-                        })
-                }
+            let found = match self.read_doc(user, &import.id, None).await {
+                Err(StoreError::NotFound) => None,
                 Err(e) => return Err(e),
-                Ok(None) => unreachable!("an unconditional read always returns the document"),
-                Ok(Some((doc, etag))) => {
+                Ok(found) => found,
+            };
+            let step = match (&tree, found) {
+                (Some((fields, current)), found) => self
+                    .import_tree(user, &import, fields, current, found)
+                    .await
+                    .map(|done| {
+                        outcome = done;
+                        true
+                    }),
+                (None, None) => self
+                    .import_new(&import, fields.as_ref())
+                    .await
+                    .map(|created| {
+                        outcome = created;
+                        true
+                    }),
+                (None, Some((doc, etag))) => {
                     self.import_step(user, &import, doc, &etag, &mut outcome, &mut sealed)
                         .await
                 }

@@ -54,6 +54,7 @@ mod filter;
 mod fork;
 mod health;
 mod import;
+mod import_tree;
 mod lineage;
 mod metrics;
 mod read;
