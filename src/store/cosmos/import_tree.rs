@@ -12,10 +12,10 @@ use std::collections::{HashMap, HashSet};
 
 use super::{
     CosmosStore,
-    documents::{SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, partition},
+    documents::{Fork, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, partition},
     errors::store_error,
     metrics::{ItemIo, item_charge},
-    relayout::{Plan, full_change, plan},
+    relayout::{Plan, full_change_ordered, plan},
     shape::{Shape, creation_order, tree_of},
 };
 use crate::{
@@ -57,6 +57,31 @@ fn check(
         seen.insert(&message.id);
     }
     Ok(())
+}
+
+/// The children of each message of `messages` that has several, in the
+/// order given (a file's creation order, which decides between siblings of
+/// one `created_at`).
+fn file_order(messages: &[&ChatMessage]) -> Vec<Fork> {
+    let mut children: HashMap<Option<&MessageId>, Vec<MessageId>> = HashMap::new();
+    let mut parents = Vec::new();
+    for m in messages {
+        let entry = children.entry(m.parent_id.as_ref()).or_default();
+        if entry.is_empty() {
+            parents.push(m.parent_id.as_ref());
+        }
+        entry.push(m.id.clone());
+    }
+    parents
+        .into_iter()
+        .filter_map(|p| {
+            let kids = children.remove(&p)?;
+            (kids.len() > 1).then(|| Fork {
+                parent: p.cloned(),
+                children: kids,
+            })
+        })
+        .collect()
 }
 
 /// `ids` (a path) out of `by_id`, each after the one before it.
@@ -118,7 +143,8 @@ impl CosmosStore {
             updated_at: fields.updated_at,
         });
         // The file's order is its creation order.
-        let tree = tree_of(all.iter().zip(0..), false);
+        let order = file_order(&all.iter().collect::<Vec<_>>());
+        let tree = tree_of(all.iter().zip(0..), false, &order);
         let shape = Shape::of(doc, ETag::new("new"));
         let by_id: HashMap<&MessageId, &ChatMessage> = all.iter().map(|m| (&m.id, m)).collect();
         let branch = path_messages(&by_id, &tree.path_to(current));
@@ -134,11 +160,8 @@ impl CosmosStore {
             .map(|m| m.created_at)
             .max()
             .unwrap_or(fields.updated_at);
-        let plan = plan(
-            &self.seal,
-            &shape,
-            full_change(&shape, branch, alternatives, newest),
-        );
+        let change = full_change_ordered(&shape, branch, alternatives, newest, &order);
+        let plan = plan(&self.seal, &shape, change);
         self.write_new(user, &plan).await?;
         Ok(ImportOutcome {
             created: true,
@@ -224,6 +247,8 @@ impl CosmosStore {
             .map(|m| (&m.id, m))
             .collect();
         // The session's messages first, then the file's new ones.
+        let file = file_order(&import.messages.iter().collect::<Vec<_>>());
+        let hints: Vec<Fork> = shape.doc.forks.iter().chain(&file).cloned().collect();
         let order = creation_order(
             shape
                 .branch
@@ -232,6 +257,7 @@ impl CosmosStore {
                 .chain(shape.alternative_messages().zip(1 << 40..))
                 .chain(missing.iter().copied().zip(1 << 41..)),
             false,
+            &hints,
         );
         let path = Tree::new(order).path_to(current);
         let branch_ids: Vec<&MessageId> = shape.branch.iter().map(|m| &m.id).collect();
@@ -254,11 +280,8 @@ impl CosmosStore {
         let now = newest.map_or(shape.doc.session.updated_at, |n| {
             n.max(shape.doc.session.updated_at)
         });
-        let plan = plan(
-            &self.seal,
-            &shape,
-            full_change(&shape, branch, alternatives, now),
-        );
+        let change = full_change_ordered(&shape, branch, alternatives, now, &file);
+        let plan = plan(&self.seal, &shape, change);
         plan.check("messages")?;
         self.commit(user, &plan, &shape.etag).await?;
         Ok(ImportOutcome {

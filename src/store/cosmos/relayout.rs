@@ -356,6 +356,19 @@ pub(super) fn full_change(
     alternatives: Vec<ChatMessage>,
     now: Timestamp,
 ) -> Change {
+    full_change_ordered(shape, branch, alternatives, now, &[])
+}
+
+/// [`full_change`], where siblings of one `created_at` not in the
+/// session's `forks` come in the order `order` lists them (a file's).
+pub(super) fn full_change_ordered(
+    shape: &Shape,
+    branch: Vec<ChatMessage>,
+    alternatives: Vec<ChatMessage>,
+    now: Timestamp,
+    order: &[Fork],
+) -> Change {
+    let hints: Vec<Fork> = shape.doc.forks.iter().chain(order).cloned().collect();
     let tree = tree_of(
         branch
             .iter()
@@ -368,6 +381,7 @@ pub(super) fn full_change(
                     .map(|(i, m)| (m, ALTERNATIVES_AFTER + i as u64)),
             ),
         shape.start > 0 && !branch.is_empty(),
+        &hints,
     );
     // Forks before what was read are as they were; those of what was read
     // are found again.

@@ -16,7 +16,7 @@ use futures::TryStreamExt as _;
 
 use super::{
     CosmosStore,
-    documents::{BRANCH_DOC_TYPE, BranchDoc, SessionDoc, json_len, partition},
+    documents::{BRANCH_DOC_TYPE, BranchDoc, Fork, SessionDoc, json_len, partition},
     errors::{stale, store_error},
     lineage::{Before, chain},
     metrics::ItemIo,
@@ -168,6 +168,7 @@ impl Shape {
                         .map(|(i, m)| (m, ALTERNATIVES_AFTER + i as u64)),
                 ),
             self.start > 0 && !self.branch.is_empty(),
+            &self.doc.forks,
         )
     }
 }
@@ -178,36 +179,49 @@ pub(super) const ALTERNATIVES_AFTER: u64 = 1 << 48;
 
 /// The tree of `messages`, each with its tie-break (the current branch's
 /// messages by position, then the alternatives in the order read), in
-/// creation order: by `created_at`, ties by that tie-break, and never a
-/// child before its parent (clocks of several instances may disagree).
-/// With `cut`, the first message of the current branch read follows a
-/// message not read: it is made a first message.
+/// creation order: by `created_at`; among the same `created_at` (imported
+/// siblings may share one) children in the order `forks` lists them, then
+/// by that tie-break; and never a child before its parent (clocks of
+/// several instances may disagree). With `cut`, the first message of the
+/// current branch read follows a message not read: it is made a first
+/// message.
 pub(super) fn tree_of<'a>(
     messages: impl Iterator<Item = (&'a ChatMessage, u64)>,
     cut: bool,
+    forks: &[Fork],
 ) -> Tree {
-    Tree::new(creation_order(messages, cut))
+    Tree::new(creation_order(messages, cut, forks))
 }
 
 /// The nodes of [`tree_of`], in creation order.
 pub(super) fn creation_order<'a>(
     messages: impl Iterator<Item = (&'a ChatMessage, u64)>,
     cut: bool,
+    forks: &[Fork],
 ) -> Vec<Node> {
-    let mut rows: Vec<(Timestamp, u64, &MessageId, Option<&MessageId>)> = messages
-        .map(|(m, tie)| (m.created_at, tie, &m.id, m.parent_id.as_ref()))
+    let ranks: HashMap<&MessageId, u64> = forks
+        .iter()
+        .flat_map(|f| f.children.iter().zip(0..))
         .collect();
-    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    if cut && let Some(first) = rows.iter_mut().min_by_key(|r| r.1) {
-        first.3 = None;
+    // (created_at, rank among its siblings, tie-break, id, parent)
+    type Row<'m> = (Timestamp, u64, u64, &'m MessageId, Option<&'m MessageId>);
+    let mut rows: Vec<Row> = messages
+        .map(|(m, tie)| {
+            let rank = ranks.get(&m.id).copied().unwrap_or(0);
+            (m.created_at, rank, tie, &m.id, m.parent_id.as_ref())
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    if cut && let Some(first) = rows.iter_mut().min_by_key(|r| r.2) {
+        first.4 = None;
     }
-    let present: std::collections::HashSet<&MessageId> = rows.iter().map(|r| r.2).collect();
+    let present: std::collections::HashSet<&MessageId> = rows.iter().map(|r| r.3).collect();
     // Emit in that order, holding back a message until its parent is out.
     let mut waiting: HashMap<&MessageId, Vec<usize>> = HashMap::new();
     let mut out: Vec<Node> = Vec::with_capacity(rows.len());
     let mut emitted: std::collections::HashSet<&MessageId> = std::collections::HashSet::new();
     for i in 0..rows.len() {
-        let parent = rows[i].3.filter(|p| present.contains(*p));
+        let parent = rows[i].4.filter(|p| present.contains(*p));
         if let Some(p) = parent
             && !emitted.contains(p)
         {
@@ -216,7 +230,7 @@ pub(super) fn creation_order<'a>(
         }
         let mut ready = vec![i];
         while let Some(j) = ready.pop() {
-            let (_, _, id, parent) = rows[j];
+            let (_, _, _, id, parent) = rows[j];
             out.push(Node {
                 id: id.clone(),
                 parent: parent.cloned(),
@@ -233,7 +247,7 @@ pub(super) fn creation_order<'a>(
     let mut left: Vec<usize> = waiting.into_values().flatten().collect();
     left.sort_unstable();
     for j in left {
-        let (_, _, id, parent) = rows[j];
+        let (_, _, _, id, parent) = rows[j];
         out.push(Node {
             id: id.clone(),
             parent: parent.cloned(),
@@ -419,7 +433,7 @@ mod tests {
 
     #[test]
     fn creation_order_is_by_time_then_tie_break_never_a_child_first() {
-        // b2's clock ran behind: it claims to be older than its parent b.
+        // c's clock ran behind: it claims to be older than its parent b.
         let branch = [message("a", None, 0), message("b", Some("a"), 5)];
         let alternatives = [
             message("c", Some("b"), 3),
@@ -434,6 +448,7 @@ mod tests {
                     .map(|(i, m)| (m, 100 + i as u64)),
             ),
             false,
+            &[],
         );
         let a = MessageId::parse("a").unwrap();
         assert_eq!(ids(&tree.branch_through(&a)), ["a", "b2", "c2"]);
@@ -441,7 +456,18 @@ mod tests {
         assert_eq!(tree.children(Some(&b)).len(), 1);
         assert_eq!(ids(&tree.branch_through(&b)), ["a", "b", "c"]);
         // Cut: the first branch message read stands as a first message.
-        let cut = tree_of([(&branch[1], 7)].into_iter(), true);
+        let cut = tree_of([(&branch[1], 7)].into_iter(), true, &[]);
+        // Siblings of one time, in the order their parent's fork lists.
+        let forks = [Fork {
+            parent: Some(a.clone()),
+            children: vec![MessageId::parse("b2").unwrap(), b.clone()],
+        }];
+        let tied = tree_of(
+            branch.iter().zip(0..).chain(alternatives.iter().zip(100..)),
+            false,
+            &forks,
+        );
+        assert_eq!(ids(&tied.branch_through(&a)), ["a", "b", "c"]);
         assert_eq!(cut.children(None), [&b]);
     }
 }
