@@ -288,7 +288,7 @@ fn legacy_message(i: usize, user: &str) -> Value {
     json!({
         "id": format!("old{i}"),
         "content": format!("legacy {i}"),
-        "message_type": if i % 2 == 0 { "user" } else { "assistant" },
+        "message_type": if i.is_multiple_of(2) { "user" } else { "assistant" },
         "user_id": user,
         "metadata": {},
         "created_at": format!("2024-01-01T00:00:0{i}.000000Z"),
@@ -314,7 +314,7 @@ async fn sessions_written_before_trees_read_as_a_chain_and_branch() {
         container
             .upsert_item(
                 user.to_owned(),
-                &doc["id"].as_str().unwrap().to_owned(),
+                doc["id"].as_str().unwrap(),
                 &doc,
                 None,
             )

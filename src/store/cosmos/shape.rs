@@ -211,7 +211,7 @@ pub(super) fn creation_order<'a>(
             (m.created_at, rank, tie, &m.id, m.parent_id.as_ref())
         })
         .collect();
-    rows.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    rows.sort_by_key(|r| (r.0, r.1, r.2));
     if cut && let Some(first) = rows.iter_mut().min_by_key(|r| r.2) {
         first.4 = None;
     }
