@@ -312,12 +312,7 @@ async fn sessions_written_before_trees_read_as_a_chain_and_branch() {
             "session_id": "s_legacy", "page": page, "messages": messages,
         });
         container
-            .upsert_item(
-                user.to_owned(),
-                doc["id"].as_str().unwrap(),
-                &doc,
-                None,
-            )
+            .upsert_item(user.to_owned(), doc["id"].as_str().unwrap(), &doc, None)
             .await
             .unwrap();
     }

@@ -33,6 +33,37 @@ use crate::{
 /// Session ids looked up by one query of [`ImportStore::sessions_of_others`].
 const IDS_PER_QUERY: usize = 100;
 
+/// Merges `slice` (messages the session lacks) into the current branch's
+/// part in the document: in time order, as the migration's messages are
+/// (sealed pages never change); after the branch's end in a session with
+/// other branches, whose creation order a reordering would mix up.
+fn merge(doc: &mut SessionDoc, slice: Vec<ChatMessage>) {
+    let added = slice.len() as u64;
+    let branched = doc.alternative_count() > 0;
+    let before = match doc.session.messages.first().map(|m| m.parent_id.clone()) {
+        _ if doc.sealed_page_sizes.is_empty() => Before::Start,
+        Some(Some(parent)) => Before::Message(parent),
+        _ => Before::Unread,
+    };
+    let session = &mut doc.session;
+    session.messages.extend(slice);
+    if !branched {
+        session
+            .messages
+            .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    }
+    // Parents written out as stored: the first keeps the one it had.
+    chain(&mut session.messages, before);
+    unchain(&mut session.messages);
+    session.message_count += added;
+    session.total_message_count += added;
+    let newest = session.messages.last().map(|m| m.created_at);
+    session.last_message_at = session.last_message_at.max(newest);
+    if let Some(newest) = session.last_message_at {
+        session.updated_at = session.updated_at.max(newest);
+    }
+}
+
 /// Ids of the messages in a session's sealed pages, read so far by an import
 /// (under one layout of the pages).
 #[derive(Default)]
@@ -261,6 +292,41 @@ impl CosmosStore {
         })
     }
 
+    /// The ids of the messages session `doc` holds outside the document:
+    /// in its sealed pages (kept in `sealed` from step to step: pages change
+    /// only with a new layout, so under the same one only those sealed since
+    /// are read) and on other branches.
+    async fn known_ids(
+        &self,
+        user: Option<&UserId>,
+        doc: &SessionDoc,
+        sealed: &mut SealedIds,
+    ) -> StoreResult<std::collections::HashSet<MessageId>> {
+        let id = &doc.session.id;
+        let pages = doc.sealed_page_sizes.len() as u32;
+        if sealed.layout != doc.layout {
+            *sealed = SealedIds {
+                layout: doc.layout,
+                ..SealedIds::default()
+            };
+        }
+        for page in self
+            .read_pages(user, id, sealed.pages..pages, doc.layout)
+            .await?
+        {
+            sealed.ids.extend(page.messages.into_iter().map(|m| m.id));
+        }
+        sealed.pages = pages;
+        let mut known = sealed.ids.clone();
+        known.extend(doc.session.messages.iter().map(|m| m.id.clone()));
+        if doc.alternative_count() > 0 {
+            for branch in self.alternatives_of(user, id, doc.layout).await? {
+                known.extend(branch.messages.into_iter().map(|m| m.id));
+            }
+        }
+        Ok(known)
+    }
+
     /// One step of importing into an existing session: merges a slice of the
     /// missing messages into the document (sealing when it would outgrow the
     /// policy), guarded by `etag`. `Ok(true)` when nothing is missing any more.
@@ -273,43 +339,11 @@ impl CosmosStore {
         outcome: &mut ImportOutcome,
         sealed: &mut SealedIds,
     ) -> StoreResult<bool> {
-        // Pages change only with a new layout: under the same one, only
-        // those sealed since the last step are read.
-        let pages = doc.sealed_page_sizes.len() as u32;
-        if sealed.layout != doc.layout {
-            *sealed = SealedIds {
-                layout: doc.layout,
-                ..SealedIds::default()
-            };
-        }
-        for page in self
-            .read_pages(user, &import.id, sealed.pages..pages, doc.layout)
-            .await?
-        {
-            sealed.ids.extend(page.messages.into_iter().map(|m| m.id));
-        }
-        sealed.pages = pages;
-        // Messages on other branches are in the session too.
-        let alternatives: Vec<MessageId> = if doc.alternative_count() > 0 {
-            self.alternatives_of(user, &import.id, doc.layout)
-                .await?
-                .into_iter()
-                .flat_map(|d| d.messages.into_iter().map(|m| m.id))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let in_doc: std::collections::HashSet<&MessageId> = doc
-            .session
-            .messages
-            .iter()
-            .map(|m| &m.id)
-            .chain(&alternatives)
-            .collect();
+        let known = self.known_ids(user, &doc, sealed).await?;
         let missing: Vec<&ChatMessage> = import
             .messages
             .iter()
-            .filter(|m| !sealed.ids.contains(&m.id) && !in_doc.contains(&m.id))
+            .filter(|m| !known.contains(&m.id))
             .collect();
         if outcome.added == 0 && outcome.already_present == 0 {
             outcome.already_present = (import.messages.len() - missing.len()) as u64;
@@ -340,30 +374,7 @@ impl CosmosStore {
         }
         let added = slice.len() as u64;
         let mut doc = doc;
-        let session = &mut doc.session;
-        // Stragglers join the document part; sealed pages never change.
-        // The branch is a chain in time order: parents written out again
-        // (the first message keeps the one it has).
-        let first_parent = session.messages.first().map(|m| m.parent_id.clone());
-        session.messages.extend(slice);
-        session
-            .messages
-            .sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        let sealed_before = doc.sealed_page_sizes.is_empty();
-        let before = match first_parent {
-            _ if sealed_before => Before::Start,
-            Some(Some(parent)) => Before::Message(parent),
-            _ => Before::Unread,
-        };
-        chain(&mut session.messages, before);
-        unchain(&mut session.messages);
-        session.message_count += added;
-        session.total_message_count += added;
-        let newest = session.messages.last().map(|m| m.created_at);
-        session.last_message_at = session.last_message_at.max(newest);
-        if let Some(newest) = session.last_message_at {
-            session.updated_at = session.updated_at.max(newest);
-        }
+        merge(&mut doc, slice);
         let options =
             ItemWriteOptions::default().with_precondition(Precondition::if_match(to_etag(etag)));
         self.track(

@@ -98,6 +98,53 @@ fn path_messages(by_id: &HashMap<&MessageId, &ChatMessage>, ids: &[MessageId]) -
     out
 }
 
+/// The current branch and the alternatives of `shape` (the whole session)
+/// once `missing` (a file's messages it lacks, whose own order is `file`)
+/// join it: the branch follows the file's to `current` when that continues
+/// it, and stays otherwise.
+fn merged(
+    shape: &Shape,
+    missing: &[&ChatMessage],
+    current: &MessageId,
+    file: &[Fork],
+) -> (Vec<ChatMessage>, Vec<ChatMessage>) {
+    let by_id: HashMap<&MessageId, &ChatMessage> = shape
+        .branch
+        .iter()
+        .chain(shape.alternative_messages())
+        .chain(missing.iter().copied())
+        .map(|m| (&m.id, m))
+        .collect();
+    // The session's messages first, then the file's new ones.
+    let hints: Vec<Fork> = shape.doc.forks.iter().chain(file).cloned().collect();
+    let order = creation_order(
+        shape
+            .branch
+            .iter()
+            .zip(0..)
+            .chain(shape.alternative_messages().zip(1 << 40..))
+            .chain(missing.iter().copied().zip(1 << 41..)),
+        false,
+        &hints,
+    );
+    let path = Tree::new(order).path_to(current);
+    let ids: Vec<&MessageId> = shape.branch.iter().map(|m| &m.id).collect();
+    let continues = path.len() > ids.len() && path.iter().zip(&ids).all(|(a, b)| a == *b);
+    let branch = if continues {
+        path_messages(&by_id, &path)
+    } else {
+        shape.branch.clone()
+    };
+    let on: HashSet<&MessageId> = branch.iter().map(|m| &m.id).collect();
+    let alternatives = shape
+        .alternative_messages()
+        .chain(missing.iter().copied())
+        .filter(|m| !on.contains(&m.id))
+        .cloned()
+        .collect();
+    (branch, alternatives)
+}
+
 impl CosmosStore {
     /// One try at importing `import`, a tree ending its current branch at
     /// `current`, into the session as `found` (`None`: it does not exist).
@@ -240,42 +287,8 @@ impl CosmosStore {
                 already_present: present,
             });
         }
-        let by_id: HashMap<&MessageId, &ChatMessage> = stored
-            .iter()
-            .copied()
-            .chain(missing.iter().copied())
-            .map(|m| (&m.id, m))
-            .collect();
-        // The session's messages first, then the file's new ones.
         let file = file_order(&import.messages.iter().collect::<Vec<_>>());
-        let hints: Vec<Fork> = shape.doc.forks.iter().chain(&file).cloned().collect();
-        let order = creation_order(
-            shape
-                .branch
-                .iter()
-                .zip(0..)
-                .chain(shape.alternative_messages().zip(1 << 40..))
-                .chain(missing.iter().copied().zip(1 << 41..)),
-            false,
-            &hints,
-        );
-        let path = Tree::new(order).path_to(current);
-        let branch_ids: Vec<&MessageId> = shape.branch.iter().map(|m| &m.id).collect();
-        let continues =
-            path.len() > branch_ids.len() && path.iter().zip(&branch_ids).all(|(a, b)| a == *b);
-        let branch = if continues {
-            path_messages(&by_id, &path)
-        } else {
-            shape.branch.clone()
-        };
-        let on: HashSet<&MessageId> = branch.iter().map(|m| &m.id).collect();
-        let alternatives: Vec<ChatMessage> = shape
-            .alternative_messages()
-            .chain(missing.iter().copied())
-            .filter(|m| !on.contains(&m.id))
-            .cloned()
-            .collect();
-        drop(on);
+        let (branch, alternatives) = merged(&shape, &missing, current, &file);
         let newest = missing.iter().map(|m| m.created_at).max();
         let now = newest.map_or(shape.doc.session.updated_at, |n| {
             n.max(shape.doc.session.updated_at)
