@@ -15,15 +15,20 @@
 //! session's partition.
 //!
 //! The files of this module, one concern each: `documents` (what is stored),
-//! `errors` (SDK errors, ETags, retries), `metrics`, `read`, `write` and
-//! `append` (the [`SessionStore`] operations), `cache` (the versions this
-//! process knows) and `turns` (appends to a session take turns), `seal`
-//! (long sessions' sealed pages),
-//! `import` and `checkpoint` (the migration's [`MigrationStore`] side),
-//! `export`, `erase` and `retention` (those capabilities), `client`
-//! (configuration, connection, container setup) and `health` (connecting
-//! at start, readiness, causes in operator words). The trait impls
-//! below only delegate to them.
+//! `errors` (SDK errors, ETags, retries, stale reads), `metrics`, `read`,
+//! `current` (the current branch's messages), `write` and `append` (the
+//! [`SessionStore`] operations), `cache` (the versions this process knows)
+//! and `turns` (appends to a session take turns), `seal` (long sessions'
+//! sealed pages); conversations as trees: `branch` (the
+//! [`BranchStore`](super::BranchStore) operations), `fork` (appends that
+//! branch), `shape` (what a tree change reads, and its tree), `relayout`
+//! (what it writes), `commit` (the one transactional batch), `lineage`
+//! (parents and siblings on reads) and `filter` (the alternatives' ids);
+//! `import`, `import_tree` and `checkpoint` (the migration's
+//! [`MigrationStore`] side and file imports), `export`, `erase` and
+//! `retention` (those capabilities), `client` (configuration, connection,
+//! container setup) and `health` (connecting at start, readiness, causes
+//! in operator words). The trait impls below only delegate to them.
 
 use std::sync::Arc;
 
