@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     SqliteStore,
     rows::{
-        MESSAGE_COLUMNS, TreeRows, check_etag, find_session, internal, load_messages, load_tree,
+        MESSAGE_COLUMNS, TreeRows, branch_messages, check_etag, find_session, internal, load_tree,
         message_row, new_etag, to_json,
     },
 };
@@ -165,7 +165,8 @@ fn session_with_branch(
 ) -> StoreResult<Versioned<ChatSession>> {
     let (mut summary, etag) = find_session(conn, owner, id)?;
     let mut messages = if branch == rows.branch.as_slice() {
-        load_messages(conn, id)?
+        // Marked below, with the tree in hand.
+        branch_messages(conn, id)?
     } else {
         let mut by_id: std::collections::HashMap<MessageId, ChatMessage> = all_messages(conn, id)?
             .into_iter()
@@ -251,9 +252,12 @@ impl BranchStore for SqliteStore {
                 set_branch(tx, &id, &rows, &branch)?;
                 touch_session(tx, &id, branch.len(), rows.tree.len())?;
             }
-            let rows = load_tree(tx, &id)?;
-            let branch = rows.branch.clone();
-            session_with_branch(tx, &owner, &id, &rows, &branch)
+            // The tree is the one read above; only its current branch moved.
+            let rows = TreeRows {
+                tree: rows.tree,
+                branch,
+            };
+            session_with_branch(tx, &owner, &id, &rows, &rows.branch)
         })
         .await
     }

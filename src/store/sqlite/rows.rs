@@ -201,19 +201,25 @@ pub(super) fn find_append_target(
     }
 }
 
+/// The current branch's messages, oldest first, their siblings marked.
 pub(super) fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
+    let mut messages = branch_messages(conn, id)?;
+    mark_siblings(conn, id, &mut messages)?;
+    Ok(messages)
+}
+
+/// The current branch's messages, oldest first, unmarked (for a caller
+/// that holds the session's tree already and marks them itself).
+pub(super) fn branch_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
     let mut stmt = conn
         .prepare_cached(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages \
              WHERE session_id = ?1 AND pos IS NOT NULL ORDER BY pos"
         ))
         .map_err(internal)?;
-    let mut messages = stmt
-        .query_map([id.as_str()], message_row)
+    stmt.query_map([id.as_str()], message_row)
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-        .map_err(internal)?;
-    mark_siblings(conn, id, &mut messages)?;
-    Ok(messages)
+        .map_err(internal)
 }
 
 /// Up to `limit` messages of the current branch at positions (`pos`, from
