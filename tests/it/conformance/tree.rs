@@ -57,19 +57,7 @@ async fn abc(store: &DynStore) -> (UserId, Owner, SessionId) {
 
 /// Every message of the session's tree, read page by page.
 async fn whole_tree(store: &DynStore, owner: &Owner, id: &SessionId) -> Vec<ChatMessage> {
-    let mut all = Vec::new();
-    let mut after = 0;
-    loop {
-        let page = store
-            .list_tree(owner, id, TreeQuery { limit: 2, after })
-            .await
-            .unwrap();
-        all.extend(page.messages);
-        match page.next_after {
-            Some(next) => after = next,
-            None => return all,
-        }
-    }
+    super::trees::whole_tree(store, owner, id).await.0
 }
 
 /// Checks that the session reads as a tree whose current branch is a path

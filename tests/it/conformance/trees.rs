@@ -41,7 +41,7 @@ async fn append(store: &DynStore, owner: &Owner, session: &SessionId, id: &str, 
 
 /// Every message of session `id` (all branches, creation order), and the
 /// end of its current branch, read a page at a time.
-async fn whole_tree(
+pub(super) async fn whole_tree(
     store: &DynStore,
     owner: &Owner,
     id: &SessionId,
