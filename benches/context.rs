@@ -1,6 +1,6 @@
 //! The context read on the embedded store: a session of 10,000 messages of
 //! ~60 tokens (a system message first), a budget of 8,000 tokens, one call
-//! at a time through `SessionStore::read_context` and the selection, as the
+//! at a time through `ContextStore::read_context` and the selection, as the
 //! endpoint does. Latency with the process's token-count cache warm (every
 //! call after the first), and with an empty cache on every call (what the
 //! cache saves), and the tokenizer alone on the same text.
@@ -15,7 +15,8 @@ use chat_sessions::{
     context::{CACHE, Encoding, Selection, TokenCache},
     domain::{ChatMessage, JsonObject, MessageId, MessageType, SessionId, Timestamp, UserId},
     store::{
-        MigrationStore as _, Owner, SessionImport, SessionStore as _,
+        Owner, SessionImport,
+        prelude::*,
         sqlite::{Durability, SqliteStore},
     },
 };

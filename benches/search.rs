@@ -28,7 +28,8 @@ use chat_sessions::{
     },
     search::SearchTerms,
     store::{
-        MigrationStore, Owner, SearchQuery, SearchStore, SessionImport, SessionStore,
+        Owner, SearchQuery, SessionImport,
+        prelude::*,
         sqlite::{DB_FILE, Durability, SqliteStore},
     },
 };

@@ -20,7 +20,7 @@ use std::{
 
 use chat_sessions::{
     domain::{JsonObject, MessageId, MessageType, NewMessage},
-    store::{SessionStore as _, StoreError, cosmos::CosmosStore},
+    store::{StoreError, cosmos::CosmosStore, prelude::*},
 };
 
 const APPENDS: usize = 200;

@@ -9,8 +9,9 @@
 use chat_sessions::{
     context::{CACHE, Encoding, Selection},
     store::{
-        MessageQuery, SessionStore as _,
+        MessageQuery,
         cosmos::{CosmosStore, SealPolicy},
+        prelude::*,
     },
 };
 use serde_json::json;

@@ -6,8 +6,8 @@
 //! at most two point reads (sampled every 10 appends).
 
 use chat_sessions::store::{
-    SessionStore as _,
     cosmos::{CosmosStore, SealPolicy},
+    prelude::*,
 };
 
 use crate::{Cost, cosmos, measure, model::write_ru, typical_message};

@@ -5,7 +5,7 @@
 
 use chat_sessions::{
     domain::{MessageId, NewMessage, Parent},
-    store::{BranchStore as _, Owner, SessionStore as _, cosmos::CosmosStore},
+    store::{BranchStore as _, Owner, cosmos::CosmosStore, prelude::*},
 };
 
 use crate::{Cost, cosmos, measure, typical_message};

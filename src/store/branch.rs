@@ -1,7 +1,7 @@
 //! A conversation as a tree ([`crate::domain::Tree`]): the operations that
 //! read another branch, make one current, list the whole tree, and edit or
 //! delete one message. Appending under a chosen parent (a new branch) is
-//! [`SessionStore::append_message`](super::SessionStore::append_message)
+//! [`AppendStore::append_message`](super::AppendStore::append_message)
 //! with [`NewMessage::parent`](crate::domain::NewMessage::parent).
 //!
 //! Every backend keeps the current branch where a session's messages have

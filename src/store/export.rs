@@ -4,7 +4,7 @@
 //! memory stays flat however much a user has.
 //!
 //! A session that never branched (nearly all) is read as it always was,
-//! through [`SessionStore::read_session`](super::SessionStore::read_session);
+//! through [`ReadStore::read_session`](super::ReadStore::read_session);
 //! one with messages off its current branch through
 //! [`BranchStore::list_tree`](super::BranchStore::list_tree), a page at a
 //! time in creation order. Either way every message leaves with its

@@ -4,6 +4,27 @@
 
 use std::{fmt, time::Duration};
 
+use async_trait::async_trait;
+
+/// What a store says about itself, for health answers and logs.
+#[async_trait]
+pub trait HealthStore {
+    /// A short name of the backend, for health answers and logs.
+    fn kind(&self) -> &'static str;
+
+    /// The store's state as last known, without asking the backend (what
+    /// liveness reports). A store that was opened before serving is ready.
+    fn state(&self) -> StoreState {
+        StoreState::Ready
+    }
+
+    /// Asks the backend, with its cheapest real request, whether it can
+    /// serve now (what readiness reports).
+    async fn check_ready(&self) -> Result<(), Unready> {
+        Ok(())
+    }
+}
+
 /// The store's state as last known, without asking the backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreState {

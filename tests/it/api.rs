@@ -16,10 +16,11 @@ use chat_sessions::{
         SessionId, SessionPatch,
     },
     store::{
-        Appended, BranchStore, DynStore, ETag, EraseStore, Erased, ExportStore, ImportOutcome,
-        ImportStore, ListQuery, Owner, RetentionStore, SessionFields, SessionImport, SessionPage,
-        SessionStore, StoreError, StoreResult, TreePage, TreeQuery, Versioned,
-        export::SummaryStream, retention::CandidateStream,
+        AppendStore, Appended, BranchStore, ContextSink, ContextStore, DynStore, ETag, EraseStore,
+        Erased, ExportStore, HealthStore, ImportOutcome, ImportStore, ListQuery, ListStore,
+        MessagePage, MessageQuery, Owner, ReadStore, RetentionStore, SessionFields, SessionImport,
+        SessionPage, SessionRead, StoreError, StoreResult, TreePage, TreeQuery, Versioned,
+        WriteStore, export::SummaryStream, retention::CandidateStream,
     },
 };
 use futures::StreamExt as _;
@@ -37,14 +38,14 @@ http_suite!(sqlite());
 #[derive(Debug)]
 struct BrokenStore(fn() -> StoreError);
 
-#[async_trait]
-impl SessionStore for BrokenStore {
+impl HealthStore for BrokenStore {
     fn kind(&self) -> &'static str {
         "broken"
     }
-    async fn create_session(&self, _: NewSession) -> StoreResult<Versioned<ChatSession>> {
-        Err((self.0)())
-    }
+}
+
+#[async_trait]
+impl ReadStore for BrokenStore {
     async fn get_session_if_changed(
         &self,
         _: &Owner,
@@ -53,7 +54,54 @@ impl SessionStore for BrokenStore {
     ) -> StoreResult<Option<Versioned<ChatSession>>> {
         Err((self.0)())
     }
+    async fn read_session(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: Option<&ETag>,
+    ) -> StoreResult<Option<SessionRead>> {
+        Err((self.0)())
+    }
+    async fn get_session_tail(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: u32,
+    ) -> StoreResult<Versioned<ChatSession>> {
+        Err((self.0)())
+    }
+    async fn list_messages(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: MessageQuery,
+    ) -> StoreResult<MessagePage> {
+        Err((self.0)())
+    }
+}
+
+#[async_trait]
+impl ListStore for BrokenStore {
     async fn list_sessions(&self, _: &Owner, _: &ListQuery) -> StoreResult<SessionPage> {
+        Err((self.0)())
+    }
+}
+
+#[async_trait]
+impl ContextStore for BrokenStore {
+    async fn read_context(
+        &self,
+        _: &Owner,
+        _: &SessionId,
+        _: &mut (dyn ContextSink + Send),
+    ) -> StoreResult<()> {
+        Err((self.0)())
+    }
+}
+
+#[async_trait]
+impl WriteStore for BrokenStore {
+    async fn create_session(&self, _: NewSession) -> StoreResult<Versioned<ChatSession>> {
         Err((self.0)())
     }
     async fn update_session(
@@ -68,6 +116,10 @@ impl SessionStore for BrokenStore {
     async fn delete_session(&self, _: &Owner, _: &SessionId, _: Option<&ETag>) -> StoreResult<()> {
         Err((self.0)())
     }
+}
+
+#[async_trait]
+impl AppendStore for BrokenStore {
     async fn append_message(
         &self,
         _: &Owner,

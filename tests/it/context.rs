@@ -322,7 +322,7 @@ async fn a_context_read_on_cosmos_costs_at_most_two_reads() {
     use chat_sessions::{
         context::{CACHE, Selection},
         domain::{JsonObject, MessageType, NewMessage},
-        store::{SessionStore as _, cosmos::SealPolicy},
+        store::{cosmos::SealPolicy, prelude::*},
     };
     let (client, config) = crate::common::cosmos::server_client().await;
     let store = chat_sessions::store::cosmos::CosmosStore::open(

@@ -7,8 +7,9 @@
 use chat_sessions::{
     domain::{JsonObject, MessageId, MessageType, NewMessage, SessionId},
     store::{
-        Owner, SessionStore as _,
+        Owner,
         cosmos::{CosmosStore, SealPolicy},
+        prelude::*,
     },
 };
 

@@ -16,7 +16,7 @@ use chat_sessions::{
         JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId,
     },
     migration::{self, Options, Quiet, Resume, cosmos_source::CosmosLegacySource},
-    store::{DynMigrationStore, DynStore, Owner, SessionStore as _, cosmos::CosmosStore},
+    store::{DynMigrationStore, DynStore, Owner, cosmos::CosmosStore, prelude::*},
 };
 use serde_json::{Value, json};
 

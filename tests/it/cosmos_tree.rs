@@ -14,9 +14,9 @@ use chat_sessions::{
         UserId,
     },
     store::{
-        BranchStore as _, EraseStore as _, MessageQuery, Owner, SessionStore as _, StoreError,
-        TreeQuery,
+        BranchStore as _, EraseStore as _, MessageQuery, Owner, StoreError, TreeQuery,
         cosmos::{BRANCH_DOC_TYPE, CosmosStore, SealPolicy},
+        prelude::*,
     },
 };
 use serde_json::{Value, json};

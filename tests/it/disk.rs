@@ -10,7 +10,8 @@ use std::{
 };
 
 use chat_sessions::store::{
-    Owner, SessionStore as _,
+    Owner,
+    prelude::*,
     sqlite::{DB_FILE, Durability, SqliteSettings, SqliteStore},
 };
 use reqwest::StatusCode;

@@ -3,7 +3,7 @@
 
 use chat_sessions::{
     domain::UserId,
-    store::{ListQuery, Owner, SessionStore as _, sqlite::SqliteStore},
+    store::{ListQuery, Owner, prelude::*, sqlite::SqliteStore},
 };
 use serde_json::{Value, json};
 

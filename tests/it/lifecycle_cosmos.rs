@@ -17,9 +17,9 @@ use chat_sessions::{
     migration::SourceSpec,
     store::{
         DynStore, ExportItem, MigrationStore as _, Owner, RetentionStore as _, SessionImport,
-        SessionStore as _,
         cosmos::{CosmosStore, SealPolicy},
         export::export,
+        prelude::*,
     },
 };
 use futures::TryStreamExt as _;

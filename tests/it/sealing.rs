@@ -256,7 +256,7 @@ async fn a_message_larger_than_the_threshold_still_works() {
 async fn a_large_imported_session_is_sealed_and_reimporting_adds_nothing() {
     use chat_sessions::{
         domain::{ChatMessage, MessageId, MessageType, SessionId, Timestamp, UserId},
-        store::{MigrationStore as _, Owner, SessionImport, SessionStore as _},
+        store::{MigrationStore as _, Owner, SessionImport, prelude::*},
     };
     let (store, client) = cosmos::server_cosmos_store().await;
     let container = store.container().unwrap().clone();

@@ -12,8 +12,8 @@ use chat_sessions::{
     auth::AuthMode,
     search::SearchTerms,
     store::{
-        SessionStore,
         cosmos::SealPolicy,
+        prelude::*,
         sqlite::{Durability, SqliteStore},
     },
 };

@@ -4,7 +4,8 @@
 use chat_sessions::{
     search::index_text,
     store::{
-        Owner, SessionStore,
+        Owner,
+        prelude::*,
         sqlite::{DB_FILE, Durability, SCHEMA_VERSION, SqliteStore, register_functions},
     },
 };

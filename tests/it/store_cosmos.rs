@@ -41,7 +41,7 @@ mod server_search {
 async fn stored_document_has_the_seed_shape(store: chat_sessions::store::cosmos::CosmosStore) {
     use chat_sessions::{
         domain::{JsonObject, MessageType, NewMessage, NewSession, SessionId, Timestamp, UserId},
-        store::{Owner, SessionStore as _},
+        store::{Owner, prelude::*},
     };
     let user = UserId::parse("user_123").unwrap();
     let id = SessionId::parse("session_12345_20240101_120000").unwrap();
@@ -137,7 +137,7 @@ async fn emulator_stored_document_has_the_seed_shape() {
 async fn request_budget_per_operation() {
     use chat_sessions::{
         domain::{JsonObject, MessageType, NewMessage},
-        store::{ListQuery, SessionStore as _},
+        store::{ListQuery, prelude::*},
     };
     let (store, _client) = cosmos::emulator_cosmos_store().await;
     let before = store.metrics();

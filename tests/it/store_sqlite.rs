@@ -39,7 +39,7 @@ mod search {
 
 #[tokio::test]
 async fn data_survives_reopening_the_file() {
-    use chat_sessions::store::{Owner, SessionStore as _};
+    use chat_sessions::store::{Owner, prelude::*};
     let dir = tempfile::tempdir().unwrap();
     let alice = conformance::user("alice");
     let id = conformance::sid("session_reopen");
@@ -74,7 +74,7 @@ async fn data_survives_reopening_the_file() {
 async fn a_file_from_before_archived_at_is_upgraded_on_open() {
     use chat_sessions::{
         domain::SessionPatch,
-        store::{Owner, SessionStore as _},
+        store::{Owner, prelude::*},
     };
     let dir = tempfile::tempdir().unwrap();
     {
@@ -127,7 +127,7 @@ async fn a_file_from_before_archived_at_is_upgraded_on_open() {
 async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
     use chat_sessions::{
         domain::{MessageId, Parent},
-        store::{BranchStore as _, Owner, SessionStore as _, sqlite::DB_FILE},
+        store::{BranchStore as _, Owner, prelude::*, sqlite::DB_FILE},
     };
     let dir = tempfile::tempdir().unwrap();
     let alice = conformance::user("alice");

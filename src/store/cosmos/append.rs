@@ -13,6 +13,7 @@
 
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use azure_data_cosmos::models::{CosmosNumber, PatchOperation};
 
 use super::{
@@ -24,7 +25,7 @@ use super::{
 };
 use crate::{
     domain::{ChatMessage, NewMessage, Parent, SessionId, Timestamp, UserId},
-    store::{Appended, ETag, Owner, StoreError, StoreResult},
+    store::{AppendStore, Appended, ETag, Owner, StoreError, StoreResult},
 };
 
 /// What one append's reads have seen of the session's sealed pages.
@@ -64,8 +65,9 @@ fn busy() -> StoreError {
     }
 }
 
-impl CosmosStore {
-    pub(super) async fn append(
+#[async_trait]
+impl AppendStore for CosmosStore {
+    async fn append_message(
         &self,
         owner: &Owner,
         id: &SessionId,
@@ -114,7 +116,9 @@ impl CosmosStore {
             }
         }
     }
+}
 
+impl CosmosStore {
     /// One try: append to the version this process knows (or reads), or,
     /// when the message would not fit, seal first (`Ok(None)`: go on).
     /// Also says whether it read the document.

@@ -2,17 +2,20 @@
 //! only for as long as the selection wants more, so a budget met within the
 //! document and its newest page costs at most two point reads.
 
+use async_trait::async_trait;
+
 use super::{
     CosmosStore,
     lineage::{Before, chain},
 };
 use crate::{
     domain::{ChatMessage, SessionId},
-    store::{ContextSink, Owner, StoreResult, leading_system},
+    store::{ContextSink, ContextStore, Owner, StoreResult, leading_system},
 };
 
-impl CosmosStore {
-    pub(super) async fn context(
+#[async_trait]
+impl ContextStore for CosmosStore {
+    async fn read_context(
         &self,
         owner: &Owner,
         id: &SessionId,
@@ -73,7 +76,9 @@ impl CosmosStore {
             start -= messages.len() as u64;
         }
     }
+}
 
+impl CosmosStore {
     async fn page(
         &self,
         user: Option<&crate::domain::UserId>,

@@ -40,7 +40,7 @@ impl ExportStore for CosmosStore {
                     FeedScope::partition(partition(owner.user_id())),
                     PAGE,
                 )
-                .map_ok(super::read::normalized)
+                .map_ok(super::list::normalized)
                 .boxed(),
             Err(e) => futures::stream::once(async move { Err(store_error(e)) }).boxed(),
         }

@@ -17,11 +17,12 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use azure_data_cosmos::{AccountReference, ContainerClient, CosmosClient, CosmosError};
 
 use super::{BACKEND, CosmosConfig, CosmosStore, client};
 use crate::store::{
-    Cause, Connection, Unready,
+    Cause, Connection, HealthStore, StoreState, Unready,
     health::{Identity, innermost},
 };
 
@@ -109,6 +110,24 @@ async fn missing(client: &CosmosClient, target: &Target) -> Unready {
     Unready::new(cause, Duration::ZERO)
 }
 
+#[async_trait]
+impl HealthStore for CosmosStore {
+    fn kind(&self) -> &'static str {
+        "cosmos"
+    }
+
+    fn state(&self) -> StoreState {
+        self.connection.state()
+    }
+
+    async fn check_ready(&self) -> Result<(), Unready> {
+        let target = &self.target;
+        self.connection
+            .check_ready(async |container| probe(container, target).await)
+            .await
+    }
+}
+
 impl CosmosStore {
     /// The same store, reporting causes about `target`.
     pub fn with_target(mut self, target: Target) -> Self {
@@ -119,7 +138,7 @@ impl CosmosStore {
 
 /// One point read of an item that never exists: 404 means the container
 /// answers.
-pub(super) async fn probe(container: &ContainerClient, target: &Target) -> Result<(), Unready> {
+async fn probe(container: &ContainerClient, target: &Target) -> Result<(), Unready> {
     match container.read_item(PROBE_PARTITION, PROBE_ID, None).await {
         Ok(_) => Ok(()),
         Err(e) if e.status().is_not_found() => Ok(()),

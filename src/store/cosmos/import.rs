@@ -129,12 +129,8 @@ impl ImportStore for CosmosStore {
 }
 
 impl CosmosStore {
-    pub(super) async fn import(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        self.import_with(import, None).await
-    }
-
     /// The import; `fields` are those of a session it creates (a file's).
-    async fn import_with(
+    pub(super) async fn import_with(
         &self,
         import: SessionImport,
         fields: Option<SessionFields>,

@@ -14,54 +14,50 @@
 //! (`Owner::Anonymous`) needs one extra cross-partition query to find a
 //! session's partition.
 //!
-//! The files of this module, one concern each: `documents` (what is stored),
-//! `errors` (SDK errors, ETags, retries, stale reads), `metrics`, `read`,
-//! `current` (the current branch's messages), `write` and `append` (the
-//! [`SessionStore`] operations), `cache` (the versions this process knows)
-//! and `turns` (appends to a session take turns), `seal` (long sessions'
-//! sealed pages); conversations as trees: `branch` (the
-//! [`BranchStore`](super::BranchStore) operations), `fork` (appends that
-//! branch), `shape` (what a tree change reads, and its tree), `relayout`
-//! (what it writes), `commit` (the one transactional batch), `lineage`
-//! (parents and siblings on reads) and `filter` (the alternatives' ids);
-//! `import`, `import_tree` and `checkpoint` (the migration's
-//! [`MigrationStore`] side and file imports), `export`, `erase` and
-//! `retention` (those capabilities), `client` (configuration, connection,
-//! container setup) and `health` (connecting at start, readiness, causes
-//! in operator words). The trait impls below only delegate to them.
+//! The files of this module. Each capability of the store contract is
+//! implemented in the file of its name (see [`crate::store`]): `read` (the
+//! current branch: the document and its sealed pages), `list`, `write`,
+//! `append`, `context`, `branch`, `export`, `import`, `erase`, `retention`,
+//! `search`, `health` (connecting at start, readiness, causes in operator
+//! words) and `migration` (the [`MigrationStore`](super::MigrationStore)
+//! side and its checkpoints). Under them: `documents` (what is stored),
+//! `errors` (SDK errors, ETags, retries, stale reads), `fetch` (finding and
+//! point-reading a session document), `metrics` and `telemetry`, `cache`
+//! (the versions this process knows) and `turns` (appends to a session
+//! take turns), `seal` (long sessions' sealed pages), `client`
+//! (configuration, connection, container setup); for conversations as
+//! trees: `fork` (appends that branch), `shape` (what a tree change reads,
+//! and its tree), `relayout` (what it writes), `commit` (the one
+//! transactional batch), `lineage` (parents and siblings on reads),
+//! `filter` (the alternatives' ids) and `import_tree` (a file's tree).
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use async_trait::async_trait;
 use azure_data_cosmos::{ContainerClient, CosmosClient};
 
-use super::{
-    Appended, Backoff, Connection, ContextSink, ETag, ImportOutcome, ListQuery, MessagePage,
-    MessageQuery, MigrationStore, Owner, SessionImport, SessionPage, SessionRead, SessionStore,
-    StoreResult, StoreState, Unready, Versioned,
-};
-use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
+use super::{Backoff, Connection, StoreResult, Unready};
 
 mod append;
 mod branch;
 mod cache;
-mod checkpoint;
 mod client;
 mod commit;
 mod context;
-mod current;
 mod documents;
 mod erase;
 mod errors;
 mod export;
+mod fetch;
 mod filter;
 mod fork;
 mod health;
 mod import;
 mod import_tree;
 mod lineage;
+mod list;
 mod metrics;
+mod migration;
 mod read;
 mod relayout;
 mod retention;
@@ -153,124 +149,5 @@ impl CosmosStore {
     /// tools also inspect stored documents through it).
     pub fn container(&self) -> StoreResult<&ContainerClient> {
         self.connection.ready()
-    }
-}
-
-#[async_trait]
-impl SessionStore for CosmosStore {
-    fn kind(&self) -> &'static str {
-        "cosmos"
-    }
-
-    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
-        self.create(new).await
-    }
-
-    async fn get_session_if_changed(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<Versioned<ChatSession>>> {
-        self.get_if_changed(owner, id, known).await
-    }
-
-    async fn read_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<SessionRead>> {
-        self.read_streamed(owner, id, known).await
-    }
-
-    async fn get_session_tail(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        limit: u32,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        self.tail(owner, id, limit).await
-    }
-
-    async fn list_messages(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        query: MessageQuery,
-    ) -> StoreResult<MessagePage> {
-        self.message_page(owner, id, query).await
-    }
-
-    async fn read_context(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        sink: &mut (dyn ContextSink + Send),
-    ) -> StoreResult<()> {
-        self.context(owner, id, sink).await
-    }
-
-    async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
-        self.session_page(owner, query).await
-    }
-
-    async fn update_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        patch: &SessionPatch,
-        if_match: Option<&ETag>,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        self.update(owner, id, patch, if_match).await
-    }
-
-    async fn delete_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        if_match: Option<&ETag>,
-    ) -> StoreResult<()> {
-        self.delete(owner, id, if_match).await
-    }
-
-    async fn append_message(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        message: NewMessage,
-    ) -> StoreResult<Appended> {
-        self.append(owner, id, message).await
-    }
-
-    fn state(&self) -> StoreState {
-        self.connection.state()
-    }
-
-    async fn check_ready(&self) -> Result<(), Unready> {
-        let target = &self.target;
-        self.connection
-            .check_ready(async |container| health::probe(container, target).await)
-            .await
-    }
-}
-
-#[async_trait]
-impl MigrationStore for CosmosStore {
-    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        self.import(import).await
-    }
-
-    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
-        self.read_checkpoint(run_id).await
-    }
-
-    async fn save_checkpoint(
-        &self,
-        run_id: &str,
-        state: &str,
-        expected: Option<&ETag>,
-    ) -> StoreResult<ETag> {
-        self.write_checkpoint(run_id, state, expected).await
     }
 }

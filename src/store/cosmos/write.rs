@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use async_trait::async_trait;
+
 use azure_data_cosmos::{
     models::{ItemResponse, PatchInstructions, PatchOperation},
     options::{
@@ -22,11 +24,12 @@ use super::{
 };
 use crate::{
     domain::{ChatSession, NewSession, SessionId, SessionPatch, Timestamp, UserId, archived_at},
-    store::{ETag, Owner, StoreError, StoreResult, Versioned},
+    store::{ETag, Owner, StoreError, StoreResult, Versioned, WriteStore},
 };
 
-impl CosmosStore {
-    pub(super) async fn create(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
+#[async_trait]
+impl WriteStore for CosmosStore {
+    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
         let now = Timestamp::now();
         let doc = SessionDoc::new(new.into_session(now));
         let user = doc.session.user_id.clone();
@@ -74,43 +77,7 @@ impl CosmosStore {
         })
     }
 
-    /// One server-side patch. The SDK's default strategy would read and
-    /// replace on the client and write bookkeeping into the document. With
-    /// `post_image` false the answer carries no body (an append only needs
-    /// the new ETag, not the whole session back).
-    pub(super) async fn patch(
-        &self,
-        user: Option<&UserId>,
-        id: &SessionId,
-        operations: Vec<PatchOperation>,
-        if_match: Option<&ETag>,
-        post_image: bool,
-    ) -> StoreResult<ItemResponse> {
-        let mut instructions = PatchInstructions::new();
-        for op in operations {
-            instructions = instructions.with_operation(op);
-        }
-        let mut options = PatchItemOptions::default().with_strategy(PatchStrategy::ServerSide);
-        if let Some(etag) = if_match {
-            options = options.with_precondition(Precondition::if_match(to_etag(etag)));
-        }
-        if !post_image {
-            options = options.with_operation_options(
-                OperationOptionsBuilder::new()
-                    .with_content_response_on_write(ContentResponseOnWrite::Disabled)
-                    .build(),
-            );
-        }
-        self.track(
-            self.container()?
-                .patch_item(partition(user), id.as_str(), instructions, Some(options))
-                .await,
-            item_charge,
-        )
-        .map_err(store_error)
-    }
-
-    pub(super) async fn update(
+    async fn update_session(
         &self,
         owner: &Owner,
         id: &SessionId,
@@ -175,7 +142,7 @@ impl CosmosStore {
         })
     }
 
-    pub(super) async fn delete(
+    async fn delete_session(
         &self,
         owner: &Owner,
         id: &SessionId,
@@ -238,5 +205,43 @@ impl CosmosStore {
             self.delete_ids(user, &ids).await?;
         }
         Ok(())
+    }
+}
+
+impl CosmosStore {
+    /// One server-side patch. The SDK's default strategy would read and
+    /// replace on the client and write bookkeeping into the document. With
+    /// `post_image` false the answer carries no body (an append only needs
+    /// the new ETag, not the whole session back).
+    pub(super) async fn patch(
+        &self,
+        user: Option<&UserId>,
+        id: &SessionId,
+        operations: Vec<PatchOperation>,
+        if_match: Option<&ETag>,
+        post_image: bool,
+    ) -> StoreResult<ItemResponse> {
+        let mut instructions = PatchInstructions::new();
+        for op in operations {
+            instructions = instructions.with_operation(op);
+        }
+        let mut options = PatchItemOptions::default().with_strategy(PatchStrategy::ServerSide);
+        if let Some(etag) = if_match {
+            options = options.with_precondition(Precondition::if_match(to_etag(etag)));
+        }
+        if !post_image {
+            options = options.with_operation_options(
+                OperationOptionsBuilder::new()
+                    .with_content_response_on_write(ContentResponseOnWrite::Disabled)
+                    .build(),
+            );
+        }
+        self.track(
+            self.container()?
+                .patch_item(partition(user), id.as_str(), instructions, Some(options))
+                .await,
+            item_charge,
+        )
+        .map_err(store_error)
     }
 }

@@ -2,6 +2,7 @@
 //! one snapshot in one trip to the reader pool (what nearly every budget
 //! needs), then older chunks only while the selection wants more.
 
+use async_trait::async_trait;
 use rusqlite::{Connection, params};
 
 use super::{
@@ -10,11 +11,12 @@ use super::{
 };
 use crate::{
     domain::{ChatMessage, MessageType, SessionId},
-    store::{CONTEXT_CHUNK, ContextSink, ETag, Owner, StoreResult},
+    store::{CONTEXT_CHUNK, ContextSink, ContextStore, ETag, Owner, StoreResult},
 };
 
-impl SqliteStore {
-    pub(super) async fn context(
+#[async_trait]
+impl ContextStore for SqliteStore {
+    async fn read_context(
         &self,
         owner: &Owner,
         id: &SessionId,

@@ -7,23 +7,16 @@ use rusqlite::params;
 
 use super::{
     SqliteStore,
-    rows::{MESSAGE_COLUMNS, SESSION_COLUMNS},
-    rows::{find_session, internal, message_row, messages_before, session_row},
+    rows::SESSION_COLUMNS,
+    rows::{internal, session_row},
 };
 use crate::{
-    domain::{ChatMessage, SessionId, UserId},
-    store::{
-        ETag, ExportStore, MessageChunks, Owner, SessionRead, StoreError, StoreResult,
-        export::SummaryStream,
-    },
+    domain::{SessionId, UserId},
+    store::{ExportStore, Owner, StoreError, StoreResult, export::SummaryStream},
 };
 
 /// Sessions per listing page.
 const PAGE: u32 = 200;
-/// Messages read at once from a long session; a session with no more than
-/// this is read whole (and served from the render cache).
-pub(super) const CHUNK: u32 = 2000;
-
 impl ExportStore for SqliteStore {
     fn all_sessions(&self, owner: &Owner) -> SummaryStream {
         let store = self.clone();
@@ -78,95 +71,6 @@ impl SqliteStore {
             )
             .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
             .map_err(internal)
-        })
-        .await
-    }
-
-    /// The session with its newest [`CHUNK`] messages; older ones, if any,
-    /// come as a stream of chunks read when polled. Positions never change
-    /// (messages are only ever appended), so the chunks are exactly the
-    /// messages that were there at the first read.
-    pub(super) async fn read_streamed(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<SessionRead>> {
-        // The common case, a cached rendering still current, is one indexed
-        // row read on this thread (no hop to the blocking pool).
-        if let Some(known) = known
-            && let Some(unchanged) = self.revalidate_inline(owner, id, known)
-        {
-            return unchanged.map(|_| None);
-        }
-        let (owner, session_id, known) = (owner.clone(), id.clone(), known.cloned());
-        let first = self
-            .read(move |conn| {
-                let tx = conn.transaction().map_err(internal)?;
-                let (summary, etag) = find_session(&tx, &owner, &session_id)?;
-                let etag = ETag::new(etag);
-                if known.as_ref() == Some(&etag) {
-                    return Ok(None);
-                }
-                let mut newest = messages_before(&tx, &session_id, i64::MAX, CHUNK)?;
-                newest.reverse();
-                tx.finish().map_err(internal)?;
-                Ok(Some((summary, etag, newest)))
-            })
-            .await?;
-        let Some((summary, etag, newest)) = first else {
-            return Ok(None);
-        };
-        let older_count = summary.message_count.saturating_sub(newest.len() as u64);
-        let older = (older_count > 0).then(|| self.chunks(id.clone(), older_count));
-        Ok(Some(SessionRead {
-            summary,
-            etag,
-            newest,
-            older,
-        }))
-    }
-
-    /// Messages at positions 0..`count` of session `id`, [`CHUNK`] at a
-    /// time, each chunk one read when the stream gets to it.
-    fn chunks(&self, id: SessionId, count: u64) -> MessageChunks {
-        let store = self.clone();
-        let starts = (1..=count).step_by(CHUNK as usize);
-        futures::stream::iter(starts)
-            .then(move |first| {
-                let (store, id) = (store.clone(), id.clone());
-                let last = (first + u64::from(CHUNK) - 1).min(count);
-                async move { store.pos_range(id, first, last).await }
-            })
-            .boxed()
-    }
-
-    /// The current branch's messages at positions (`pos`) `first..=last`;
-    /// all of them, or an error (the session was deleted meanwhile).
-    async fn pos_range(
-        &self,
-        id: SessionId,
-        first: u64,
-        last: u64,
-    ) -> StoreResult<Vec<ChatMessage>> {
-        self.read(move |conn| {
-            let mut messages = conn
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages \
-                     WHERE session_id = ?1 AND pos BETWEEN ?2 AND ?3 ORDER BY pos"
-                ))
-                .and_then(|mut stmt| {
-                    stmt.query_map(params![id.as_str(), first as i64, last as i64], message_row)
-                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                })
-                .map_err(internal)?;
-            super::rows::mark_siblings(conn, &id, &mut messages)?;
-            if messages.len() as u64 != last - first + 1 {
-                return Err(StoreError::Internal(anyhow::anyhow!(
-                    "session {id} changed while its messages were being read"
-                )));
-            }
-            Ok(messages)
         })
         .await
     }

@@ -2,10 +2,17 @@
 
 use std::time::Duration;
 
-use super::{Inner, SqliteStore, rows::internal, storage::GONE};
-use crate::store::{Cause, StoreError, StoreResult, Unready, health::innermost};
+use async_trait::async_trait;
 
-impl SqliteStore {
+use super::{Inner, SqliteStore, rows::internal, storage::GONE};
+use crate::store::{Cause, HealthStore, StoreError, StoreResult, Unready, health::innermost};
+
+#[async_trait]
+impl HealthStore for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
     /// A look at the database file (still there?), one read on a pooled
     /// connection and one write through the writer thread: both paths a
     /// request takes. The write is real (the file header's `user_version`,
@@ -13,7 +20,7 @@ impl SqliteStore {
     /// has turned read-only, is found before a request is refused. Not
     /// ready either while writes are refused for want of space and the
     /// disk shows no room yet (see `storage::Disk`).
-    pub(super) async fn probe(&self) -> Result<(), Unready> {
+    async fn check_ready(&self) -> Result<(), Unready> {
         let unready = |e| Err(Unready::new(self.cause(e), Duration::from_secs(5)));
         if !self.inner.disk.check_file() {
             return unready(StoreError::StorageUnavailable(GONE.to_owned()));
@@ -36,7 +43,9 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
 
+impl SqliteStore {
     /// Why the store cannot serve, in an operator's words.
     fn cause(&self, e: StoreError) -> Cause {
         let dir = || {

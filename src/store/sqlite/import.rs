@@ -1,12 +1,11 @@
-//! Imports merged into sessions in the writer's transaction (the
-//! migration's, and whole sessions from a file: [`ImportStore`], whole trees
-//! included), and the migration's run checkpoints written by
-//! compare-and-set.
+//! Imports merged into sessions in the writer's transaction: whole sessions
+//! from a file ([`ImportStore`], whole trees included), and the merge the
+//! migration shares (`migration`).
 
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use super::{
     SqliteStore,
@@ -19,8 +18,7 @@ use crate::{
         ValidationError,
     },
     store::{
-        ETag, ImportOutcome, ImportStore, Owner, SessionFields, SessionImport, StoreError,
-        StoreResult, Versioned,
+        ImportOutcome, ImportStore, Owner, SessionFields, SessionImport, StoreError, StoreResult,
     },
 };
 
@@ -85,73 +83,12 @@ impl ImportStore for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    pub(super) async fn import(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        self.write(move |tx| import_into(tx, import, None)).await
-    }
-
-    pub(super) async fn read_checkpoint(
-        &self,
-        run_id: &str,
-    ) -> StoreResult<Option<Versioned<String>>> {
-        let run_id = run_id.to_owned();
-        self.read(move |conn| {
-            conn.query_row(
-                "SELECT state, etag FROM migration_checkpoints WHERE run_id = ?1",
-                [run_id],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-            )
-            .optional()
-            .map_err(internal)
-            .map(|found| {
-                found.map(|(state, etag)| Versioned {
-                    value: state,
-                    etag: ETag::new(etag),
-                })
-            })
-        })
-        .await
-    }
-
-    pub(super) async fn write_checkpoint(
-        &self,
-        run_id: &str,
-        state: &str,
-        expected: Option<&ETag>,
-    ) -> StoreResult<ETag> {
-        let (run_id, state, expected) = (run_id.to_owned(), state.to_owned(), expected.cloned());
-        self.write(move |tx| {
-            let current: Option<String> = tx
-                .query_row(
-                    "SELECT etag FROM migration_checkpoints WHERE run_id = ?1",
-                    [&run_id],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(internal)?;
-            if current.map(ETag::new) != expected {
-                return Err(StoreError::PreconditionFailed);
-            }
-            let etag = new_etag();
-            tx.execute(
-                "INSERT INTO migration_checkpoints (run_id, state, etag, updated_at) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (run_id) DO UPDATE SET \
-                 state = excluded.state, etag = excluded.etag, updated_at = excluded.updated_at",
-                params![run_id, state, etag, Timestamp::now().to_string()],
-            )
-            .map_err(internal)?;
-            Ok(ETag::new(etag))
-        })
-        .await
-    }
-}
-
 /// The import, inside the writer's transaction. `fields` are those of a
 /// session the import creates (a file's); without them (the migration) a new
 /// session is active, unnamed, and as old as its oldest message. A file's
 /// tree (`fields` naming the current branch's end) goes to [`import_tree`],
 /// anything else is merged into the current branch.
-fn import_into(
+pub(super) fn import_into(
     tx: &Connection,
     import: SessionImport,
     fields: Option<SessionFields>,

@@ -6,32 +6,29 @@
 //! them in groups; reads use a small pool of connections on Tokio's blocking
 //! pool, which WAL lets run beside the writer.
 //!
-//! The files of this module: `connection` (how every connection is opened),
+//! The files of this module. Each capability of the store contract is
+//! implemented in the file of its name (see [`crate::store`]): `read`,
+//! `list`, `write`, `append`, `context`, `branch`, `export`, `import`,
+//! `erase`, `retention`, `search`, `health` (readiness too, and closing the
+//! file cleanly) and `migration` (the [`MigrationStore`](super::MigrationStore)
+//! side). Under them: `connection` (how every connection is opened),
 //! `schema` (the tables and their upgrades), `open` (opening the store),
-//! `writer` (the writer thread and its group commit), `writer_load` (its
-//! load, reported at debug level), `wal` (WAL checkpoints beside
-//! the writer, and the WAL's bound), `storage` (a full disk or a data
-//! directory that cannot be written, as named errors), `rows` (row decoding
-//! and the shared queries), `read` and `write` (the [`SessionStore`]
-//! operations), `import` (the [`MigrationStore`] side), `export`, `erase`
-//! and `retention` (those capabilities) and `health` (readiness, and
-//! closing the file cleanly). The trait impls below only delegate to them.
+//! `readers` (the reader pool), `writer` (the writer thread and its group
+//! commit), `writer_load` (its load, reported at debug level), `wal` (WAL
+//! checkpoints beside the writer, and the WAL's bound), `storage` (a full
+//! disk or a data directory that cannot be written, as named errors),
+//! `rows` (row decoding and the shared queries), `versions` (each owner's
+//! listing version), and `search_index` and `search_queue` (the search
+//! index kept in the writing transaction).
 
 use std::{
     path::PathBuf,
     sync::{Arc, Mutex, mpsc},
 };
 
-use async_trait::async_trait;
 use rusqlite::Connection;
 
-use super::{
-    Appended, ContextSink, ETag, ImportOutcome, ListQuery, MessagePage, MessageQuery,
-    MigrationStore, Owner, SessionImport, SessionPage, SessionRead, SessionStore, StoreResult,
-    Unready, Versioned,
-};
-use crate::domain::{ChatSession, NewMessage, NewSession, SessionId, SessionPatch};
-
+mod append;
 mod branch;
 mod connection;
 mod context;
@@ -39,8 +36,11 @@ mod erase;
 mod export;
 mod health;
 mod import;
+mod list;
+mod migration;
 mod open;
 mod read;
+mod readers;
 mod retention;
 mod rows;
 mod schema;
@@ -129,120 +129,4 @@ pub fn tool_connection(path: &std::path::Path) -> rusqlite::Result<rusqlite::Con
     let conn = rusqlite::Connection::open(path)?;
     search_index::register_functions(&conn)?;
     Ok(conn)
-}
-
-#[async_trait]
-impl SessionStore for SqliteStore {
-    fn kind(&self) -> &'static str {
-        "sqlite"
-    }
-
-    async fn create_session(&self, new: NewSession) -> StoreResult<Versioned<ChatSession>> {
-        self.create(new).await
-    }
-
-    async fn get_session_if_changed(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<Versioned<ChatSession>>> {
-        self.get_if_changed(owner, id, known).await
-    }
-
-    async fn read_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: Option<&ETag>,
-    ) -> StoreResult<Option<SessionRead>> {
-        self.read_streamed(owner, id, known).await
-    }
-
-    async fn get_session_tail(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        limit: u32,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        self.tail(owner, id, limit).await
-    }
-
-    async fn list_messages(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        query: MessageQuery,
-    ) -> StoreResult<MessagePage> {
-        self.message_page(owner, id, query).await
-    }
-
-    async fn read_context(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        sink: &mut (dyn ContextSink + Send),
-    ) -> StoreResult<()> {
-        self.context(owner, id, sink).await
-    }
-
-    async fn list_sessions(&self, owner: &Owner, query: &ListQuery) -> StoreResult<SessionPage> {
-        self.session_page(owner, query).await
-    }
-
-    async fn sessions_version(&self, owner: &Owner) -> StoreResult<Option<ETag>> {
-        self.owner_version(owner).await.map(Some)
-    }
-
-    async fn update_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        patch: &SessionPatch,
-        if_match: Option<&ETag>,
-    ) -> StoreResult<Versioned<ChatSession>> {
-        self.update(owner, id, patch, if_match).await
-    }
-
-    async fn delete_session(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        if_match: Option<&ETag>,
-    ) -> StoreResult<()> {
-        self.delete(owner, id, if_match).await
-    }
-
-    async fn append_message(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        message: NewMessage,
-    ) -> StoreResult<Appended> {
-        self.append(owner, id, message).await
-    }
-
-    async fn check_ready(&self) -> Result<(), Unready> {
-        self.probe().await
-    }
-}
-
-#[async_trait]
-impl MigrationStore for SqliteStore {
-    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
-        self.import(import).await
-    }
-
-    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
-        self.read_checkpoint(run_id).await
-    }
-
-    async fn save_checkpoint(
-        &self,
-        run_id: &str,
-        state: &str,
-        expected: Option<&ETag>,
-    ) -> StoreResult<ETag> {
-        self.write_checkpoint(run_id, state, expected).await
-    }
 }

@@ -1,98 +1,30 @@
-//! Reads: on a small pool of reader connections on Tokio's blocking pool,
-//! which WAL lets run beside the writer; a revalidation is tried inline
-//! first, since it is one indexed row.
+//! Reads of one session's current branch: whole, its tail, a page, or
+//! streamed a chunk at a time. A revalidation is tried inline first, since
+//! it is one indexed row.
 
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
-use rusqlite::{Connection, params};
+use async_trait::async_trait;
+use futures::StreamExt as _;
+use rusqlite::params;
 
 use super::{
     SqliteStore,
-    connection::open_connection,
-    rows::SESSION_COLUMNS,
-    rows::{find_session, internal, load_messages, messages_before, summary_row},
+    rows::{MESSAGE_COLUMNS, find_session, internal, load_messages, message_row, messages_before},
 };
 use crate::{
-    domain::{ChatSession, SessionId, SessionSummary, Timestamp, UserId, ValidationError},
+    domain::{ChatMessage, ChatSession, SessionId},
     store::{
-        ETag, ListQuery, MessagePage, MessageQuery, Owner, SessionPage, StoreError, StoreResult,
-        Versioned,
+        ETag, MessageChunks, MessagePage, MessageQuery, Owner, ReadStore, SessionRead, StoreError,
+        StoreResult, Versioned,
     },
-    telemetry::cost,
 };
 
-impl SqliteStore {
-    /// Runs `f` on a pooled reader connection. Reads that need several
-    /// statements to agree open a transaction on it themselves.
-    pub(super) async fn read<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
-    {
-        let _timer = cost::StoreTimer::start();
-        // Held until the read is done (or its caller gone).
-        let _slot = self
-            .inner
-            .read_slots
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Internal(e.into()))?;
-        let inner = self.inner.clone();
-        blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop();
-            let mut conn = match pooled {
-                Some(conn) => conn,
-                None => open_connection(&inner.path, inner.durability, false)
-                    .map_err(StoreError::Internal)?,
-            };
-            let out = f(&mut conn);
-            let mut readers = inner.readers.lock().unwrap_or_else(|e| e.into_inner());
-            if readers.len() < super::READERS {
-                readers.push(conn);
-            }
-            out
-        })
-        .await
-    }
+/// Messages read at once from a long session; a session with no more than
+/// this is read whole (and served from the render cache).
+pub(super) const CHUNK: u32 = 2000;
 
-    /// Runs `f` on the calling thread, on an idle connection that never
-    /// waits for a lock (one indexed row read, cheaper than a hop to the
-    /// blocking pool); `None` when none is idle.
-    pub(super) fn inline<T>(&self, f: impl FnOnce(&Connection) -> T) -> Option<T> {
-        let _timer = cost::StoreTimer::start();
-        let readers = || {
-            self.inner
-                .inline_readers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-        };
-        let conn = readers().pop()?;
-        let out = f(&conn);
-        readers().push(conn);
-        Some(out)
-    }
-
-    /// Revalidates a known version on the calling thread: one indexed row
-    /// read on a connection that never waits for a lock. `None` when that is
-    /// not possible right now (no idle connection, or SQLite busy), so the
-    /// caller takes the ordinary path.
-    pub(super) fn revalidate_inline(
-        &self,
-        owner: &Owner,
-        id: &SessionId,
-        known: &ETag,
-    ) -> Option<StoreResult<Option<Versioned<ChatSession>>>> {
-        match self.inline(|conn| find_session(conn, owner, id))? {
-            Ok((_, etag)) if ETag::new(etag.as_str()) == *known => Some(Ok(None)),
-            Err(StoreError::NotFound) => Some(Err(StoreError::NotFound)),
-            _ => None,
-        }
-    }
-
-    pub(super) async fn get_if_changed(
+#[async_trait]
+impl ReadStore for SqliteStore {
+    async fn get_session_if_changed(
         &self,
         owner: &Owner,
         id: &SessionId,
@@ -125,7 +57,53 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn tail(
+    /// The session with its newest [`CHUNK`] messages; older ones, if any,
+    /// come as a stream of chunks read when polled. Appends never move a
+    /// position, so the chunks are the messages that were there at the first
+    /// read; a branch switch or a delete meanwhile can, and a chunk that
+    /// comes back short then fails the stream rather than tear the answer.
+    async fn read_session(
+        &self,
+        owner: &Owner,
+        id: &SessionId,
+        known: Option<&ETag>,
+    ) -> StoreResult<Option<SessionRead>> {
+        // The common case, a cached rendering still current, is one indexed
+        // row read on this thread (no hop to the blocking pool).
+        if let Some(known) = known
+            && let Some(unchanged) = self.revalidate_inline(owner, id, known)
+        {
+            return unchanged.map(|_| None);
+        }
+        let (owner, session_id, known) = (owner.clone(), id.clone(), known.cloned());
+        let first = self
+            .read(move |conn| {
+                let tx = conn.transaction().map_err(internal)?;
+                let (summary, etag) = find_session(&tx, &owner, &session_id)?;
+                let etag = ETag::new(etag);
+                if known.as_ref() == Some(&etag) {
+                    return Ok(None);
+                }
+                let mut newest = messages_before(&tx, &session_id, i64::MAX, CHUNK)?;
+                newest.reverse();
+                tx.finish().map_err(internal)?;
+                Ok(Some((summary, etag, newest)))
+            })
+            .await?;
+        let Some((summary, etag, newest)) = first else {
+            return Ok(None);
+        };
+        let older_count = summary.message_count.saturating_sub(newest.len() as u64);
+        let older = (older_count > 0).then(|| self.chunks(id.clone(), older_count));
+        Ok(Some(SessionRead {
+            summary,
+            etag,
+            newest,
+            older,
+        }))
+    }
+
+    async fn get_session_tail(
         &self,
         owner: &Owner,
         id: &SessionId,
@@ -146,7 +124,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn message_page(
+    async fn list_messages(
         &self,
         owner: &Owner,
         id: &SessionId,
@@ -170,88 +148,67 @@ impl SqliteStore {
         })
         .await
     }
+}
 
-    pub(super) async fn session_page(
+impl SqliteStore {
+    /// Revalidates a known version on the calling thread: one indexed row
+    /// read on a connection that never waits for a lock. `None` when that is
+    /// not possible right now (no idle connection, or SQLite busy), so the
+    /// caller takes the ordinary path.
+    pub(super) fn revalidate_inline(
         &self,
         owner: &Owner,
-        query: &ListQuery,
-    ) -> StoreResult<SessionPage> {
-        let after = query
-            .continuation
-            .as_deref()
-            .map(decode_cursor)
-            .transpose()?;
-        let owner = owner.clone();
-        let query = query.clone();
-        self.read(move |tx| {
-            let limit = query.limit.clamp(1, 200);
-            let (after_updated, after_id) = after.unzip();
-            let sql = format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id IS ?1 \
-                 AND (?2 IS NULL OR is_active = ?2) \
-                 AND (?3 IS NULL OR (updated_at, id) < (?3, ?4)) \
-                 ORDER BY updated_at DESC, id DESC LIMIT ?5"
-            );
-            let mut stmt = tx.prepare_cached(&sql).map_err(internal)?;
-            let mut sessions = stmt
-                .query_map(
-                    params![
-                        owner.user_id().map(UserId::as_str),
-                        query.is_active,
-                        after_updated,
-                        after_id,
-                        i64::from(limit) + 1,
-                    ],
-                    summary_row,
-                )
-                .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-                .map_err(internal)?;
-            let continuation = if sessions.len() > limit as usize {
-                sessions.truncate(limit as usize);
-                sessions.last().map(encode_cursor)
-            } else {
-                None
-            };
-            Ok(SessionPage {
-                sessions,
-                continuation,
+        id: &SessionId,
+        known: &ETag,
+    ) -> Option<StoreResult<Option<Versioned<ChatSession>>>> {
+        match self.inline(|conn| find_session(conn, owner, id))? {
+            Ok((_, etag)) if ETag::new(etag.as_str()) == *known => Some(Ok(None)),
+            Err(StoreError::NotFound) => Some(Err(StoreError::NotFound)),
+            _ => None,
+        }
+    }
+
+    /// Messages at positions 0..`count` of session `id`, [`CHUNK`] at a
+    /// time, each chunk one read when the stream gets to it.
+    fn chunks(&self, id: SessionId, count: u64) -> MessageChunks {
+        let store = self.clone();
+        let starts = (1..=count).step_by(CHUNK as usize);
+        futures::stream::iter(starts)
+            .then(move |first| {
+                let (store, id) = (store.clone(), id.clone());
+                let last = (first + u64::from(CHUNK) - 1).min(count);
+                async move { store.pos_range(id, first, last).await }
             })
+            .boxed()
+    }
+
+    /// The current branch's messages at positions (`pos`) `first..=last`;
+    /// all of them, or an error (the session was deleted meanwhile).
+    async fn pos_range(
+        &self,
+        id: SessionId,
+        first: u64,
+        last: u64,
+    ) -> StoreResult<Vec<ChatMessage>> {
+        self.read(move |conn| {
+            let mut messages = conn
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages \
+                     WHERE session_id = ?1 AND pos BETWEEN ?2 AND ?3 ORDER BY pos"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_map(params![id.as_str(), first as i64, last as i64], message_row)
+                        .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                })
+                .map_err(internal)?;
+            super::rows::mark_siblings(conn, &id, &mut messages)?;
+            if messages.len() as u64 != last - first + 1 {
+                return Err(StoreError::Internal(anyhow::anyhow!(
+                    "session {id} changed while its messages were being read"
+                )));
+            }
+            Ok(messages)
         })
         .await
-    }
-}
-
-async fn blocking<T, F>(f: F) -> StoreResult<T>
-where
-    T: Send + 'static,
-    F: FnOnce() -> StoreResult<T> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Internal(anyhow::anyhow!("store task failed: {e}")))?
-}
-
-/// Continuation tokens are the keyset of the last row of a page.
-fn encode_cursor(last: &SessionSummary) -> String {
-    URL_SAFE_NO_PAD.encode(format!("v1\n{}\n{}", last.updated_at, last.id))
-}
-
-fn decode_cursor(token: &str) -> StoreResult<(String, String)> {
-    let invalid = || {
-        StoreError::Invalid(ValidationError::new(
-            "continuation_token",
-            "is not a token this service returned",
-        ))
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let mut parts = text.split('\n');
-    match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some("v1"), Some(updated), Some(id), None)
-            if Timestamp::parse(updated).is_ok() && SessionId::parse(id).is_ok() =>
-        {
-            Ok((updated.to_owned(), id.to_owned()))
-        }
-        _ => Err(invalid()),
     }
 }

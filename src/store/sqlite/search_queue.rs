@@ -260,7 +260,7 @@ mod tests {
             JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
             Timestamp, UserId,
         },
-        store::{Owner, SessionStore},
+        store::{Owner, prelude::*},
     };
 
     fn session(id: &str, name: &str) -> NewSession {

@@ -6,7 +6,7 @@
 
 use rusqlite::{Connection, OptionalExtension as _};
 
-use super::{SqliteStore, rows::internal};
+use super::rows::internal;
 use crate::store::{ETag, Owner, StoreResult};
 
 /// The table and its triggers (an upgrade step: older files get them on
@@ -39,7 +39,7 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SQL)
 }
 
-fn read_version(conn: &Connection, owner: &Owner) -> StoreResult<ETag> {
+pub(super) fn read_version(conn: &Connection, owner: &Owner) -> StoreResult<ETag> {
     let version: Option<i64> = conn
         .prepare_cached("SELECT version FROM owner_versions WHERE owner = ?1")
         .and_then(|mut stmt| {
@@ -50,16 +50,4 @@ fn read_version(conn: &Connection, owner: &Owner) -> StoreResult<ETag> {
         })
         .map_err(internal)?;
     Ok(ETag::new(format!("v{}", version.unwrap_or(0))))
-}
-
-impl SqliteStore {
-    /// The owner's version: on this thread when an idle connection that
-    /// never waits is free (the common case), else on the reader pool.
-    pub(super) async fn owner_version(&self, owner: &Owner) -> StoreResult<ETag> {
-        if let Some(Ok(version)) = self.inline(|conn| read_version(conn, owner)) {
-            return Ok(version);
-        }
-        let owner = owner.clone();
-        self.read(move |conn| read_version(conn, &owner)).await
-    }
 }

@@ -187,7 +187,7 @@ mod tests {
     use super::super::{DB_FILE, Durability, SqliteStore};
     use crate::{
         domain::{JsonObject, NewSession, SessionId, Timestamp, UserId},
-        store::SessionStore,
+        store::prelude::*,
     };
 
     /// Sessions in the database file alone, without its WAL: what has been

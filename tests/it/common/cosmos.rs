@@ -281,7 +281,7 @@ pub async fn owned_session(
 ) {
     use chat_sessions::{
         domain::{JsonObject, NewSession, SessionId, Timestamp, UserId},
-        store::{Owner, SessionStore as _},
+        store::{Owner, prelude::*},
     };
     let user = UserId::parse(user).unwrap();
     let id = SessionId::parse(id).unwrap();

@@ -1,6 +1,9 @@
-//! Migration checkpoints: one document per run in a partition of their own,
+//! The migration's side of the Cosmos DB store: legacy messages merged into
+//! their sessions (the merge is shared with file imports, in `import`), and
+//! each run's checkpoint, one document per run in a partition of their own,
 //! written only over the version the writer read (compare-and-set).
 
+use async_trait::async_trait;
 use azure_data_cosmos::options::{ItemWriteOptions, Precondition};
 
 use super::{
@@ -9,13 +12,17 @@ use super::{
     errors::{etag_of, store_error, to_etag},
     metrics::item_charge,
 };
-use crate::store::{ETag, StoreError, StoreResult, Versioned};
+use crate::store::{
+    ETag, ImportOutcome, MigrationStore, SessionImport, StoreError, StoreResult, Versioned,
+};
 
-impl CosmosStore {
-    pub(super) async fn read_checkpoint(
-        &self,
-        run_id: &str,
-    ) -> StoreResult<Option<Versioned<String>>> {
+#[async_trait]
+impl MigrationStore for CosmosStore {
+    async fn import_messages(&self, import: SessionImport) -> StoreResult<ImportOutcome> {
+        self.import_with(import, None).await
+    }
+
+    async fn load_checkpoint(&self, run_id: &str) -> StoreResult<Option<Versioned<String>>> {
         let response = self.track(
             self.container()?
                 .read_item(CHECKPOINT_PARTITION, &checkpoint_id(run_id), None)
@@ -38,7 +45,7 @@ impl CosmosStore {
         }
     }
 
-    pub(super) async fn write_checkpoint(
+    async fn save_checkpoint(
         &self,
         run_id: &str,
         state: &str,
