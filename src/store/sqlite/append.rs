@@ -102,6 +102,9 @@ impl AppendStore for SqliteStore {
             // stored message. Trying the insert first saves a fresh append
             // (nearly all of them) a lookup on the single writer thread. The
             // new row's `seq` is the session's next, so creation order holds.
+            // The insert also indexes the message for search: its trigger
+            // (`search_message_insert`, in `search_queue`) queues the words,
+            // which the writer applies to FTS5 before this group commits.
             let inserted = tx
                 .prepare_cached(
                     "INSERT INTO messages (session_id, seq, pos, id, content, message_type, \

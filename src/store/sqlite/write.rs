@@ -1,6 +1,9 @@
 //! Writes of whole sessions, each one job for the writer thread: it runs
 //! inside the group's transaction and is answered once that commits.
-//! Appends are in `append`.
+//! Appends are in `append`. Every insert, update and delete here keeps the
+//! search index in the same transaction, through the triggers of
+//! `search_queue` (a session's name is indexed, and its messages go with
+//! it).
 
 use async_trait::async_trait;
 use rusqlite::params;
