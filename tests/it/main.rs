@@ -88,10 +88,6 @@
 //!   engine has no subqueries);
 //! - [`openapi`]: the OpenAPI document against the route table and the
 //!   checked-in `openapi.json` (on: no store, or embedded SQLite);
-//! - [`tree_http`]: a conversation as a tree over HTTP: appends under a
-//!   parent, another branch read and made current, the whole tree paged,
-//!   edits and deletes of one message, each with its errors (on: embedded
-//!   SQLite; Cosmos DB once its side of the tree is built);
 //! - [`webapp`]: the web app's files, its security headers and CORS over
 //!   HTTP (on: embedded SQLite);
 //! - [`browser`]: the web app and CORS in Debian's headless Chromium driven
@@ -140,5 +136,4 @@ mod startup;
 mod store_cosmos;
 mod store_sqlite;
 mod telemetry;
-mod tree_http;
 mod webapp;

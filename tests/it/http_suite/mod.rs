@@ -15,6 +15,10 @@ mod import;
 pub use import::*;
 mod import_trees;
 pub use import_trees::*;
+mod tree;
+pub use tree::*;
+mod tree_writes;
+pub use tree_writes::*;
 
 use crate::common::{
     Guard, TestApp,
@@ -72,6 +76,18 @@ macro_rules! http_suite {
             import_goes_to_the_easy_auth_principal,
             export_erase_import_round_trip_gives_the_same_history,
             export_then_import_gives_back_tool_calls_and_tool_messages,
+            a_client_that_knows_nothing_of_branches_sees_the_seed_shape,
+            parent_id_starts_a_branch_and_null_a_new_first_message,
+            a_retry_with_a_parent_is_safe_and_another_parent_conflicts,
+            an_unknown_or_foreign_parent_is_422_naming_it_and_changes_nothing,
+            message_id_reads_another_branch_and_leaves_the_current_one,
+            put_current_message_id_switches_the_branch_under_if_match,
+            the_tree_lists_every_branch_in_pages,
+            patch_edits_a_message_in_place_under_if_match,
+            delete_removes_a_message_or_its_subtree_under_if_match,
+            another_users_session_is_404_on_every_tree_endpoint_under_easy_auth,
+            an_edit_counts_against_the_write_rate_and_the_routes_know_their_methods,
+            the_plain_get_shows_siblings,
         );
     };
     (@tests $factory:expr; $($name:ident),* $(,)?) => {

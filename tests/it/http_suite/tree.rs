@@ -6,30 +6,17 @@
 //! of branches sees what it always saw.
 //!
 //! Reads and appends here; edits, deletes and who may do them in
-//! [`writes`].
-//!
-//! On the embedded store only, for now: the Cosmos DB side of the tree is
-//! being built. Once it is, these become part of `http_suite` (each test
-//! takes a fresh app; `app()` is the one place that picks the store).
+//! `tree_writes`. Part of `http_suite!`, so every backend runs them.
 
 use axum::http::{Method, StatusCode};
+use chat_sessions::store::DynStore;
 use serde_json::{Value, json};
 
-mod writes;
-
+use super::{app, user};
 use crate::common::{
-    TestApp, TestResponse,
+    Guard, TestApp, TestResponse,
     json::{message_members, session_members, sorted_keys, texts},
 };
-
-/// The service over a fresh embedded store.
-pub(super) fn app() -> TestApp {
-    TestApp::new()
-}
-
-pub(super) fn user() -> String {
-    format!("user_{}", uuid::Uuid::new_v4().simple())
-}
 
 pub(super) fn session_uri(id: &str, user: &str) -> String {
     format!("/api/chat/sessions/{id}?user_id={user}")
@@ -111,9 +98,11 @@ pub(super) fn edges(messages: &[Value]) -> Vec<(String, Value)> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_client_that_knows_nothing_of_branches_sees_the_seed_shape() {
-    let app = app();
+pub async fn a_client_that_knows_nothing_of_branches_sees_the_seed_shape(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
     let u = user();
     let id = app.create_session(&u).await;
     let first = post(
@@ -162,9 +151,8 @@ async fn a_client_that_knows_nothing_of_branches_sees_the_seed_shape() {
     assert_eq!(page["messages"], json!([second, first]));
 }
 
-#[tokio::test]
-async fn parent_id_starts_a_branch_and_null_a_new_first_message() {
-    let app = app();
+pub async fn parent_id_starts_a_branch_and_null_a_new_first_message(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
     let u = user();
     let id = forked(&app, &u).await;
     let r = app
@@ -192,9 +180,11 @@ async fn parent_id_starts_a_branch_and_null_a_new_first_message() {
     assert_eq!(session["total_message_count"], 7);
 }
 
-#[tokio::test]
-async fn a_retry_with_a_parent_is_safe_and_another_parent_conflicts() {
-    let app = app();
+pub async fn a_retry_with_a_parent_is_safe_and_another_parent_conflicts(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
     let u = user();
     let id = forked(&app, &u).await;
     let body =
@@ -222,9 +212,11 @@ async fn a_retry_with_a_parent_is_safe_and_another_parent_conflicts() {
     assert_eq!(app.etag(&session_uri(&id, &u)).await, etag);
 }
 
-#[tokio::test]
-async fn an_unknown_or_foreign_parent_is_422_naming_it_and_changes_nothing() {
-    let app = app();
+pub async fn an_unknown_or_foreign_parent_is_422_naming_it_and_changes_nothing(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
     let (u, other) = (user(), user());
     let id = forked(&app, &u).await;
     let elsewhere = app.create_session(&u).await;
@@ -255,9 +247,11 @@ async fn an_unknown_or_foreign_parent_is_422_naming_it_and_changes_nothing() {
     .expect_problem(StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn message_id_reads_another_branch_and_leaves_the_current_one() {
-    let app = app();
+pub async fn message_id_reads_another_branch_and_leaves_the_current_one(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
     let (u, other) = (user(), user());
     let id = forked(&app, &u).await;
     // The plain read first, so that its rendering is cached.
@@ -324,9 +318,11 @@ async fn message_id_reads_another_branch_and_leaves_the_current_one() {
         .expect_problem(StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn put_current_message_id_switches_the_branch_under_if_match() {
-    let app = app();
+pub async fn put_current_message_id_switches_the_branch_under_if_match(
+    store: DynStore,
+    guard: Guard,
+) {
+    let app = app(store, guard);
     let (u, other) = (user(), user());
     let id = forked(&app, &u).await;
     let uri = session_uri(&id, &u);
@@ -401,9 +397,8 @@ async fn put_current_message_id_switches_the_branch_under_if_match() {
     .expect_problem(StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn the_tree_lists_every_branch_in_pages() {
-    let app = app();
+pub async fn the_tree_lists_every_branch_in_pages(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
     let (u, other) = (user(), user());
     let id = forked(&app, &u).await;
     say(&app, &id, &u, "u2b", None).await;

@@ -2,15 +2,18 @@
 //! session, the write rate, the methods of the message route.
 
 use axum::http::{Method, StatusCode};
-use chat_sessions::{api::ApiSettings, auth::AuthMode, limits::LimitSettings};
+use chat_sessions::{api::ApiSettings, auth::AuthMode, limits::LimitSettings, store::DynStore};
 use serde_json::{Value, json};
 
-use super::{app, forked, message_uri, say, session_uri, user, whole_tree};
-use crate::common::{TestApp, json::texts};
+use super::{
+    app,
+    tree::{forked, message_uri, say, session_uri, whole_tree},
+    user,
+};
+use crate::common::{Guard, TestApp, json::texts};
 
-#[tokio::test]
-async fn patch_edits_a_message_in_place_under_if_match() {
-    let app = app();
+pub async fn patch_edits_a_message_in_place_under_if_match(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
     let (u, other) = (user(), user());
     let id = forked(&app, &u).await;
     let uri = session_uri(&id, &u);
@@ -129,9 +132,8 @@ async fn patch_edits_a_message_in_place_under_if_match() {
         .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
-#[tokio::test]
-async fn delete_removes_a_message_or_its_subtree_under_if_match() {
-    let app = app();
+pub async fn delete_removes_a_message_or_its_subtree_under_if_match(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
     let (u, other) = (user(), user());
     let id = forked(&app, &u).await;
     let uri = session_uri(&id, &u);
@@ -205,12 +207,15 @@ async fn delete_removes_a_message_or_its_subtree_under_if_match() {
     assert_eq!(app.get_ok_json(&uri).await["message_count"], 3);
 }
 
-#[tokio::test]
-async fn another_users_session_is_404_on_every_tree_endpoint_under_easy_auth() {
-    let app = TestApp::with_settings(ApiSettings {
+pub async fn another_users_session_is_404_on_every_tree_endpoint_under_easy_auth(
+    store: DynStore,
+    guard: Guard,
+) {
+    let settings = ApiSettings {
         auth_mode: AuthMode::EasyAuth,
         ..ApiSettings::default()
-    });
+    };
+    let app = TestApp::over(store, settings, guard);
     let (alice, bob) = (user(), user());
     let as_user = |who: &str, method: Method, uri: &str| {
         app.request(method, uri)
@@ -266,16 +271,19 @@ async fn another_users_session_is_404_on_every_tree_endpoint_under_easy_auth() {
     }
 }
 
-#[tokio::test]
-async fn an_edit_counts_against_the_write_rate_and_the_routes_know_their_methods() {
-    let app = TestApp::with_settings(ApiSettings {
+pub async fn an_edit_counts_against_the_write_rate_and_the_routes_know_their_methods(
+    store: DynStore,
+    guard: Guard,
+) {
+    let settings = ApiSettings {
         limits: LimitSettings {
             user_write_rate: 0.001,
             user_write_burst: 3,
             ..LimitSettings::off()
         },
         ..ApiSettings::default()
-    });
+    };
+    let app = TestApp::over(store, settings, guard);
     let u = user();
     let id = app.create_session(&u).await;
     say(&app, &id, &u, "m1", None).await;
@@ -304,9 +312,8 @@ async fn an_edit_counts_against_the_write_rate_and_the_routes_know_their_methods
 
 /// The plain `GET` marks the alternatives of the current branch's messages
 /// too (`siblings`), as the branch read and the switch do.
-#[tokio::test]
-async fn the_plain_get_shows_siblings() {
-    let app = app();
+pub async fn the_plain_get_shows_siblings(store: DynStore, guard: Guard) {
+    let app = app(store, guard);
     let u = user();
     let id = forked(&app, &u).await;
     let session = app.get_ok_json(&session_uri(&id, &u)).await;
