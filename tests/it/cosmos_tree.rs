@@ -14,7 +14,7 @@ use chat_sessions::{
         UserId,
     },
     store::{
-        BranchStore as _, EraseStore as _, MessageQuery, Owner, StoreError, TreeQuery,
+        ContextSink, MessageQuery, Owner, StoreError, TreeQuery,
         cosmos::{BRANCH_DOC_TYPE, CosmosStore, SealPolicy},
         prelude::*,
     },
@@ -295,6 +295,21 @@ fn legacy_message(i: usize, user: &str) -> Value {
     })
 }
 
+/// Takes everything a context read hands over: newest first, as it comes.
+#[derive(Default)]
+struct Everything(Vec<ChatMessage>);
+
+impl ContextSink for Everything {
+    fn leading(&mut self, system: Vec<ChatMessage>) -> bool {
+        assert!(system.is_empty(), "no system messages here");
+        true
+    }
+    fn older(&mut self, newest_first: Vec<ChatMessage>) -> bool {
+        self.0.extend(newest_first);
+        true
+    }
+}
+
 /// Documents written before trees (no `parent_id`, no
 /// `total_message_count`, sealed pages) read as a chain, across the pages'
 /// boundaries too, and branch like any other.
@@ -354,6 +369,13 @@ async fn sessions_written_before_trees_read_as_a_chain_and_branch() {
         .await
         .unwrap();
     assert_eq!(parent(page.messages.last().unwrap()), Some("old2".into()));
+    let mut context = Everything::default();
+    store.read_context(&owner, &id, &mut context).await.unwrap();
+    let read: Vec<_> = context.0.iter().rev().map(parent).collect();
+    let chain: Vec<_> = (0..8)
+        .map(|i: usize| i.checked_sub(1).map(|p| format!("old{p}")))
+        .collect();
+    assert_eq!(read, chain, "the context read, across the pages");
     // A fork in the document: the message leaving it names its parent.
     store
         .append_message(&owner, &id, say("new", Parent::Message(mid("old6")), 10))

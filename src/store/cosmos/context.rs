@@ -1,6 +1,8 @@
 //! The context read: the session document, then sealed pages newest first
 //! only for as long as the selection wants more, so a budget met within the
-//! document and its newest page costs at most two point reads.
+//! document and its newest page costs at most two point reads (a session
+//! sealed before conversations were trees may cost one page more: a chunk's
+//! first message names no parent there, and the page before says it).
 
 use async_trait::async_trait;
 
@@ -61,10 +63,22 @@ impl ContextStore for CosmosStore {
         let mut start = doc.sealed();
         let mut messages = doc.session.messages;
         let mut page = pages;
+        // The page before a chunk, when it was read early for its parent.
+        let mut read_early = None;
         loop {
             // Parents within the chunk; its first keeps the one it was
-            // stored with (every message written since trees has one).
-            chain(&mut messages, Before::at(start));
+            // stored with (every message written since trees has one). One
+            // stored before trees has none: the page before says which it
+            // follows, read now instead of next.
+            let mut before = Before::at(start);
+            if page > 0 && messages.first().is_some_and(|m| m.parent_id.is_none()) {
+                let earlier = self.page(user.as_ref(), id, page - 1, layout).await?;
+                if let Some(last) = earlier.last() {
+                    before = Before::Message(last.id.clone());
+                }
+                read_early = Some(earlier);
+            }
+            chain(&mut messages, before);
             let end = start + messages.len() as u64;
             let mut newest_first: Vec<ChatMessage> = messages.into_iter().rev().collect();
             newest_first.truncate(end.saturating_sub(start.max(lead)) as usize);
@@ -72,7 +86,10 @@ impl ContextStore for CosmosStore {
                 return Ok(());
             }
             page -= 1;
-            messages = self.page(user.as_ref(), id, page, layout).await?;
+            messages = match read_early.take() {
+                Some(earlier) => earlier,
+                None => self.page(user.as_ref(), id, page, layout).await?,
+            };
             start -= messages.len() as u64;
         }
     }
