@@ -256,3 +256,81 @@ async fn an_imported_tree_is_stored_parents_first_with_the_branch_positioned() {
         .unwrap();
     assert_eq!(counts, (2, 4, "2024-01-01T00:00:04.000000Z".into()));
 }
+
+/// A long session is streamed out in chunks read one after the other; a
+/// switch to a branch of the same length in between moves other messages
+/// to the positions still to be read. The stream then fails rather than
+/// answer the start of one branch and the end of another.
+#[tokio::test]
+async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_branches() {
+    use chat_sessions::{
+        domain::{MessageId, NewMessage, Parent},
+        store::{Owner, prelude::*},
+    };
+    use futures::TryStreamExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let alice = conformance::user("alice");
+    let owner = Owner::User(alice.clone());
+    let id = conformance::sid("long");
+    store
+        .create_session(conformance::new_session(&id, Some(&alice)))
+        .await
+        .unwrap();
+    let say = |text: &str, parent: Parent| NewMessage {
+        parent,
+        ..conformance::message(Some(text), text)
+    };
+    // 2,010 messages: the newest 2,000 come with the first read, m1…m10
+    // are streamed.
+    for i in 1..=2010 {
+        let m = format!("m{i}");
+        store
+            .append_message(&owner, &id, say(&m, Parent::Latest))
+            .await
+            .unwrap();
+    }
+    // Another branch from m5, longer than ten messages; then back.
+    let mid = |m: &str| MessageId::parse(m).unwrap();
+    store
+        .append_message(&owner, &id, say("x6", Parent::Message(mid("m5"))))
+        .await
+        .unwrap();
+    for i in 7..=12 {
+        let x = format!("x{i}");
+        store
+            .append_message(&owner, &id, say(&x, Parent::Latest))
+            .await
+            .unwrap();
+    }
+    store
+        .switch_branch(&owner, &id, &mid("m2010"), None)
+        .await
+        .unwrap();
+    let ids = |messages: Vec<chat_sessions::domain::ChatMessage>| -> Vec<String> {
+        messages.into_iter().map(|m| m.id.to_string()).collect()
+    };
+
+    let read = store
+        .read_session(&owner, &id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.newest.len(), 2000);
+    let older: Vec<_> = read.older.unwrap().try_concat().await.unwrap();
+    let expected: Vec<String> = (1..=10).map(|i| format!("m{i}")).collect();
+    assert_eq!(ids(older), expected, "nothing changed: the whole start");
+
+    let read = store
+        .read_session(&owner, &id, None)
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .switch_branch(&owner, &id, &mid("x12"), None)
+        .await
+        .unwrap();
+    let mixed = read.older.unwrap().try_concat().await;
+    assert!(mixed.is_err(), "a mix of two branches: {mixed:?}");
+}

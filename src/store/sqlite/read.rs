@@ -11,7 +11,7 @@ use super::{
     rows::{MESSAGE_COLUMNS, find_session, internal, load_messages, message_row, messages_before},
 };
 use crate::{
-    domain::{ChatMessage, ChatSession, SessionId},
+    domain::{ChatMessage, ChatSession, MessageId, SessionId},
     store::{
         ETag, MessageChunks, MessagePage, MessageQuery, Owner, ReadStore, SessionRead, StoreError,
         StoreResult, Versioned,
@@ -60,8 +60,9 @@ impl ReadStore for SqliteStore {
     /// The session with its newest [`CHUNK`] messages; older ones, if any,
     /// come as a stream of chunks read when polled. Appends never move a
     /// position, so the chunks are the messages that were there at the first
-    /// read; a branch switch or a delete meanwhile can, and a chunk that
-    /// comes back short then fails the stream rather than tear the answer.
+    /// read; a branch switch or a delete meanwhile can, and then the chunks
+    /// no longer lead to the newest messages: the stream fails rather than
+    /// answer a mix of two branches.
     async fn read_session(
         &self,
         owner: &Owner,
@@ -94,7 +95,8 @@ impl ReadStore for SqliteStore {
             return Ok(None);
         };
         let older_count = summary.message_count.saturating_sub(newest.len() as u64);
-        let older = (older_count > 0).then(|| self.chunks(id.clone(), older_count));
+        let leads_to = newest.first().and_then(|m| m.parent_id.clone());
+        let older = (older_count > 0).then(|| self.chunks(id.clone(), older_count, leads_to));
         Ok(Some(SessionRead {
             summary,
             etag,
@@ -169,16 +171,46 @@ impl SqliteStore {
     }
 
     /// Messages at positions 0..`count` of session `id`, [`CHUNK`] at a
-    /// time, each chunk one read when the stream gets to it.
-    fn chunks(&self, id: SessionId, count: u64) -> MessageChunks {
+    /// time, each chunk one read when the stream gets to it. Each message
+    /// must follow the one before, and the last lead to `leads_to` (the
+    /// parent of the newest messages, read first); else the branch changed
+    /// in between and the stream fails.
+    fn chunks(&self, id: SessionId, count: u64, leads_to: Option<MessageId>) -> MessageChunks {
         let store = self.clone();
         let starts = (1..=count).step_by(CHUNK as usize);
+        let changed = {
+            let id = id.clone();
+            move || {
+                StoreError::Internal(anyhow::anyhow!(
+                    "session {id} changed while its messages were being read"
+                ))
+            }
+        };
         futures::stream::iter(starts)
             .then(move |first| {
                 let (store, id) = (store.clone(), id.clone());
                 let last = (first + u64::from(CHUNK) - 1).min(count);
                 async move { store.pos_range(id, first, last).await }
             })
+            .scan(
+                (None::<MessageId>, 0u64),
+                move |(previous, read), chunk: StoreResult<Vec<ChatMessage>>| {
+                    let chunk = chunk.and_then(|messages| {
+                        for message in &messages {
+                            if message.parent_id != *previous {
+                                return Err(changed());
+                            }
+                            *previous = Some(message.id.clone());
+                        }
+                        *read += messages.len() as u64;
+                        if *read == count && *previous != leads_to {
+                            return Err(changed());
+                        }
+                        Ok(messages)
+                    });
+                    futures::future::ready(Some(chunk))
+                },
+            )
             .boxed()
     }
 
