@@ -308,6 +308,14 @@ pub struct SessionSummary {
     pub updated_at: Timestamp,
 }
 
+impl SessionSummary {
+    /// Whether some of its messages are off the current branch (so that
+    /// messages of the branch may have siblings).
+    pub fn has_alternatives(&self) -> bool {
+        self.total_message_count > self.message_count
+    }
+}
+
 impl ChatSession {
     /// A session from its own fields and its messages.
     pub fn from_parts(summary: SessionSummary, messages: Vec<ChatMessage>) -> Self {

@@ -128,13 +128,12 @@ pub async fn read_export(
     id: &SessionId,
     listed: Option<&SessionSummary>,
 ) -> StoreResult<SessionExport> {
-    let branched = |s: &SessionSummary| s.total_message_count > s.message_count;
-    if !listed.is_some_and(branched) {
+    if !listed.is_some_and(SessionSummary::has_alternatives) {
         let read = store.read_session(owner, id, None).await?.ok_or_else(|| {
             StoreError::Internal(anyhow::anyhow!("an unconditional read returned no session"))
         })?;
         // It may have branched since it was listed.
-        if !branched(&read.summary) {
+        if !read.summary.has_alternatives() {
             return Ok(linear(read));
         }
     }

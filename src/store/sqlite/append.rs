@@ -4,50 +4,20 @@
 //! not the current branch's last message.
 
 use async_trait::async_trait;
-use rusqlite::{OptionalExtension, params};
+use rusqlite::params;
 
 use super::{
     SqliteStore,
     branch::{set_branch, unknown_message},
     rows::{
-        MESSAGE_COLUMNS, find_append_target, internal, load_tree, message_row, new_etag, to_json,
-        tool_column,
+        INSERT_MESSAGE, branch_last, find_append_target, internal, load_tree, new_etag,
+        stored_message, to_json, tool_column,
     },
 };
 use crate::{
     domain::{ChatMessage, MessageId, NewMessage, SessionId, Timestamp, UserId},
     store::{AppendStore, Appended, ETag, Owner, StoreError, StoreResult},
 };
-
-/// The id of the current branch's last message (at position `count`).
-fn branch_last(
-    tx: &rusqlite::Connection,
-    id: &SessionId,
-    count: i64,
-) -> StoreResult<Option<String>> {
-    tx.prepare_cached("SELECT id FROM messages WHERE session_id = ?1 AND pos = ?2")
-        .and_then(|mut stmt| {
-            stmt.query_row(params![id.as_str(), count], |r| r.get(0))
-                .optional()
-        })
-        .map_err(internal)
-}
-
-/// The stored message `message` of session `id`, on any branch.
-fn stored_message(
-    tx: &rusqlite::Connection,
-    id: &SessionId,
-    message: &MessageId,
-) -> StoreResult<Option<ChatMessage>> {
-    tx.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND id = ?2"
-    ))
-    .and_then(|mut stmt| {
-        stmt.query_row([id.as_str(), message.as_str()], message_row)
-            .optional()
-    })
-    .map_err(internal)
-}
 
 #[async_trait]
 impl AppendStore for SqliteStore {
@@ -106,13 +76,7 @@ impl AppendStore for SqliteStore {
             // (`search_message_insert`, in `search_queue`) queues the words,
             // which the writer applies to FTS5 before this group commits.
             let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO messages (session_id, seq, pos, id, content, message_type, \
-                     user_id, metadata, created_at, tool, parent_id) \
-                     VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages \
-                     WHERE session_id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-                     ON CONFLICT (session_id, id) DO NOTHING",
-                )
+                .prepare_cached(INSERT_MESSAGE)
                 .and_then(|mut stmt| {
                     stmt.execute(params![
                         id.as_str(),

@@ -16,8 +16,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::{
     SqliteStore,
     rows::{
-        MESSAGE_COLUMNS, TreeRows, branch_messages, check_etag, find_session, internal, load_tree,
-        message_row, new_etag, to_json,
+        MESSAGE_COLUMNS, TreeRows, branch_last, branch_messages, checked_session, find_session,
+        internal, load_tree, message_row, new_etag, stored_message, to_json,
     },
 };
 use crate::{
@@ -241,8 +241,7 @@ impl BranchStore for SqliteStore {
             if_match.cloned(),
         );
         self.write(move |tx| {
-            let (_, etag) = find_session(tx, &owner, &id)?;
-            check_etag(&etag, if_match.as_ref())?;
+            checked_session(tx, &owner, &id, if_match.as_ref())?;
             let rows = load_tree(tx, &id)?;
             if !rows.tree.contains(&message) {
                 return Err(unknown_message("current_message_id", &message));
@@ -291,15 +290,7 @@ impl BranchStore for SqliteStore {
             let next_after = more
                 .then(|| messages.last().map(|(s, _)| *s as u64))
                 .flatten();
-            let current = tx
-                .prepare_cached("SELECT id FROM messages WHERE session_id = ?1 AND pos = ?2")
-                .and_then(|mut stmt| {
-                    stmt.query_row(params![id.as_str(), summary.message_count as i64], |r| {
-                        r.get::<_, String>(0)
-                    })
-                    .optional()
-                })
-                .map_err(internal)?
+            let current = branch_last(&tx, &id, summary.message_count as i64)?
                 .map(|m| MessageId::parse(m).map_err(|e| StoreError::Internal(e.into())))
                 .transpose()?;
             tx.finish().map_err(internal)?;
@@ -329,18 +320,8 @@ impl BranchStore for SqliteStore {
             if_match.cloned(),
         );
         self.write(move |tx| {
-            let (_, etag) = find_session(tx, &owner, &id)?;
-            check_etag(&etag, if_match.as_ref())?;
-            let mut stored = tx
-                .prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND id = ?2"
-                ))
-                .and_then(|mut stmt| {
-                    stmt.query_row([id.as_str(), message.as_str()], message_row)
-                        .optional()
-                })
-                .map_err(internal)?
-                .ok_or(StoreError::NotFound)?;
+            checked_session(tx, &owner, &id, if_match.as_ref())?;
+            let mut stored = stored_message(tx, &id, &message)?.ok_or(StoreError::NotFound)?;
             let now = Timestamp::now();
             edit.apply_to(&mut stored, now)?;
             let metadata = to_json(&stored.metadata)?;
@@ -387,8 +368,7 @@ impl BranchStore for SqliteStore {
             if_match.cloned(),
         );
         self.write(move |tx| {
-            let (_, etag) = find_session(tx, &owner, &id)?;
-            check_etag(&etag, if_match.as_ref())?;
+            checked_session(tx, &owner, &id, if_match.as_ref())?;
             let rows = load_tree(tx, &id)?;
             if !rows.tree.contains(&message) {
                 return Err(StoreError::NotFound);

@@ -10,7 +10,9 @@ use rusqlite::{Connection, params};
 use super::{
     SqliteStore,
     branch::set_branch,
-    rows::{TreeRows, find_session, internal, load_tree, new_etag, to_json, tool_column},
+    rows::{
+        INSERT_MESSAGE, TreeRows, find_session, internal, load_tree, new_etag, to_json, tool_column,
+    },
 };
 use crate::{
     domain::{
@@ -21,14 +23,6 @@ use crate::{
         ImportOutcome, ImportStore, Owner, SessionFields, SessionImport, StoreError, StoreResult,
     },
 };
-
-/// Inserts one imported message (nothing when its id is in the session
-/// already), after the session's other rows in creation order; `?2` is its
-/// position on the current branch (NULL: off it).
-const INSERT_MESSAGE: &str = "INSERT INTO messages (session_id, seq, pos, id, content, \
-     message_type, user_id, metadata, created_at, tool, parent_id) \
-     VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1), \
-     ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (session_id, id) DO NOTHING";
 
 #[async_trait]
 impl ImportStore for SqliteStore {

@@ -8,7 +8,10 @@ use rusqlite::params;
 
 use super::{
     SqliteStore,
-    rows::{MESSAGE_COLUMNS, find_session, internal, load_messages, message_row, messages_before},
+    rows::{
+        MESSAGE_COLUMNS, find_session, internal, load_messages, mark_siblings, message_row,
+        messages_before,
+    },
 };
 use crate::{
     domain::{ChatMessage, ChatSession, MessageId, SessionId},
@@ -47,7 +50,7 @@ impl ReadStore for SqliteStore {
             // The session row and its messages from one snapshot.
             let tx = conn.transaction().map_err(internal)?;
             let (summary, etag) = find_session(&tx, &owner, &id)?;
-            let messages = load_messages(&tx, &id)?;
+            let messages = load_messages(&tx, &summary)?;
             tx.finish().map_err(internal)?;
             Ok(Some(Versioned {
                 value: ChatSession::from_parts(summary, messages),
@@ -86,6 +89,8 @@ impl ReadStore for SqliteStore {
                     return Ok(None);
                 }
                 let mut newest = messages_before(&tx, &session_id, i64::MAX, CHUNK)?;
+                let branched = summary.has_alternatives();
+                mark_siblings(&tx, &session_id, branched, &mut newest)?;
                 newest.reverse();
                 tx.finish().map_err(internal)?;
                 Ok(Some((summary, etag, newest)))
@@ -96,7 +101,9 @@ impl ReadStore for SqliteStore {
         };
         let older_count = summary.message_count.saturating_sub(newest.len() as u64);
         let leads_to = newest.first().and_then(|m| m.parent_id.clone());
-        let older = (older_count > 0).then(|| self.chunks(id.clone(), older_count, leads_to));
+        let branched = summary.has_alternatives();
+        let older =
+            (older_count > 0).then(|| self.chunks(id.clone(), older_count, branched, leads_to));
         Ok(Some(SessionRead {
             summary,
             etag,
@@ -116,6 +123,7 @@ impl ReadStore for SqliteStore {
             let tx = conn.transaction().map_err(internal)?;
             let (summary, etag) = find_session(&tx, &owner, &id)?;
             let mut messages = messages_before(&tx, &id, i64::MAX, limit)?;
+            mark_siblings(&tx, &id, summary.has_alternatives(), &mut messages)?;
             messages.reverse();
             tx.finish().map_err(internal)?;
             Ok(Versioned {
@@ -141,7 +149,8 @@ impl ReadStore for SqliteStore {
                 .before
                 .map_or(summary.message_count, |b| b.min(summary.message_count));
             let start = end.saturating_sub(u64::from(query.limit));
-            let messages = messages_before(&tx, &id, end as i64 + 1, (end - start) as u32)?;
+            let mut messages = messages_before(&tx, &id, end as i64 + 1, (end - start) as u32)?;
+            mark_siblings(&tx, &id, summary.has_alternatives(), &mut messages)?;
             tx.finish().map_err(internal)?;
             Ok(MessagePage {
                 messages,
@@ -175,7 +184,13 @@ impl SqliteStore {
     /// must follow the one before, and the last lead to `leads_to` (the
     /// parent of the newest messages, read first); else the branch changed
     /// in between and the stream fails.
-    fn chunks(&self, id: SessionId, count: u64, leads_to: Option<MessageId>) -> MessageChunks {
+    fn chunks(
+        &self,
+        id: SessionId,
+        count: u64,
+        branched: bool,
+        leads_to: Option<MessageId>,
+    ) -> MessageChunks {
         let store = self.clone();
         let starts = (1..=count).step_by(CHUNK as usize);
         let changed = {
@@ -190,7 +205,7 @@ impl SqliteStore {
             .then(move |first| {
                 let (store, id) = (store.clone(), id.clone());
                 let last = (first + u64::from(CHUNK) - 1).min(count);
-                async move { store.pos_range(id, first, last).await }
+                async move { store.pos_range(id, first, last, branched).await }
             })
             .scan(
                 (None::<MessageId>, 0u64),
@@ -215,12 +230,15 @@ impl SqliteStore {
     }
 
     /// The current branch's messages at positions (`pos`) `first..=last`;
-    /// all of them, or an error (the session was deleted meanwhile).
+    /// all of them, or an error (the session was deleted meanwhile). Their
+    /// siblings are marked when the session was `branched` at its first
+    /// read (a change since then fails the chunks' chain check).
     async fn pos_range(
         &self,
         id: SessionId,
         first: u64,
         last: u64,
+        branched: bool,
     ) -> StoreResult<Vec<ChatMessage>> {
         self.read(move |conn| {
             let mut messages = conn
@@ -233,7 +251,7 @@ impl SqliteStore {
                         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                 })
                 .map_err(internal)?;
-            super::rows::mark_siblings(conn, &id, &mut messages)?;
+            mark_siblings(conn, &id, branched, &mut messages)?;
             if messages.len() as u64 != last - first + 1 {
                 return Err(StoreError::Internal(anyhow::anyhow!(
                     "session {id} changed while its messages were being read"

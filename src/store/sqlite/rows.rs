@@ -202,9 +202,12 @@ pub(super) fn find_append_target(
 }
 
 /// The current branch's messages, oldest first, their siblings marked.
-pub(super) fn load_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
-    let mut messages = branch_messages(conn, id)?;
-    mark_siblings(conn, id, &mut messages)?;
+pub(super) fn load_messages(
+    conn: &Connection,
+    session: &SessionSummary,
+) -> StoreResult<Vec<ChatMessage>> {
+    let mut messages = branch_messages(conn, &session.id)?;
+    mark_siblings(conn, &session.id, session.has_alternatives(), &mut messages)?;
     Ok(messages)
 }
 
@@ -223,7 +226,7 @@ pub(super) fn branch_messages(conn: &Connection, id: &SessionId) -> StoreResult<
 }
 
 /// Up to `limit` messages of the current branch at positions (`pos`, from
-/// 1) below `below`, newest first.
+/// 1) below `below`, newest first; siblings not marked.
 pub(super) fn messages_before(
     conn: &Connection,
     id: &SessionId,
@@ -236,11 +239,10 @@ pub(super) fn messages_before(
              WHERE session_id = ?1 AND pos < ?2 ORDER BY pos DESC LIMIT ?3"
         ))
         .map_err(internal)?;
-    let mut messages = stmt
+    let messages = stmt
         .query_map(params![id.as_str(), below, limit], message_row)
         .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
         .map_err(internal)?;
-    mark_siblings(conn, id, &mut messages)?;
     Ok(messages)
 }
 
@@ -250,11 +252,60 @@ pub(super) fn load_session(
     id: &SessionId,
 ) -> StoreResult<Versioned<ChatSession>> {
     let (summary, etag) = find_session(conn, owner, id)?;
-    let messages = load_messages(conn, id)?;
+    let messages = load_messages(conn, &summary)?;
     Ok(Versioned {
         value: ChatSession::from_parts(summary, messages),
         etag: ETag::new(etag),
     })
+}
+
+/// Whether the owner's session is there and `if_match` (if any) still
+/// matches it: how every guarded write starts.
+pub(super) fn checked_session(
+    conn: &Connection,
+    owner: &Owner,
+    id: &SessionId,
+    if_match: Option<&ETag>,
+) -> StoreResult<()> {
+    let (_, etag) = find_session(conn, owner, id)?;
+    check_etag(&etag, if_match)
+}
+
+/// Inserts one message (nothing when its id is in the session already), after the session's other rows in creation order; `?2` is its
+/// position on the current branch (NULL: off it).
+pub(super) const INSERT_MESSAGE: &str = "INSERT INTO messages (session_id, seq, pos, id, content, \
+     message_type, user_id, metadata, created_at, tool, parent_id) \
+     VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1), \
+     ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (session_id, id) DO NOTHING";
+
+/// The id of the current branch's last message (at position `count`).
+pub(super) fn branch_last(
+    tx: &rusqlite::Connection,
+    id: &SessionId,
+    count: i64,
+) -> StoreResult<Option<String>> {
+    tx.prepare_cached("SELECT id FROM messages WHERE session_id = ?1 AND pos = ?2")
+        .and_then(|mut stmt| {
+            stmt.query_row(params![id.as_str(), count], |r| r.get(0))
+                .optional()
+        })
+        .map_err(internal)
+}
+
+/// The stored message `message` of session `id`, on any branch.
+pub(super) fn stored_message(
+    tx: &rusqlite::Connection,
+    id: &SessionId,
+    message: &MessageId,
+) -> StoreResult<Option<ChatMessage>> {
+    tx.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 AND id = ?2"
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row([id.as_str(), message.as_str()], message_row)
+            .optional()
+    })
+    .map_err(internal)
 }
 
 pub(super) fn check_etag(stored: &str, if_match: Option<&ETag>) -> StoreResult<()> {
@@ -335,22 +386,17 @@ pub(super) fn load_tree(conn: &Connection, id: &SessionId) -> StoreResult<TreeRo
     })
 }
 
-/// Marks the siblings of `messages` (a stretch of the current branch) when
-/// the session has messages off its current branch: one indexed row read
-/// for a session without any.
+/// Marks the siblings of `messages` (a stretch of session `id`'s current
+/// branch) when the session has messages off its current branch
+/// (`branched`, from its row as read with them: no read for a session
+/// without any).
 pub(super) fn mark_siblings(
     conn: &Connection,
     id: &SessionId,
+    branched: bool,
     messages: &mut [ChatMessage],
 ) -> StoreResult<()> {
-    if messages.is_empty() {
-        return Ok(());
-    }
-    let branched: Option<bool> = conn
-        .prepare_cached("SELECT total_count > message_count FROM sessions WHERE id = ?1")
-        .and_then(|mut stmt| stmt.query_row([id.as_str()], |r| r.get(0)).optional())
-        .map_err(internal)?;
-    if branched == Some(true) {
+    if branched && !messages.is_empty() {
         load_tree(conn, id)?.tree.mark_siblings(messages);
     }
     Ok(())

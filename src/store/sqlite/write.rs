@@ -10,7 +10,7 @@ use rusqlite::params;
 
 use super::{
     SqliteStore,
-    rows::{check_etag, find_session, internal, load_session, new_etag, to_json},
+    rows::{check_etag, checked_session, internal, load_session, new_etag, to_json},
 };
 use crate::{
     domain::{ChatSession, NewSession, SessionId, SessionPatch, Timestamp, UserId},
@@ -105,8 +105,7 @@ impl WriteStore for SqliteStore {
     ) -> StoreResult<()> {
         let (owner, id, if_match) = (owner.clone(), id.clone(), if_match.cloned());
         self.write(move |tx| {
-            let (_, etag) = find_session(tx, &owner, &id)?;
-            check_etag(&etag, if_match.as_ref())?;
+            checked_session(tx, &owner, &id, if_match.as_ref())?;
             delete_rows(tx, &id)
         })
         .await
