@@ -6,7 +6,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -14,7 +13,7 @@ use super::{
     ApiError, AppState,
     conditional::json_with_etag,
     extract::{ApiJson, ApiPath, ApiQuery},
-    params::{UserParam, message_id, session_id},
+    params::{UserParam, decode_position, encode_position, message_id, page_size, session_id},
 };
 use crate::{
     domain::{
@@ -54,16 +53,11 @@ pub struct MessageList {
 }
 
 fn encode_before(position: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("m1:{position}"))
+    encode_position("m1", position)
 }
 
 fn decode_before(cursor: &str) -> Result<u64, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("m1:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| ApiError::Validation("before: is not a cursor this service returned".into()))
+    decode_position("before", "cursor", "m1", cursor)
 }
 
 /// `GET /api/chat/sessions/{session_id}/messages`
@@ -87,12 +81,12 @@ pub async fn list_messages(
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     let id = session_id(raw_id)?;
-    let limit = params.limit.unwrap_or(DEFAULT_MESSAGE_PAGE);
-    if !(1..=MAX_MESSAGE_PAGE).contains(&limit) {
-        return Err(ApiError::Validation(format!(
-            "limit: must be between 1 and {MAX_MESSAGE_PAGE}"
-        )));
-    }
+    let limit = page_size(
+        "limit",
+        params.limit,
+        DEFAULT_MESSAGE_PAGE,
+        MAX_MESSAGE_PAGE,
+    )?;
     let before = params
         .before
         .as_deref()

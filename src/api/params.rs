@@ -1,7 +1,9 @@
 //! What several endpoints take alike: the `?user_id=` of an endpoint that
-//! names one session, session and message ids from the path or a body, and
-//! a body member that may be given as `null`.
+//! names one session, session and message ids from the path or a body, a
+//! page size, a page token that stands for a position, and a body member
+//! that may be given as `null`.
 
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Deserializer};
 use utoipa::IntoParams;
 
@@ -27,6 +29,51 @@ pub(super) fn session_id(raw: String) -> Result<SessionId, ApiError> {
 /// mend when a request carries several.
 pub(super) fn message_id(field: &'static str, raw: String) -> Result<MessageId, ApiError> {
     MessageId::parse(raw).map_err(|e| ValidationError::new(field, e.message).into())
+}
+
+/// The page size given as `field` (`default` when absent): 422 unless it is
+/// between 1 and `max`.
+pub(super) fn page_size(
+    field: &str,
+    given: Option<u32>,
+    default: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
+    let size = given.unwrap_or(default);
+    if !(1..=max).contains(&size) {
+        return Err(ApiError::Validation(format!(
+            "{field}: must be between 1 and {max}"
+        )));
+    }
+    Ok(size)
+}
+
+/// An opaque page token standing for position `n`; `tag` (e.g. `m1`)
+/// versions its form, and tells the tokens of one pager from another's.
+pub(super) fn encode_position(tag: &str, n: u64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{tag}:{n}"))
+}
+
+/// The position of a token [`encode_position`] made with `tag`; a 422
+/// naming `field` (`what`: cursor, token) for anything else.
+pub(super) fn decode_position(
+    field: &str,
+    what: &str,
+    tag: &str,
+    token: &str,
+) -> Result<u64, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            s.strip_prefix(tag)
+                .and_then(|s| s.strip_prefix(':'))
+                .and_then(|n| n.parse().ok())
+        })
+        .ok_or_else(|| {
+            ApiError::Validation(format!("{field}: is not a {what} this service returned"))
+        })
 }
 
 /// For `#[serde(default, deserialize_with = "present")]`: tells a member

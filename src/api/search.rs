@@ -8,7 +8,9 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, AppState, conditional::json_with_etag, extract::ApiQuery};
+use super::{
+    ApiError, AppState, conditional::json_with_etag, extract::ApiQuery, params::page_size,
+};
 use crate::{
     domain::{MessageId, MessageType, SessionId, Timestamp, UserId},
     search::{HitKey, SearchTerms},
@@ -106,12 +108,12 @@ pub async fn search(
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     let terms = SearchTerms::parse(&params.q)?;
-    let limit = params.limit.unwrap_or(DEFAULT_SEARCH_LIMIT);
-    if !(1..=MAX_SEARCH_LIMIT).contains(&limit) {
-        return Err(ApiError::Validation(format!(
-            "limit: must be between 1 and {MAX_SEARCH_LIMIT}"
-        )));
-    }
+    let limit = page_size(
+        "limit",
+        params.limit,
+        DEFAULT_SEARCH_LIMIT,
+        MAX_SEARCH_LIMIT,
+    )?;
     let after = params
         .continuation_token
         .filter(|t| !t.is_empty())

@@ -11,9 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ApiError, AppState,
-    conditional::{json_bytes, json_with_etag, none_match_tags, write_precondition},
+    conditional::{
+        json_bytes, json_with_etag, none_match_hits, none_match_tags, not_modified,
+        write_precondition,
+    },
     extract::{ApiJson, ApiPath, ApiQuery},
-    params::{UserParam, session_id},
+    params::{UserParam, page_size, session_id},
     stream::stream_session,
     tree,
 };
@@ -149,12 +152,7 @@ pub async fn list(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
-    let limit = params.limit.unwrap_or(DEFAULT_LIST_LIMIT);
-    if !(1..=MAX_LIST_LIMIT).contains(&limit) {
-        return Err(ApiError::Validation(format!(
-            "limit: must be between 1 and {MAX_LIST_LIMIT}"
-        )));
-    }
+    let limit = page_size("limit", params.limit, DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
     let query = ListQuery {
         limit,
         is_active: params.is_active,
@@ -178,15 +176,9 @@ pub async fn list(
     // While the owner's version stands, this page is what the client has.
     let etag = version.as_ref().map(|v| listing_etag(&key, v));
     if let Some(tag) = &etag
-        && none_match_tags(&headers)
-            .iter()
-            .any(|t| t == "*" || t == tag.as_str())
+        && none_match_hits(&headers, tag)
     {
-        let mut response = StatusCode::NOT_MODIFIED.into_response();
-        if let Ok(value) = HeaderValue::from_str(tag.as_str()) {
-            response.headers_mut().insert(header::ETAG, value);
-        }
-        return Ok(response);
+        return Ok(not_modified(tag));
     }
     let body = match cached {
         Some(body) => body,
@@ -312,12 +304,8 @@ pub async fn get(
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     let id = session_id(raw_id)?;
-    if let Some(limit) = params.messages_limit
-        && !(1..=MAX_MESSAGES_LIMIT).contains(&limit)
-    {
-        return Err(ApiError::Validation(format!(
-            "messages_limit: must be between 1 and {MAX_MESSAGES_LIMIT}"
-        )));
+    if let Some(limit) = params.messages_limit {
+        page_size("messages_limit", Some(limit), limit, MAX_MESSAGES_LIMIT)?;
     }
     if let Some(message) = params.message_id {
         return tree::read_branch(
@@ -334,15 +322,8 @@ pub async fn get(
         let stored = state.store.get_session_tail(&owner, &id, limit).await?;
         // The tail is small; the 304 spares sending it and the client's
         // work (the web app revalidates an open chat this way).
-        if none_match_tags(&headers)
-            .iter()
-            .any(|t| t == "*" || t == stored.etag.as_str())
-        {
-            let mut response = StatusCode::NOT_MODIFIED.into_response();
-            if let Ok(value) = HeaderValue::from_str(stored.etag.as_str()) {
-                response.headers_mut().insert(header::ETAG, value);
-            }
-            return Ok(response);
+        if none_match_hits(&headers, &stored.etag) {
+            return Ok(not_modified(&stored.etag));
         }
         return Ok(json_with_etag(
             StatusCode::OK,
@@ -374,15 +355,8 @@ pub async fn get(
     let (etag, body) = match (fresh, cached) {
         // A long session streams out page by page, never whole in memory.
         (Some(read), _) if read.older.is_some() => {
-            if client_tags
-                .iter()
-                .any(|t| t == "*" || t == read.etag.as_str())
-            {
-                let mut response = StatusCode::NOT_MODIFIED.into_response();
-                if let Ok(value) = HeaderValue::from_str(read.etag.as_str()) {
-                    response.headers_mut().insert(header::ETAG, value);
-                }
-                return Ok(response);
+            if none_match_hits(&headers, &read.etag) {
+                return Ok(not_modified(&read.etag));
             }
             return stream_session(id, read);
         }

@@ -11,7 +11,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -21,7 +20,7 @@ use super::{
         json_with_etag, no_content_with_etag, none_match_hits, not_modified, write_precondition,
     },
     extract::{ApiJson, ApiPath, ApiQuery},
-    params::{UserParam, message_id, session_id},
+    params::{UserParam, decode_position, encode_position, message_id, page_size, session_id},
 };
 use crate::{
     domain::{
@@ -96,18 +95,11 @@ pub struct EditMessageBody {
 /// The `continuation_token` of the page after `after` messages. Opaque to
 /// clients; versioned (`t1:`) so that its form can change.
 fn encode_token(after: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("t1:{after}"))
+    encode_position("t1", after)
 }
 
 fn decode_token(token: &str) -> Result<u64, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.strip_prefix("t1:").and_then(|n| n.parse().ok()))
-        .ok_or_else(|| {
-            ApiError::Validation("continuation_token: is not a token this service returned".into())
-        })
+    decode_position("continuation_token", "token", "t1", token)
 }
 
 /// `GET /api/chat/sessions/{session_id}/tree`
@@ -139,12 +131,7 @@ pub async fn get_tree(
 ) -> Result<Response, ApiError> {
     let owner = state.owner(&headers, params.user_id.as_deref(), None)?;
     let id = session_id(raw_id)?;
-    let limit = params.limit.unwrap_or(DEFAULT_TREE_PAGE);
-    if !(1..=MAX_TREE_PAGE).contains(&limit) {
-        return Err(ApiError::Validation(format!(
-            "limit: must be between 1 and {MAX_TREE_PAGE}"
-        )));
-    }
+    let limit = page_size("limit", params.limit, DEFAULT_TREE_PAGE, MAX_TREE_PAGE)?;
     let after = params
         .continuation_token
         .as_deref()

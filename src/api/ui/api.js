@@ -100,8 +100,7 @@ export async function features() {
     erase: has('/api/chat/erase', 'post'),
     // Conversations as trees: a message can be deleted (and edited, answered
     // again and switched between, which come with it).
-    branches: Object.entries(doc.paths ?? {})
-      .some(([p, ops]) => /^\/api\/chat\/sessions\/\{[^}]+\}\/messages\/\{[^}]+\}$/.test(p) && Boolean(ops.delete)),
+    branches: has('/api/chat/sessions/{session_id}/messages/{message_id}', 'delete'),
   };
 }
 
