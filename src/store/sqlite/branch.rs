@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     SqliteStore,
+    connection::has_column,
     rows::{
         MESSAGE_COLUMNS, TreeRows, branch_last, branch_messages, checked_session, find_session,
         internal, load_tree, message_row, new_etag, stored_message, to_json,
@@ -22,8 +23,8 @@ use super::{
 };
 use crate::{
     domain::{
-        ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, SessionId, Timestamp,
-        ValidationError,
+        ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, SessionId, SessionSummary,
+        Timestamp, ValidationError,
     },
     store::{BranchStore, ETag, Owner, StoreError, StoreResult, TreePage, TreeQuery, Versioned},
 };
@@ -33,13 +34,7 @@ use crate::{
 /// current branch) and `edited_at`; sessions count every message. Each
 /// part only where the file lacks it, so a step run again changes nothing.
 pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
-    let has = |table: &str, column: &str| -> rusqlite::Result<bool> {
-        conn.query_row(
-            "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
-            [table, column],
-            |row| row.get(0),
-        )
-    };
+    let has = |table, column| has_column(conn, table, column);
     for column in ["parent_id", "edited_at"] {
         if !has("messages", column)? {
             conn.execute_batch(&format!("ALTER TABLE messages ADD COLUMN {column} TEXT"))?;
@@ -155,20 +150,20 @@ fn touch_session(
     Ok(etag)
 }
 
-/// The session showing `branch`, its siblings marked.
+/// The session (`summary` at version `etag`, as just read) showing
+/// `branch`, its siblings marked.
 fn session_with_branch(
     conn: &Connection,
-    owner: &Owner,
-    id: &SessionId,
+    (mut summary, etag): (SessionSummary, String),
     rows: &TreeRows,
     branch: &[MessageId],
 ) -> StoreResult<Versioned<ChatSession>> {
-    let (mut summary, etag) = find_session(conn, owner, id)?;
+    let id = summary.id.clone();
     let mut messages = if branch == rows.branch.as_slice() {
         // Marked below, with the tree in hand.
-        branch_messages(conn, id)?
+        branch_messages(conn, &id)?
     } else {
-        let mut by_id: std::collections::HashMap<MessageId, ChatMessage> = all_messages(conn, id)?
+        let mut by_id: std::collections::HashMap<MessageId, ChatMessage> = all_messages(conn, &id)?
             .into_iter()
             .map(|m| (m.id.clone(), m))
             .collect();
@@ -214,13 +209,13 @@ impl BranchStore for SqliteStore {
         let (owner, id, message) = (owner.clone(), id.clone(), message.clone());
         self.read(move |conn| {
             let tx = conn.transaction().map_err(internal)?;
-            find_session(&tx, &owner, &id)?;
+            let session = find_session(&tx, &owner, &id)?;
             let rows = load_tree(&tx, &id)?;
             if !rows.tree.contains(&message) {
                 return Err(unknown_message("message_id", &message));
             }
             let branch = rows.tree.branch_through(&message);
-            let read = session_with_branch(&tx, &owner, &id, &rows, &branch)?;
+            let read = session_with_branch(&tx, session, &rows, &branch)?;
             tx.finish().map_err(internal)?;
             Ok(read)
         })
@@ -241,7 +236,7 @@ impl BranchStore for SqliteStore {
             if_match.cloned(),
         );
         self.write(move |tx| {
-            checked_session(tx, &owner, &id, if_match.as_ref())?;
+            let mut session = checked_session(tx, &owner, &id, if_match.as_ref())?;
             let rows = load_tree(tx, &id)?;
             if !rows.tree.contains(&message) {
                 return Err(unknown_message("current_message_id", &message));
@@ -250,13 +245,14 @@ impl BranchStore for SqliteStore {
             if branch != rows.branch {
                 set_branch(tx, &id, &rows, &branch)?;
                 touch_session(tx, &id, branch.len(), rows.tree.len())?;
+                session = find_session(tx, &owner, &id)?;
             }
             // The tree is the one read above; only its current branch moved.
             let rows = TreeRows {
                 tree: rows.tree,
                 branch,
             };
-            session_with_branch(tx, &owner, &id, &rows, &rows.branch)
+            session_with_branch(tx, session, &rows, &rows.branch)
         })
         .await
     }
@@ -416,9 +412,17 @@ impl BranchStore for SqliteStore {
                 })
                 .map_err(internal)?;
             }
-            let rest = load_tree(tx, &id)?;
-            set_branch(tx, &id, &rest, &branch)?;
-            let etag = touch_session(tx, &id, branch.len(), rest.tree.len())?;
+            // Their parents are written out already (by leaving the branch,
+            // then the re-attachment), so only positions are left to set.
+            let mut place = tx
+                .prepare_cached("UPDATE messages SET pos = ?3 WHERE session_id = ?1 AND id = ?2")
+                .map_err(internal)?;
+            for (at, m) in branch.iter().enumerate().skip(kept.len()) {
+                place
+                    .execute(params![id.as_str(), m.as_str(), at as i64 + 1])
+                    .map_err(internal)?;
+            }
+            let etag = touch_session(tx, &id, branch.len(), rows.tree.len() - gone.len())?;
             Ok(ETag::new(etag))
         })
         .await

@@ -33,3 +33,13 @@ pub(super) fn open_connection(
     search_index::register_functions(&conn).context("registering the search functions")?;
     Ok(conn)
 }
+
+/// Whether `table` has `column` (for upgrade steps that add columns only
+/// where a file lacks them).
+pub(super) fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
+        |row| row.get(0),
+    )
+}

@@ -1,4 +1,4 @@
-//! TreeRows to domain values and back, and the queries every operation shares.
+//! Rows to domain values and back, and the queries every operation shares.
 //! Runs on whichever connection the caller holds (a reader, or the writer
 //! inside its transaction).
 
@@ -60,7 +60,7 @@ fn decode<T, E: std::fmt::Display>(column: &str, value: Result<T, E>) -> rusqlit
     })
 }
 
-// TreeRows are decoded from the column text as SQLite holds it (`text`), not
+// Rows are decoded from the column text as SQLite holds it (`text`), not
 // from owned copies: a page of sessions or messages decodes hundreds of
 // columns, and only what the domain value keeps is allocated.
 
@@ -259,16 +259,17 @@ pub(super) fn load_session(
     })
 }
 
-/// Whether the owner's session is there and `if_match` (if any) still
+/// The owner's session and its version, when `if_match` (if any) still
 /// matches it: how every guarded write starts.
 pub(super) fn checked_session(
     conn: &Connection,
     owner: &Owner,
     id: &SessionId,
     if_match: Option<&ETag>,
-) -> StoreResult<()> {
-    let (_, etag) = find_session(conn, owner, id)?;
-    check_etag(&etag, if_match)
+) -> StoreResult<(SessionSummary, String)> {
+    let (summary, etag) = find_session(conn, owner, id)?;
+    check_etag(&etag, if_match)?;
+    Ok((summary, etag))
 }
 
 /// Inserts one message (nothing when its id is in the session already), after the session's other rows in creation order; `?2` is its

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use rusqlite::Connection;
 
-use super::{branch, search_index, search_queue, storage, versions};
+use super::{branch, connection::has_column, search_index, search_queue, storage, versions};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS sessions (
@@ -75,12 +75,7 @@ const UPGRADES: &[(&str, UpgradeStep)] = &[
 /// Gives `messages` its `tool` column (NULL: no tool parts), unless the
 /// file was created with it.
 fn add_tool_column(conn: &Connection) -> rusqlite::Result<()> {
-    let has: bool = conn.query_row(
-        "SELECT count(*) > 0 FROM pragma_table_info('messages') WHERE name = 'tool'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has {
+    if !has_column(conn, "messages", "tool")? {
         conn.execute_batch("ALTER TABLE messages ADD COLUMN tool TEXT")?;
     }
     Ok(())
@@ -135,12 +130,7 @@ const ADDED_COLUMNS: &[(&str, &str, &str)] = &[("sessions", "archived_at", "TEXT
 /// constants above, never from input.
 fn add_missing_columns(conn: &Connection) -> anyhow::Result<()> {
     for (table, column, kind) in ADDED_COLUMNS {
-        let present: bool = conn
-            .prepare(&format!(
-                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
-            ))?
-            .exists([column])?;
-        if !present {
+        if !has_column(conn, table, column)? {
             conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
                 .with_context(|| format!("adding column {table}.{column}"))?;
             tracing::info!(table, column, "added a column to the SQLite schema");
