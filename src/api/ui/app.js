@@ -291,7 +291,7 @@ async function applyFresh(body, etag) {
   delete body.messages;
   if (state.view) {
     // The branch shown is not the current one: read it again.
-    await refreshView();
+    await refreshView(newest?.id);
     if (state.open?.session.id === id) listChanged(body);
     return;
   }

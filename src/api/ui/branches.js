@@ -87,21 +87,23 @@ export function renderBar() {
 /**
  * Shows the branch through `messageId`, all of it, for a link to a message
  * that is not among those shown: as the current branch when it is on it,
- * else read without switching, with the bar. Throws the API's error (422:
- * the session has no such message).
+ * else read without switching, with the bar. `knownLast`: the current
+ * branch's last message id when the caller has just read it. Throws the
+ * API's error (422: the session has no such message).
  */
-export async function showBranchOf(messageId) {
+export async function showBranchOf(messageId, knownLast) {
   const { state } = app;
   const id = state.open.session.id;
   const [branch, current] = await Promise.all([
     api.getBranch(id, messageId),
-    // The current branch's newest message, unless it is shown already.
-    state.view ? api.getSession(id) : null,
+    // The current branch's newest message, unless it is shown or known already.
+    state.view && knownLast === undefined ? api.getSession(id) : null,
   ]);
   if (state.open?.session.id !== id) return;
   const messages = branch.body.messages ?? [];
   delete branch.body.messages;
-  const currentLast = current ? current.body.messages?.at(-1)?.id : state.messages.at(-1)?.id;
+  const currentLast = knownLast
+    ?? (current ? current.body.messages?.at(-1)?.id : state.messages.at(-1)?.id);
   if (messages.at(-1)?.id === currentLast) leaveView();
   else state.view = { anchor: messageId };
   state.open = { session: branch.body, etag: branch.etag };
@@ -110,11 +112,15 @@ export async function showBranchOf(messageId) {
   app.render();
 }
 
-/** The chat changed elsewhere while a branch that is not the current one is shown: read it again. */
-export async function refreshView() {
+/**
+ * The chat changed elsewhere while a branch that is not the current one is
+ * shown: read it again. `currentLast`: the current branch's last message id
+ * in the version just read.
+ */
+export async function refreshView(currentLast) {
   const { state } = app;
   try {
-    await showBranchOf(state.view.anchor);
+    await showBranchOf(state.view.anchor, currentLast);
   } catch (e) {
     if (e.status !== 422) throw e;
     // The message the branch was read through is gone: show the current branch.
