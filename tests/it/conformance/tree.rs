@@ -15,30 +15,13 @@ use chat_sessions::{
 };
 use serde_json::json;
 
-use super::{created, message, unique, user};
-
-fn mid(id: &str) -> MessageId {
-    MessageId::parse(id).unwrap()
-}
+use super::{assert_not_found, created, ids, message, mid, unique, unmarked, user};
 
 /// A user message `id` under `parent`.
 fn under(id: &str, parent: Parent) -> NewMessage {
     let mut m = message(Some(id), &format!("text of {id}"));
     m.parent = parent;
     m
-}
-
-/// The messages without their sibling marks (which depend on the read).
-fn unmarked(messages: &[ChatMessage]) -> Vec<ChatMessage> {
-    let mut out = messages.to_vec();
-    for m in &mut out {
-        m.siblings = None;
-    }
-    out
-}
-
-fn ids(messages: &[ChatMessage]) -> Vec<String> {
-    messages.iter().map(|m| m.id.to_string()).collect()
 }
 
 /// A session of alice's with messages `a`, `b`, `c` in a row.
@@ -259,11 +242,8 @@ pub async fn switching_shows_the_newest_leaf_under_a_message(store: DynStore) {
 pub async fn branch_operations_need_the_owner(store: DynStore) {
     let (_, _, id) = abc(&store).await;
     let mallory = Owner::User(user(&unique("mallory")));
-    let not_found = |r: Result<(), StoreError>| {
-        assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
-    };
-    not_found(store.read_branch(&mallory, &id, &mid("b")).await.map(drop));
-    not_found(
+    assert_not_found(store.read_branch(&mallory, &id, &mid("b")).await.map(drop));
+    assert_not_found(
         store
             .switch_branch(&mallory, &id, &mid("b"), None)
             .await
@@ -273,12 +253,12 @@ pub async fn branch_operations_need_the_owner(store: DynStore) {
         limit: 10,
         after: 0,
     };
-    not_found(store.list_tree(&mallory, &id, tree).await.map(drop));
+    assert_not_found(store.list_tree(&mallory, &id, tree).await.map(drop));
     let edit = MessageEdit {
         content: Some("mine now".into()),
         metadata: None,
     };
-    not_found(
+    assert_not_found(
         store
             .edit_message(&mallory, &id, &mid("b"), &edit, None)
             .await
@@ -286,9 +266,9 @@ pub async fn branch_operations_need_the_owner(store: DynStore) {
     );
     let b = mid("b");
     let delete = store.delete_message(&mallory, &id, &b, DeleteScope::Message, None);
-    not_found(delete.await.map(drop));
+    assert_not_found(delete.await.map(drop));
     let fork = store.append_message(&mallory, &id, under("x", Parent::Message(mid("a"))));
-    not_found(fork.await.map(drop));
+    assert_not_found(fork.await.map(drop));
 }
 
 pub async fn the_tree_lists_every_message_with_its_parent_in_pages(store: DynStore) {

@@ -18,11 +18,7 @@ use chat_sessions::{
 use futures::TryStreamExt as _;
 use serde_json::json;
 
-use super::{created, message, sid, unique, user};
-
-fn mid(id: &str) -> MessageId {
-    MessageId::parse(id).unwrap()
-}
+use super::{created, message, mid, sid, unique, user};
 
 /// Each message's id and parent, in order.
 fn shape(messages: &[ChatMessage]) -> Vec<(&str, Option<&str>)> {
