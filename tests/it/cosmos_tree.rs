@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 
 use crate::{
     common::cosmos,
-    conformance::{ids, mid, until_through},
+    conformance::{self, ids, mid, until_through},
 };
 
 /// Message `id` under `parent`, about `size` bytes of content.
@@ -346,6 +346,13 @@ async fn sessions_written_before_trees_read_as_a_chain_and_branch() {
     for (i, m) in whole.messages.iter().enumerate() {
         assert_eq!(parent(m), i.checked_sub(1).map(|p| format!("old{p}")));
     }
+    // All eight, as they were written but for the parents.
+    let legacy: Vec<ChatMessage> = (0..8)
+        .map(|i| serde_json::from_value(legacy_message(i, user)).unwrap())
+        .collect();
+    let old: Vec<String> = (0..8).map(|i| format!("old{i}")).collect();
+    assert_eq!(ids(&whole.messages), old);
+    assert_eq!(whole.messages, conformance::chained(&legacy));
     let tail = store.get_session_tail(&owner, &id, 2).await.unwrap().value;
     assert_eq!(
         parent(&tail.messages[0]),

@@ -126,13 +126,14 @@ async fn a_file_from_before_archived_at_is_upgraded_on_open() {
 #[tokio::test]
 async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
     use chat_sessions::{
-        domain::{MessageId, Parent},
+        domain::Parent,
         store::{BranchStore as _, Owner, prelude::*, sqlite::DB_FILE},
     };
     let dir = tempfile::tempdir().unwrap();
     let alice = conformance::user("alice");
     let owner = Owner::User(alice.clone());
     let id = conformance::sid("before_trees");
+    let before;
     {
         let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
         store
@@ -145,6 +146,7 @@ async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
                 .await
                 .unwrap();
         }
+        before = store.get_session(&owner, &id).await.unwrap().value;
     }
     {
         let conn =
@@ -163,9 +165,15 @@ async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
     let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
     let s = store.get_session(&owner, &id).await.unwrap().value;
     let parents: Vec<_> = s.messages.iter().map(|m| m.parent_id.clone()).collect();
-    let m = |s: &str| MessageId::parse(s).unwrap();
+    let m = conformance::mid;
     assert_eq!(parents, [None, Some(m("a")), Some(m("b"))]);
     assert_eq!((s.message_count, s.total_message_count), (3, 3));
+    // The messages themselves as they were: content, type, owner, time.
+    let mut unparented = before.messages.clone();
+    for m in &mut unparented {
+        m.parent_id = None;
+    }
+    assert_eq!(s.messages, conformance::chained(&unparented));
     let mut fork = conformance::message(Some("b2"), "again");
     fork.parent = Parent::Message(m("a"));
     store.append_message(&owner, &id, fork).await.unwrap();
