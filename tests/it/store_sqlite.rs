@@ -272,10 +272,12 @@ async fn an_imported_tree_is_stored_parents_first_with_the_branch_positioned() {
 #[tokio::test]
 async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_branches() {
     use chat_sessions::{
-        domain::{MessageId, NewMessage, Parent},
-        store::{Owner, prelude::*},
+        domain::{NewMessage, Parent},
+        store::{Owner, StoreError, prelude::*},
     };
     use futures::TryStreamExt as _;
+
+    use crate::conformance::mid;
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
@@ -300,7 +302,6 @@ async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_bran
             .unwrap();
     }
     // Another branch from m5, longer than ten messages; then back.
-    let mid = |m: &str| MessageId::parse(m).unwrap();
     store
         .append_message(&owner, &id, say("x6", Parent::Message(mid("m5"))))
         .await
@@ -316,9 +317,6 @@ async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_bran
         .switch_branch(&owner, &id, &mid("m2010"), None)
         .await
         .unwrap();
-    let ids = |messages: Vec<chat_sessions::domain::ChatMessage>| -> Vec<String> {
-        messages.into_iter().map(|m| m.id.to_string()).collect()
-    };
 
     let read = store
         .read_session(&owner, &id, None)
@@ -328,7 +326,11 @@ async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_bran
     assert_eq!(read.newest.len(), 2000);
     let older: Vec<_> = read.older.unwrap().try_concat().await.unwrap();
     let expected: Vec<String> = (1..=10).map(|i| format!("m{i}")).collect();
-    assert_eq!(ids(older), expected, "nothing changed: the whole start");
+    assert_eq!(
+        conformance::ids(&older),
+        expected,
+        "nothing changed: the whole start"
+    );
 
     let read = store
         .read_session(&owner, &id, None)
@@ -341,4 +343,12 @@ async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_bran
         .unwrap();
     let mixed = read.older.unwrap().try_concat().await;
     assert!(mixed.is_err(), "a mix of two branches: {mixed:?}");
+    match mixed {
+        Err(StoreError::Internal(e)) => assert!(
+            e.to_string()
+                .contains("changed while its messages were being read"),
+            "{e:#}"
+        ),
+        other => panic!("the stream fails as changed underneath: {other:?}"),
+    }
 }
