@@ -18,7 +18,7 @@ use chat_sessions::{
 use futures::TryStreamExt as _;
 use serde_json::json;
 
-use super::{chained, created, message, mid, sid, unique, user};
+use super::{assert_not_found, chained, created, message, mid, sid, unique, user};
 
 /// Each message's id and parent, in order.
 fn shape(messages: &[ChatMessage]) -> Vec<(&str, Option<&str>)> {
@@ -497,7 +497,8 @@ pub async fn an_export_imported_by_another_user_is_their_own_copy(migration: Dyn
     }
     let copied = store.get_session(&bob, &copy).await.unwrap().value;
     assert_eq!((copied.message_count, copied.total_message_count), (3, 5));
-    assert!(store.get_session(&bob, &tree).await.is_err(), "not Alice's");
+    // Not Alice's.
+    assert_not_found(store.get_session(&bob, &tree).await);
     let after = exported(&store, &alice).await;
     assert_eq!(after.len(), before.len());
     for (a, b) in after.iter().zip(&before) {
