@@ -3,6 +3,7 @@
 
 use axum::http::{Method, StatusCode};
 use chat_sessions::{api::ApiSettings, auth::AuthMode, limits::LimitSettings, store::DynStore};
+use futures::FutureExt as _;
 use serde_json::{Value, json};
 
 use super::{
@@ -255,6 +256,15 @@ pub async fn another_users_session_is_404_on_every_tree_endpoint_under_easy_auth
         ),
         (Method::DELETE, format!("{base}/messages/m1"), None),
     ];
+    // Alice's session and its tree as they are before Bob tries.
+    let read = |uri: String| {
+        as_user(&alice, Method::GET, &uri)
+            .send()
+            .map(|r| r.expect_status(StatusCode::OK))
+    };
+    let session = read(base.clone()).await;
+    let etag = session.header("etag").unwrap().to_owned();
+    let tree = read(format!("{base}/tree")).await.json();
     for (method, uri, body) in &requests {
         let mut request = as_user(&bob, method.clone(), uri);
         if let Some(body) = body {
@@ -262,6 +272,14 @@ pub async fn another_users_session_is_404_on_every_tree_endpoint_under_easy_auth
         }
         request.send().await.expect_problem(StatusCode::NOT_FOUND);
     }
+    let after = read(base.clone()).await;
+    assert_eq!(
+        after.header("etag"),
+        Some(etag.as_str()),
+        "Bob changed nothing"
+    );
+    assert_eq!(after.json(), session.json());
+    assert_eq!(read(format!("{base}/tree")).await.json(), tree);
     for (method, uri, body) in requests {
         let mut request = as_user(&alice, method.clone(), &uri);
         if let Some(body) = &body {
