@@ -71,6 +71,13 @@ pub async fn patch_edits_a_message_in_place_under_if_match(store: DynStore, guar
     // the pager and the context.
     let got = app.get(&uri).await;
     assert_eq!(got.header("etag"), Some(edited_etag.as_str()));
+    // The ETag read before the edit is stale now.
+    edit(&etag, "a1b", json!({ "content": "lost" }))
+        .await
+        .expect_problem(StatusCode::PRECONDITION_FAILED);
+    let unchanged = app.get(&uri).await;
+    assert_eq!(unchanged.header("etag"), Some(edited_etag.as_str()));
+    assert_eq!(unchanged.json(), got.json(), "a 412 changes nothing");
     // The session read also shows the message's alternatives.
     let mut shown = got.json()["messages"][1].clone();
     assert!(shown["siblings"].is_array(), "{shown}");
@@ -164,6 +171,13 @@ pub async fn delete_removes_a_message_or_its_subtree_under_if_match(store: DynSt
     let after = app.get(&uri).await;
     assert_eq!(r.header("etag"), after.header("etag"));
     assert_ne!(r.header("etag"), Some(etag.as_str()));
+    // The ETag read before the delete is stale now.
+    delete("u2", "", Some(&etag))
+        .await
+        .expect_problem(StatusCode::PRECONDITION_FAILED);
+    let unchanged = app.get(&uri).await;
+    assert_eq!(unchanged.header("etag"), after.header("etag"));
+    assert_eq!(unchanged.json(), after.json(), "a 412 changes nothing");
     let session = after.json();
     assert_eq!(texts(&session["messages"], "id"), ["u1", "a1b"]);
     assert_eq!(session["total_message_count"], 4);
