@@ -21,11 +21,10 @@ use chat_sessions::{
 };
 use serde_json::{Value, json};
 
-use crate::common::cosmos;
-
-fn mid(id: &str) -> MessageId {
-    MessageId::parse(id).unwrap()
-}
+use crate::{
+    common::cosmos,
+    conformance::{self, ids, mid, until_through},
+};
 
 /// Message `id` under `parent`, about `size` bytes of content.
 fn say(id: &str, parent: Parent, size: usize) -> NewMessage {
@@ -39,10 +38,6 @@ fn say(id: &str, parent: Parent, size: usize) -> NewMessage {
     .unwrap();
     m.parent = parent;
     m
-}
-
-fn ids(messages: &[ChatMessage]) -> Vec<String> {
-    messages.iter().map(|m| m.id.to_string()).collect()
 }
 
 /// A store on a fresh database of the local server, with `policy`.
@@ -351,6 +346,13 @@ async fn sessions_written_before_trees_read_as_a_chain_and_branch() {
     for (i, m) in whole.messages.iter().enumerate() {
         assert_eq!(parent(m), i.checked_sub(1).map(|p| format!("old{p}")));
     }
+    // All eight, as they were written but for the parents.
+    let legacy: Vec<ChatMessage> = (0..8)
+        .map(|i| serde_json::from_value(legacy_message(i, user)).unwrap())
+        .collect();
+    let old: Vec<String> = (0..8).map(|i| format!("old{i}")).collect();
+    assert_eq!(ids(&whole.messages), old);
+    assert_eq!(whole.messages, conformance::chained(&legacy));
     let tail = store.get_session_tail(&owner, &id, 2).await.unwrap().value;
     assert_eq!(
         parent(&tail.messages[0]),
@@ -451,23 +453,6 @@ async fn alternatives_go_with_their_session() {
 /// What one writer of the concurrent test did: the messages it stored, and
 /// the parent it named for each (`None`: the latest).
 type Written = Vec<(MessageId, Option<MessageId>)>;
-
-/// Retries `op` while the store answers "unavailable" (what a client does
-/// with a 503), at most 100 times.
-async fn until_through<T, F, Fut>(mut op: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    for _ in 0..100 {
-        match op().await {
-            Ok(out) => return out,
-            Err(StoreError::Unavailable { .. }) => {}
-            Err(e) => panic!("{e:?}"),
-        }
-    }
-    panic!("never got through");
-}
 
 async fn writer(store: CosmosStore, owner: Owner, id: SessionId, w: usize) -> Written {
     let mut mine = Vec::new();

@@ -126,13 +126,14 @@ async fn a_file_from_before_archived_at_is_upgraded_on_open() {
 #[tokio::test]
 async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
     use chat_sessions::{
-        domain::{MessageId, Parent},
+        domain::Parent,
         store::{BranchStore as _, Owner, prelude::*, sqlite::DB_FILE},
     };
     let dir = tempfile::tempdir().unwrap();
     let alice = conformance::user("alice");
     let owner = Owner::User(alice.clone());
     let id = conformance::sid("before_trees");
+    let before;
     {
         let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
         store
@@ -145,6 +146,7 @@ async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
                 .await
                 .unwrap();
         }
+        before = store.get_session(&owner, &id).await.unwrap().value;
     }
     {
         let conn =
@@ -163,9 +165,15 @@ async fn a_file_from_before_trees_reads_as_a_chain_and_can_branch() {
     let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
     let s = store.get_session(&owner, &id).await.unwrap().value;
     let parents: Vec<_> = s.messages.iter().map(|m| m.parent_id.clone()).collect();
-    let m = |s: &str| MessageId::parse(s).unwrap();
+    let m = conformance::mid;
     assert_eq!(parents, [None, Some(m("a")), Some(m("b"))]);
     assert_eq!((s.message_count, s.total_message_count), (3, 3));
+    // The messages themselves as they were: content, type, owner, time.
+    let mut unparented = before.messages.clone();
+    for m in &mut unparented {
+        m.parent_id = None;
+    }
+    assert_eq!(s.messages, conformance::chained(&unparented));
     let mut fork = conformance::message(Some("b2"), "again");
     fork.parent = Parent::Message(m("a"));
     store.append_message(&owner, &id, fork).await.unwrap();
@@ -264,10 +272,12 @@ async fn an_imported_tree_is_stored_parents_first_with_the_branch_positioned() {
 #[tokio::test]
 async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_branches() {
     use chat_sessions::{
-        domain::{MessageId, NewMessage, Parent},
-        store::{Owner, prelude::*},
+        domain::{NewMessage, Parent},
+        store::{Owner, StoreError, prelude::*},
     };
     use futures::TryStreamExt as _;
+
+    use crate::conformance::mid;
 
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
@@ -292,7 +302,6 @@ async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_bran
             .unwrap();
     }
     // Another branch from m5, longer than ten messages; then back.
-    let mid = |m: &str| MessageId::parse(m).unwrap();
     store
         .append_message(&owner, &id, say("x6", Parent::Message(mid("m5"))))
         .await
@@ -308,9 +317,6 @@ async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_bran
         .switch_branch(&owner, &id, &mid("m2010"), None)
         .await
         .unwrap();
-    let ids = |messages: Vec<chat_sessions::domain::ChatMessage>| -> Vec<String> {
-        messages.into_iter().map(|m| m.id.to_string()).collect()
-    };
 
     let read = store
         .read_session(&owner, &id, None)
@@ -320,7 +326,11 @@ async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_bran
     assert_eq!(read.newest.len(), 2000);
     let older: Vec<_> = read.older.unwrap().try_concat().await.unwrap();
     let expected: Vec<String> = (1..=10).map(|i| format!("m{i}")).collect();
-    assert_eq!(ids(older), expected, "nothing changed: the whole start");
+    assert_eq!(
+        conformance::ids(&older),
+        expected,
+        "nothing changed: the whole start"
+    );
 
     let read = store
         .read_session(&owner, &id, None)
@@ -333,4 +343,12 @@ async fn a_streamed_read_that_meets_a_branch_switch_fails_instead_of_mixing_bran
         .unwrap();
     let mixed = read.older.unwrap().try_concat().await;
     assert!(mixed.is_err(), "a mix of two branches: {mixed:?}");
+    match mixed {
+        Err(StoreError::Internal(e)) => assert!(
+            e.to_string()
+                .contains("changed while its messages were being read"),
+            "{e:#}"
+        ),
+        other => panic!("the stream fails as changed underneath: {other:?}"),
+    }
 }

@@ -29,8 +29,8 @@ use std::{collections::HashSet, sync::Arc};
 
 use chat_sessions::{
     domain::{
-        JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId, SessionPatch,
-        Timestamp, UserId,
+        ChatMessage, JsonObject, MessageId, MessageType, NewMessage, NewSession, SessionId,
+        SessionPatch, Timestamp, UserId,
     },
     store::{DynStore, ETag, ListQuery, Owner, StoreError},
 };
@@ -189,8 +189,43 @@ pub async fn created(store: &DynStore, owner: Option<&UserId>) -> SessionId {
     id
 }
 
-fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+pub(crate) fn assert_not_found<T: std::fmt::Debug>(result: Result<T, StoreError>) {
     assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+pub fn mid(id: &str) -> MessageId {
+    MessageId::parse(id).unwrap()
+}
+
+/// The messages' ids, in order.
+pub fn ids(messages: &[ChatMessage]) -> Vec<String> {
+    messages.iter().map(|m| m.id.to_string()).collect()
+}
+
+/// The messages without their sibling marks (which depend on the read).
+pub fn unmarked(messages: &[ChatMessage]) -> Vec<ChatMessage> {
+    let mut out = messages.to_vec();
+    for m in &mut out {
+        m.siblings = None;
+    }
+    out
+}
+
+/// Retries `op` while the store answers "unavailable" (what a client does
+/// with a 503), at most 100 times; any other error fails the test.
+pub async fn until_through<T, F, Fut>(mut op: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    for _ in 0..100 {
+        match op().await {
+            Ok(out) => return out,
+            Err(StoreError::Unavailable { .. }) => {}
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+    panic!("never got through");
 }
 
 pub async fn create_then_get_returns_the_same_session(store: DynStore) {

@@ -15,30 +15,13 @@ use chat_sessions::{
 };
 use serde_json::json;
 
-use super::{created, message, unique, user};
-
-fn mid(id: &str) -> MessageId {
-    MessageId::parse(id).unwrap()
-}
+use super::{assert_not_found, created, ids, message, mid, unique, unmarked, until_through, user};
 
 /// A user message `id` under `parent`.
 fn under(id: &str, parent: Parent) -> NewMessage {
     let mut m = message(Some(id), &format!("text of {id}"));
     m.parent = parent;
     m
-}
-
-/// The messages without their sibling marks (which depend on the read).
-fn unmarked(messages: &[ChatMessage]) -> Vec<ChatMessage> {
-    let mut out = messages.to_vec();
-    for m in &mut out {
-        m.siblings = None;
-    }
-    out
-}
-
-fn ids(messages: &[ChatMessage]) -> Vec<String> {
-    messages.iter().map(|m| m.id.to_string()).collect()
 }
 
 /// A session of alice's with messages `a`, `b`, `c` in a row.
@@ -259,11 +242,8 @@ pub async fn switching_shows_the_newest_leaf_under_a_message(store: DynStore) {
 pub async fn branch_operations_need_the_owner(store: DynStore) {
     let (_, _, id) = abc(&store).await;
     let mallory = Owner::User(user(&unique("mallory")));
-    let not_found = |r: Result<(), StoreError>| {
-        assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
-    };
-    not_found(store.read_branch(&mallory, &id, &mid("b")).await.map(drop));
-    not_found(
+    assert_not_found(store.read_branch(&mallory, &id, &mid("b")).await.map(drop));
+    assert_not_found(
         store
             .switch_branch(&mallory, &id, &mid("b"), None)
             .await
@@ -273,12 +253,12 @@ pub async fn branch_operations_need_the_owner(store: DynStore) {
         limit: 10,
         after: 0,
     };
-    not_found(store.list_tree(&mallory, &id, tree).await.map(drop));
+    assert_not_found(store.list_tree(&mallory, &id, tree).await.map(drop));
     let edit = MessageEdit {
         content: Some("mine now".into()),
         metadata: None,
     };
-    not_found(
+    assert_not_found(
         store
             .edit_message(&mallory, &id, &mid("b"), &edit, None)
             .await
@@ -286,9 +266,9 @@ pub async fn branch_operations_need_the_owner(store: DynStore) {
     );
     let b = mid("b");
     let delete = store.delete_message(&mallory, &id, &b, DeleteScope::Message, None);
-    not_found(delete.await.map(drop));
+    assert_not_found(delete.await.map(drop));
     let fork = store.append_message(&mallory, &id, under("x", Parent::Message(mid("a"))));
-    not_found(fork.await.map(drop));
+    assert_not_found(fork.await.map(drop));
 }
 
 pub async fn the_tree_lists_every_message_with_its_parent_in_pages(store: DynStore) {
@@ -598,6 +578,7 @@ pub async fn concurrent_forks_switches_and_appends_lose_nothing(store: DynStore)
     for writer in 0..6 {
         let (store, owner, id) = (store.clone(), owner.clone(), id.clone());
         tasks.push(tokio::spawn(async move {
+            // Each message written, with the parent it was appended under.
             let mut mine = Vec::new();
             for step in 0..5 {
                 let new = format!("w{writer}_{step}");
@@ -609,35 +590,45 @@ pub async fn concurrent_forks_switches_and_appends_lose_nothing(store: DynStore)
                 // A writer may lose a race (a 412 inside a backend's
                 // retries surfaces as unavailable): it retries the same
                 // message, which is safe.
-                loop {
-                    match store
-                        .append_message(&owner, &id, under(&new, parent.clone()))
-                        .await
-                    {
-                        Ok(_) => break,
-                        Err(StoreError::Unavailable { .. }) => continue,
-                        Err(e) => panic!("{new}: {e:?}"),
-                    }
+                let appended = until_through(|| {
+                    store.append_message(&owner, &id, under(&new, parent.clone()))
+                })
+                .await;
+                assert_eq!(appended.message.id, mid(&new));
+                if let Parent::Message(named) = &parent {
+                    assert_eq!(
+                        appended.message.parent_id.as_ref(),
+                        Some(named),
+                        "{new} answered under the parent it named"
+                    );
                 }
-                mine.push(mid(&new));
+                // Under `Latest`, the parent is whatever the append chose.
+                mine.push((mid(&new), appended.message.parent_id));
                 if step % 2 == 1 {
-                    loop {
-                        match store.switch_branch(&owner, &id, &mid("c"), None).await {
-                            Ok(_) => break,
-                            Err(StoreError::Unavailable { .. }) => continue,
-                            Err(e) => panic!("switch: {e:?}"),
-                        }
-                    }
+                    let c = mid("c");
+                    until_through(|| store.switch_branch(&owner, &id, &c, None)).await;
                 }
             }
             mine
         }));
     }
-    let mut written: HashSet<MessageId> = ["a", "b", "c"].into_iter().map(mid).collect();
+    let mut written: Vec<(MessageId, Option<MessageId>)> = vec![
+        (mid("a"), None),
+        (mid("b"), Some(mid("a"))),
+        (mid("c"), Some(mid("b"))),
+    ];
     for task in tasks {
         written.extend(task.await.unwrap());
     }
     let parents = assert_consistent(&store, &owner, &id).await;
     let stored: HashSet<MessageId> = parents.keys().cloned().collect();
-    assert_eq!(stored, written, "every message kept, once");
+    let want: HashSet<MessageId> = written.iter().map(|(m, _)| m.clone()).collect();
+    assert_eq!(want.len(), written.len(), "each write a new message");
+    assert_eq!(stored, want, "every message kept, once");
+    for (m, parent) in &written {
+        assert_eq!(
+            &parents[m], parent,
+            "{m} under the parent it was appended under"
+        );
+    }
 }

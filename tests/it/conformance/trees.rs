@@ -18,11 +18,7 @@ use chat_sessions::{
 use futures::TryStreamExt as _;
 use serde_json::json;
 
-use super::{created, message, sid, unique, user};
-
-fn mid(id: &str) -> MessageId {
-    MessageId::parse(id).unwrap()
-}
+use super::{assert_not_found, chained, created, message, mid, sid, unique, user};
 
 /// Each message's id and parent, in order.
 fn shape(messages: &[ChatMessage]) -> Vec<(&str, Option<&str>)> {
@@ -432,12 +428,17 @@ pub async fn messages_without_parents_read_as_a_chain(migration: DynMigrationSto
         )
         .await
         .unwrap();
+    // Read back unchanged but for the parents: content, type, metadata and
+    // time as stored.
+    let read_as = chained(&old_chain("o", 3));
     for id in [&migrated, &filed] {
         let session = store.get_session(&alice, id).await.unwrap().value;
         assert_eq!(shape(&session.messages), chain, "{id}");
+        assert_eq!(session.messages, read_as, "{id}");
         assert_eq!(session.total_message_count, 3);
         let (all, current) = whole_tree(&store, &alice, id).await;
         assert_eq!(shape(&all), chain, "{id}");
+        assert_eq!(all, read_as, "{id}");
         assert_eq!(current, Some(mid("o2")));
         append(&store, &alice, id, "next", Parent::Latest).await;
         let session = store.get_session(&alice, id).await.unwrap().value;
@@ -496,7 +497,8 @@ pub async fn an_export_imported_by_another_user_is_their_own_copy(migration: Dyn
     }
     let copied = store.get_session(&bob, &copy).await.unwrap().value;
     assert_eq!((copied.message_count, copied.total_message_count), (3, 5));
-    assert!(store.get_session(&bob, &tree).await.is_err(), "not Alice's");
+    // Not Alice's.
+    assert_not_found(store.get_session(&bob, &tree).await);
     let after = exported(&store, &alice).await;
     assert_eq!(after.len(), before.len());
     for (a, b) in after.iter().zip(&before) {

@@ -381,6 +381,13 @@ pub async fn put_current_message_id_switches_the_branch_under_if_match(
         texts(&got.json()["messages"], "id"),
         ["u1", "a1", "u2", "a2"]
     );
+    // The ETag read before the switch is stale now.
+    switch(&etag, json!({ "current_message_id": "a1b" }))
+        .await
+        .expect_problem(StatusCode::PRECONDITION_FAILED);
+    let unchanged = app.get(&uri).await;
+    assert_eq!(unchanged.header("etag"), Some(switched_etag.as_str()));
+    assert_eq!(unchanged.json(), got.json(), "a 412 changes nothing");
     // Appends follow the new current branch.
     assert_eq!(say(&app, &id, &u, "u3", None).await["parent_id"], "a2");
     // null leaves the branch: a PUT like any other.

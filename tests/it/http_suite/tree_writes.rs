@@ -3,6 +3,7 @@
 
 use axum::http::{Method, StatusCode};
 use chat_sessions::{api::ApiSettings, auth::AuthMode, limits::LimitSettings, store::DynStore};
+use futures::FutureExt as _;
 use serde_json::{Value, json};
 
 use super::{
@@ -70,6 +71,13 @@ pub async fn patch_edits_a_message_in_place_under_if_match(store: DynStore, guar
     // the pager and the context.
     let got = app.get(&uri).await;
     assert_eq!(got.header("etag"), Some(edited_etag.as_str()));
+    // The ETag read before the edit is stale now.
+    edit(&etag, "a1b", json!({ "content": "lost" }))
+        .await
+        .expect_problem(StatusCode::PRECONDITION_FAILED);
+    let unchanged = app.get(&uri).await;
+    assert_eq!(unchanged.header("etag"), Some(edited_etag.as_str()));
+    assert_eq!(unchanged.json(), got.json(), "a 412 changes nothing");
     // The session read also shows the message's alternatives.
     let mut shown = got.json()["messages"][1].clone();
     assert!(shown["siblings"].is_array(), "{shown}");
@@ -163,6 +171,13 @@ pub async fn delete_removes_a_message_or_its_subtree_under_if_match(store: DynSt
     let after = app.get(&uri).await;
     assert_eq!(r.header("etag"), after.header("etag"));
     assert_ne!(r.header("etag"), Some(etag.as_str()));
+    // The ETag read before the delete is stale now.
+    delete("u2", "", Some(&etag))
+        .await
+        .expect_problem(StatusCode::PRECONDITION_FAILED);
+    let unchanged = app.get(&uri).await;
+    assert_eq!(unchanged.header("etag"), after.header("etag"));
+    assert_eq!(unchanged.json(), after.json(), "a 412 changes nothing");
     let session = after.json();
     assert_eq!(texts(&session["messages"], "id"), ["u1", "a1b"]);
     assert_eq!(session["total_message_count"], 4);
@@ -255,6 +270,15 @@ pub async fn another_users_session_is_404_on_every_tree_endpoint_under_easy_auth
         ),
         (Method::DELETE, format!("{base}/messages/m1"), None),
     ];
+    // Alice's session and its tree as they are before Bob tries.
+    let read = |uri: String| {
+        as_user(&alice, Method::GET, &uri)
+            .send()
+            .map(|r| r.expect_status(StatusCode::OK))
+    };
+    let session = read(base.clone()).await;
+    let etag = session.header("etag").unwrap().to_owned();
+    let tree = read(format!("{base}/tree")).await.json();
     for (method, uri, body) in &requests {
         let mut request = as_user(&bob, method.clone(), uri);
         if let Some(body) = body {
@@ -262,6 +286,14 @@ pub async fn another_users_session_is_404_on_every_tree_endpoint_under_easy_auth
         }
         request.send().await.expect_problem(StatusCode::NOT_FOUND);
     }
+    let after = read(base.clone()).await;
+    assert_eq!(
+        after.header("etag"),
+        Some(etag.as_str()),
+        "Bob changed nothing"
+    );
+    assert_eq!(after.json(), session.json());
+    assert_eq!(read(format!("{base}/tree")).await.json(), tree);
     for (method, uri, body) in requests {
         let mut request = as_user(&alice, method.clone(), &uri);
         if let Some(body) = &body {
