@@ -16,8 +16,8 @@ use super::{
     CosmosStore,
     documents::SessionDoc,
     errors::{APPEND_DEADLINE, again_if_stale, backoff, is_stale},
-    fork::{messages_of, with_branch},
-    lineage::{Before, chain, mark, unchain},
+    fork::with_branch,
+    lineage::{Before, chain, chained, mark, pick, unchain},
     relayout::{Plan, full_change, plan},
     shape::{Place, Shape, unknown_message},
 };
@@ -178,7 +178,7 @@ impl CosmosStore {
             self.read_back_all(user, &mut shape).await?;
             ids = shape.tree().branch_through(message);
         }
-        let branch = messages_of(&shape, &ids);
+        let branch = chained(&shape.by_id(), &ids, Before::Unread);
         let unchanged = branch
             .iter()
             .map(|m| &m.id)
@@ -384,10 +384,8 @@ impl BranchStore for CosmosStore {
             if !tree.contains(message) {
                 return Err(unknown_message("message_id", message));
             }
-            let mut messages = messages_of(&shape, &tree.branch_through(message));
-            if let Some(first) = messages.first_mut() {
-                first.parent_id = None;
-            }
+            let mut messages =
+                chained(&shape.by_id(), &tree.branch_through(message), Before::Start);
             tree.mark_siblings(&mut messages);
             let mut session = shape.doc.session;
             session.message_count = messages.len() as u64;
@@ -433,16 +431,7 @@ impl BranchStore for CosmosStore {
                 .min(order.len());
             let to = (from + limit).min(order.len());
             let ids: Vec<MessageId> = order[from..to].iter().map(|n| n.id.clone()).collect();
-            let read: std::collections::HashMap<&MessageId, &ChatMessage> = shape
-                .branch
-                .iter()
-                .chain(shape.alternative_messages())
-                .map(|m| (&m.id, m))
-                .collect();
-            let messages = ids
-                .iter()
-                .filter_map(|id| read.get(id).map(|m| (*m).clone()))
-                .collect();
+            let messages = pick(&shape.by_id(), &ids);
             Ok(TreePage {
                 messages,
                 current_message_id: shape.last().map(|m| m.id.clone()),

@@ -120,6 +120,16 @@ impl Shape {
         }
     }
 
+    /// Every message read, the current branch's and the alternatives', by
+    /// id.
+    pub(super) fn by_id(&self) -> HashMap<&MessageId, &ChatMessage> {
+        self.branch
+            .iter()
+            .chain(self.alternative_messages())
+            .map(|m| (&m.id, m))
+            .collect()
+    }
+
     /// Every alternative read, in the order the documents hold them.
     pub(super) fn alternative_messages(&self) -> impl Iterator<Item = &ChatMessage> {
         self.alternatives
