@@ -147,7 +147,9 @@ impl CosmosStore {
                 Err(e) => return (Err(e), true),
             },
         };
-        if let Some(doc) = doc.as_ref().filter(|_| branches(&message.parent, &known)) {
+        if branches(&message.parent, &known)
+            && let Some(doc) = doc
+        {
             // The newest page as the read just now found it, if sealed.
             let newest = seen
                 .newest
@@ -157,25 +159,22 @@ impl CosmosStore {
                 })
                 .map(|(_, _, messages)| messages.clone());
             let branched = self
-                .append_branching(user, message, doc.clone(), known.etag.clone(), newest)
+                .append_branching(user, message, doc, known.etag.clone(), newest)
                 .await;
             return (branched.map(Some), true);
         }
-        let stored = ChatMessage::stored(
+        // As the document keeps it: after another message, its parent is
+        // implied (it is set once written). Measured once: the seal check
+        // and the cache need it.
+        let mut stored = ChatMessage::stored(
             message.clone(),
             message.user_id.clone().or_else(|| user.cloned()),
             known
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last)),
-            known.last_id.clone(),
+            known.last_id.clone().filter(|_| known.messages == 0),
         );
-        // As the document keeps it: after another message, its parent is
-        // implied. Measured once: the seal check and the cache need it.
-        let mut on_disk = stored.clone();
-        if known.messages > 0 {
-            on_disk.parent_id = None;
-        }
-        let stored_len = json_len(&on_disk);
+        let stored_len = json_len(&stored);
         if self.seal.over(
             known.doc_len - known.allowance,
             known.messages,
@@ -186,10 +185,11 @@ impl CosmosStore {
             return (made.map(|()| None), true);
         }
         let read = doc.is_some();
-        let etag = match self.patch_append(user, id, &known, &on_disk).await {
+        let etag = match self.patch_append(user, id, &known, &stored).await {
             Ok(etag) => etag,
             Err(e) => return (Err(e), read),
         };
+        stored.parent_id = known.last_id.clone();
         self.versions.put(
             key,
             Some(known.after_append(&stored, stored_len, etag.clone())),
