@@ -401,22 +401,18 @@ pub(super) fn full_change_ordered(
         })
         .cloned()
         .collect();
-    let mut keys: Vec<Option<&MessageId>> = Vec::new();
-    if shape.start == 0 {
-        keys.push(None);
-    }
-    keys.extend(branch.iter().map(|m| Some(&m.id)));
-    let next_on_branch = |key: Option<&MessageId>| match key {
-        None => branch.first().map(|m| &m.id),
-        Some(key) => branch
-            .iter()
-            .position(|m| m.id == *key)
-            .and_then(|at| branch.get(at + 1))
-            .map(|m| &m.id),
-    };
-    for key in keys {
+    // Each parent read (the start too, when read) with the message after
+    // it on the branch: walked in step, as ids on a branch are unique.
+    let on_branch = branch.iter().map(|m| Some(&m.id));
+    let keys = (shape.start == 0)
+        .then_some(None)
+        .into_iter()
+        .chain(on_branch.clone());
+    let nexts = on_branch
+        .skip(usize::from(shape.start > 0))
+        .chain(std::iter::once(None));
+    for (key, next) in keys.zip(nexts) {
         let children = tree.children(key);
-        let next = next_on_branch(key);
         if children.iter().any(|c| Some(*c) != next) {
             forks.push(Fork {
                 parent: key.cloned(),
