@@ -331,9 +331,7 @@ fn edit_plan(shape: &Shape, place: Place, edited: &ChatMessage, now: Timestamp) 
         }
         Place::Branch(at) => {
             let pages = &shape.doc.sealed_page_sizes;
-            let page = (0..pages.len() as u32)
-                .find(|&p| at < shape.doc.page_start(p + 1))
-                .unwrap_or_default();
+            let page = shape.doc.page_of(at).unwrap_or_default();
             let from = (shape.doc.page_start(page) - shape.start) as usize;
             let mut messages = shape.branch[from..from + pages[page as usize] as usize].to_vec();
             for m in &mut messages {

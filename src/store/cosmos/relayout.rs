@@ -124,14 +124,9 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
         .take_while(|(a, b)| a.id == b.id)
         .count() as u64;
     let changed_at = shape.start + common;
-    let sealed = old.sealed();
     let pages = old.sealed_page_sizes.len() as u32;
     // The first page that changes (none: the change is in the document).
-    let first = if changed_at >= sealed {
-        pages
-    } else {
-        page_of(old, changed_at)
-    };
+    let first = old.page_of(changed_at).unwrap_or(pages);
     let from = (old.page_start(first) - shape.start) as usize;
     let mut doc = old.clone();
     doc.forks = change.forks;
@@ -243,18 +238,6 @@ fn lay_out(
         rest = &rest[take..];
     }
     sizes
-}
-
-/// The sealed page holding position `at` (which is in one).
-fn page_of(doc: &SessionDoc, at: u64) -> u32 {
-    let mut end = 0u64;
-    for (page, &size) in doc.sealed_page_sizes.iter().enumerate() {
-        end += u64::from(size);
-        if at < end {
-            return page as u32;
-        }
-    }
-    doc.sealed_page_sizes.len() as u32
 }
 
 /// About the stored size of old sealed page `page` (read into `shape`).
