@@ -11,7 +11,7 @@
 //! message, or a last message that already has children) reads the document
 //! and writes every change in one batch (`fork`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use azure_data_cosmos::models::{CosmosNumber, PatchOperation};
@@ -20,7 +20,7 @@ use super::{
     CosmosStore,
     cache::{Known, SessionKey},
     documents::{SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, json_of, len_after_append},
-    errors::{APPEND_DEADLINE, backoff, etag_of, is_stale},
+    errors::{APPEND_DEADLINE, backoff, busy, etag_of, is_stale},
     metrics::ItemIo,
 };
 use crate::{
@@ -56,13 +56,6 @@ enum Looked {
     Stored(Appended),
     /// The document, and what an append needs to know of it.
     Doc(Box<SessionDoc>, Known),
-}
-
-/// The answer when the append could not get through in time.
-fn busy() -> StoreError {
-    StoreError::Unavailable {
-        retry_after: Some(Duration::from_secs(1)),
-    }
 }
 
 #[async_trait]

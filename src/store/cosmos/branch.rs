@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use super::{
     CosmosStore,
     documents::SessionDoc,
-    errors::{APPEND_DEADLINE, again_if_stale, backoff, is_stale},
+    errors::{APPEND_DEADLINE, again_if_stale, backoff, busy, is_stale},
     fork::with_branch,
     lineage::{Before, chain, chained, mark, pick, unchain},
     relayout::{Plan, full_change, plan},
@@ -56,9 +56,7 @@ impl CosmosStore {
     {
         let key = (user.cloned(), id.clone());
         let Some(_turn) = self.turns.take(&key, APPEND_DEADLINE).await else {
-            return Err(StoreError::Unavailable {
-                retry_after: Some(std::time::Duration::from_secs(1)),
-            });
+            return Err(busy());
         };
         let started = Instant::now();
         let mut tries = Tries::default();
