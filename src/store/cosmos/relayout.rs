@@ -195,9 +195,8 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
         gone_bytes,
         newest_page,
     };
-    if plan.operations() == 1 {
-        plan.doc.layout = old.layout;
-    } else {
+    // A change of the document alone keeps its layout (the one cloned).
+    if plan.operations() > 1 {
         plan.doc.layout = layout;
     }
     plan
