@@ -11,7 +11,7 @@
 //! message, or a last message that already has children) reads the document
 //! and writes every change in one batch (`fork`).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use azure_data_cosmos::models::{CosmosNumber, PatchOperation};
@@ -20,7 +20,7 @@ use super::{
     CosmosStore,
     cache::{Known, SessionKey},
     documents::{SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, json_of, len_after_append},
-    errors::{APPEND_DEADLINE, backoff, etag_of, is_stale},
+    errors::{APPEND_DEADLINE, backoff, busy, etag_of, is_stale},
     metrics::ItemIo,
 };
 use crate::{
@@ -56,13 +56,6 @@ enum Looked {
     Stored(Appended),
     /// The document, and what an append needs to know of it.
     Doc(Box<SessionDoc>, Known),
-}
-
-/// The answer when the append could not get through in time.
-fn busy() -> StoreError {
-    StoreError::Unavailable {
-        retry_after: Some(Duration::from_secs(1)),
-    }
 }
 
 #[async_trait]
@@ -147,7 +140,9 @@ impl CosmosStore {
                 Err(e) => return (Err(e), true),
             },
         };
-        if let Some(doc) = doc.as_ref().filter(|_| branches(&message.parent, &known)) {
+        if branches(&message.parent, &known)
+            && let Some(doc) = doc
+        {
             // The newest page as the read just now found it, if sealed.
             let newest = seen
                 .newest
@@ -157,25 +152,22 @@ impl CosmosStore {
                 })
                 .map(|(_, _, messages)| messages.clone());
             let branched = self
-                .append_branching(user, message, doc.clone(), known.etag.clone(), newest)
+                .append_branching(user, message, doc, known.etag.clone(), newest)
                 .await;
             return (branched.map(Some), true);
         }
-        let stored = ChatMessage::stored(
+        // As the document keeps it: after another message, its parent is
+        // implied (it is set once written). Measured once: the seal check
+        // and the cache need it.
+        let mut stored = ChatMessage::stored(
             message.clone(),
             message.user_id.clone().or_else(|| user.cloned()),
             known
                 .last_message_at
                 .map_or_else(Timestamp::now, |last| Timestamp::now().max(last)),
-            known.last_id.clone(),
+            known.last_id.clone().filter(|_| known.messages == 0),
         );
-        // As the document keeps it: after another message, its parent is
-        // implied. Measured once: the seal check and the cache need it.
-        let mut on_disk = stored.clone();
-        if known.messages > 0 {
-            on_disk.parent_id = None;
-        }
-        let stored_len = json_len(&on_disk);
+        let stored_len = json_len(&stored);
         if self.seal.over(
             known.doc_len - known.allowance,
             known.messages,
@@ -186,10 +178,11 @@ impl CosmosStore {
             return (made.map(|()| None), true);
         }
         let read = doc.is_some();
-        let etag = match self.patch_append(user, id, &known, &on_disk).await {
+        let etag = match self.patch_append(user, id, &known, &stored).await {
             Ok(etag) => etag,
             Err(e) => return (Err(e), read),
         };
+        stored.parent_id = known.last_id.clone();
         self.versions.put(
             key,
             Some(known.after_append(&stored, stored_len, etag.clone())),

@@ -15,9 +15,9 @@ use async_trait::async_trait;
 use super::{
     CosmosStore,
     documents::SessionDoc,
-    errors::{APPEND_DEADLINE, again_if_stale, backoff, is_stale},
-    fork::{messages_of, with_branch},
-    lineage::{Before, chain, mark, unchain},
+    errors::{APPEND_DEADLINE, again_if_stale, backoff, busy, is_stale},
+    fork::with_branch,
+    lineage::{Before, chain, chained, mark, pick, unchain},
     relayout::{Plan, full_change, plan},
     shape::{Place, Shape, unknown_message},
 };
@@ -56,9 +56,7 @@ impl CosmosStore {
     {
         let key = (user.cloned(), id.clone());
         let Some(_turn) = self.turns.take(&key, APPEND_DEADLINE).await else {
-            return Err(StoreError::Unavailable {
-                retry_after: Some(std::time::Duration::from_secs(1)),
-            });
+            return Err(busy());
         };
         let started = Instant::now();
         let mut tries = Tries::default();
@@ -178,7 +176,7 @@ impl CosmosStore {
             self.read_back_all(user, &mut shape).await?;
             ids = shape.tree().branch_through(message);
         }
-        let branch = messages_of(&shape, &ids);
+        let branch = chained(&shape.by_id(), &ids, Before::Unread);
         let unchanged = branch
             .iter()
             .map(|m| &m.id)
@@ -331,9 +329,7 @@ fn edit_plan(shape: &Shape, place: Place, edited: &ChatMessage, now: Timestamp) 
         }
         Place::Branch(at) => {
             let pages = &shape.doc.sealed_page_sizes;
-            let page = (0..pages.len() as u32)
-                .find(|&p| at < shape.doc.page_start(p + 1))
-                .unwrap_or_default();
+            let page = shape.doc.page_of(at).unwrap_or_default();
             let from = (shape.doc.page_start(page) - shape.start) as usize;
             let mut messages = shape.branch[from..from + pages[page as usize] as usize].to_vec();
             for m in &mut messages {
@@ -384,10 +380,8 @@ impl BranchStore for CosmosStore {
             if !tree.contains(message) {
                 return Err(unknown_message("message_id", message));
             }
-            let mut messages = messages_of(&shape, &tree.branch_through(message));
-            if let Some(first) = messages.first_mut() {
-                first.parent_id = None;
-            }
+            let mut messages =
+                chained(&shape.by_id(), &tree.branch_through(message), Before::Start);
             tree.mark_siblings(&mut messages);
             let mut session = shape.doc.session;
             session.message_count = messages.len() as u64;
@@ -433,16 +427,7 @@ impl BranchStore for CosmosStore {
                 .min(order.len());
             let to = (from + limit).min(order.len());
             let ids: Vec<MessageId> = order[from..to].iter().map(|n| n.id.clone()).collect();
-            let read: std::collections::HashMap<&MessageId, &ChatMessage> = shape
-                .branch
-                .iter()
-                .chain(shape.alternative_messages())
-                .map(|m| (&m.id, m))
-                .collect();
-            let messages = ids
-                .iter()
-                .filter_map(|id| read.get(id).map(|m| (*m).clone()))
-                .collect();
+            let messages = pick(&shape.by_id(), &ids);
             Ok(TreePage {
                 messages,
                 current_message_id: shape.last().map(|m| m.id.clone()),

@@ -5,6 +5,7 @@
 
 use azure_data_cosmos::{
     TransactionalBatch,
+    models::{BatchResponse, TransactionalBatchResponse},
     options::{BatchReplaceOptions, Precondition},
 };
 
@@ -45,30 +46,11 @@ impl CosmosStore {
         for doc in &plan.branches {
             batch = batch.upsert_item(doc, None).map_err(store_error)?;
         }
-        let response = self
-            .track(
-                self.container()?
-                    .execute_transactional_batch(batch, None)
-                    .await,
-                |r| r.headers().request_charge().map(|c| c.value()),
-            )
-            .map_err(store_error)?;
-        let ok = u16::from(response.status().status_code()) == 200;
-        let results = response.into_model().map_err(|e| {
-            StoreError::Internal(anyhow::Error::new(e).context("decoding a batch answer"))
-        })?;
         let key = (user.cloned(), plan.doc.session.id.clone());
-        if !ok {
-            self.versions.forget(&key);
-            let codes: Vec<u16> = results.results().iter().map(|r| r.status_code()).collect();
-            return Err(if codes.contains(&412) {
-                StoreError::PreconditionFailed
-            } else {
-                StoreError::Internal(anyhow::anyhow!(
-                    "a transactional batch of a branch change failed: {codes:?}"
-                ))
-            });
-        }
+        let results = self
+            .run_batch(batch, "a transactional batch of a branch change")
+            .await?
+            .inspect_err(|_| self.versions.forget(&key))?;
         self.io(|| ItemIo::Write(json_len(&plan.doc) + SYSTEM_PROPERTY_BYTES));
         for page in &plan.pages {
             self.io(|| ItemIo::Write(json_len(page) + SYSTEM_PROPERTY_BYTES));
@@ -94,5 +76,42 @@ impl CosmosStore {
             Known::of(&plan.doc, etag.clone(), plan.newest_page.as_deref()),
         );
         Ok(etag)
+    }
+
+    /// Sends `batch` as one request, counting its charge; the answer's
+    /// status is 200 when every operation was applied, and none was if not.
+    pub(super) async fn send_batch(&self, batch: TransactionalBatch) -> StoreResult<BatchResponse> {
+        self.track(
+            self.container()?
+                .execute_transactional_batch(batch, None)
+                .await,
+            |r| r.headers().request_charge().map(|c| c.value()),
+        )
+        .map_err(store_error)
+    }
+
+    /// Sends `batch` and decodes its answer. The outer error is one of
+    /// sending or decoding; the inner one says the batch was refused as a
+    /// whole: [`StoreError::PreconditionFailed`] when an ETag check failed,
+    /// else an internal error naming `what` and the operations' codes.
+    pub(super) async fn run_batch(
+        &self,
+        batch: TransactionalBatch,
+        what: &str,
+    ) -> StoreResult<StoreResult<TransactionalBatchResponse>> {
+        let response = self.send_batch(batch).await?;
+        let ok = u16::from(response.status().status_code()) == 200;
+        let results = response.into_model().map_err(|e| {
+            StoreError::Internal(anyhow::Error::new(e).context("decoding a batch answer"))
+        })?;
+        if ok {
+            return Ok(Ok(results));
+        }
+        let codes: Vec<u16> = results.results().iter().map(|r| r.status_code()).collect();
+        Ok(Err(if codes.contains(&412) {
+            StoreError::PreconditionFailed
+        } else {
+            StoreError::Internal(anyhow::anyhow!("{what} failed: {codes:?}"))
+        }))
     }
 }

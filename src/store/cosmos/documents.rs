@@ -106,6 +106,19 @@ impl SessionDoc {
             .sum()
     }
 
+    /// The sealed page holding position `at`; `None` when `at` is past the
+    /// sealed pages.
+    pub(super) fn page_of(&self, at: u64) -> Option<u32> {
+        let mut end = 0u64;
+        self.sealed_page_sizes
+            .iter()
+            .position(|&size| {
+                end += u64::from(size);
+                at < end
+            })
+            .map(|page| page as u32)
+    }
+
     /// Fills in what documents written before a field existed lack:
     /// `total_message_count` counts at least the current branch.
     pub(super) fn normalized(mut self) -> Self {

@@ -111,14 +111,7 @@ impl CosmosStore {
             for id in chunk {
                 batch = batch.delete_item(id.clone(), None);
             }
-            let response = self
-                .track(
-                    self.container()?
-                        .execute_transactional_batch(batch, None)
-                        .await,
-                    |r| r.headers().request_charge().map(|c| c.value()),
-                )
-                .map_err(store_error)?;
+            let response = self.send_batch(batch).await?;
             if u16::from(response.status().status_code()) == 200 {
                 continue;
             }

@@ -15,6 +15,13 @@ use crate::{
 /// answers "unavailable" (the API then says 503 with Retry-After).
 pub(super) const APPEND_DEADLINE: Duration = Duration::from_secs(30);
 
+/// The answer when a write could not get through in time.
+pub(super) fn busy() -> StoreError {
+    StoreError::Unavailable {
+        retry_after: Some(Duration::from_secs(1)),
+    }
+}
+
 pub(super) fn status(e: &CosmosError) -> u16 {
     u16::from(e.status().status_code())
 }

@@ -14,6 +14,7 @@ use super::{
     CosmosStore,
     documents::{Fork, SessionDoc},
     filter::Filter,
+    lineage::{Before, chained},
     relayout::{Alternatives, Change, full_change, plan},
     shape::{Place, Shape, unknown_message},
 };
@@ -168,33 +169,14 @@ impl CosmosStore {
             _ => self.read_back_all(user, shape).await?,
         }
         let ids = shape.tree().path_to(id);
-        let mut path = messages_of(shape, &ids);
+        let mut path = chained(&shape.by_id(), &ids, Before::Unread);
         if shape.start > 0 && path.first().map(|m| &m.id) != shape.branch.first().map(|m| &m.id) {
             // Not through what was read: from the first message, then.
             self.read_back_all(user, shape).await?;
-            path = messages_of(shape, &shape.tree().path_to(id));
+            path = chained(&shape.by_id(), &shape.tree().path_to(id), Before::Unread);
         }
         Ok(path)
     }
-}
-
-/// The messages `ids` (a path, in order) as `shape` holds them, each after
-/// the one before it.
-pub(super) fn messages_of(shape: &Shape, ids: &[MessageId]) -> Vec<ChatMessage> {
-    let read: std::collections::HashMap<&MessageId, &ChatMessage> = shape
-        .branch
-        .iter()
-        .chain(shape.alternative_messages())
-        .map(|m| (&m.id, m))
-        .collect();
-    let mut out: Vec<ChatMessage> = ids
-        .iter()
-        .filter_map(|id| read.get(id).map(|m| (*m).clone()))
-        .collect();
-    for i in 1..out.len() {
-        out[i].parent_id = Some(out[i - 1].id.clone());
-    }
-    out
 }
 
 /// The change making `branch` (from the shape's start on) current, every

@@ -14,6 +14,7 @@ use super::{
     CosmosStore,
     documents::{Fork, SYSTEM_PROPERTY_BYTES, SessionDoc, json_len, partition},
     errors::store_error,
+    lineage::{Before, chained},
     metrics::{ItemIo, item_charge},
     relayout::{Plan, full_change_ordered, plan},
     shape::{Shape, creation_order, tree_of},
@@ -84,20 +85,6 @@ fn file_order(messages: &[&ChatMessage]) -> Vec<Fork> {
         .collect()
 }
 
-/// `ids` (a path) out of `by_id`, each after the one before it.
-fn path_messages(by_id: &HashMap<&MessageId, &ChatMessage>, ids: &[MessageId]) -> Vec<ChatMessage> {
-    let mut out: Vec<ChatMessage> = ids
-        .iter()
-        .filter_map(|id| by_id.get(id).map(|m| (*m).clone()))
-        .collect();
-    let mut before = None;
-    for m in &mut out {
-        m.parent_id = before;
-        before = Some(m.id.clone());
-    }
-    out
-}
-
 /// The current branch and the alternatives of `shape` (the whole session)
 /// once `missing` (a file's messages it lacks, whose own order is `file`)
 /// join it: the branch follows the file's to `current` when that continues
@@ -108,13 +95,8 @@ fn merged(
     current: &MessageId,
     file: &[Fork],
 ) -> (Vec<ChatMessage>, Vec<ChatMessage>) {
-    let by_id: HashMap<&MessageId, &ChatMessage> = shape
-        .branch
-        .iter()
-        .chain(shape.alternative_messages())
-        .chain(missing.iter().copied())
-        .map(|m| (&m.id, m))
-        .collect();
+    let mut by_id = shape.by_id();
+    by_id.extend(missing.iter().map(|m| (&m.id, *m)));
     // The session's messages first, then the file's new ones.
     let hints: Vec<Fork> = shape.doc.forks.iter().chain(file).cloned().collect();
     let order = creation_order(
@@ -131,7 +113,7 @@ fn merged(
     let ids: Vec<&MessageId> = shape.branch.iter().map(|m| &m.id).collect();
     let continues = path.len() > ids.len() && path.iter().zip(&ids).all(|(a, b)| a == *b);
     let branch = if continues {
-        path_messages(&by_id, &path)
+        chained(&by_id, &path, Before::Start)
     } else {
         shape.branch.clone()
     };
@@ -194,7 +176,7 @@ impl CosmosStore {
         let tree = tree_of(all.iter().zip(0..), false, &order);
         let shape = Shape::of(doc, ETag::new("new"));
         let by_id: HashMap<&MessageId, &ChatMessage> = all.iter().map(|m| (&m.id, m)).collect();
-        let branch = path_messages(&by_id, &tree.path_to(current));
+        let branch = chained(&by_id, &tree.path_to(current), Before::Start);
         let on: HashSet<&MessageId> = branch.iter().map(|m| &m.id).collect();
         let alternatives: Vec<ChatMessage> = all
             .iter()

@@ -49,6 +49,28 @@ pub(super) fn chain(messages: &mut [ChatMessage], before: Before) {
     }
 }
 
+/// The messages `ids` that `by_id` holds, in that order.
+pub(super) fn pick(
+    by_id: &HashMap<&MessageId, &ChatMessage>,
+    ids: &[MessageId],
+) -> Vec<ChatMessage> {
+    ids.iter()
+        .filter_map(|id| by_id.get(id).map(|m| (*m).clone()))
+        .collect()
+}
+
+/// The messages `ids` (a path, in order) that `by_id` holds, [`chain`]ed:
+/// each after the one before it, the first after `before`.
+pub(super) fn chained(
+    by_id: &HashMap<&MessageId, &ChatMessage>,
+    ids: &[MessageId],
+    before: Before,
+) -> Vec<ChatMessage> {
+    let mut out = pick(by_id, ids);
+    chain(&mut out, before);
+    out
+}
+
 /// The stored form of `messages`, the current branch's messages of one
 /// document (the session's or a sealed page): only the first names its
 /// parent (which is in another document); every other one follows the one

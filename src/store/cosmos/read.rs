@@ -198,18 +198,14 @@ impl CosmosStore {
                 .get((at - sealed) as usize)
                 .map(|m| m.id.clone()));
         }
-        let mut end = 0;
-        for (page, &size) in doc.sealed_page_sizes.iter().enumerate() {
-            end += u64::from(size);
-            if at < end {
-                let read = self
-                    .read_page(user, &doc.session.id, page as u32, doc.layout)
-                    .await?;
-                let offset = (at + u64::from(size) - end) as usize;
-                return Ok(read.messages.get(offset).map(|m| m.id.clone()));
-            }
-        }
-        Ok(None)
+        let Some(page) = doc.page_of(at) else {
+            return Ok(None);
+        };
+        let read = self
+            .read_page(user, &doc.session.id, page, doc.layout)
+            .await?;
+        let offset = (at - doc.page_start(page)) as usize;
+        Ok(read.messages.get(offset).map(|m| m.id.clone()))
     }
 
     /// Gives `messages`, the current branch from `position` on, their

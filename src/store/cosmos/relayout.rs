@@ -124,14 +124,9 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
         .take_while(|(a, b)| a.id == b.id)
         .count() as u64;
     let changed_at = shape.start + common;
-    let sealed = old.sealed();
     let pages = old.sealed_page_sizes.len() as u32;
     // The first page that changes (none: the change is in the document).
-    let first = if changed_at >= sealed {
-        pages
-    } else {
-        page_of(old, changed_at)
-    };
+    let first = old.page_of(changed_at).unwrap_or(pages);
     let from = (old.page_start(first) - shape.start) as usize;
     let mut doc = old.clone();
     doc.forks = change.forks;
@@ -200,9 +195,8 @@ pub(super) fn plan(policy: &SealPolicy, shape: &Shape, change: Change) -> Plan {
         gone_bytes,
         newest_page,
     };
-    if plan.operations() == 1 {
-        plan.doc.layout = old.layout;
-    } else {
+    // A change of the document alone keeps its layout (the one cloned).
+    if plan.operations() > 1 {
         plan.doc.layout = layout;
     }
     plan
@@ -243,18 +237,6 @@ fn lay_out(
         rest = &rest[take..];
     }
     sizes
-}
-
-/// The sealed page holding position `at` (which is in one).
-fn page_of(doc: &SessionDoc, at: u64) -> u32 {
-    let mut end = 0u64;
-    for (page, &size) in doc.sealed_page_sizes.iter().enumerate() {
-        end += u64::from(size);
-        if at < end {
-            return page as u32;
-        }
-    }
-    doc.sealed_page_sizes.len() as u32
 }
 
 /// About the stored size of old sealed page `page` (read into `shape`).
@@ -401,22 +383,18 @@ pub(super) fn full_change_ordered(
         })
         .cloned()
         .collect();
-    let mut keys: Vec<Option<&MessageId>> = Vec::new();
-    if shape.start == 0 {
-        keys.push(None);
-    }
-    keys.extend(branch.iter().map(|m| Some(&m.id)));
-    let next_on_branch = |key: Option<&MessageId>| match key {
-        None => branch.first().map(|m| &m.id),
-        Some(key) => branch
-            .iter()
-            .position(|m| m.id == *key)
-            .and_then(|at| branch.get(at + 1))
-            .map(|m| &m.id),
-    };
-    for key in keys {
+    // Each parent read (the start too, when read) with the message after
+    // it on the branch: walked in step, as ids on a branch are unique.
+    let on_branch = branch.iter().map(|m| Some(&m.id));
+    let keys = (shape.start == 0)
+        .then_some(None)
+        .into_iter()
+        .chain(on_branch.clone());
+    let nexts = on_branch
+        .skip(usize::from(shape.start > 0))
+        .chain(std::iter::once(None));
+    for (key, next) in keys.zip(nexts) {
         let children = tree.children(key);
-        let next = next_on_branch(key);
         if children.iter().any(|c| Some(*c) != next) {
             forks.push(Fork {
                 parent: key.cloned(),

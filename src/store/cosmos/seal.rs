@@ -254,34 +254,11 @@ impl CosmosStore {
                 )
             })
             .map_err(store_error)?;
-        let response = self
-            .track(
-                self.container()?
-                    .execute_transactional_batch(batch, None)
-                    .await,
-                |r| r.headers().request_charge().map(|c| c.value()),
-            )
-            .map_err(store_error)?;
-        let ok = u16::from(response.status().status_code()) == 200;
-        let results = response.into_model().map_err(|e| {
-            StoreError::Internal(anyhow::Error::new(e).context("decoding a batch answer"))
-        })?;
-        if ok {
-            self.io(|| ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
-            self.io(|| ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
-            let etag = results.results().get(1).and_then(|r| r.etag());
-            return Ok(
-                etag.and_then(|etag| Known::of(&doc, ETag::new(etag), Some(&page_doc.messages)))
-            );
-        }
-        if results.results().iter().any(|r| r.status_code() == 412) {
-            Err(StoreError::PreconditionFailed)
-        } else {
-            let codes: Vec<u16> = results.results().iter().map(|r| r.status_code()).collect();
-            Err(StoreError::Internal(anyhow::anyhow!(
-                "sealing a page failed: {codes:?}"
-            )))
-        }
+        let results = self.run_batch(batch, "sealing a page").await??;
+        self.io(|| ItemIo::Write(json_len(&page_doc) + SYSTEM_PROPERTY_BYTES));
+        self.io(|| ItemIo::Write(json_len(&doc) + SYSTEM_PROPERTY_BYTES));
+        let etag = results.results().get(1).and_then(|r| r.etag());
+        Ok(etag.and_then(|etag| Known::of(&doc, ETag::new(etag), Some(&page_doc.messages))))
     }
 
     /// Deletes sealed pages, up to 100 per transactional batch (the batch

@@ -69,19 +69,25 @@ impl Shape {
 
     /// Takes `messages`, the newest sealed page of this version as an
     /// earlier read found it, as if read back now.
-    pub(super) fn adopt_newest_page(&mut self, mut messages: Vec<ChatMessage>) {
+    pub(super) fn adopt_newest_page(&mut self, messages: Vec<ChatMessage>) {
         let pages = self.doc.sealed_page_sizes.len() as u32;
         if self.first_page != pages || pages == 0 {
             return;
         }
-        let start = self.doc.page_start(pages - 1);
+        self.prepend(pages - 1, messages);
+    }
+
+    /// Puts `messages`, the current branch from sealed page `page` up to
+    /// what this holds, in front of it, their parents written out.
+    fn prepend(&mut self, page: u32, mut messages: Vec<ChatMessage>) {
+        let start = self.doc.page_start(page);
         chain(&mut messages, Before::at(start));
         if let (Some(last), Some(next)) = (messages.last(), self.branch.first_mut()) {
             next.parent_id = Some(last.id.clone());
         }
         messages.append(&mut self.branch);
         self.branch = messages;
-        self.first_page = pages - 1;
+        self.first_page = page;
         self.start = start;
     }
 
@@ -118,6 +124,16 @@ impl Shape {
             Place::Branch(at) => self.branch.get((at - self.start) as usize),
             Place::Alternative { doc, at } => self.alternatives.as_ref()?[doc].messages.get(at),
         }
+    }
+
+    /// Every message read, the current branch's and the alternatives', by
+    /// id.
+    pub(super) fn by_id(&self) -> HashMap<&MessageId, &ChatMessage> {
+        self.branch
+            .iter()
+            .chain(self.alternative_messages())
+            .map(|m| (&m.id, m))
+            .collect()
     }
 
     /// Every alternative read, in the order the documents hold them.
@@ -272,16 +288,7 @@ impl CosmosStore {
         let read = self
             .read_page(user, shape.id(), page, shape.doc.layout)
             .await?;
-        let start = shape.doc.page_start(page);
-        let mut messages = read.messages;
-        chain(&mut messages, Before::at(start));
-        if let (Some(last), Some(next)) = (messages.last(), shape.branch.first_mut()) {
-            next.parent_id = Some(last.id.clone());
-        }
-        messages.append(&mut shape.branch);
-        shape.branch = messages;
-        shape.first_page = page;
-        shape.start = start;
+        shape.prepend(page, read.messages);
         Ok(true)
     }
 
@@ -315,15 +322,7 @@ impl CosmosStore {
         let pages = self
             .read_pages(user, shape.id(), 0..shape.first_page, shape.doc.layout)
             .await?;
-        let mut messages: Vec<ChatMessage> = pages.into_iter().flat_map(|p| p.messages).collect();
-        chain(&mut messages, Before::Start);
-        if let (Some(last), Some(next)) = (messages.last(), shape.branch.first_mut()) {
-            next.parent_id = Some(last.id.clone());
-        }
-        messages.append(&mut shape.branch);
-        shape.branch = messages;
-        shape.first_page = 0;
-        shape.start = 0;
+        shape.prepend(0, pages.into_iter().flat_map(|p| p.messages).collect());
         Ok(())
     }
 
