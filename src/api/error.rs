@@ -207,6 +207,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => Self::session_not_found(),
+            StoreError::MessageNotFound => {
+                Self::NotFound("this chat session has no message with this id".into())
+            }
             StoreError::Conflict(detail) => Self::Conflict(detail),
             StoreError::PreconditionFailed => Self::PreconditionFailed(
                 "the session changed since the ETag in If-Match was issued; fetch it again".into(),

@@ -27,7 +27,7 @@ use crate::{
         ChatMessage, DeleteScope, JsonObject, MessageEdit, MessageId, SessionId, SessionPatch,
         UserId,
     },
-    store::{Owner, StoreError, TreeQuery},
+    store::{Owner, TreeQuery},
 };
 
 /// Default page size of a tree listing.
@@ -198,11 +198,7 @@ pub async fn edit_message(
     let edited = state
         .store
         .edit_message(&owner, &id, &message, &edit, if_match.as_ref())
-        .await;
-    let edited = match edited {
-        Err(StoreError::NotFound) => return Err(message_not_found(&state, &owner, &id).await),
-        other => other?,
-    };
+        .await?;
     Ok(json_with_etag(
         StatusCode::OK,
         &edited.value,
@@ -245,22 +241,8 @@ pub async fn delete_message(
     let deleted = state
         .store
         .delete_message(&owner, &id, &message, scope, if_match.as_ref())
-        .await;
-    match deleted {
-        Err(StoreError::NotFound) => Err(message_not_found(&state, &owner, &id).await),
-        other => Ok(no_content_with_etag(&other?)),
-    }
-}
-
-/// The 404 of a request naming a message the store did not find: the
-/// stores say only "not found", so one more read (on this error path only)
-/// tells the caller whether the session or the message is missing.
-async fn message_not_found(state: &AppState, owner: &Owner, id: &SessionId) -> ApiError {
-    match state.store.get_session_tail(owner, id, 1).await {
-        Ok(_) => ApiError::NotFound("this chat session has no message with this id".into()),
-        Err(StoreError::NotFound) => ApiError::session_not_found(),
-        Err(other) => other.into(),
-    }
+        .await?;
+    Ok(no_content_with_etag(&deleted))
 }
 
 /// `GET /api/chat/sessions/{session_id}?message_id=`: the session showing

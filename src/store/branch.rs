@@ -39,10 +39,12 @@ pub struct TreePage {
 }
 
 /// The tree operations; part of every [`SessionStore`](super::SessionStore).
-/// A message id the session does not hold is
-/// [`StoreError::Invalid`](super::StoreError::Invalid) naming `message_id`
-/// (the session exists, the request names something it lacks); a session
-/// the owner cannot see is [`StoreError::NotFound`](super::StoreError::NotFound).
+/// A session the owner cannot see is
+/// [`StoreError::NotFound`](super::StoreError::NotFound). A message id the
+/// session does not hold is, where it names the message to work on (an
+/// edit, a delete), [`StoreError::MessageNotFound`](super::StoreError::MessageNotFound);
+/// where it names where to go (a branch read or switch),
+/// [`StoreError::Invalid`](super::StoreError::Invalid) naming the field.
 #[async_trait]
 pub trait BranchStore {
     /// The session showing the branch through `message`: the path to it,

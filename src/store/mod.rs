@@ -127,6 +127,9 @@ pub enum StoreError {
     /// No such session for this owner.
     #[error("session not found")]
     NotFound,
+    /// The session exists, but the message a request names is not in it.
+    #[error("message not found")]
+    MessageNotFound,
     /// The session (or the message id with other content) already exists.
     #[error("conflict: {0}")]
     Conflict(String),

@@ -219,12 +219,12 @@ impl CosmosStore {
         if shape.place(message).is_none() {
             self.read_back_to(user, &mut shape, message).await?;
         }
-        let place = shape.place(message).ok_or(StoreError::NotFound)?;
+        let place = shape.place(message).ok_or(StoreError::MessageNotFound)?;
         let now = Timestamp::now();
         let mut edited = shape
             .message(message)
             .cloned()
-            .ok_or(StoreError::NotFound)?;
+            .ok_or(StoreError::MessageNotFound)?;
         edit.apply_to(&mut edited, now)?;
         let plan = edit_plan(&shape, place, &edited, now);
         let etag = self.commit(user, &plan, &shape.etag).await?;
@@ -250,7 +250,7 @@ impl CosmosStore {
             return if tries.ambiguous {
                 Ok(shape.etag)
             } else {
-                Err(StoreError::NotFound)
+                Err(StoreError::MessageNotFound)
             };
         };
         // Its parent's children change: the parent must be read too.

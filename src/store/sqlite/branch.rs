@@ -317,7 +317,8 @@ impl BranchStore for SqliteStore {
         );
         self.write(move |tx| {
             checked_session(tx, &owner, &id, if_match.as_ref())?;
-            let mut stored = stored_message(tx, &id, &message)?.ok_or(StoreError::NotFound)?;
+            let mut stored =
+                stored_message(tx, &id, &message)?.ok_or(StoreError::MessageNotFound)?;
             let now = Timestamp::now();
             edit.apply_to(&mut stored, now)?;
             let metadata = to_json(&stored.metadata)?;
@@ -367,7 +368,7 @@ impl BranchStore for SqliteStore {
             checked_session(tx, &owner, &id, if_match.as_ref())?;
             let rows = load_tree(tx, &id)?;
             if !rows.tree.contains(&message) {
-                return Err(StoreError::NotFound);
+                return Err(StoreError::MessageNotFound);
             }
             let parent = rows.tree.parent(&message).cloned();
             let gone = match scope {

@@ -362,7 +362,10 @@ pub async fn an_edit_changes_one_message_in_place(store: DynStore) {
     let unknown = store
         .edit_message(&owner, &id, &mid("zz"), &edit, None)
         .await;
-    assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(StoreError::MessageNotFound)),
+        "{unknown:?}"
+    );
     assert_eq!(store.get_session(&owner, &id).await.unwrap(), after);
 }
 
@@ -413,7 +416,10 @@ pub async fn deleting_a_message_reattaches_its_children(store: DynStore) {
     let unknown = store
         .delete_message(&owner, &id, &mid("b"), DeleteScope::Message, None)
         .await;
-    assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(StoreError::MessageNotFound)),
+        "{unknown:?}"
+    );
     assert_eq!(store.get_session(&owner, &id).await.unwrap(), s);
 }
 
