@@ -11,8 +11,10 @@
 
 use async_trait::async_trait;
 
-use super::{ETag, Owner, StoreResult, Versioned};
-use crate::domain::{ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, SessionId};
+use super::{ETag, Owner, StoreError, StoreResult, Versioned};
+use crate::domain::{
+    ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, SessionId, ValidationError,
+};
 
 /// Which part of a session's tree to list: up to `limit` messages in
 /// creation order, starting after the `after`-th.
@@ -101,4 +103,13 @@ pub trait BranchStore {
         scope: DeleteScope,
         if_match: Option<&ETag>,
     ) -> StoreResult<ETag>;
+}
+
+/// "This session has no message `message`", as the 422 a request gets that
+/// names it as `field` (a parent, the message to show or make current).
+pub fn unknown_message(field: &'static str, message: &MessageId) -> StoreError {
+    StoreError::Invalid(ValidationError::new(
+        field,
+        format!("this session has no message with id {message}"),
+    ))
 }

@@ -6,10 +6,14 @@
 //! that a file may bring a conversation's whole tree
 //! ([`SessionFields::current_message_id`]).
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 
 use super::{ImportOutcome, Owner, SessionImport, StoreResult};
-use crate::domain::{JsonObject, MessageId, SessionId, Timestamp, UserId};
+use crate::domain::{
+    ChatMessage, JsonObject, MessageId, SessionId, Timestamp, UserId, ValidationError,
+};
 
 /// A session's own fields as a file gives them, for a session the import
 /// creates. A session that exists keeps its own.
@@ -53,6 +57,45 @@ impl SessionFields {
             current_message_id: None,
         }
     }
+}
+
+/// Refuses a file's tree whose `current` (the end of its current branch)
+/// is not one of its `messages`, or one of whose messages follows a message
+/// neither earlier in the file nor `stored` in the session: each parent
+/// must come before its child (creation order, on which reading every
+/// branch relies). Both stores check a tree import with this before they
+/// write anything.
+pub fn check_tree(
+    messages: &[ChatMessage],
+    current: &MessageId,
+    stored: impl Fn(&MessageId) -> bool,
+) -> StoreResult<()> {
+    if !messages.iter().any(|m| m.id == *current) {
+        return Err(ValidationError::new(
+            "current_message_id",
+            format!("{current} is not one of the imported messages"),
+        )
+        .into());
+    }
+    let mut seen: HashSet<&MessageId> = HashSet::with_capacity(messages.len());
+    for message in messages {
+        if let Some(parent) = &message.parent_id
+            && !seen.contains(parent)
+            && !stored(parent)
+        {
+            return Err(ValidationError::new(
+                "parent_id",
+                format!(
+                    "message {} follows {parent}, which neither the session nor the messages \
+                     before it hold",
+                    message.id
+                ),
+            )
+            .into());
+        }
+        seen.insert(&message.id);
+    }
+    Ok(())
 }
 
 /// A user id no session has (in [`ImportStore::existing_sessions`]): ids

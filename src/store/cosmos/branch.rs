@@ -19,13 +19,16 @@ use super::{
     fork::with_branch,
     lineage::{Before, chain, chained, mark, pick, unchain},
     relayout::{Plan, full_change, plan},
-    shape::{Place, Shape, unknown_message},
+    shape::{Place, Shape},
 };
 use crate::{
     domain::{
         ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, SessionId, Timestamp, UserId,
     },
-    store::{BranchStore, ETag, Owner, StoreError, StoreResult, TreePage, TreeQuery, Versioned},
+    store::{
+        BranchStore, ETag, Owner, StoreError, StoreResult, TreePage, TreeQuery, Versioned,
+        branch::unknown_message,
+    },
 };
 
 /// Whether an earlier attempt of a tree write failed: it may have been

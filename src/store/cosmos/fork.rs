@@ -16,11 +16,11 @@ use super::{
     filter::Filter,
     lineage::{Before, chained},
     relayout::{Alternatives, Change, full_change, plan},
-    shape::{Place, Shape, unknown_message},
+    shape::{Place, Shape},
 };
 use crate::{
     domain::{ChatMessage, MessageId, NewMessage, Parent, Timestamp, UserId},
-    store::{Appended, ETag, StoreResult},
+    store::{Appended, ETag, StoreResult, branch::unknown_message},
 };
 
 /// Where the new message goes.

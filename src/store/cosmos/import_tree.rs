@@ -20,45 +20,9 @@ use super::{
     shape::{Shape, creation_order, tree_of},
 };
 use crate::{
-    domain::{ChatMessage, ChatSession, MessageId, Tree, UserId, ValidationError},
-    store::{ETag, ImportOutcome, SessionFields, SessionImport, StoreResult},
+    domain::{ChatMessage, ChatSession, MessageId, Tree, UserId},
+    store::{ETag, ImportOutcome, SessionFields, SessionImport, StoreResult, import::check_tree},
 };
-
-/// Refuses a file whose `current` is not one of its messages, or one of
-/// whose messages follows a message neither earlier in the file nor in
-/// `stored` (the session's).
-fn check(
-    messages: &[ChatMessage],
-    current: &MessageId,
-    stored: &HashSet<&MessageId>,
-) -> StoreResult<()> {
-    if !messages.iter().any(|m| m.id == *current) {
-        return Err(ValidationError::new(
-            "current_message_id",
-            format!("{current} is not one of the imported messages"),
-        )
-        .into());
-    }
-    let mut seen: HashSet<&MessageId> = HashSet::with_capacity(messages.len());
-    for message in messages {
-        if let Some(parent) = &message.parent_id
-            && !seen.contains(parent)
-            && !stored.contains(parent)
-        {
-            return Err(ValidationError::new(
-                "parent_id",
-                format!(
-                    "message {} follows {parent}, which neither the session nor the messages \
-                     before it hold",
-                    message.id
-                ),
-            )
-            .into());
-        }
-        seen.insert(&message.id);
-    }
-    Ok(())
-}
 
 /// The children of each message of `messages` that has several, in the
 /// order given (a file's creation order, which decides between siblings of
@@ -156,7 +120,7 @@ impl CosmosStore {
         current: &MessageId,
     ) -> StoreResult<ImportOutcome> {
         let all = &import.messages;
-        check(all, current, &HashSet::new())?;
+        check_tree(all, current, |_| false)?;
         let doc = SessionDoc::new(ChatSession {
             id: import.id.clone(),
             user_id: import.user_id.clone(),
@@ -255,7 +219,7 @@ impl CosmosStore {
             .chain(shape.alternative_messages())
             .collect();
         let stored_ids: HashSet<&MessageId> = stored.iter().map(|m| &m.id).collect();
-        check(&import.messages, current, &stored_ids)?;
+        check_tree(&import.messages, current, |m| stored_ids.contains(m))?;
         let missing: Vec<&ChatMessage> = import
             .messages
             .iter()

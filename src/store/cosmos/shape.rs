@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     domain::{ChatMessage, MessageId, Node, SessionId, Timestamp, Tree, UserId},
-    store::{ETag, StoreError, StoreResult},
+    store::{ETag, StoreResult},
 };
 
 /// A session as far as a tree operation read it.
@@ -393,14 +393,6 @@ impl CosmosStore {
             .flat_map(|d| d.messages)
             .find(|m| m.id == *id))
     }
-}
-
-/// "This session has no message `id`", as the 422 a request naming it gets.
-pub(super) fn unknown_message(field: &'static str, id: &MessageId) -> StoreError {
-    StoreError::Invalid(crate::domain::ValidationError::new(
-        field,
-        format!("this session has no message with id {id}"),
-    ))
 }
 
 #[cfg(test)]

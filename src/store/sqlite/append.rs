@@ -8,7 +8,7 @@ use rusqlite::params;
 
 use super::{
     SqliteStore,
-    branch::{set_branch, unknown_message},
+    branch::set_branch,
     rows::{
         INSERT_MESSAGE, branch_last, find_append_target, internal, load_tree, new_etag,
         stored_message, to_json, tool_column,
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     domain::{ChatMessage, MessageId, NewMessage, SessionId, Timestamp, UserId},
-    store::{AppendStore, Appended, ETag, Owner, StoreError, StoreResult},
+    store::{AppendStore, Appended, ETag, Owner, StoreError, StoreResult, branch::unknown_message},
 };
 
 #[async_trait]

@@ -24,9 +24,12 @@ use super::{
 use crate::{
     domain::{
         ChatMessage, ChatSession, DeleteScope, MessageEdit, MessageId, SessionId, SessionSummary,
-        Timestamp, ValidationError,
+        Timestamp,
     },
-    store::{BranchStore, ETag, Owner, StoreError, StoreResult, TreePage, TreeQuery, Versioned},
+    store::{
+        BranchStore, ETag, Owner, StoreError, StoreResult, TreePage, TreeQuery, Versioned,
+        branch::unknown_message,
+    },
 };
 
 /// Upgrade step: messages get `parent_id` (NULL: the one before it, as
@@ -56,15 +59,6 @@ pub(super) fn create(conn: &Connection) -> rusqlite::Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// "This session has no message `message`", as the 422 a request naming it
-/// gets.
-pub(super) fn unknown_message(field: &'static str, message: &MessageId) -> StoreError {
-    StoreError::Invalid(ValidationError::new(
-        field,
-        format!("this session has no message with id {message}"),
-    ))
 }
 
 /// Makes `new` the current branch in place of `rows.branch`: rows leaving

@@ -2,7 +2,7 @@
 //! from a file ([`ImportStore`], whole trees included), and the merge the
 //! migration shares (`migration`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
@@ -15,12 +15,10 @@ use super::{
     },
 };
 use crate::{
-    domain::{
-        ChatMessage, MessageId, Node, SessionId, SessionSummary, Timestamp, Tree, UserId,
-        ValidationError,
-    },
+    domain::{ChatMessage, MessageId, Node, SessionId, SessionSummary, Timestamp, Tree, UserId},
     store::{
         ImportOutcome, ImportStore, Owner, SessionFields, SessionImport, StoreError, StoreResult,
+        import::check_tree,
     },
 };
 
@@ -240,41 +238,16 @@ struct ImportTree {
 }
 
 impl ImportTree {
-    /// `messages` as a tree ending its current branch at `current`, which
-    /// must be one of them; `stored` is the session's tree, if it exists.
-    /// Each parent must come before its child, in the file or the session:
-    /// creation order, on which reading every branch relies.
+    /// `messages` as a tree ending its current branch at `current`, checked
+    /// ([`check_tree`]); `stored` is the session's tree, if it exists.
     fn check(
         messages: &[ChatMessage],
         current: MessageId,
         stored: Option<TreeRows>,
     ) -> StoreResult<Self> {
-        if !messages.iter().any(|m| m.id == current) {
-            return Err(ValidationError::new(
-                "current_message_id",
-                format!("{current} is not one of the imported messages"),
-            )
-            .into());
-        }
-        let mut seen = HashSet::with_capacity(messages.len());
-        for message in messages {
-            if let Some(parent) = &message.parent_id {
-                let known =
-                    seen.contains(parent) || stored.as_ref().is_some_and(|s| s.contains(parent));
-                if !known {
-                    return Err(ValidationError::new(
-                        "parent_id",
-                        format!(
-                            "message {} follows {parent}, which neither the session nor the \
-                             messages before it hold",
-                            message.id
-                        ),
-                    )
-                    .into());
-                }
-            }
-            seen.insert(&message.id);
-        }
+        check_tree(messages, &current, |m| {
+            stored.as_ref().is_some_and(|s| s.contains(m))
+        })?;
         let nodes = messages
             .iter()
             .enumerate()
