@@ -447,6 +447,23 @@ pub async fn messages_without_parents_read_as_a_chain(migration: DynMigrationSto
 }
 
 /// `owner`'s export as a file.
+/// Imports `file` as `owner`: (sessions created, messages added, messages
+/// skipped).
+async fn counted(
+    importer: &dyn ImportStore,
+    owner: &Owner,
+    file: std::fs::File,
+) -> (u64, u64, u64) {
+    let report = import::run(importer, owner, file, &mut |_| {})
+        .await
+        .unwrap();
+    (
+        report.sessions_created,
+        report.messages_added,
+        report.messages_skipped,
+    )
+}
+
 async fn export_file(store: &DynStore, owner: &Owner) -> std::fs::File {
     let mut out = Vec::new();
     for e in exported(store, owner).await {
@@ -470,20 +487,8 @@ pub async fn an_export_imported_by_another_user_is_their_own_copy(migration: Dyn
     append(&store, &alice, &linear, "l1", Parent::Latest).await;
     let before = exported(&store, &alice).await;
 
-    let report = import::run(
-        importer,
-        &bob,
-        export_file(&store, &alice).await,
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        (
-            report.sessions_created,
-            report.messages_added,
-            report.messages_skipped
-        ),
+        counted(importer, &bob, export_file(&store, &alice).await).await,
         (2, 6, 0)
     );
     let copy = import::copy_id(&bob, &tree);
@@ -505,41 +510,15 @@ pub async fn an_export_imported_by_another_user_is_their_own_copy(migration: Dyn
         assert_eq!((&a.summary, &a.messages), (&b.summary, &b.messages));
     }
     // Bob again: his copies, nothing added. Alice: her own sessions.
-    let again = import::run(
-        importer,
-        &bob,
-        export_file(&store, &alice).await,
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        (
-            again.sessions_created,
-            again.messages_added,
-            again.messages_skipped
-        ),
+        counted(importer, &bob, export_file(&store, &alice).await).await,
         (0, 0, 6)
     );
-    let own = import::run(
-        importer,
-        &alice,
-        export_file(&store, &alice).await,
-        &mut |_| {},
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        (
-            own.sessions_created,
-            own.messages_added,
-            own.messages_skipped
-        ),
+        counted(importer, &alice, export_file(&store, &alice).await).await,
         (0, 0, 6)
     );
     // Bob's own export imported by Bob: his copies' ids, as they are.
-    let mine = import::run(importer, &bob, export_file(&store, &bob).await, &mut |_| {})
-        .await
-        .unwrap();
-    assert_eq!((mine.sessions_created, mine.messages_added), (0, 0));
+    let (created, added, _) = counted(importer, &bob, export_file(&store, &bob).await).await;
+    assert_eq!((created, added), (0, 0));
 }
