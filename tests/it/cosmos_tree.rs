@@ -310,7 +310,7 @@ impl ContextSink for Everything {
 /// boundaries too, and branch like any other.
 #[tokio::test]
 async fn sessions_written_before_trees_read_as_a_chain_and_branch() {
-    let (store, _) = server_store(SealPolicy::default()).await;
+    let (store, database) = server_store(SealPolicy::default()).await;
     let user = "tree_legacy";
     let container = store.container().unwrap();
     for page in 0..2u32 {
@@ -378,6 +378,21 @@ async fn sessions_written_before_trees_read_as_a_chain_and_branch() {
         .map(|i: usize| i.checked_sub(1).map(|p| format!("old{p}")))
         .collect();
     assert_eq!(read, chain, "the context read, across the pages");
+    // The streamed read (what a GET serves): every page read once, the
+    // document's first message named by the newest page, read anyway.
+    let (streamed, requests) = counted(&store, &database, async {
+        use futures::TryStreamExt as _;
+        let read = store
+            .read_session(&owner, &id, None)
+            .await
+            .unwrap()
+            .unwrap();
+        let older: Vec<ChatMessage> = read.older.unwrap().try_concat().await.unwrap();
+        older.into_iter().chain(read.newest).collect::<Vec<_>>()
+    })
+    .await;
+    assert_eq!(streamed.iter().map(parent).collect::<Vec<_>>(), chain);
+    assert_eq!(requests, 3, "the document and each of its two pages, once");
     // A fork in the document: the message leaving it names its parent.
     store
         .append_message(&owner, &id, say("new", Parent::Message(mid("old6")), 10))

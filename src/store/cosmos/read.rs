@@ -58,19 +58,47 @@ impl ReadStore for CosmosStore {
             return Ok(None);
         };
         self.remember(user.as_ref(), &doc, &etag);
+        let pages = doc.sealed_page_sizes.len() as u32;
+        // A document written before trees names no parent for its first
+        // message: the newest page says which it is. That page is read now,
+        // and handed to the stream below instead of being read again.
+        let mut newest_page = None;
+        if pages > 0
+            && doc
+                .session
+                .messages
+                .first()
+                .is_some_and(|m| m.parent_id.is_none())
+        {
+            let read = self
+                .read_page(user.as_ref(), id, pages - 1, doc.layout)
+                .await?;
+            newest_page = Some(read.messages);
+        }
+        let before = newest_page
+            .as_ref()
+            .and_then(|m| m.last())
+            .map(|m| m.id.clone());
         let mut newest = doc.session.messages.clone();
-        self.lineage(user.as_ref(), &doc, &mut newest, doc.sealed(), None)
+        self.lineage(user.as_ref(), &doc, &mut newest, doc.sealed(), before)
             .await?;
         // The pages, one point read each, a few ahead of the stream only;
         // each chunk's first message follows the chunk before.
-        let pages = doc.sealed_page_sizes.len() as u32;
         let older = (pages > 0).then(|| {
             let (store, id, layout) = (self.clone(), id.clone(), doc.layout);
             let forks = doc.forks.clone();
             futures::stream::iter(0..pages)
                 .map(move |page| {
                     let (store, user, id) = (store.clone(), user.clone(), id.clone());
+                    let read_already = if page + 1 == pages {
+                        newest_page.take()
+                    } else {
+                        None
+                    };
                     async move {
+                        if let Some(messages) = read_already {
+                            return Ok(messages);
+                        }
                         let read = store.read_page(user.as_ref(), &id, page, layout).await?;
                         Ok(read.messages)
                     }
