@@ -157,10 +157,11 @@ fn session_with_branch(
         // Marked below, with the tree in hand.
         branch_messages(conn, &id)?
     } else {
-        let mut by_id: std::collections::HashMap<MessageId, ChatMessage> = all_messages(conn, &id)?
-            .into_iter()
-            .map(|m| (m.id.clone(), m))
-            .collect();
+        let mut by_id: std::collections::HashMap<MessageId, ChatMessage> =
+            messages_by_id(conn, &id, branch)?
+                .into_iter()
+                .map(|m| (m.id.clone(), m))
+                .collect();
         let mut out = Vec::with_capacity(branch.len());
         for message in branch {
             let mut found = by_id.remove(message).ok_or_else(|| {
@@ -180,13 +181,19 @@ fn session_with_branch(
     })
 }
 
-/// Every message of session `id`, in creation order.
-fn all_messages(conn: &Connection, id: &SessionId) -> StoreResult<Vec<ChatMessage>> {
+/// The messages of session `id` named in `ids`, in no particular order.
+fn messages_by_id(
+    conn: &Connection,
+    id: &SessionId,
+    ids: &[MessageId],
+) -> StoreResult<Vec<ChatMessage>> {
+    let ids = serde_json::to_string(ids).map_err(|e| StoreError::Internal(e.into()))?;
     conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 ORDER BY seq"
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_id = ?1 \
+         AND id IN (SELECT value FROM json_each(?2))"
     ))
     .and_then(|mut stmt| {
-        stmt.query_map([id.as_str()], message_row)
+        stmt.query_map(params![id.as_str(), ids], message_row)
             .and_then(|rows| rows.collect())
     })
     .map_err(internal)
