@@ -3,7 +3,10 @@
 // ?message=<id>), so reload, back and shared links work.
 
 import * as api from './api.js';
-import { closeEditor, controls, counted, editing, refreshView, renderBar, showBranchOf, signature, wireBranches } from './branches.js';
+import {
+  closeEditor, controls, counted, countPosted, editing, leaveView, refreshView, renderBar, showBranchOf, signature, totalOf,
+  wireBranches,
+} from './branches.js';
 import { fill, time } from './dom.js';
 import { wireData } from './data.js';
 import { clearDrafts, draftOf, dropDraft, saveDraft as keepDraft } from './drafts.js';
@@ -297,9 +300,8 @@ async function applyFresh(body, etag) {
   }
   const before = state.open?.session;
   state.open = { session: body, etag };
-  const total = (s) => s?.total_message_count ?? s?.message_count;
   if (newest?.id !== state.messages.at(-1)?.id || body.message_count !== before?.message_count
-    || total(body) !== total(before)) await fetchNewMessages(id);
+    || totalOf(body) !== totalOf(before)) await fetchNewMessages(id);
   if (state.open?.session.id !== id) return;
   renderChat();
   listChanged(body);
@@ -397,8 +399,7 @@ async function conflicted(what, retry) {
   const changes = [];
   if (after.session_name !== before.session_name) changes.push(`renamed to “${sessionName(after)}”`);
   if (after.is_active !== before.is_active) changes.push(after.is_active ? 'restored' : 'archived');
-  const total = (s) => s.total_message_count ?? s.message_count;
-  const added = total(after) - total(before);
+  const added = totalOf(after) - totalOf(before);
   if (added > 0) changes.push(`given ${plural(added, 'new message')}`);
   else if (added < 0) changes.push(`left with ${plural(-added, 'message')} fewer`);
   else if (state.messages.at(-1)?.id !== shown) changes.push('switched to another version');
@@ -463,16 +464,8 @@ async function send(event) {
     if (state.open?.session.id !== session.id) return;
     $('message').value = '';
     if (!state.messages.some((m) => m.id === message.id)) state.messages.push(message);
-    Object.assign(session, {
-      message_count: session.message_count + 1,
-      total_message_count: (session.total_message_count ?? session.message_count) + 1,
-      last_message_at: message.created_at,
-      updated_at: message.created_at,
-    });
-    if (state.view) {
-      state.view = null;
-      history.replaceState(null, '', sessionUrl(session.id));
-    }
+    countPosted(session, message);
+    leaveView();
     state.open.etag = etag;
     renderChat();
     scrollToEnd();
@@ -527,7 +520,7 @@ async function archiveOrRestore() {
 
 function askDelete() {
   const { session } = state.open;
-  const count = session.total_message_count ?? session.message_count;
+  const count = totalOf(session);
   const what = count
     ? `“${sessionName(session)}” and its ${plural(count, 'message')} will be deleted.`
     : `“${sessionName(session)}” (no messages) will be deleted.`;

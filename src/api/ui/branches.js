@@ -71,8 +71,24 @@ function clicked(event) {
 
 // ---- the branch shown -------------------------------------------------------
 
+/** A session's count of every message (answers from before trees give only `message_count`). */
+export const totalOf = (s) => s?.total_message_count ?? s?.message_count;
+
+/**
+ * Counts `message`, just posted, in `session`, whose current branch now
+ * ends with it, `dropped` messages of the branch shown before it gone.
+ */
+export function countPosted(session, message, dropped = 0) {
+  Object.assign(session, {
+    message_count: session.message_count - dropped + 1,
+    total_message_count: totalOf(session) + 1,
+    last_message_at: message.created_at,
+    updated_at: message.created_at,
+  });
+}
+
 /** The branch shown is the current one again: the URL stops naming a message. */
-function leaveView() {
+export function leaveView() {
   const { state } = app;
   if (!state.view) return;
   state.view = null;
@@ -264,12 +280,7 @@ async function submitEditor() {
     } else {
       const dropped = state.messages.length - at;
       state.messages = [...state.messages.slice(0, at), message];
-      Object.assign(session, {
-        message_count: session.message_count - dropped + 1,
-        total_message_count: (session.total_message_count ?? session.message_count) + 1,
-        last_message_at: message.created_at,
-        updated_at: message.created_at,
-      });
+      countPosted(session, message, dropped);
       app.render();
     }
     app.listChanged(state.open.session, { moveToTop: true });
@@ -362,7 +373,7 @@ export function wireBranches(hooks) {
 
 /** "3 messages" of the branch shown, and how many all versions hold when that is more. */
 export function counted(session) {
-  const total = session.total_message_count ?? session.message_count;
+  const total = totalOf(session);
   return total > session.message_count
     ? `${plural(session.message_count, 'message')} (${total} in all versions)`
     : plural(session.message_count, 'message');
