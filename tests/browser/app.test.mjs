@@ -231,12 +231,28 @@ describe('the web app (local mode)', () => {
 
     const { body } = await call('GET', `/api/chat/sessions/${session.id}/messages?limit=200`, { user });
     const third = body.messages.find((m) => m.content === 'message 3');
+    // The link opens the chat at the top of its newest page, where the
+    // observer asks for older pages while the message's branch is read.
+    // Here those pages answer last (as a busy server may): they must not be
+    // added to the branch, which is whole.
+    await page.route((url) => url.searchParams.has('before'), async (route) => {
+      await new Promise((r) => setTimeout(r, 1000));
+      await route.continue();
+    });
+    const olderAnswered = page
+      .waitForResponse((r) => new URL(r.url()).searchParams.has('before'), { timeout: 5000 })
+      .catch(() => null); // no older page asked for: nothing to wait for
     await page.goto(`${APP}/api/ui/sessions/${session.id}?message=${third.id}`);
     await ready(page);
     const hit = page.locator('#messages .message.hit');
     await hit.waitFor();
     assert.equal(await hit.locator('.content').textContent(), 'message 3');
     assert.ok(await hit.isVisible());
+    await expectInView(page, hit);
+    await olderAnswered;
+    await page.evaluate(() => new Promise(requestAnimationFrame));
+    assert.equal(await button(page, 'Load older messages').isVisible(), false, 'nothing is older than a whole branch');
+    assert.deepEqual(await shownMessages(page), messages.map(([, c]) => c));
     await expectInView(page, hit);
   });
 

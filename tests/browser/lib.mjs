@@ -28,6 +28,7 @@ export async function launch() {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
+    slowMo: Number(process.env.SLOW_MO || 0),
     args: [
       '--headless',
       '--no-sandbox',
@@ -50,6 +51,12 @@ export async function launch() {
 export async function newPage(browser, t, { contextOptions = {}, expectedErrors = [] } = {}) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 800 }, ...contextOptions });
   const page = await context.newPage();
+  // CPU_THROTTLE=4 runs the page four times slower: races that a slow CI
+  // machine would hit show up on a fast one.
+  if (process.env.CPU_THROTTLE) {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Emulation.setCPUThrottlingRate', { rate: Number(process.env.CPU_THROTTLE) });
+  }
   const errors = [];
   page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
   // Chromium logs every non-2xx answer as an error; the tests provoke some.

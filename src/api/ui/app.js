@@ -226,11 +226,15 @@ const nearEnd = () => {
 async function loadOlder(limit = MESSAGES_PAGE) {
   if (!state.open || !state.olderCursor || state.loadingOlder) return;
   const { session } = state.open;
+  const { olderCursor: cursor } = state;
+  const oldest = state.messages[0]?.id;
   state.loadingOlder = true;
   $('older').disabled = true;
   try {
-    const page = await api.listMessages(session.id, { limit, before: state.olderCursor });
-    if (state.open?.session.id !== session.id) return;
+    const page = await api.listMessages(session.id, { limit, before: cursor });
+    // What is shown may have been replaced meanwhile (a whole branch for a
+    // link, a refresh that started again): this page belongs above the old list.
+    if (state.open?.session.id !== session.id || state.olderCursor !== cursor || state.messages[0]?.id !== oldest) return;
     const scroller = $('scroller');
     const fromEnd = scroller.scrollHeight - scroller.scrollTop;
     state.messages.unshift(...page.messages.reverse());
