@@ -81,7 +81,7 @@ fn every_browser_test_file_runs_or_waits_for_named_endpoints() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_web_app_and_cors_in_chromium() {
+async fn the_web_app_and_cors_in_chromium() -> Result<(), Failures> {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: the browser tests need Debian's chromium (apt-get install chromium)"
@@ -113,11 +113,42 @@ async fn the_web_app_and_cors_in_chromium() {
     let report = String::from_utf8_lossy(&output.stdout);
     println!("{report}");
     eprintln!("{}", String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "browser tests failed:\n{report}");
-    assert!(
-        report.contains("ℹ fail 0")
-            && report.contains("ℹ skipped 0")
-            && !report.contains("ℹ pass 0"),
-        "a browser test failed, skipped or none ran:\n{report}"
-    );
+    let passed = output.status.success()
+        && report.contains("ℹ fail 0")
+        && report.contains("ℹ skipped 0")
+        && !report.contains("ℹ pass 0");
+    if passed {
+        Ok(())
+    } else {
+        Err(Failures::from_report(&report))
+    }
+}
+
+/// Why the browser tests failed, as the last lines of the test's output.
+/// Returned rather than panicked: a panic's message comes before its
+/// backtrace, and a CI log cut to its tail showed only the backtrace.
+struct Failures(String);
+
+impl Failures {
+    /// Node's own summary of the failing tests (each with its error), or
+    /// the report's last lines when there is none (a crash, nothing ran).
+    fn from_report(report: &str) -> Self {
+        let summary = match report.find("✖ failing tests:") {
+            Some(at) => report[at..].to_owned(),
+            None => {
+                let lines: Vec<&str> = report.lines().collect();
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            }
+        };
+        Self(format!(
+            "a browser test failed, skipped or none ran:\n{summary}"
+        ))
+    }
+}
+
+impl std::fmt::Debug for Failures {
+    // libtest prints a test's error with `{:?}`: keep the lines as lines.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
