@@ -1,8 +1,9 @@
 // Conversations as trees in the web app: Edit sends a user message again as
 // a new version, Another reply adds an assistant message beside one, the
 // "‹ 2 / 3 ›" control switches between versions (PUT current_message_id),
-// Delete asks first, and a search hit on a branch that is not the current
-// one opens that branch without switching.
+// Save changes a message in place (PATCH), Delete asks first, and a search
+// hit on a branch that is not the current one opens that branch without
+// switching.
 //
 // With SCREENSHOTS set (a directory; relative to the repository), the
 // version control is also saved as PNGs there, light and dark:
@@ -189,6 +190,64 @@ describe('versions of a message', () => {
     await button(page.locator('#errors'), 'Try again').click();
     await item(page, 'A1').waitFor();
     assert.equal((await current(user, session.id)).messages[1].content, 'A1');
+  });
+});
+
+describe('editing in place', () => {
+  test('Save changes a message where it is (no new version, "edited", the answer stays); an answer\'s Edit only saves; a 412 keeps the text to try again', async (t) => {
+    const page = await newPage(browser, t);
+    const user = newUser();
+    const session = await seedSession(user, {
+      name: 'Login',
+      messages: [['user', 'My password is hunter2, why does login fail?'], ['assistant', 'Check the caps lock.']],
+    });
+    await openApp(page, user, `sessions/${session.id}`);
+    const question = item(page, 'hunter2');
+    await question.waitFor();
+
+    // A pasted password: Edit, then Save (not Save & send).
+    await button(question, 'Edit message').click();
+    const box = page.getByRole('textbox', { name: 'Edited message' });
+    await box.fill('My password is [redacted], why does login fail?');
+    await button(page.locator('.inline-editor'), 'Save').click();
+    const redacted = item(page, '[redacted]');
+    await redacted.waitFor();
+    assert.deepEqual(await shownMessages(page), ['My password is [redacted], why does login fail?', 'Check the caps lock.']);
+    assert.equal(await redacted.locator('.edited').innerText(), 'edited');
+    assert.equal(await page.locator('#messages .versions').count(), 0, 'no new version');
+    assert.equal(await page.locator('#messages .inline-editor').count(), 0, 'the editor closed');
+    let now = await current(user, session.id);
+    assert.equal(now.total_message_count, 2);
+    assert.equal(now.messages[0].content, 'My password is [redacted], why does login fail?');
+    assert.ok(now.messages[0].edited_at, 'edited_at is set');
+    assert.equal(now.messages[1].parent_id, now.messages[0].id, 'the answer stays under it');
+
+    // An answer's Edit has Save only (Ctrl+Enter saves): there is no model to send to.
+    const answer = item(page, 'Check the caps lock.');
+    await button(answer, 'Edit answer').click();
+    const answerBox = page.getByRole('textbox', { name: 'Edited answer' });
+    assert.equal(await answerBox.inputValue(), 'Check the caps lock.');
+    assert.equal(await button(page.locator('.inline-editor'), 'Save & send').count(), 0);
+    await screenshot(page, 'branches-answer-editor');
+    await answerBox.fill('Check the Caps Lock key.');
+    await answerBox.press('Control+Enter');
+    await item(page, 'Caps Lock key.').waitFor();
+    now = await current(user, session.id);
+    assert.deepEqual(now.messages.map((m) => m.content),
+      ['My password is [redacted], why does login fail?', 'Check the Caps Lock key.']);
+
+    // Renamed in another tab meanwhile: 412 in plain words, the text kept; Try again saves it.
+    await button(item(page, 'Caps Lock key.'), 'Edit answer').click();
+    await answerBox.fill('Check the Caps Lock key, then the keyboard layout.');
+    await call('PUT', `/api/chat/sessions/${session.id}`, { user, body: { session_name: 'Login trouble' } });
+    await answerBox.press('Control+Enter');
+    await page.locator('#errors', { hasText: 'This chat was changed elsewhere.' }).waitFor();
+    assert.match(await page.locator('#errors').innerText(), /renamed to “Login trouble”.*Your edit was not saved/s);
+    assert.equal(await answerBox.inputValue(), 'Check the Caps Lock key, then the keyboard layout.');
+    assert.equal((await current(user, session.id)).messages[1].content, 'Check the Caps Lock key.');
+    await button(page.locator('#errors'), 'Try again').click();
+    await item(page, 'keyboard layout').waitFor();
+    assert.equal((await current(user, session.id)).messages[1].content, 'Check the Caps Lock key, then the keyboard layout.');
   });
 });
 

@@ -146,6 +146,15 @@ export const postMessage = (id, message) =>
   request('POST', `${path(id)}/messages`, { body: message }).then(withEtag);
 
 /**
+ * Changes one message in place (`fields`: its content and/or metadata; no
+ * new version) if the session still has `etag`; `{ body, etag }` with the
+ * edited message.
+ */
+export const editMessage = (id, messageId, fields, etag) =>
+  request('PATCH', `${path(id)}/messages/${encodeURIComponent(messageId)}`, { body: fields, ifMatch: etag })
+    .then(withEtag);
+
+/**
  * Deletes one message (`subtree`: with every reply under it) if the session
  * still has `etag`; its replies move up to its parent. Answers the session's
  * new ETag.

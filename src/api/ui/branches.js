@@ -2,11 +2,13 @@
 // it and the other messages with the same parent) shows "‹ 2 / 3 ›";
 // switching makes the branch through the other version the current one
 // (PUT current_message_id). Edit sends a user message again, changed, as a
-// new version (POST with the edited message's `parent_id`); Another reply
-// adds an assistant message beside one; Delete removes a message after
-// asking (its replies move up to its parent, or go with it). A link to a
-// message on a branch that is not the current one (a search hit) reads that
-// branch without switching (GET ?message_id=) and says so in a bar.
+// new version (POST with the edited message's `parent_id`), or saves it in
+// place (PATCH: a correction, a redaction; an answer's Edit only saves);
+// Another reply adds an assistant message beside one; Delete removes a
+// message after asking (its replies move up to its parent, or go with it).
+// A link to a message on a branch that is not the current one (a search
+// hit) reads that branch without switching (GET ?message_id=) and says so
+// in a bar.
 
 import * as api from './api.js';
 import { h, icon } from './dom.js';
@@ -43,7 +45,9 @@ export function controls(m) {
   const writable = state.features.branches && state.open?.session.is_active;
   const lead = [];
   if (writable && m.message_type === 'user') lead.push(button('edit', 'Edit', 'Edit message'));
-  if (writable && m.message_type === 'assistant') lead.push(button('reply', 'Another reply'));
+  if (writable && m.message_type === 'assistant') {
+    lead.push(button('correct', 'Edit', 'Edit answer'), button('reply', 'Another reply'));
+  }
   return { versions: versions(m), lead, tail: writable ? [button('delete', 'Delete', 'Delete message')] : [] };
 }
 
@@ -60,7 +64,7 @@ function clicked(event) {
   const m = li && app.state.messages.find((x) => x.id === li.dataset.id);
   if (!m) return;
   const action = control.dataset.branch;
-  if (action === 'edit' || action === 'reply') openEditor(li, m, action);
+  if (action === 'edit' || action === 'reply' || action === 'correct') openEditor(li, m, action);
   else if (action === 'delete') askDelete(m);
   else if (action === 'prev' || action === 'next') {
     const ids = m.siblings;
@@ -197,10 +201,21 @@ async function switchTo(target, from, pressed) {
   }
 }
 
-// ---- the inline editor: Edit and Another reply ---------------------------------------
+// ---- the inline editor: Edit, an answer's Edit, Another reply ------------------
 
-let editor = null; // { li, m, kind, form, text, send, pendingId }
+let editor = null; // { li, m, kind, form, text, send, save, pendingId }
 let editors = 0;
+
+/**
+ * The editor of each kind: its label, size, main button and what Ctrl+Enter
+ * does. `edit` (a user message) also has Save, in place; `correct` (an
+ * answer) only saves in place: there is no model to answer a changed question.
+ */
+const KINDS = {
+  edit: { label: 'Edited message', rows: 4, submit: 'Save & send', keys: 'sends', alsoSave: true },
+  correct: { label: 'Edited answer', rows: 4, submit: 'Save', keys: 'saves' },
+  reply: { label: 'Another reply', rows: 3, submit: 'Post reply', keys: 'posts', shown: true },
+};
 
 /** Whether `li` holds the open editor (its item is kept as it is until it closes). */
 export const editing = (li) => Boolean(editor && editor.li === li);
@@ -208,20 +223,22 @@ export const editing = (li) => Boolean(editor && editor.li === li);
 function openEditor(li, m, kind) {
   closeEditor();
   const n = ++editors;
-  const edit = kind === 'edit';
-  const text = h('textarea', { id: `editor-${n}`, rows: edit ? 4 : 3, dir: 'auto', 'aria-describedby': `editor-keys-${n}` });
-  text.value = edit ? m.content : '';
-  const send = h('button', { type: 'submit', class: 'primary' }, edit ? 'Save & send' : 'Post reply');
+  const k = KINDS[kind];
+  const text = h('textarea', { id: `editor-${n}`, rows: k.rows, dir: 'auto', 'aria-describedby': `editor-keys-${n}` });
+  text.value = kind === 'reply' ? '' : m.content;
+  const send = h('button', { type: 'submit', class: 'primary' }, k.submit);
+  const save = k.alsoSave ? h('button', { type: 'button', onclick: () => saveInPlace() }, 'Save') : null;
   const form = h('form', { class: 'inline-editor' },
-    h('label', { for: text.id, class: edit ? 'visually-hidden' : 'editor-label' }, edit ? 'Edited message' : 'Another reply'),
+    h('label', { for: text.id, class: k.shown ? 'editor-label' : 'visually-hidden' }, k.label),
     text,
     h('div', { class: 'editor-foot' },
-      h('p', { id: `editor-keys-${n}`, class: 'keys' }, `${MAC ? '⌘' : 'Ctrl'}+Enter ${edit ? 'sends' : 'posts'} · Esc cancels`),
+      h('p', { id: `editor-keys-${n}`, class: 'keys' }, `${MAC ? '⌘' : 'Ctrl'}+Enter ${k.keys} · Esc cancels`),
       h('div', { class: 'editor-buttons' },
         h('button', { type: 'button', onclick: () => closeEditor({ restoreFocus: true }) }, 'Cancel'),
+        save,
         send)));
-  editor = { li, m, kind, form, text, send, pendingId: null };
-  li.classList.add(edit ? 'editing' : 'replying');
+  editor = { li, m, kind, form, text, send, save, pendingId: null };
+  li.classList.add(kind === 'reply' ? 'replying' : 'editing');
   li.append(form);
   text.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && (e.ctrlKey || e.metaKey) && !e.isComposing) {
@@ -234,7 +251,11 @@ function openEditor(li, m, kind) {
   });
   // Changed text is another message: it gets a new id.
   text.addEventListener('input', () => { if (editor) editor.pendingId = null; });
-  form.addEventListener('submit', (e) => { e.preventDefault(); submitEditor(); });
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    if (kind === 'correct') saveInPlace();
+    else submitEditor();
+  });
   text.focus();
   text.setSelectionRange(text.value.length, text.value.length);
   form.scrollIntoView({ block: 'nearest' });
@@ -250,6 +271,12 @@ export function closeEditor({ restoreFocus = false } = {}) {
   if (restoreFocus) li.querySelector(`[data-branch="${kind}"]`)?.focus();
 }
 
+/** The editor's buttons, off while its request is under way. */
+function busy(ed, on) {
+  ed.send.disabled = on;
+  if (ed.save) ed.save.disabled = on;
+}
+
 async function submitEditor() {
   const ed = editor;
   const { state } = app;
@@ -257,7 +284,7 @@ async function submitEditor() {
   if (!ed || !state.open || !content.trim()) return;
   const { session } = state.open;
   ed.pendingId ??= app.newMessageId();
-  ed.send.disabled = true;
+  busy(ed, true);
   try {
     const { body: message, etag } = await api.postMessage(session.id, {
       id: ed.pendingId,
@@ -292,7 +319,42 @@ async function submitEditor() {
     // The text stays in the editor; sending again reuses the id, so nothing doubles.
     showError(e);
   } finally {
-    ed.send.disabled = false;
+    busy(ed, false);
+  }
+}
+
+/**
+ * Save: the message changed in place (PATCH, guarded by the session's ETag),
+ * no new version and nothing sent; it shows "edited". Refused because the
+ * chat changed elsewhere (412), the text stays in the editor to try again.
+ */
+async function saveInPlace() {
+  const ed = editor;
+  const { state } = app;
+  const content = ed?.text.value ?? '';
+  if (!ed || !state.open || !content.trim()) return;
+  if (content === ed.m.content) {
+    closeEditor({ restoreFocus: true });
+    return;
+  }
+  const { session, etag } = state.open;
+  busy(ed, true);
+  try {
+    const { body: message, etag: newEtag } = await api.editMessage(session.id, ed.m.id, { content }, etag);
+    if (state.open?.session.id !== session.id) return;
+    closeEditor();
+    state.open.etag = newEtag;
+    const at = state.messages.findIndex((x) => x.id === message.id);
+    // The answer to a PATCH is the message alone: its versions are as they were.
+    if (at >= 0) state.messages[at] = { ...message, siblings: message.siblings ?? state.messages[at].siblings };
+    app.render();
+    itemOf(message.id)?.focus({ preventScroll: true });
+    announce('Message saved');
+  } catch (e) {
+    if (e.status === 412) await app.conflicted('edit', saveInPlace);
+    else showError(e);
+  } finally {
+    busy(ed, false);
   }
 }
 
