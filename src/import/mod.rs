@@ -307,32 +307,19 @@ async fn own_ids(
     owner: &Owner,
     sessions: &[(SessionId, Place)],
 ) -> Result<HashMap<SessionId, SessionId>, ImportError> {
-    let ids: Vec<SessionId> = sessions.iter().map(|(id, _)| id.clone()).collect();
-    let others: HashSet<SessionId> = store
-        .sessions_of_others(owner, &ids)
-        .await?
-        .into_iter()
-        .collect();
-    let existing: HashSet<SessionId> = store.existing_sessions(&ids).await?.into_iter().collect();
-    drop(ids);
-    // A copy matters for a session that is another's, and for one that is
-    // gone (a copy may have been made while it was another's).
-    let copies: Vec<SessionId> = sessions
+    // Each id and its copy's, asked in one go: two questions to the store,
+    // not two for the ids and two more for the copies they need.
+    let asked: Vec<SessionId> = sessions
         .iter()
-        .filter(|(id, _)| others.contains(id) || !existing.contains(id))
-        .map(|(id, _)| copy_id(owner, id))
+        .flat_map(|(id, _)| [id.clone(), copy_id(owner, id)])
         .collect();
-    let copies_of_others: HashSet<SessionId> = store
-        .sessions_of_others(owner, &copies)
+    let others: HashSet<SessionId> = store
+        .sessions_of_others(owner, &asked)
         .await?
         .into_iter()
         .collect();
-    let copies_existing: HashSet<SessionId> = store
-        .existing_sessions(&copies)
-        .await?
-        .into_iter()
-        .collect();
-    drop(copies);
+    let existing: HashSet<SessionId> = store.existing_sessions(&asked).await?.into_iter().collect();
+    drop(asked);
     let mut targets = HashMap::new();
     let mut taken = HashSet::with_capacity(sessions.len());
     for (id, place) in sessions {
@@ -340,8 +327,8 @@ async fn own_ids(
             id.clone()
         } else {
             let copy = copy_id(owner, id);
-            let copy_exists = copies_existing.contains(&copy);
-            if copy_exists && !copies_of_others.contains(&copy) {
+            let copy_exists = existing.contains(&copy);
+            if copy_exists && !others.contains(&copy) {
                 copy
             } else if !existing.contains(id) {
                 id.clone()
