@@ -89,6 +89,7 @@ impl AppendStore for SqliteStore {
                         now.to_string(),
                         tool,
                         parent,
+                        None::<String>, // edited_at: a new message is not edited
                     ])
                 })
                 .map_err(internal)?;

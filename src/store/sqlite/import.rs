@@ -177,6 +177,8 @@ fn insert_message(
             message.created_at.to_string(),
             tool_column(&message.tool_parts())?,
             parent.map(MessageId::as_str),
+            // An export keeps when a message was edited; so does its import.
+            message.edited_at.map(|t| t.to_string()),
         ])
         .map_err(internal)?;
     Ok(inserted == 1)

@@ -272,12 +272,13 @@ pub(super) fn checked_session(
     Ok((summary, etag))
 }
 
-/// Inserts one message (nothing when its id is in the session already), after the session's other rows in creation order; `?2` is its
-/// position on the current branch (NULL: off it).
+/// Inserts one message (nothing when its id is in the session already),
+/// after the session's other rows in creation order; `?2` is its position
+/// on the current branch (NULL: off it), `?11` when it was edited.
 pub(super) const INSERT_MESSAGE: &str = "INSERT INTO messages (session_id, seq, pos, id, content, \
-     message_type, user_id, metadata, created_at, tool, parent_id) \
+     message_type, user_id, metadata, created_at, tool, parent_id, edited_at) \
      VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM messages WHERE session_id = ?1), \
-     ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (session_id, id) DO NOTHING";
+     ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (session_id, id) DO NOTHING";
 
 /// The id of the current branch's last message (at position `count`).
 pub(super) fn branch_last(

@@ -69,11 +69,13 @@ pub async fn import_session_creates_it_with_the_files_fields_and_order(store: Dy
     let id = sid(&unique("s"));
     // Two messages of one instant, their ids against alphabetical order:
     // the order given is kept, as it was served before an export.
-    let messages = vec![
+    let mut messages = vec![
         message("m_c", "2024-01-01T00:00:01Z", Some(&alice)),
         message("m_b", "2024-01-01T00:00:02Z", Some(&alice)),
         message("m_a", "2024-01-01T00:00:02Z", Some(&alice)),
     ];
+    // Edited before its export: the time it was edited comes back too.
+    messages[1].edited_at = Some(at("2024-01-03T00:00:00Z"));
     let outcome = store
         .import_session(fields(), import_of(&id, Some(&alice), messages.clone()))
         .await

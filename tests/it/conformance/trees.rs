@@ -241,7 +241,10 @@ pub async fn import_session_restores_a_tree_and_its_current_branch(migration: Dy
         ("c2", Some("b2")),
         ("r", None),
     ];
-    let import = tree_import(&id, &alice, &edges);
+    let mut import = tree_import(&id, &alice, &edges);
+    // Edited on one branch and on another: the times come back too.
+    import.messages[1].edited_at = Some(Timestamp::parse("2024-02-01T00:00:00Z").unwrap());
+    import.messages[3].edited_at = Some(Timestamp::parse("2024-02-02T00:00:00Z").unwrap());
     let outcome = store
         .import_session(tree_fields("c2"), import.clone())
         .await
