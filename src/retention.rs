@@ -55,7 +55,7 @@ pub struct RetentionReport {
     pub archived: u64,
     /// Sessions deleted (dry run: that would be).
     pub deleted: u64,
-    /// Messages in the deleted sessions.
+    /// Messages in the deleted sessions, of every branch.
     pub messages_deleted: u64,
     /// Sessions left alone because they changed since they were found.
     pub skipped: u64,

@@ -39,7 +39,7 @@ pub struct EraseBody {
 pub struct EraseResult {
     /// Sessions deleted by this request.
     pub sessions_deleted: u64,
-    /// Messages in those sessions.
+    /// Messages in those sessions, of every branch.
     pub messages_deleted: u64,
     /// Documents deleted from the legacy per-message store (0 when none is
     /// configured).

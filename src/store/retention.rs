@@ -18,7 +18,7 @@ pub struct RetentionCandidate {
     pub user_id: Option<UserId>,
     /// Its version when it was found.
     pub etag: ETag,
-    /// Its messages.
+    /// Its messages, every branch's (what deleting it removes).
     pub message_count: u64,
     /// The time the rule measured: `updated_at` for archiving, the time it
     /// was archived for deleting.

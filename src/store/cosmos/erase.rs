@@ -31,6 +31,9 @@ struct SessionRow {
     id: SessionId,
     #[serde(default)]
     message_count: u64,
+    /// Every branch's messages (absent on documents from before trees).
+    #[serde(default)]
+    total_message_count: u64,
     #[serde(default)]
     sealed_page_sizes: Vec<u32>,
 }
@@ -45,7 +48,8 @@ impl EraseStore for CosmosStore {
             let sessions: Vec<SessionRow> = self
                 .query_all(
                     Query::from(format!(
-                        "SELECT TOP {BATCH} c.id, c.message_count, c.sealed_page_sizes FROM c \
+                        "SELECT TOP {BATCH} c.id, c.message_count, c.total_message_count, \
+                         c.sealed_page_sizes FROM c \
                          WHERE c.doc_type = @type"
                     ))
                     .with_parameter("@type", SESSION_DOC_TYPE)
@@ -85,7 +89,7 @@ impl EraseStore for CosmosStore {
                     // Deleted meanwhile by someone else: not ours to count.
                     if !missing.contains(session.id.as_str()) {
                         out.sessions += 1;
-                        out.messages += session.message_count;
+                        out.messages += session.total_message_count.max(session.message_count);
                     }
                 }
             }

@@ -25,12 +25,16 @@ struct Row {
     etag: String,
     #[serde(default)]
     message_count: u64,
+    /// Every branch's messages (absent on documents from before trees).
+    #[serde(default)]
+    total_message_count: u64,
     updated_at: Timestamp,
     #[serde(default)]
     archived_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str = "c.id, c.user_id, c._etag, c.message_count, c.updated_at, c.archived_at";
+const COLUMNS: &str = "c.id, c.user_id, c._etag, c.message_count, c.total_message_count, \
+     c.updated_at, c.archived_at";
 
 impl RetentionStore for CosmosStore {
     fn untouched_before(&self, cutoff: Timestamp) -> CandidateStream {
@@ -76,7 +80,7 @@ impl CosmosStore {
                 id: row.id,
                 user_id: row.user_id,
                 etag: ETag::new(row.etag),
-                message_count: row.message_count,
+                message_count: row.total_message_count.max(row.message_count),
                 since,
             });
             futures::future::ready(StoreResult::Ok(candidate))

@@ -28,8 +28,9 @@ impl EraseStore for SqliteStore {
                 .write(move |tx| {
                     let batch: Vec<(String, u64)> = tx
                         .prepare_cached(
-                            "SELECT id, message_count FROM sessions WHERE user_id = ?1 \
-                             ORDER BY created_at, id LIMIT ?2",
+                            // Every branch's messages go, so every one counts.
+                            "SELECT id, MAX(total_count, message_count) FROM sessions \
+                             WHERE user_id = ?1 ORDER BY created_at, id LIMIT ?2",
                         )
                         .and_then(|mut stmt| {
                             stmt.query_map(params![user.as_str(), BATCH_SESSIONS + 1], |row| {

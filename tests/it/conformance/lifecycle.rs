@@ -7,7 +7,9 @@ use std::{
 };
 
 use chat_sessions::{
-    domain::{ChatMessage, MessageId, MessageType, SessionId, SessionPatch, Timestamp, UserId},
+    domain::{
+        ChatMessage, MessageId, MessageType, Parent, SessionId, SessionPatch, Timestamp, UserId,
+    },
     retention::{self, RetentionPolicy},
     store::{
         DynMigrationStore, DynStore, ExportItem, Owner, SessionImport, StoreError, export::export,
@@ -84,6 +86,16 @@ async fn append(store: &DynStore, owner: &UserId, id: &SessionId, n: usize) {
             .await
             .unwrap();
     }
+}
+
+/// Another version of the session's second message (under its first): one
+/// message more in all, none more on the current branch.
+async fn fork_after_first(store: &DynStore, owner: &UserId, id: &SessionId) {
+    let owner = Owner::User(owner.clone());
+    let session = store.get_session(&owner, id).await.unwrap().value;
+    let mut fork = message(None, "another version");
+    fork.parent = Parent::Message(session.messages[0].id.clone());
+    store.append_message(&owner, id, fork).await.unwrap();
 }
 
 async fn archive(store: &DynStore, owner: &UserId, id: &SessionId, active: bool) {
@@ -219,6 +231,8 @@ pub async fn erase_deletes_everything_of_the_user_and_nothing_else(migration: Dy
     let bob = user(&unique("bob"));
     let a1 = created(&store, Some(&alice)).await;
     append(&store, &alice, &a1, 2).await;
+    // A branch that is not current is erased, and counted, too.
+    fork_after_first(&store, &alice, &a1).await;
     let a2 = created(&store, Some(&alice)).await;
     archive(&store, &alice, &a2, false).await;
     let long = sid(&unique("long"));
@@ -241,7 +255,7 @@ pub async fn erase_deletes_everything_of_the_user_and_nothing_else(migration: Dy
     let far = Instant::now() + Duration::from_secs(600);
     let erased = store.erase_user(&alice, far).await.unwrap();
     assert_eq!(erased.sessions, 3);
-    assert_eq!(erased.messages, 302);
+    assert_eq!(erased.messages, 303, "every message of every branch");
     assert!(erased.complete);
     let alice_owner = Owner::User(alice.clone());
     for id in [&a1, &a2, &long] {
@@ -394,6 +408,7 @@ pub async fn retention_archives_then_deletes_and_a_dry_run_changes_nothing(store
     let owner = Owner::User(alice.clone());
     let a1 = created(&store, Some(&alice)).await;
     append(&store, &alice, &a1, 2).await;
+    fork_after_first(&store, &alice, &a1).await;
     let b1 = created(&store, Some(&bob)).await;
     let far = Instant::now() + Duration::from_secs(600);
     let in_days = |days: i64| {
@@ -435,12 +450,16 @@ pub async fn retention_archives_then_deletes_and_a_dry_run_changes_nothing(store
     let r = retention::run(store.as_ref(), delete_30, in_days(31), true, far)
         .await
         .unwrap();
-    assert_eq!((r.deleted, r.messages_deleted), (2, 2));
+    assert_eq!(
+        (r.deleted, r.messages_deleted),
+        (2, 3),
+        "every branch's messages"
+    );
     store.get_session(&owner, &a1).await.unwrap();
     let r = retention::run(store.as_ref(), delete_30, in_days(31), false, far)
         .await
         .unwrap();
-    assert_eq!((r.deleted, r.messages_deleted, r.complete), (2, 2, true));
+    assert_eq!((r.deleted, r.messages_deleted, r.complete), (2, 3, true));
     assert!(matches!(
         store.get_session(&owner, &a1).await,
         Err(StoreError::NotFound)
