@@ -307,19 +307,19 @@ async fn own_ids(
     owner: &Owner,
     sessions: &[(SessionId, Place)],
 ) -> Result<HashMap<SessionId, SessionId>, ImportError> {
-    // Each id and its copy's, asked in one go: two questions to the store,
-    // not two for the ids and two more for the copies they need.
+    // Each id and its copy's, in one look-up: who has each of them.
     let asked: Vec<SessionId> = sessions
         .iter()
         .flat_map(|(id, _)| [id.clone(), copy_id(owner, id)])
         .collect();
-    let others: HashSet<SessionId> = store
-        .sessions_of_others(owner, &asked)
-        .await?
-        .into_iter()
-        .collect();
-    let existing: HashSet<SessionId> = store.existing_sessions(&asked).await?.into_iter().collect();
+    let owners = store.session_owners(&asked).await?;
     drop(asked);
+    let existing: HashSet<&SessionId> = owners.iter().map(|(id, _)| id).collect();
+    let others: HashSet<&SessionId> = owners
+        .iter()
+        .filter(|(_, user)| user.as_ref() != owner.user_id())
+        .map(|(id, _)| id)
+        .collect();
     let mut targets = HashMap::new();
     let mut taken = HashSet::with_capacity(sessions.len());
     for (id, place) in sessions {

@@ -98,13 +98,17 @@ pub fn check_tree(
     Ok(())
 }
 
-/// A user id no session has (in [`ImportStore::existing_sessions`]): ids
-/// of real users are principal ids or names an app chose, never this.
-const NOBODY: &str = "chat-sessions:import:no-one:6c1f0d9e4b2a4f7e8a3b5c7d9e1f2a3b";
-
 /// Bringing whole sessions in from a file.
 #[async_trait]
 pub trait ImportStore: Send + Sync {
+    /// Those of `ids` that exist, each once with its owner (`None`: a
+    /// session without one), whoever that is: one look-up answers both
+    /// which ids are taken and which are someone else's.
+    async fn session_owners(
+        &self,
+        ids: &[SessionId],
+    ) -> StoreResult<Vec<(SessionId, Option<UserId>)>>;
+
     /// Those of `ids` that exist with an owner other than `owner` (an
     /// import must not touch them), so that a request can be refused
     /// before its first write.
@@ -112,14 +116,13 @@ pub trait ImportStore: Send + Sync {
         &self,
         owner: &Owner,
         ids: &[SessionId],
-    ) -> StoreResult<Vec<SessionId>>;
-
-    /// Those of `ids` that exist, whoever owns them. The default asks
-    /// [`sessions_of_others`](Self::sessions_of_others) for an owner no
-    /// session has, to whom every session is another's.
-    async fn existing_sessions(&self, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
-        let nobody = UserId::parse(NOBODY).expect("a valid user id");
-        self.sessions_of_others(&Owner::User(nobody), ids).await
+    ) -> StoreResult<Vec<SessionId>> {
+        let owners = self.session_owners(ids).await?;
+        Ok(owners
+            .into_iter()
+            .filter(|(_, user)| user.as_ref() != owner.user_id())
+            .map(|(id, _)| id)
+            .collect())
     }
 
     /// Brings one session in: when it does not exist, creates it (owned by

@@ -194,7 +194,10 @@ impl EraseStore for BrokenStore {
 
 #[async_trait]
 impl ImportStore for BrokenStore {
-    async fn sessions_of_others(&self, _: &Owner, _: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+    async fn session_owners(
+        &self,
+        _: &[SessionId],
+    ) -> StoreResult<Vec<(SessionId, Option<chat_sessions::domain::UserId>)>> {
         Err((self.0)())
     }
     async fn import_session(

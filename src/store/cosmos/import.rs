@@ -10,8 +10,6 @@ use azure_data_cosmos::{
     FeedScope, Query,
     options::{ItemWriteOptions, Precondition},
 };
-use futures::TryStreamExt as _;
-use serde_json::Value;
 
 use super::{
     CosmosStore,
@@ -30,8 +28,16 @@ use crate::{
     },
 };
 
-/// Session ids looked up by one query of [`ImportStore::sessions_of_others`].
+/// Session ids looked up by one query of [`ImportStore::session_owners`].
 const IDS_PER_QUERY: usize = 100;
+
+/// A session found by [`ImportStore::session_owners`].
+#[derive(serde::Deserialize)]
+struct OwnerRow {
+    id: SessionId,
+    #[serde(default)]
+    user_id: Option<UserId>,
+}
 
 /// Merges `slice` (messages the session lacks) into the current branch's
 /// part in the document: in time order, as the migration's messages are
@@ -77,47 +83,29 @@ struct SealedIds {
 impl ImportStore for CosmosStore {
     /// A query across partitions (sessions of other users live in theirs),
     /// a hundred ids at a time.
-    async fn sessions_of_others(
+    async fn session_owners(
         &self,
-        owner: &Owner,
         ids: &[SessionId],
-    ) -> StoreResult<Vec<SessionId>> {
-        let user = owner.user_id().map(UserId::as_str);
-        let (mut taken, mut seen) = (Vec::new(), HashSet::new());
+    ) -> StoreResult<Vec<(SessionId, Option<UserId>)>> {
+        let (mut found, mut seen) = (Vec::new(), HashSet::new());
         for chunk in ids.chunks(IDS_PER_QUERY) {
             let wanted: Vec<&str> = chunk.iter().map(SessionId::as_str).collect();
             let query = Query::from(
-                "SELECT VALUE { \"id\": c.id, \"user_id\": c.user_id } FROM c \
+                "SELECT c.id, c.user_id FROM c \
                  WHERE c.doc_type = @type AND ARRAY_CONTAINS(@ids, c.id)",
             )
             .with_parameter("@type", SESSION_DOC_TYPE)
             .and_then(|q| q.with_parameter("@ids", wanted))
             .map_err(store_error)?;
-            let mut pages = self
-                .container()?
-                .query_items::<Value>(query, FeedScope::full_container(), None)
-                .await
-                .map_err(store_error)?
-                .into_pages();
-            while let Some(page) = pages.try_next().await.map_err(store_error)? {
-                self.metrics
-                    .record(page.headers().request_charge().map(|c| c.value()));
-                for found in page.into_items() {
-                    if found.get("user_id").and_then(Value::as_str) == user {
-                        continue;
-                    }
-                    if let Some(id) = found.get("id").and_then(Value::as_str) {
-                        let id =
-                            SessionId::parse(id).map_err(|e| StoreError::Internal(e.into()))?;
-                        // A set, not `taken.contains`: a file of thousands of sessions.
-                        if seen.insert(id.clone()) {
-                            taken.push(id);
-                        }
-                    }
-                }
-            }
+            let rows: Vec<OwnerRow> = self.query_all(query, FeedScope::full_container()).await?;
+            // A set, not a search of `found`: a file of thousands of sessions.
+            found.extend(
+                rows.into_iter()
+                    .filter(|row| seen.insert(row.id.clone()))
+                    .map(|row| (row.id, row.user_id)),
+            );
         }
-        Ok(taken)
+        Ok(found)
     }
 
     async fn import_session(

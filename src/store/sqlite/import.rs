@@ -2,10 +2,10 @@
 //! from a file ([`ImportStore`], whole trees included), and the merge the
 //! migration shares (`migration`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 
 use super::{
     SqliteStore,
@@ -24,40 +24,30 @@ use crate::{
 
 #[async_trait]
 impl ImportStore for SqliteStore {
-    async fn sessions_of_others(
+    async fn session_owners(
         &self,
-        owner: &Owner,
         ids: &[SessionId],
-    ) -> StoreResult<Vec<SessionId>> {
-        let (user, ids) = (owner.user_id().cloned(), ids.to_vec());
-        self.read(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1 AND user_id IS NOT ?2")
-                .map_err(internal)?;
-            let mut taken = Vec::new();
-            for id in ids {
-                let other = stmt
-                    .exists(params![id.as_str(), user.as_ref().map(UserId::as_str)])
-                    .map_err(internal)?;
-                if other {
-                    taken.push(id);
-                }
-            }
-            Ok(taken)
-        })
-        .await
-    }
-
-    async fn existing_sessions(&self, ids: &[SessionId]) -> StoreResult<Vec<SessionId>> {
+    ) -> StoreResult<Vec<(SessionId, Option<UserId>)>> {
         let ids = ids.to_vec();
         self.read(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT 1 FROM sessions WHERE id = ?1")
+                .prepare_cached("SELECT user_id FROM sessions WHERE id = ?1")
                 .map_err(internal)?;
-            let mut found = Vec::new();
+            let (mut found, mut seen) = (Vec::new(), HashSet::new());
             for id in ids {
-                if stmt.exists([id.as_str()]).map_err(internal)? {
-                    found.push(id);
+                if !seen.insert(id.clone()) {
+                    continue;
+                }
+                let owner: Option<Option<String>> = stmt
+                    .query_row([id.as_str()], |row| row.get(0))
+                    .optional()
+                    .map_err(internal)?;
+                if let Some(owner) = owner {
+                    let owner = owner
+                        .map(UserId::parse)
+                        .transpose()
+                        .map_err(|e| StoreError::Internal(e.into()))?;
+                    found.push((id, owner));
                 }
             }
             Ok(found)
