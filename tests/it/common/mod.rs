@@ -163,6 +163,10 @@ impl TestApp {
         self.request(Method::PUT, uri).json(&body).send().await
     }
 
+    pub async fn patch(&self, uri: &str, body: Value) -> TestResponse {
+        self.request(Method::PATCH, uri).json(&body).send().await
+    }
+
     pub async fn delete(&self, uri: &str) -> TestResponse {
         self.request(Method::DELETE, uri).send().await
     }

@@ -99,17 +99,16 @@ pub async fn patch_edits_a_message_in_place_under_if_match(store: DynStore, guar
     assert_eq!(context["messages"][1]["content"], "better answer");
     // Metadata alone, of a message on another branch, unconditionally.
     let r = app
-        .request(Method::PATCH, &message_uri(&id, "u2", &u))
-        .json(&json!({ "metadata": { "flag": true } }))
-        .send()
+        .patch(
+            &message_uri(&id, "u2", &u),
+            json!({ "metadata": { "flag": true } }),
+        )
         .await
         .expect_status(StatusCode::OK);
     assert_eq!(r.json()["metadata"], json!({ "flag": true }));
     assert_eq!(r.json()["content"], "u2");
     let problem = app
-        .request(Method::PATCH, &message_uri(&id, "nope", &u))
-        .json(&json!({ "content": "x" }))
-        .send()
+        .patch(&message_uri(&id, "nope", &u), json!({ "content": "x" }))
         .await
         .expect_problem(StatusCode::NOT_FOUND);
     assert!(
@@ -121,9 +120,7 @@ pub async fn patch_edits_a_message_in_place_under_if_match(store: DynStore, guar
         message_uri("session_none", "a1b", &u),
     ] {
         let problem = app
-            .request(Method::PATCH, &uri)
-            .json(&json!({ "content": "x" }))
-            .send()
+            .patch(&uri, json!({ "content": "x" }))
             .await
             .expect_problem(StatusCode::NOT_FOUND);
         assert!(
@@ -133,9 +130,7 @@ pub async fn patch_edits_a_message_in_place_under_if_match(store: DynStore, guar
                 .contains("no chat session")
         );
     }
-    app.request(Method::PATCH, &message_uri(&id, "bad%20id", &u))
-        .json(&json!({ "content": "x" }))
-        .send()
+    app.patch(&message_uri(&id, "bad%20id", &u), json!({ "content": "x" }))
         .await
         .expect_problem(StatusCode::UNPROCESSABLE_ENTITY);
 }
@@ -319,11 +314,8 @@ pub async fn an_edit_counts_against_the_write_rate_and_the_routes_know_their_met
     let u = user();
     let id = app.create_session(&u).await;
     say(&app, &id, &u, "m1", None).await;
-    let edit = || {
-        app.request(Method::PATCH, &message_uri(&id, "m1", &u))
-            .json(&json!({ "content": "edited" }))
-            .send()
-    };
+    let uri = message_uri(&id, "m1", &u);
+    let edit = || app.patch(&uri, json!({ "content": "edited" }));
     edit().await.expect_status(StatusCode::OK);
     let r = edit().await;
     assert!(r.header("retry-after").is_some());
