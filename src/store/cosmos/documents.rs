@@ -79,6 +79,13 @@ pub(super) struct Fork {
     pub(super) children: Vec<MessageId>,
 }
 
+/// A session's count of every message of every branch, from its document's
+/// two counters: documents from before trees have no `total_message_count`
+/// (0), and their current branch is all they hold.
+pub(super) fn every_message(message_count: u64, total_message_count: u64) -> u64 {
+    total_message_count.max(message_count)
+}
+
 impl SessionDoc {
     /// The document of a new session.
     pub(super) fn new(session: ChatSession) -> Self {
@@ -123,7 +130,8 @@ impl SessionDoc {
     /// `total_message_count` counts at least the current branch.
     pub(super) fn normalized(mut self) -> Self {
         let session = &mut self.session;
-        session.total_message_count = session.total_message_count.max(session.message_count);
+        session.total_message_count =
+            every_message(session.message_count, session.total_message_count);
         self
     }
 

@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use super::{
     CosmosStore,
-    documents::{BRANCH_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE, page_id, partition},
+    documents::{
+        BRANCH_DOC_TYPE, PAGE_DOC_TYPE, SESSION_DOC_TYPE, every_message, page_id, partition,
+    },
     errors::store_error,
     metrics::item_charge,
 };
@@ -89,7 +91,8 @@ impl EraseStore for CosmosStore {
                     // Deleted meanwhile by someone else: not ours to count.
                     if !missing.contains(session.id.as_str()) {
                         out.sessions += 1;
-                        out.messages += session.total_message_count.max(session.message_count);
+                        out.messages +=
+                            every_message(session.message_count, session.total_message_count);
                     }
                 }
             }

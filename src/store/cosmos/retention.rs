@@ -6,7 +6,11 @@ use azure_data_cosmos::{FeedScope, Query};
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::Deserialize;
 
-use super::{CosmosStore, documents::SESSION_DOC_TYPE, errors::store_error};
+use super::{
+    CosmosStore,
+    documents::{SESSION_DOC_TYPE, every_message},
+    errors::store_error,
+};
 use crate::{
     domain::{SessionId, Timestamp, UserId},
     store::{ETag, RetentionCandidate, RetentionStore, StoreResult, retention::CandidateStream},
@@ -80,7 +84,7 @@ impl CosmosStore {
                 id: row.id,
                 user_id: row.user_id,
                 etag: ETag::new(row.etag),
-                message_count: row.total_message_count.max(row.message_count),
+                message_count: every_message(row.message_count, row.total_message_count),
                 since,
             });
             futures::future::ready(StoreResult::Ok(candidate))

@@ -29,7 +29,7 @@ impl EraseStore for SqliteStore {
                     let batch: Vec<(String, u64)> = tx
                         .prepare_cached(
                             // Every branch's messages go, so every one counts.
-                            "SELECT id, MAX(total_count, message_count) FROM sessions \
+                            "SELECT id, total_count FROM sessions \
                              WHERE user_id = ?1 ORDER BY created_at, id LIMIT ?2",
                         )
                         .and_then(|mut stmt| {

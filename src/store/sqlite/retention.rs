@@ -94,7 +94,7 @@ impl SqliteStore {
                         id: summary.id,
                         user_id: summary.user_id,
                         etag: ETag::new(etag),
-                        message_count: summary.total_message_count.max(summary.message_count),
+                        message_count: summary.total_message_count,
                     })
                     .collect()
             })
