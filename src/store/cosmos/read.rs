@@ -54,7 +54,7 @@ impl ReadStore for CosmosStore {
         known: Option<&ETag>,
     ) -> StoreResult<Option<SessionRead>> {
         let user = self.partition_of(owner, id).await?;
-        let Some((doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
+        let Some((mut doc, etag)) = self.read_doc(user.as_ref(), id, known).await? else {
             return Ok(None);
         };
         self.remember(user.as_ref(), &doc, &etag);
@@ -79,7 +79,10 @@ impl ReadStore for CosmosStore {
             .as_ref()
             .and_then(|m| m.last())
             .map(|m| m.id.clone());
-        let mut newest = doc.session.messages.clone();
+        // Taken, not cloned: past this point the document's counters, forks
+        // and layout are read, never its messages (the parent of the first
+        // comes from a page, as it sits at the sealed count).
+        let mut newest = std::mem::take(&mut doc.session.messages);
         self.lineage(user.as_ref(), &doc, &mut newest, doc.sealed(), before)
             .await?;
         // The pages, one point read each, a few ahead of the stream only;
