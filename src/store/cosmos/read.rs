@@ -140,10 +140,12 @@ impl ReadStore for CosmosStore {
         let user = self.partition_of(owner, id).await?;
         let user = user.as_ref();
         again_if_stale(|| async move {
-            let (doc, etag) = self.read_current(user, id).await?;
+            let (mut doc, etag) = self.read_current(user, id).await?;
             self.remember(user, &doc, &etag);
             let limit = limit as usize;
-            let mut messages = doc.session.messages.clone();
+            // Taken, not cloned: the message before the ones kept is either
+            // among those read or in a page (`lineage` reads no more of them).
+            let mut messages = std::mem::take(&mut doc.session.messages);
             // Older messages only when the document does not hold enough.
             let mut page = doc.sealed_page_sizes.len() as u32;
             while messages.len() < limit && page > 0 {
